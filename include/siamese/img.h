@@ -1,0 +1,56 @@
+/*
+ * img.h — image decoding and preparation, shared unchanged by the trainer and
+ * the daemon (train/serve skew is a bug).
+ *
+ * img_decode() turns PNG (every colour type and bit depth, interlaced), JPEG
+ * (baseline, progressive; gray, RGB, CMYK/YCCK) and binary PGM/PPM (P5/P6,
+ * maxval up to 65535) into 8-bit grayscale. Declared dimensions are checked
+ * against limits BEFORE any pixel memory is allocated (decompression bombs).
+ * Grayscale is Rec.601 luma, (299 R + 587 G + 114 B + 500) / 1000; alpha is
+ * composited over black; 16-bit samples are rounded to 8 bits.
+ *
+ * img_prepare() resizes to the model's input (area average when shrinking,
+ * bilinear when enlarging, a plain copy at equal size) and scales to [0,1]
+ * by /255.
+ */
+#ifndef SIAMESE_IMG_H
+#define SIAMESE_IMG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct {
+    int max_width;        /* default 4096 */
+    int max_height;       /* default 4096 */
+    uint64_t max_pixels;  /* default 16 Mpx */
+} ImgLimits;
+
+#define IMG_LIMITS_DEFAULT ((ImgLimits){4096, 4096, 16u << 20})
+
+typedef struct {
+    int w, h;
+    uint8_t *px;          /* w*h gray bytes, row-major; owned: img_gray_free() */
+} ImgGray;
+
+typedef enum { IMG_UNKNOWN = 0, IMG_PNG, IMG_JPEG, IMG_PNM } ImgFormat;
+
+/* Sniffs the format from the first bytes. */
+ImgFormat img_sniff(const void *buf, size_t len);
+
+/* Decodes buf into out (out->px allocated; free with img_gray_free()).
+ * Errors: -EINVAL malformed/unsupported/truncated, -E2BIG over the limits,
+ * -ENOMEM. err says which. lim may be NULL for the defaults. */
+int img_decode(const void *buf, size_t len, const ImgLimits *lim, ImgGray *out, char *err);
+void img_gray_free(ImgGray *g);   /* frees px and zeroes g; NULL or empty is fine */
+
+/* Resizes g to out_h x out_w and scales to [0,1] into out (out_h*out_w floats). */
+void img_prepare(const ImgGray *g, int out_h, int out_w, float *out);
+
+/* Decode + prepare in one call, from memory. */
+int img_load_mem(const void *buf, size_t len, const ImgLimits *lim, int out_h, int out_w,
+                 float *out, char *err);
+/* Decode + prepare in one call, from a file (size capped at 64 MiB). */
+int img_load_file(const char *path, const ImgLimits *lim, int out_h, int out_w, float *out,
+                  char *err);
+
+#endif

@@ -1,0 +1,59 @@
+/*
+ * layers.h — the network's building blocks as plain forward/backward functions
+ * (the llm.c shape): outputs first, inputs const, sizes last; the first line
+ * of each comment gives the shapes. Backward functions ADD into parameter
+ * gradients (the caller zeroes them once per step) and OVERWRITE input
+ * gradients. Every optimised kernel has a *_ref twin: a plain loop that the
+ * unit tests hold it to.
+ *
+ * A Siamese batch of B pairs is one (2B, C) matrix: rows 0..B-1 are the left
+ * images, rows B..2B-1 the right ones, so both branches share one matrix
+ * product with the shared weights.
+ */
+#ifndef SIAMESE_LAYERS_H
+#define SIAMESE_LAYERS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "siamese/rng.h"
+
+/* Smallest squared distance: D = sqrt(max(sum (a-b)^2, SM_DIST_EPS)). */
+#define SM_DIST_EPS 1e-7f
+
+/* out (N,OC) = inp (N,C) . weight(OC,C)^T + bias (OC) */
+void dense_forward(float *out, const float *inp, const float *weight, const float *bias, int N,
+                   int C, int OC);
+void dense_forward_ref(float *out, const float *inp, const float *weight, const float *bias,
+                       int N, int C, int OC);
+
+/* dout (N,OC), inp (N,C), weight (OC,C) -> dinp (N,C) (skipped when NULL),
+ * dweight (OC,C) +=, dbias (OC) += */
+void dense_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
+                    const float *weight, int N, int C, int OC);
+void dense_backward_ref(float *dinp, float *dweight, float *dbias, const float *dout,
+                        const float *inp, const float *weight, int N, int C, int OC);
+
+/* out (n) = max(inp, 0); out may equal inp */
+void relu_forward(float *out, const float *inp, size_t n);
+/* dinp (n) = dout where out > 0, else 0; dinp may equal dout */
+void relu_backward(float *dinp, const float *dout, const float *out, size_t n);
+
+/* Inverted dropout, training only. out (n), mask (n): mask[i] is 0 or
+ * 1/(1-p), drawn from rng; out = inp * mask. p in [0,1). */
+void dropout_forward(float *out, float *mask, const float *inp, size_t n, float p, Rng *rng);
+/* dinp (n) = dout * mask */
+void dropout_backward(float *dinp, const float *dout, const float *mask, size_t n);
+
+/* emb (2B,E): left rows then right rows -> dist (B). D = sqrt(max(|a-b|^2, eps)) */
+void distance_forward(float *dist, const float *emb, int B, int E);
+
+/* dist (B), y (B; 1 same, 0 different) -> mean of y*D^2 + (1-y)*max(margin-D,0)^2 */
+float contrastive_forward(const float *dist, const float *y, int B, float margin);
+
+/* dist (B), y (B), emb (2B,E) -> demb (2B,E) = d(mean loss)/d(emb). Where the
+ * eps clamp is active the gradient is 0, as for the clamped function. */
+void contrastive_backward(float *demb, const float *emb, const float *dist, const float *y, int B,
+                          int E, float margin);
+
+#endif

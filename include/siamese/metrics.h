@@ -1,0 +1,36 @@
+/*
+ * metrics.h — verification quality from pair distances.
+ *
+ * A pair is predicted "same" when its distance is < threshold. Scores are
+ * negated distances: ROC AUC is the probability that a random positive pair is
+ * closer than a random negative one (ties count half). EER is the error rate
+ * where false accepts equal false rejects (interpolated). TAR at FAR f is the
+ * largest fraction of positives accepted by a threshold that accepts at most
+ * a fraction f of negatives.
+ */
+#ifndef SIAMESE_METRICS_H
+#define SIAMESE_METRICS_H
+
+#include <stddef.h>
+
+typedef struct {
+    size_t pairs;
+    double accuracy;             /* at the given fixed threshold (0.5 in the reference) */
+    double accuracy_calibrated;  /* at the calibrated threshold */
+    double roc_auc;
+    double eer;
+    double tar_at_far_1e2;
+    double tar_at_far_1e3;
+} Metrics;
+
+/* dist (n), y (n; 1 same, 0 different). Needs at least one pair of each kind
+ * for AUC/EER/TAR (else those are NaN). Returns -ENOMEM or 0. */
+int metrics_compute(const float *dist, const float *y, size_t n, float threshold,
+                    float threshold_calibrated, Metrics *out);
+
+/* The threshold that maximises accuracy on these pairs: the midpoint between
+ * two consecutive sorted distances (ties broken toward the smaller threshold).
+ * Returns -ENOMEM or 0. */
+int metrics_calibrate(const float *dist, const float *y, size_t n, float *threshold);
+
+#endif

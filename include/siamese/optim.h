@@ -1,0 +1,23 @@
+/*
+ * optim.h — optimisers over one contiguous parameter buffer (n floats), so an
+ * update is a single loop. Each has a *_ref twin (plain scalar loop) that the
+ * vectorised version is tested against.
+ */
+#ifndef SIAMESE_OPTIM_H
+#define SIAMESE_OPTIM_H
+
+#include <stddef.h>
+
+/* RMSprop (Keras/PyTorch form): v = rho*v + (1-rho)*g^2; p -= lr*g/(sqrt(v)+eps) */
+void rmsprop_update(float *p, const float *g, float *v, size_t n, float lr, float rho, float eps);
+void rmsprop_update_ref(float *p, const float *g, float *v, size_t n, float lr, float rho,
+                        float eps);
+
+/* Adam, step t >= 1: m = b1*m+(1-b1)*g; v = b2*v+(1-b2)*g^2;
+ * p -= lr * (m/(1-b1^t)) / (sqrt(v/(1-b2^t)) + eps) */
+void adam_update(float *p, const float *g, float *m, float *v, size_t n, float lr, float b1,
+                 float b2, float eps, int t);
+void adam_update_ref(float *p, const float *g, float *m, float *v, size_t n, float lr, float b1,
+                     float b2, float eps, int t);
+
+#endif

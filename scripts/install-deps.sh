@@ -1,0 +1,23 @@
+#!/bin/sh
+# Installs everything siamesed needs to build, test and run on Debian 12, from
+# Debian's own packages. Idempotent; skips apt when every package is present.
+#   scripts/install-deps.sh          build + run + test dependencies
+#   scripts/install-deps.sh --bench  also what bench/ uses (wrk, python3-torch)
+set -eu
+pkgs="gcc pkg-config meson ninja-build git ca-certificates
+libopenblas-dev libmicrohttpd-dev libcjson-dev libsqlite3-dev sqlite3 check
+libpng-dev libjpeg62-turbo-dev zlib1g-dev nettle-dev libcurl4-openssl-dev
+python3 python3-numpy dataset-fashion-mnist"
+if [ "${1:-}" = "--bench" ]; then
+    pkgs="$pkgs wrk python3-torch procps"
+fi
+missing=""
+for p in $pkgs; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+SUDO=""
+[ "$(id -u)" -ne 0 ] && SUDO=sudo
+echo "installing:$missing" >&2
+$SUDO apt-get update -q
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends $missing

@@ -1,0 +1,2 @@
+/* decode.c: not written yet */
+#include "siamese/common.h"

@@ -1,0 +1,2 @@
+/* prepare.c: not written yet */
+#include "siamese/common.h"

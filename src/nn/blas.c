@@ -1,0 +1,2 @@
+/* blas.c: not written yet */
+#include "siamese/common.h"

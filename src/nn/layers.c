@@ -1,0 +1,2 @@
+/* layers.c: not written yet */
+#include "siamese/common.h"

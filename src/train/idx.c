@@ -1,0 +1,2 @@
+/* idx.c: not written yet */
+#include "siamese/common.h"

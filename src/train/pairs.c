@@ -1,0 +1,2 @@
+/* pairs.c: not written yet */
+#include "siamese/common.h"
