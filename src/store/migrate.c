@@ -1,0 +1,2 @@
+/* migrate.c: not written yet */
+#include "siamese/common.h"
