@@ -1,2 +1,148 @@
-/* layers.c: not written yet */
-#include "siamese/common.h"
+/*
+ * layers.c — dense, ReLU, dropout, distance and contrastive loss, forward and
+ * backward, each beside its naive reference where an optimised version exists.
+ *
+ * Matrix products go to OpenBLAS (blas.h). The element-wise loops matter as
+ * much at these sizes (a 128-wide MLP spends as long in them as in sgemm if
+ * they run scalar), so they are written as plain loops the compiler can
+ * vectorise and are compiled for several ISAs (SM_CLONES), picked at load time.
+ */
+#include "siamese/layers.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "siamese/blas.h"
+
+#if defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__)
+#define SM_CLONES __attribute__((target_clones("default", "avx2", "arch=skylake-avx512")))
+#else
+#define SM_CLONES
+#endif
+
+void dense_forward(float *out, const float *inp, const float *weight, const float *bias, int N,
+                   int C, int OC) {
+    for (int n = 0; n < N; n++)
+        memcpy(out + (size_t)n * OC, bias, (size_t)OC * sizeof *out);
+    blas_sgemm(0, 1, N, OC, C, 1.0f, inp, C, weight, C, 1.0f, out, OC);
+}
+
+void dense_forward_ref(float *out, const float *inp, const float *weight, const float *bias,
+                       int N, int C, int OC) {
+    for (int n = 0; n < N; n++)
+        for (int o = 0; o < OC; o++) {
+            double acc = bias[o];
+            for (int c = 0; c < C; c++)
+                acc += (double)inp[(size_t)n * C + c] * weight[(size_t)o * C + c];
+            out[(size_t)n * OC + o] = (float)acc;
+        }
+}
+
+SM_CLONES static void add_rows(float *acc, const float *rows, int N, int W) {
+    for (int n = 0; n < N; n++) {
+        const float *r = rows + (size_t)n * W;
+        for (int i = 0; i < W; i++)
+            acc[i] += r[i];
+    }
+}
+
+void dense_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
+                    const float *weight, int N, int C, int OC) {
+    if (dinp)
+        blas_sgemm(0, 0, N, C, OC, 1.0f, dout, OC, weight, C, 0.0f, dinp, C);
+    blas_sgemm(1, 0, OC, C, N, 1.0f, dout, OC, inp, C, 1.0f, dweight, C);
+    add_rows(dbias, dout, N, OC);
+}
+
+void dense_backward_ref(float *dinp, float *dweight, float *dbias, const float *dout,
+                        const float *inp, const float *weight, int N, int C, int OC) {
+    if (dinp)
+        for (int n = 0; n < N; n++)
+            for (int c = 0; c < C; c++) {
+                double acc = 0;
+                for (int o = 0; o < OC; o++)
+                    acc += (double)dout[(size_t)n * OC + o] * weight[(size_t)o * C + c];
+                dinp[(size_t)n * C + c] = (float)acc;
+            }
+    for (int o = 0; o < OC; o++) {
+        for (int c = 0; c < C; c++) {
+            double acc = 0;
+            for (int n = 0; n < N; n++)
+                acc += (double)dout[(size_t)n * OC + o] * inp[(size_t)n * C + c];
+            dweight[(size_t)o * C + c] += (float)acc;
+        }
+        double acc = 0;
+        for (int n = 0; n < N; n++)
+            acc += dout[(size_t)n * OC + o];
+        dbias[o] += (float)acc;
+    }
+}
+
+SM_CLONES void relu_forward(float *out, const float *inp, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        out[i] = inp[i] > 0.0f ? inp[i] : 0.0f;
+}
+
+SM_CLONES void relu_backward(float *dinp, const float *dout, const float *out, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        dinp[i] = out[i] > 0.0f ? dout[i] : 0.0f;
+}
+
+void dropout_forward(float *out, float *mask, const float *inp, size_t n, float p, Rng *rng) {
+    /* Each 64-bit draw gives two 24-bit uniforms; keep when u >= p. */
+    const uint32_t cut = (uint32_t)(p * 16777216.0f);
+    const float keep = 1.0f / (1.0f - p);
+    size_t i = 0;
+    for (; i + 1 < n; i += 2) {
+        uint64_t r = rng_next(rng);
+        mask[i] = (uint32_t)(r >> 40) >= cut ? keep : 0.0f;
+        mask[i + 1] = (uint32_t)((r >> 8) & 0xffffff) >= cut ? keep : 0.0f;
+    }
+    if (i < n)
+        mask[i] = (uint32_t)(rng_next(rng) >> 40) >= cut ? keep : 0.0f;
+    dropout_backward(out, inp, mask, n);
+}
+
+SM_CLONES void dropout_backward(float *dinp, const float *dout, const float *mask, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        dinp[i] = dout[i] * mask[i];
+}
+
+void distance_forward(float *dist, const float *emb, int B, int E) {
+    const float *a = emb, *b = emb + (size_t)B * E;
+    for (int i = 0; i < B; i++) {
+        float s = 0.0f;
+        for (int e = 0; e < E; e++) {
+            float d = a[(size_t)i * E + e] - b[(size_t)i * E + e];
+            s += d * d;
+        }
+        dist[i] = sqrtf(s > SM_DIST_EPS ? s : SM_DIST_EPS);
+    }
+}
+
+float contrastive_forward(const float *dist, const float *y, int B, float margin) {
+    double total = 0;
+    for (int i = 0; i < B; i++) {
+        float hinge = margin - dist[i] > 0.0f ? margin - dist[i] : 0.0f;
+        total += y[i] * dist[i] * dist[i] + (1.0f - y[i]) * hinge * hinge;
+    }
+    return (float)(total / B);
+}
+
+void contrastive_backward(float *demb, const float *emb, const float *dist, const float *y, int B,
+                          int E, float margin) {
+    const float *a = emb, *b = emb + (size_t)B * E;
+    float *da = demb, *db = demb + (size_t)B * E;
+    for (int i = 0; i < B; i++) {
+        float d = dist[i], hinge = margin - d > 0.0f ? margin - d : 0.0f;
+        /* dL/dD, then dD/da = (a-b)/D; zero where the eps clamp holds D constant. */
+        float g = (2.0f * y[i] * d - 2.0f * (1.0f - y[i]) * hinge) / (float)B;
+        float scale = d > sqrtf(SM_DIST_EPS) ? g / d : 0.0f;
+        for (int e = 0; e < E; e++) {
+            size_t k = (size_t)i * E + e;
+            float v = scale * (a[k] - b[k]);
+            da[k] = v;
+            db[k] = -v;
+        }
+    }
+}

@@ -1,2 +1,110 @@
-/* report.c: not written yet */
-#include "siamese/common.h"
+/*
+ * report.c — progress lines, the final report (a table for people, one JSON
+ * object for scripts) and the training summary stored in the model file.
+ * NaN metrics (e.g. AUC of a split with one kind of pair) print as null/"-".
+ */
+#include "siamese/report.h"
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdlib.h>
+
+#include "siamese/blas.h"
+
+static void add_num(cJSON *o, const char *key, double v) {
+    if (isfinite(v))
+        cJSON_AddNumberToObject(o, key, v);
+    else
+        cJSON_AddNullToObject(o, key);
+}
+
+cJSON *report_metrics_json(const Metrics *m) {
+    cJSON *o = cJSON_CreateObject();
+    if (!o)
+        return NULL;
+    add_num(o, "pairs", (double)m->pairs);
+    add_num(o, "accuracy", m->accuracy);
+    add_num(o, "accuracy_calibrated", m->accuracy_calibrated);
+    add_num(o, "roc_auc", m->roc_auc);
+    add_num(o, "eer", m->eer);
+    add_num(o, "tar_at_far_1e-2", m->tar_at_far_1e2);
+    add_num(o, "tar_at_far_1e-3", m->tar_at_far_1e3);
+    return o;
+}
+
+char *report_training_json(const TrainConfig *tc, const Dataset *train, const TrainReport *rep) {
+    cJSON *o = cJSON_CreateObject();
+    if (!o)
+        return NULL;
+    cJSON_AddStringToObject(o, "dataset", tc->data_name ? tc->data_name : "");
+    add_num(o, "samples", train->n);
+    add_num(o, "epochs", tc->epochs);
+    add_num(o, "batch", tc->batch);
+    cJSON_AddStringToObject(o, "optimizer", tc->optimizer == OPT_ADAM ? "adam" : "rmsprop");
+    add_num(o, "lr", tc->lr);
+    add_num(o, "seed", (double)tc->seed);
+    add_num(o, "threads", tc->threads);
+    add_num(o, "val_fraction", tc->val_fraction);
+    add_num(o, "final_loss", rep->final_loss);
+    add_num(o, "pairs_per_s", rep->pairs_per_s);
+    add_num(o, "seconds", rep->seconds);
+    cJSON_AddStringToObject(o, "blas_kernel", blas_kernel());
+    add_num(o, "threshold", rep->threshold);
+    cJSON_AddItemToObject(o, "train", report_metrics_json(&rep->train));
+    cJSON_AddItemToObject(o, "validation", report_metrics_json(&rep->val));
+    if (rep->test.pairs)
+        cJSON_AddItemToObject(o, "test", report_metrics_json(&rep->test));
+    char *s = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return s;
+}
+
+void report_epoch(FILE *f, int epoch, int epochs, double loss, double val_acc, double pairs_per_s,
+                  double elapsed, double eta) {
+    fprintf(f, "\r\033[Kepoch %d/%d  loss %.4f  val_acc %.4f  %.0f pairs/s  elapsed %.1fs  eta %.1fs\n",
+            epoch, epochs, loss, val_acc, pairs_per_s, elapsed, eta);
+    fflush(f);
+}
+
+void report_bar(FILE *f, int epoch, int epochs, size_t done, size_t total, double loss) {
+    int width = 30, filled = (int)((double)done / (double)total * width);
+    fprintf(f, "\r\033[Kepoch %d/%d [%.*s%*s] %3.0f%%  loss %.4f", epoch, epochs, filled,
+            "==============================", width - filled, "",
+            100.0 * (double)done / (double)total, loss);
+    fflush(f);
+}
+
+static void print_row(FILE *f, const char *name, const Metrics *m) {
+    fprintf(f, "%-6s %8zu %9.4f %11.4f %8.4f %7.4f %11.4f %11.4f\n", name, m->pairs, m->accuracy,
+            m->accuracy_calibrated, m->roc_auc, m->eer, m->tar_at_far_1e2, m->tar_at_far_1e3);
+}
+
+void train_report_print(FILE *f, const char *model_path, const TrainReport *rep, int json,
+                        int with_throughput) {
+    if (json) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "model", model_path);
+        add_num(o, "threshold", rep->threshold);
+        cJSON_AddStringToObject(o, "blas_kernel", blas_kernel());
+        if (with_throughput)
+            add_num(o, "pairs_per_s", rep->pairs_per_s);
+        cJSON_AddItemToObject(o, "train", report_metrics_json(&rep->train));
+        if (rep->test.pairs)
+            cJSON_AddItemToObject(o, "test", report_metrics_json(&rep->test));
+        char *s = cJSON_PrintUnformatted(o);
+        if (s)
+            fprintf(f, "%s\n", s);
+        free(s);
+        cJSON_Delete(o);
+        return;
+    }
+    fprintf(f, "model %s  threshold %.4f (calibrated)  blas %s", model_path, rep->threshold,
+            blas_kernel());
+    if (with_throughput)
+        fprintf(f, "  %.0f pairs/s", rep->pairs_per_s);
+    fprintf(f, "\n%-6s %8s %9s %11s %8s %7s %11s %11s\n", "split", "pairs", "acc@0.5", "acc@calib",
+            "roc_auc", "eer", "tar@far1e-2", "tar@far1e-3");
+    print_row(f, "train", &rep->train);
+    if (rep->test.pairs)
+        print_row(f, "test", &rep->test);
+}

@@ -1,2 +1,372 @@
-/* trainer.c: not written yet */
+/*
+ * trainer.c — the training loop of the Siamese network.
+ *
+ * One step takes B pairs, gathers their images into one (2B, D) matrix (left
+ * images first, then right ones), runs the shared network over all 2B rows,
+ * computes distances and the contrastive loss, backpropagates into one
+ * gradient buffer and applies the optimiser to the one parameter buffer.
+ * Activations for a step live in one allocation sized for the largest batch.
+ */
+#include "siamese/train.h"
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "siamese/blas.h"
 #include "siamese/common.h"
+#include "siamese/layers.h"
+#include "siamese/log.h"
+#include "siamese/optim.h"
+#include "siamese/pairs.h"
+#include "siamese/report.h"
+
+/* Independent RNG streams, all derived from the user's seed. */
+enum { STREAM_INIT, STREAM_PAIRS_TRAIN, STREAM_PAIRS_VAL, STREAM_PAIRS_TEST, STREAM_SHUFFLE,
+       STREAM_DROPOUT };
+
+static uint64_t stream_seed(uint64_t seed, int stream) {
+    return seed * 0x9e3779b97f4a7c15ull + (uint64_t)stream * 0xd1b54a32d192ed03ull;
+}
+
+typedef struct {
+    const TrainConfig *tc;
+    Model *model;
+    const Dataset *data;
+    int L, D, E, maxw, B;   /* layers, input width, embedding width, widest layer, max pairs */
+    float *grad;            /* n_params: gradients, same layout as the parameters */
+    float *opt;             /* optimiser state: v (RMSprop) or m then v (Adam) */
+    float *x;               /* (2B, D) gathered inputs */
+    float *h[MODEL_MAX_LAYERS];    /* (2B, dims[l]) post-ReLU */
+    float *drop[MODEL_MAX_LAYERS]; /* (2B, dims[l]) after dropout, when applied */
+    float *mask[MODEL_MAX_LAYERS];
+    float *g0, *g1;         /* (2B, maxw) gradient scratch */
+    float *dist, *y;        /* (B) */
+    float *act;             /* the one activation allocation */
+    Rng dropout_rng;
+    int t;                  /* optimiser step count */
+} Trainer;
+
+static int has_dropout(const Trainer *s, int l) {
+    return s->tc->arch.dropout > 0.0f && l < s->L - 1;
+}
+
+static int trainer_init(Trainer *s, const TrainConfig *tc, Model *m, const Dataset *d, char *err) {
+    memset(s, 0, sizeof *s);
+    s->tc = tc, s->model = m, s->data = d;
+    s->L = tc->arch.n_layers, s->D = model_in_dim(m), s->E = model_embed_dim(m), s->B = tc->batch;
+    for (int l = 0; l < s->L; l++)
+        s->maxw = tc->arch.dims[l] > s->maxw ? tc->arch.dims[l] : s->maxw;
+    size_t R = 2 * (size_t)s->B, total = R * s->D + 2 * R * s->maxw + 2 * (size_t)s->B;
+    for (int l = 0; l < s->L; l++)
+        total += R * tc->arch.dims[l] * (has_dropout(s, l) ? 3 : 1);
+    size_t np = model_n_params(m), nopt = tc->optimizer == OPT_ADAM ? 2 * np : np;
+    s->act = aligned_alloc(64, (total * sizeof(float) + 63) & ~(size_t)63);
+    s->grad = aligned_alloc(64, (np * sizeof(float) + 63) & ~(size_t)63);
+    s->opt = calloc(nopt, sizeof(float));
+    if (!s->act || !s->grad || !s->opt)
+        return sm_err(err, -ENOMEM, "train: out of memory for %zu activations", total);
+    float *p = s->act;
+    s->x = p, p += R * s->D;
+    for (int l = 0; l < s->L; l++) {
+        s->h[l] = p, p += R * tc->arch.dims[l];
+        if (has_dropout(s, l)) {
+            s->drop[l] = p, p += R * tc->arch.dims[l];
+            s->mask[l] = p, p += R * tc->arch.dims[l];
+        }
+    }
+    s->g0 = p, p += R * s->maxw;
+    s->g1 = p, p += R * s->maxw;
+    s->dist = p, p += s->B;
+    s->y = p;
+    rng_seed(&s->dropout_rng, stream_seed(tc->seed, STREAM_DROPOUT));
+    return 0;
+}
+
+static void trainer_free(Trainer *s) {
+    free(s->act);
+    free(s->grad);
+    free(s->opt);
+}
+
+/* Forward through the network for R rows; returns the (R, E) embeddings. */
+static const float *forward(Trainer *s, int R) {
+    const ModelArch *a = &s->tc->arch;
+    const float *params = model_params_const(s->model), *in = s->x;
+    for (int l = 0; l < s->L; l++) {
+        int C = l ? a->dims[l - 1] : s->D, OC = a->dims[l];
+        const float *w = params + model_layer_offset(s->model, l);
+        dense_forward(s->h[l], in, w, w + (size_t)OC * C, R, C, OC);
+        relu_forward(s->h[l], s->h[l], (size_t)R * OC);
+        in = s->h[l];
+        if (has_dropout(s, l)) {
+            dropout_forward(s->drop[l], s->mask[l], s->h[l], (size_t)R * OC, a->dropout,
+                            &s->dropout_rng);
+            in = s->drop[l];
+        }
+    }
+    return in;
+}
+
+/* Backward from demb (in g0) down to the first layer's weights. */
+static void backward(Trainer *s, int R) {
+    const ModelArch *a = &s->tc->arch;
+    const float *params = model_params_const(s->model);
+    float *g = s->g0, *other = s->g1;
+    for (int l = s->L - 1; l >= 0; l--) {
+        int C = l ? a->dims[l - 1] : s->D, OC = a->dims[l];
+        size_t n = (size_t)R * OC, off = model_layer_offset(s->model, l);
+        if (has_dropout(s, l))
+            dropout_backward(g, g, s->mask[l], n);
+        relu_backward(g, g, s->h[l], n);
+        const float *in = l == 0 ? s->x : has_dropout(s, l - 1) ? s->drop[l - 1] : s->h[l - 1];
+        dense_backward(l ? other : NULL, s->grad + off, s->grad + off + (size_t)OC * C, g, in,
+                       params + off, R, C, OC);
+        float *t = g;
+        g = other;
+        other = t;
+    }
+}
+
+static float train_step(Trainer *s, const Pair *pairs, const int32_t *order, int B) {
+    const Dataset *d = s->data;
+    size_t row = (size_t)s->D * sizeof(float);
+    for (int i = 0; i < B; i++) {
+        const Pair *p = &pairs[order[i]];
+        memcpy(s->x + (size_t)i * s->D, d->x + (size_t)p->a * s->D, row);
+        memcpy(s->x + (size_t)(B + i) * s->D, d->x + (size_t)p->b * s->D, row);
+        s->y[i] = p->y;
+    }
+    const float *emb = forward(s, 2 * B);
+    distance_forward(s->dist, emb, B, s->E);
+    float loss = contrastive_forward(s->dist, s->y, B, s->tc->margin);
+    contrastive_backward(s->g0, emb, s->dist, s->y, B, s->E, s->tc->margin);
+    size_t np = model_n_params(s->model);
+    memset(s->grad, 0, np * sizeof(float));
+    backward(s, 2 * B);
+    float *p = model_params(s->model);
+    s->t++;
+    if (s->tc->optimizer == OPT_ADAM)
+        adam_update(p, s->grad, s->opt, s->opt + np, np, s->tc->lr, 0.9f, 0.999f, 1e-7f, s->t);
+    else
+        rmsprop_update(p, s->grad, s->opt, np, s->tc->lr, 0.9f, 1e-7f);
+    return loss;
+}
+
+void train_config_default(TrainConfig *tc) {
+    *tc = (TrainConfig){
+        .arch = {.in_h = 28, .in_w = 28, .n_layers = 3, .dims = {128, 128, 128}, .dropout = 0.1f},
+        .epochs = 20, .batch = 128, .lr = 1e-3f, .optimizer = OPT_RMSPROP, .margin = 1.0f,
+        .seed = 1, .threads = 1, .val_fraction = 0.1, .data_name = "",
+    };
+}
+
+/* Distances of every pair, from one embedding pass over the dataset. */
+static int pair_distances(const Model *m, const Dataset *d, const Pair *p, size_t n, float *dist,
+                          float *y, char *err) {
+    int E = model_embed_dim(m);
+    float *emb = malloc((size_t)d->n * E * sizeof *emb);
+    if (!emb || model_embed(m, d->x, d->n, emb) < 0) {
+        free(emb);
+        return sm_err(err, -ENOMEM, "evaluate: out of memory");
+    }
+    for (size_t i = 0; i < n; i++) {
+        dist[i] = model_distance(emb + (size_t)p[i].a * E, emb + (size_t)p[i].b * E, E);
+        y[i] = p[i].y;
+    }
+    free(emb);
+    return 0;
+}
+
+/* Metrics of a pair set at 0.5 and at thr_cal; *calibrated (optional) gets the
+ * accuracy-maximising threshold of these pairs. */
+static int evaluate_pairs(const Model *m, const Dataset *d, const Pair *p, size_t n,
+                          float thr_cal, float *calibrated, Metrics *out, char *err) {
+    float *dist = malloc(n * sizeof *dist), *y = malloc(n * sizeof *y);
+    int rc = dist && y ? 0 : sm_err(err, -ENOMEM, "evaluate: out of memory");
+    if (rc == 0)
+        rc = pair_distances(m, d, p, n, dist, y, err);
+    if (rc == 0 && calibrated && metrics_calibrate(dist, y, n, calibrated) < 0)
+        rc = sm_err(err, -ENOMEM, "evaluate: out of memory");
+    if (rc == 0 && metrics_compute(dist, y, n, 0.5f, calibrated ? *calibrated : thr_cal, out) < 0)
+        rc = sm_err(err, -ENOMEM, "evaluate: out of memory");
+    free(dist);
+    free(y);
+    return rc;
+}
+
+static int make_pairs(const Dataset *d, uint64_t seed, int stream, Pair **p, size_t *n,
+                      char *err) {
+    Rng rng;
+    rng_seed(&rng, stream_seed(seed, stream));
+    return pairs_make(d->y, d->n, d->n_classes, &rng, p, n, NULL, err);
+}
+
+int train_evaluate(const Model *m, const Dataset *d, uint64_t seed, Metrics *out, char *err) {
+    if (d->h * d->w != model_in_dim(m))
+        return sm_err(err, -EINVAL, "evaluate: images are %dx%d, the model takes %dx%d", d->h,
+                      d->w, model_arch(m)->in_h, model_arch(m)->in_w);
+    Pair *p = NULL;
+    size_t n = 0;
+    int rc = make_pairs(d, seed, STREAM_PAIRS_TEST, &p, &n, err);
+    if (rc == 0)
+        rc = evaluate_pairs(m, d, p, n, model_threshold(m), NULL, out, err);
+    free(p);
+    return rc;
+}
+
+static void shuffle(int32_t *order, size_t n, Rng *rng) {
+    for (size_t i = n - 1; i > 0; i--) {
+        size_t j = rng_below(rng, (uint32_t)(i + 1));
+        int32_t t = order[i];
+        order[i] = order[j];
+        order[j] = t;
+    }
+}
+
+/* One epoch over the pairs in a fresh random order; returns the mean loss. */
+static double run_epoch(Trainer *s, const Pair *p, int32_t *order, size_t n, Rng *rng, int epoch) {
+    const TrainConfig *tc = s->tc;
+    FILE *bar = tc->progress && isatty(fileno(tc->progress)) ? tc->progress : NULL;
+    double total = 0, last_bar = sm_now();
+    shuffle(order, n, rng);
+    for (size_t i = 0; i < n; i += (size_t)tc->batch) {
+        int B = n - i < (size_t)tc->batch ? (int)(n - i) : tc->batch;
+        total += (double)train_step(s, p, order + i, B) * B;
+        if (bar && sm_now() - last_bar > 0.2) {
+            report_bar(bar, epoch, tc->epochs, i + (size_t)B, n, total / (double)(i + B));
+            last_bar = sm_now();
+        }
+    }
+    return total / (double)n;
+}
+
+typedef struct {
+    Pair *train, *val, *test;
+    size_t n_train, n_val, n_test;
+} PairSets;
+
+static void pairsets_free(PairSets *ps) {
+    free(ps->train);
+    free(ps->val);
+    free(ps->test);
+}
+
+static int build_pairsets(const TrainConfig *tc, const Dataset *train, const Dataset *val,
+                          const Dataset *test, PairSets *ps, char *err) {
+    int rc = make_pairs(train, tc->seed, STREAM_PAIRS_TRAIN, &ps->train, &ps->n_train, err);
+    if (rc == 0)
+        rc = make_pairs(val, tc->seed, STREAM_PAIRS_VAL, &ps->val, &ps->n_val, err);
+    if (rc == 0 && test)
+        rc = make_pairs(test, tc->seed, STREAM_PAIRS_TEST, &ps->test, &ps->n_test, err);
+    return rc;
+}
+
+static int check_inputs(const TrainConfig *tc, const Dataset *train, const Dataset *test,
+                        char *err) {
+    int rc = model_arch_check(&tc->arch, err);
+    if (rc < 0)
+        return rc;
+    if (tc->epochs < 1 || tc->batch < 1 || !(tc->lr > 0) || !(tc->margin > 0) ||
+        !(tc->val_fraction > 0 && tc->val_fraction < 1))
+        return sm_err(err, -EINVAL, "train: epochs, batch, lr, margin and val_fraction must be "
+                                    "positive (val_fraction below 1)");
+    if (train->h != tc->arch.in_h || train->w != tc->arch.in_w ||
+        (test && (test->h != train->h || test->w != train->w)))
+        return sm_err(err, -EINVAL, "train: images are %dx%d, the network takes %dx%d", train->h,
+                      train->w, tc->arch.in_h, tc->arch.in_w);
+    return 0;
+}
+
+/* Trains for tc->epochs; fills rep->pairs_per_s, seconds, final_loss. */
+static int train_loop(Trainer *s, const PairSets *ps, const Dataset *val, TrainReport *rep,
+                      char *err) {
+    const TrainConfig *tc = s->tc;
+    int32_t *order = malloc(ps->n_train * sizeof *order);
+    if (!order)
+        return sm_err(err, -ENOMEM, "train: out of memory");
+    for (size_t i = 0; i < ps->n_train; i++)
+        order[i] = (int32_t)i;
+    Rng rng;
+    rng_seed(&rng, stream_seed(tc->seed, STREAM_SHUFFLE));
+    double train_time = 0, t_start = sm_now();
+    int rc = 0;
+    for (int e = 1; e <= tc->epochs && rc == 0; e++) {
+        double t0 = sm_now();
+        rep->final_loss = (float)run_epoch(s, ps->train, order, ps->n_train, &rng, e);
+        double dt = sm_now() - t0;
+        train_time += dt;
+        if (!isfinite(rep->final_loss)) {
+            rc = sm_err(err, -EDOM, "train: loss diverged at epoch %d (try a smaller --lr)", e);
+            break;
+        }
+        if (tc->progress) {
+            Metrics vm;
+            rc = evaluate_pairs(s->model, val, ps->val, ps->n_val, 0.5f, NULL, &vm, err);
+            double elapsed = sm_now() - t_start;
+            report_epoch(tc->progress, e, tc->epochs, rep->final_loss, vm.accuracy,
+                         (double)ps->n_train / dt, elapsed, elapsed / e * (tc->epochs - e));
+        }
+    }
+    rep->seconds = train_time;
+    rep->pairs_per_s = (double)ps->n_train * tc->epochs / train_time;
+    free(order);
+    return rc;
+}
+
+/* Metrics of every split; the validation pairs choose the threshold. */
+static int train_finish(const TrainConfig *tc, Model *m, const Dataset *train,
+                        const Dataset *val, const Dataset *test, const PairSets *ps,
+                        TrainReport *rep, char *err) {
+    int rc = evaluate_pairs(m, val, ps->val, ps->n_val, 0, &rep->threshold, &rep->val, err);
+    if (rc == 0)
+        rc = evaluate_pairs(m, train, ps->train, ps->n_train, rep->threshold, NULL, &rep->train,
+                            err);
+    if (rc == 0 && test)
+        rc = evaluate_pairs(m, test, ps->test, ps->n_test, rep->threshold, NULL, &rep->test, err);
+    if (rc < 0)
+        return rc;
+    model_set_margin(m, tc->margin);
+    model_set_threshold(m, rep->threshold);
+    char *summary = report_training_json(tc, train, rep);
+    if (!summary)
+        return sm_err(err, -ENOMEM, "train: out of memory");
+    rc = model_set_training(m, summary, err);
+    free(summary);
+    return rc;
+}
+
+int train_run(const TrainConfig *tc, Dataset *train, const Dataset *test, Model **out,
+              TrainReport *rep, char *err) {
+    Dataset *val = NULL;
+    Model *m = NULL;
+    PairSets ps = {0};
+    Trainer s = {0};
+    memset(rep, 0, sizeof *rep);
+    int rc = check_inputs(tc, train, test, err);
+    if (rc < 0)
+        goto out;
+    blas_set_threads(tc->threads);
+    if ((rc = dataset_split_off(train, tc->val_fraction, &val, err)) < 0 ||
+        (rc = build_pairsets(tc, train, val, test, &ps, err)) < 0 ||
+        (rc = model_create(&tc->arch, stream_seed(tc->seed, STREAM_INIT), &m, err)) < 0 ||
+        (rc = trainer_init(&s, tc, m, train, err)) < 0)
+        goto out;
+    if (tc->progress)
+        fprintf(tc->progress, "train: %zu pairs (%d samples), validation %zu pairs, test %zu "
+                              "pairs; blas %s, %d thread(s)\n",
+                ps.n_train, train->n, ps.n_val, ps.n_test, blas_kernel(), tc->threads);
+    if ((rc = train_loop(&s, &ps, val, rep, err)) < 0 ||
+        (rc = train_finish(tc, m, train, val, test, &ps, rep, err)) < 0)
+        goto out;
+    *out = m;
+    m = NULL;
+out:
+    trainer_free(&s);
+    pairsets_free(&ps);
+    model_free(m);
+    dataset_free(val);
+    return rc;
+}

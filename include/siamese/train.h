@@ -1,0 +1,67 @@
+/*
+ * train.h — the offline trainer: contrastive loss on balanced pairs, RMSprop
+ * or Adam, then evaluation and threshold calibration.
+ *
+ * train_run() holds out a validation split of the training samples
+ * (val_fraction per class), builds train/validation/test pairs as the
+ * reference recipe does, trains for the configured epochs (printing one
+ * line per epoch, and a live bar when the progress stream is a terminal),
+ * picks the decision threshold that maximises accuracy on the validation
+ * pairs (never on test), stores it and the training summary in the model,
+ * and fills a report with the metrics of train and test pairs.
+ *
+ * Determinism: the same seed, data and thread count give bit-identical
+ * weights (the RNG streams for pairs, shuffling, dropout and initialisation
+ * are all derived from the seed).
+ */
+#ifndef SIAMESE_TRAIN_H
+#define SIAMESE_TRAIN_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "siamese/dataset.h"
+#include "siamese/metrics.h"
+#include "siamese/model.h"
+
+typedef enum { OPT_RMSPROP, OPT_ADAM } Optimizer;
+
+typedef struct {
+    ModelArch arch;        /* in_h/in_w must match the dataset */
+    int epochs, batch;
+    float lr;              /* RMSprop 1e-3 (rho 0.9, eps 1e-7); Adam 1e-3 (0.9, 0.999, 1e-7) */
+    Optimizer optimizer;
+    float margin;
+    uint64_t seed;
+    int threads;           /* OpenBLAS threads */
+    double val_fraction;   /* of each class's training samples, for calibration */
+    const char *data_name; /* recorded in the model's training summary */
+    FILE *progress;        /* per-epoch lines (and a live bar if a tty); NULL: silent */
+} TrainConfig;
+
+typedef struct {
+    Metrics train, val, test;   /* test.pairs == 0 when there is no test split */
+    float threshold;            /* the calibrated threshold */
+    double pairs_per_s;         /* training throughput over all epochs */
+    double seconds;             /* training time */
+    float final_loss;
+} TrainReport;
+
+/* Sets the reference recipe's defaults (784->128->128->128, 20 epochs, ...). */
+void train_config_default(TrainConfig *tc);
+
+/* Trains a new model on train (which loses its validation samples to the
+ * split), evaluates on test (may be NULL). *out is the caller's (model_free).
+ * The model is not saved here. */
+int train_run(const TrainConfig *tc, Dataset *train, const Dataset *test, Model **out,
+              TrainReport *rep, char *err);
+
+/* Distances of every pair of d built as the recipe does with seed, then the
+ * metrics at threshold 0.5 and at the model's threshold. For --eval. */
+int train_evaluate(const Model *m, const Dataset *d, uint64_t seed, Metrics *out, char *err);
+
+/* Prints the final report (human table on f, or one JSON object when json). */
+void train_report_print(FILE *f, const char *model_path, const TrainReport *rep, int json,
+                        int with_throughput);
+
+#endif
