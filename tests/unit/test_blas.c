@@ -1,0 +1,79 @@
+/*
+ * test_blas.c — the BLAS kernel the binary actually runs (after blas_boot()'s
+ * selection, exactly as main() does it) against the naive reference, at the
+ * trainer's shapes and odd ones, every transpose combination.
+ */
+#include <check.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "siamese/blas.h"
+#include "siamese/rng.h"
+
+static Rng rng;
+
+static void fill(float *x, size_t n, float lo, float hi) {
+    for (size_t i = 0; i < n; i++)
+        x[i] = lo + (hi - lo) * rng_uniform(&rng);
+}
+
+static void assert_close(const float *a, const float *b, size_t n, double tol, const char *what) {
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - b[i]), scale = fmax(1.0, fabs((double)b[i]));
+        ck_assert_msg(d <= tol * scale, "%s[%zu]: %.7g vs %.7g", what, i, a[i], b[i]);
+    }
+}
+
+START_TEST(sgemm_matches_reference) {
+    static const int shapes[][5] = {{0, 1, 256, 128, 784}, {0, 0, 256, 784, 128},
+                                    {1, 0, 128, 784, 256}, {1, 1, 17, 9, 33}, {0, 0, 1, 1, 1}};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        int ta = shapes[s][0], tb = shapes[s][1], M = shapes[s][2], Nn = shapes[s][3], K = shapes[s][4];
+        float *a = malloc((size_t)M * K * 4), *b = malloc((size_t)K * Nn * 4);
+        float *c1 = malloc((size_t)M * Nn * 4), *c2 = malloc((size_t)M * Nn * 4);
+        fill(a, (size_t)M * K, -1, 1), fill(b, (size_t)K * Nn, -1, 1), fill(c1, (size_t)M * Nn, -1, 1);
+        memcpy(c2, c1, (size_t)M * Nn * 4);
+        blas_sgemm(ta, tb, M, Nn, K, 0.5f, a, ta ? M : K, b, tb ? K : Nn, 2.0f, c1, Nn);
+        blas_sgemm_ref(ta, tb, M, Nn, K, 0.5f, a, ta ? M : K, b, tb ? K : Nn, 2.0f, c2, Nn);
+        assert_close(c1, c2, (size_t)M * Nn, 1e-4, "sgemm");
+        free(a), free(b), free(c1), free(c2);
+    }
+    char err[256];
+    ck_assert_msg(blas_selftest(err) == 0, "%s", err);
+}
+END_TEST
+
+START_TEST(auto_mode_picks_the_cpus_kernel) {
+    /* Under the default "auto" mode an AVX-512 machine must run SkylakeX. */
+    const char *mode = getenv("SIAMESED_BLAS_KERNEL");
+    __builtin_cpu_init();
+    if ((!mode || strcmp(mode, "auto") == 0) && __builtin_cpu_supports("avx512f") &&
+        __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") &&
+        __builtin_cpu_supports("avx512vl"))
+        ck_assert_str_eq(blas_kernel(), "SkylakeX");
+    ck_assert(strcasecmp(blas_kernel(), "Prescott") != 0 || !__builtin_cpu_supports("avx2"));
+}
+END_TEST
+
+int main(int argc, char **argv) {
+    (void)argc;
+    char err[256];
+    if (blas_boot(argv, err) < 0)
+        return 2;
+    rng_seed(&rng, 99);
+    fprintf(stderr, "blas kernel: %s\n", blas_kernel());
+    Suite *s = suite_create("blas");
+    TCase *tc = tcase_create("kernel");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, sgemm_matches_reference);
+    tcase_add_test(tc, auto_mode_picks_the_cpus_kernel);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}
