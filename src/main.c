@@ -1,1 +1,188 @@
-int main(void) { return 0; }
+/*
+ * main.c — the siamesed command line: serve (default), --train, --eval,
+ * --reembed, --help, --version. It turns settings (config.h) into calls on
+ * the modules and is the only place that exits: every failure arrives here as
+ * a negative errno with a one-line message, printed as "siamesed: message".
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "siamese/blas.h"
+#include "siamese/common.h"
+#include "siamese/config.h"
+#include "siamese/dataset.h"
+#include "siamese/log.h"
+#include "siamese/model.h"
+#include "siamese/serve.h"
+#include "siamese/train.h"
+#include "sm_build.h"
+
+static ImgLimits limits_of(const Config *cfg) {
+    return (ImgLimits){cfg->max_image_width, cfg->max_image_height,
+                       (uint64_t)cfg->max_image_pixels};
+}
+
+static int threads_of(const Config *cfg) {
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return cfg->threads > 0 ? cfg->threads : n > 0 ? (int)n : 1;
+}
+
+/* Fails early (before a long training run) if the model cannot be written. */
+static int check_writable(const char *path, char *err) {
+    char *copy = strdup(path), probe[4096];
+    if (!copy)
+        return sm_err(err, -ENOMEM, "out of memory");
+    const char *dir = dirname(copy);
+    int rc = sm_mkdirs(dir, err);
+    if (rc == 0 && snprintf(probe, sizeof probe, "%s/.siamesed-probe.%ld", dir, (long)getpid()) <
+                       (int)sizeof probe) {
+        int fd = open(probe, O_WRONLY | O_CREAT | O_EXCL, 0600);
+        if (fd < 0)
+            rc = sm_err(err, -errno, "cannot write %s: %s", path, strerror(errno));
+        else
+            close(fd), unlink(probe);
+    }
+    free(copy);
+    return rc;
+}
+
+/* Loads the test split: --test-data (its test split, or the whole of it), or
+ * the test split of --data. *test stays NULL when there is none. */
+static int load_test(const Config *cfg, int h, int w, Dataset **test, char *err) {
+    ImgLimits lim = limits_of(cfg);
+    const char *path = *cfg->test_data ? cfg->test_data : cfg->data;
+    int rc = dataset_load(path, DATASET_TEST, h, w, &lim, test, err);
+    if (rc == SM_ABSENT && *cfg->test_data)
+        rc = dataset_load(path, DATASET_TRAIN, h, w, &lim, test, err);
+    return rc == SM_ABSENT ? 0 : rc;
+}
+
+static int train_config_from(const Config *cfg, const Dataset *train, TrainConfig *tc, char *err) {
+    train_config_default(tc);
+    tc->arch.in_h = train->h, tc->arch.in_w = train->w;
+    tc->arch.n_layers = cfg->n_hidden;
+    memcpy(tc->arch.dims, cfg->hidden, sizeof(int) * (size_t)cfg->n_hidden);
+    tc->arch.dropout = (float)cfg->dropout;
+    tc->epochs = cfg->epochs, tc->batch = cfg->batch, tc->lr = (float)cfg->lr;
+    tc->optimizer = cfg->optimizer == CONFIG_OPT_ADAM ? OPT_ADAM : OPT_RMSPROP;
+    tc->margin = (float)cfg->margin, tc->seed = cfg->seed, tc->threads = threads_of(cfg);
+    tc->val_fraction = cfg->val_fraction, tc->data_name = cfg->data, tc->progress = stderr;
+    return model_arch_check(&tc->arch, err);
+}
+
+/* Trains a model on cfg->data and writes it to out; prints the report. */
+static int cmd_train(const Config *cfg, const char *out, char *err) {
+    Dataset *train = NULL, *test = NULL;
+    Model *m = NULL;
+    TrainConfig tc;
+    TrainReport rep;
+    ImgLimits lim = limits_of(cfg);
+    int rc = check_writable(out, err);
+    if (rc < 0)
+        goto out;
+    log_info("train: loading %s", cfg->data);
+    if ((rc = dataset_load(cfg->data, DATASET_TRAIN, 0, 0, &lim, &train, err)) != 0) {
+        if (rc == SM_ABSENT)
+            rc = sm_err(err, -ENOENT, "%s: no training data", cfg->data);
+        goto out;
+    }
+    if ((rc = load_test(cfg, train->h, train->w, &test, err)) < 0 ||
+        (rc = train_config_from(cfg, train, &tc, err)) < 0 ||
+        (rc = train_run(&tc, train, test, &m, &rep, err)) < 0 || (rc = model_save(m, out, err)) < 0)
+        goto out;
+    log_info("train: wrote %s (fingerprint %.16s…)", out, model_fingerprint(m));
+    train_report_print(stdout, out, &rep, cfg->json, 1);
+out:
+    model_free(m);
+    dataset_free(train);
+    dataset_free(test);
+    return rc;
+}
+
+static int cmd_eval(const Config *cfg, char *err) {
+    Model *m = NULL;
+    Dataset *train = NULL, *test = NULL;
+    TrainReport rep = {0};
+    ImgLimits lim = limits_of(cfg);
+    int rc = model_load(cfg->model, &m, err);
+    if (rc < 0)
+        goto out;
+    const ModelArch *a = model_arch(m);
+    rep.threshold = model_threshold(m);
+    blas_set_threads(threads_of(cfg));
+    rc = dataset_load(cfg->data, DATASET_TRAIN, a->in_h, a->in_w, &lim, &train, err);
+    if (rc == SM_ABSENT)
+        rc = sm_err(err, -ENOENT, "%s: no data", cfg->data);
+    if (rc < 0 || (rc = load_test(cfg, a->in_h, a->in_w, &test, err)) < 0 ||
+        (rc = train_evaluate(m, train, cfg->seed, &rep.train, err)) < 0 ||
+        (test && (rc = train_evaluate(m, test, cfg->seed, &rep.test, err)) < 0))
+        goto out;
+    train_report_print(stdout, cfg->model, &rep, cfg->json, 0);
+out:
+    model_free(m);
+    dataset_free(train);
+    dataset_free(test);
+    return rc;
+}
+
+static void print_version(void) {
+    printf("siamesed %s (OpenBLAS kernel %s)\n", SM_VERSION, blas_kernel());
+}
+
+static int run(int argc, char **argv, char **envp, char *err) {
+    Config cfg;
+    ConfigMode mode;
+    int rc = config_parse(argc, argv, envp, &cfg, &mode, err);
+    if (rc < 0)
+        return rc;
+    /* The kernel choice re-executes the process, so it happens once settings
+     * are known and before any OpenBLAS work. */
+    setenv("SIAMESED_BLAS_KERNEL", cfg.blas_kernel, 1);
+    if ((rc = blas_boot(argv, err)) < 0)
+        goto out;
+    log_set_level(cfg.log_level);
+    switch (mode) {
+    case CONFIG_MODE_HELP:
+        config_print_help(stdout);
+        break;
+    case CONFIG_MODE_VERSION:
+        print_version();
+        break;
+    case CONFIG_MODE_TRAIN:
+        rc = cmd_train(&cfg, *cfg.out ? cfg.out : cfg.model, err);
+        break;
+    case CONFIG_MODE_EVAL:
+        rc = cmd_eval(&cfg, err);
+        break;
+    case CONFIG_MODE_SERVE:
+        if (cfg.train_if_missing && access(cfg.model, F_OK) != 0) {
+            log_info("serve: no model at %s; training the default model on %s", cfg.model,
+                     cfg.data);
+            if ((rc = cmd_train(&cfg, cfg.model, err)) < 0)
+                break;
+        }
+        rc = serve_run(&cfg, err);
+        break;
+    case CONFIG_MODE_REEMBED:
+        rc = serve_reembed(&cfg, err);
+        break;
+    }
+out:
+    config_free(&cfg);
+    return rc;
+}
+
+int main(int argc, char **argv, char **envp) {
+    char err[SM_ERRMAX] = "";
+    int rc = run(argc, argv, envp, err);
+    if (rc < 0) {
+        fprintf(stderr, "siamesed: %s\n", err[0] ? err : strerror(-rc));
+        return 1;
+    }
+    return 0;
+}

@@ -6,9 +6,9 @@
  * runs before main() and offers no call to change it afterwards; the only knob
  * is OPENBLAS_CORETYPE in the environment at load time. So blas_boot() sets it
  * and executes /proc/self/exe again with the same argv. Two environment
- * variables carry state across the exec: SIAMESED_BLAS_BOOTED (the stage:
+ * variables carry state across the exec: SM_BLAS_BOOTED (the stage:
  * "1" after choosing, "fallback" after a failed self-test) and
- * SIAMESED_BLAS_PREV (the OPENBLAS_CORETYPE the user had, "" if none), so a
+ * SM_BLAS_PREV (the OPENBLAS_CORETYPE the user had, "" if none), so a
  * fallback restores exactly what the system would have done.
  */
 #include "siamese/blas.h"
@@ -50,19 +50,19 @@ static int boot_verify(char **argv, const char *stage) {
         return 0;
     log_warn("blas: kernel %s failed its self-test (%s); falling back to the system's choice",
              blas_kernel(), err);
-    const char *prev = getenv("SIAMESED_BLAS_PREV");
+    const char *prev = getenv("SM_BLAS_PREV");
     if (prev && *prev)
         setenv("OPENBLAS_CORETYPE", prev, 1);
     else
         unsetenv("OPENBLAS_CORETYPE");
-    setenv("SIAMESED_BLAS_BOOTED", "fallback", 1);
+    setenv("SM_BLAS_BOOTED", "fallback", 1);
     reexec(argv);
     return 0;
 }
 
 int blas_boot(char **argv, char *err) {
     const char *mode = getenv("SIAMESED_BLAS_KERNEL");
-    const char *stage = getenv("SIAMESED_BLAS_BOOTED");
+    const char *stage = getenv("SM_BLAS_BOOTED");
     if (!mode || !*mode)
         mode = "auto";
     if (stage)
@@ -78,9 +78,9 @@ int blas_boot(char **argv, char *err) {
     if (!want || strcasecmp(want, blas_kernel()) == 0)
         return 0;
     const char *prev = getenv("OPENBLAS_CORETYPE");
-    setenv("SIAMESED_BLAS_PREV", prev ? prev : "", 1);
+    setenv("SM_BLAS_PREV", prev ? prev : "", 1);
     setenv("OPENBLAS_CORETYPE", want, 1);
-    setenv("SIAMESED_BLAS_BOOTED", "1", 1);
+    setenv("SM_BLAS_BOOTED", "1", 1);
     reexec(argv);
     return 0;
 }
