@@ -51,11 +51,17 @@ int st_parse(const uint8_t *buf, size_t len, StFile **out, char *err);
 void st_free(StFile *f);
 
 int st_n_tensors(const StFile *f);
-/* Tensors in file order; pointers borrowed until st_free(f). Data is aligned. */
+/* Tensors in file order (the order of the JSON header; st_write writes the
+ * data section in that order too); NULL if i is out of range. Pointers are
+ * borrowed until st_free(f). Each tensor's data starts on a 64-byte boundary. */
 const StTensor *st_tensor(const StFile *f, int i);
 const StTensor *st_find(const StFile *f, const char *name);   /* NULL if absent */
 const char *st_meta(const StFile *f, const char *key);        /* NULL if absent */
 /* SHA-256 hex of the tensor bytes (64 chars). Borrowed. */
 const char *st_fingerprint(const StFile *f);
+
+/* Writes the lowercase hex SHA-256 of len bytes at data into hex (65 bytes:
+ * 64 hex + NUL). The fingerprint above is this over the data section. */
+void st_sha256_hex(const void *data, size_t len, char *hex);
 
 #endif
