@@ -53,8 +53,11 @@ int idx_parse(const uint8_t *buf, size_t len, size_t max_bytes, int *ndim, int d
               uint8_t **data, char *err);
 
 /* Splits off a validation set: for each class, the last ceil(frac * count)
- * samples (at least 2 when the class has >= 4) move from d into *val; a class
- * with fewer than 4 samples stays whole in d. Deterministic. *val freed with
+ * samples (at least 2 when the class has >= 4, and at most count - 2 so that
+ * both sides keep a class pairs_make() can use) move from d into *val, in
+ * dataset order; a class with fewer than 4 samples stays whole in d. frac must
+ * be in (0, 1) (-EINVAL otherwise). *val has d's classes and may hold no
+ * samples. Deterministic; on failure d is unchanged. *val freed with
  * dataset_free(). */
 int dataset_split_off(Dataset *d, double frac, Dataset **val, char *err);
 

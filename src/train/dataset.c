@@ -1,2 +1,524 @@
-/* dataset.c: not written yet */
+/*
+ * dataset.c — loads a labelled image set (an IDX directory or a directory of
+ * class folders) into one Dataset, and splits a validation set off it.
+ *
+ * Both layouts end the same way: every image goes through img_prepare() (via
+ * img_load_file() for image files) into want_h x want_w floats, so the trainer
+ * sees exactly what the daemon will see. Everything read here comes from disk
+ * and is untrusted: counts are checked against DATASET_MAX_* and ImgLimits
+ * before the float matrix is sized, and a bad file is an error naming it.
+ *
+ * Image directories are read in a fixed order (class folders, then files, each
+ * sorted with strcmp) so that the same tree always yields the same labels and
+ * sample order, whatever readdir() returns.
+ */
+#include "siamese/dataset.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+
 #include "siamese/common.h"
+
+/* The largest IDX payload accepted: Fashion-MNIST's train images are 47 MB. */
+#define DATASET_IDX_MAX_BYTES ((size_t)1 << 30)
+/* What img_load_file() reads at most; used when sniffing the first image. */
+#define DATASET_IMG_MAX_FILE ((size_t)64 << 20)
+
+static const char *const idx_names[2][2] = {
+    {"train-images-idx3-ubyte", "train-labels-idx1-ubyte"},
+    {"t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"},
+};
+
+typedef struct {
+    char **v;
+    size_t n, cap;
+} StrList;
+
+static void strlist_free(StrList *l) {
+    for (size_t i = 0; i < l->n; i++)
+        free(l->v[i]);
+    free(l->v);
+    *l = (StrList){0};
+}
+
+/* Appends s (owned by the list from now on, freed on failure too). */
+static int strlist_take(StrList *l, char *s) {
+    if (!s)
+        return -ENOMEM;
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? 2 * l->cap : 16;
+        char **v = realloc(l->v, cap * sizeof *v);
+        if (!v) {
+            free(s);
+            return -ENOMEM;
+        }
+        l->v = v;
+        l->cap = cap;
+    }
+    l->v[l->n++] = s;
+    return 0;
+}
+
+static int cmp_str(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void strlist_sort_unique(StrList *l) {
+    if (l->n == 0)
+        return;
+    qsort(l->v, l->n, sizeof *l->v, cmp_str);
+    size_t k = 1;
+    for (size_t i = 1; i < l->n; i++) {
+        if (strcmp(l->v[i], l->v[k - 1]) == 0)
+            free(l->v[i]);
+        else
+            l->v[k++] = l->v[i];
+    }
+    l->n = k;
+}
+
+static char *path_join(const char *a, const char *b) {
+    char *p = NULL;
+    return asprintf(&p, "%s/%s", a, b) < 0 ? NULL : p;
+}
+
+static int is_dir(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+static int is_file(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+void dataset_free(Dataset *d) {
+    if (!d)
+        return;
+    if (d->class_names)
+        for (int i = 0; i < d->n_classes; i++)
+            free(d->class_names[i]);
+    free(d->class_names);
+    free(d->x);
+    free(d->y);
+    free(d->source);
+    free(d);
+}
+
+/* A Dataset with room for n samples of h x w and n_classes (unnamed) classes.
+ * The caller has already bounded n, h, w; the product is still checked. */
+static int dataset_new(int n, int h, int w, int n_classes, const char *source, Dataset **out,
+                       char *err) {
+    size_t cells;
+    if (__builtin_mul_overflow((size_t)n, (size_t)h * (size_t)w, &cells) ||
+        cells > SIZE_MAX / sizeof(float))
+        return sm_err(err, -EFBIG, "%s: %d images of %dx%d are too many", source, n, h, w);
+    Dataset *d = calloc(1, sizeof *d);
+    if (!d)
+        return sm_err(err, -ENOMEM, "out of memory");
+    d->n = n;
+    d->h = h;
+    d->w = w;
+    d->n_classes = n_classes;
+    d->x = malloc(cells ? cells * sizeof(float) : 1);
+    d->y = malloc(n ? (size_t)n * sizeof(int) : 1);
+    d->class_names = calloc(n_classes ? (size_t)n_classes : 1, sizeof(char *));
+    d->source = strdup(source);
+    if (!d->x || !d->y || !d->class_names || !d->source) {
+        dataset_free(d);
+        return sm_err(err, -ENOMEM, "%s: out of memory for %d images of %dx%d", source, n, h, w);
+    }
+    *out = d;
+    return 0;
+}
+
+/* ---- IDX directories ------------------------------------------------------ */
+
+/* Finds dir/NAME.gz or dir/NAME (in that order, like the reference script).
+ * Returns 0 with *out malloc'ed, SM_ABSENT, or -ENOMEM. */
+static int idx_find(const char *dir, const char *name, char **out) {
+    char *p = NULL;
+    if (asprintf(&p, "%s/%s.gz", dir, name) < 0)
+        return -ENOMEM;
+    if (!is_file(p)) {
+        p[strlen(p) - 3] = 0;
+        if (!is_file(p)) {
+            free(p);
+            return SM_ABSENT;
+        }
+    }
+    *out = p;
+    return 0;
+}
+
+static int idx_dir_detect(const char *dir) {
+    for (int s = 0; s < 2; s++)
+        for (int k = 0; k < 2; k++) {
+            char *p = NULL;
+            if (idx_find(dir, idx_names[s][k], &p) == 0) {
+                free(p);
+                return 1;
+            }
+        }
+    return 0;
+}
+
+/* Checks the two arrays against each other and the limits; returns n. */
+static int idx_check_pair(const char *dir, int ind, const int idim[3], int lnd, const int ldim[3],
+                          const ImgLimits *lim, char *err) {
+    if (ind != 3)
+        return sm_err(err, -EINVAL, "%s: the images file has %d dimensions, not 3", dir, ind);
+    if (lnd != 1)
+        return sm_err(err, -EINVAL, "%s: the labels file has %d dimensions, not 1", dir, lnd);
+    if (idim[0] != ldim[0])
+        return sm_err(err, -EINVAL, "%s: %d images but %d labels", dir, idim[0], ldim[0]);
+    if (idim[0] > DATASET_MAX_SAMPLES)
+        return sm_err(err, -EFBIG, "%s: %d samples, more than %d", dir, idim[0],
+                      DATASET_MAX_SAMPLES);
+    if (idim[1] > lim->max_height || idim[2] > lim->max_width ||
+        (uint64_t)idim[1] * (uint64_t)idim[2] > lim->max_pixels)
+        return sm_err(err, -E2BIG, "%s: %dx%d images exceed the image limits", dir, idim[1],
+                      idim[2]);
+    return idim[0];
+}
+
+static int dataset_load_idx(const char *dir, DatasetSplit split, int want_h, int want_w,
+                            const ImgLimits *lim, Dataset **out, char *err) {
+    char *ipath = NULL, *lpath = NULL;
+    uint8_t *img = NULL, *lab = NULL;
+    int idim[3], ldim[3], ind = 0, lnd = 0, rc;
+    Dataset *d = NULL;
+    int ri = idx_find(dir, idx_names[split][0], &ipath);
+    int rl = idx_find(dir, idx_names[split][1], &lpath);
+    if (ri < 0 || rl < 0) {
+        rc = sm_err(err, -ENOMEM, "out of memory");
+        goto out;
+    }
+    if (ri == SM_ABSENT && rl == SM_ABSENT) {
+        rc = SM_ABSENT;
+        goto out;
+    }
+    if (ri == SM_ABSENT || rl == SM_ABSENT) {
+        rc = sm_err(err, -ENOENT, "%s: %s(.gz) is missing", dir,
+                    idx_names[split][ri == SM_ABSENT ? 0 : 1]);
+        goto out;
+    }
+    if ((rc = idx_read(ipath, DATASET_IDX_MAX_BYTES, &ind, idim, &img, err)) < 0 ||
+        (rc = idx_read(lpath, DATASET_MAX_SAMPLES, &lnd, ldim, &lab, err)) < 0 ||
+        (rc = idx_check_pair(dir, ind, idim, lnd, ldim, lim, err)) < 0)
+        goto out;
+    int n = idim[0], h = idim[1], w = idim[2], n_classes = 0;
+    if (n == 0) {
+        rc = sm_err(err, -EINVAL, "%s: the %s split is empty", dir, split ? "test" : "train");
+        goto out;
+    }
+    for (int i = 0; i < n; i++)
+        n_classes = lab[i] + 1 > n_classes ? lab[i] + 1 : n_classes;
+    int oh = want_h ? want_h : h, ow = want_w ? want_w : w;
+    if ((rc = dataset_new(n, oh, ow, n_classes, dir, &d, err)) < 0)
+        goto out;
+    for (int c = 0; c < n_classes; c++)
+        if (asprintf(&d->class_names[c], "%d", c) < 0) {
+            d->class_names[c] = NULL;
+            rc = sm_err(err, -ENOMEM, "out of memory");
+            goto out;
+        }
+    size_t px = (size_t)h * (size_t)w, opx = (size_t)oh * (size_t)ow;
+    for (int i = 0; i < n; i++) {
+        ImgGray g = {.w = w, .h = h, .px = img + (size_t)i * px};
+        img_prepare(&g, oh, ow, d->x + (size_t)i * opx);
+        d->y[i] = lab[i];
+    }
+    *out = d;
+    d = NULL;
+    rc = 0;
+out:
+    dataset_free(d);
+    free(img);
+    free(lab);
+    free(ipath);
+    free(lpath);
+    return rc;
+}
+
+/* ---- image directories ---------------------------------------------------- */
+
+static int has_image_ext(const char *name) {
+    static const char *const exts[] = {"png", "jpg", "jpeg", "pgm", "ppm"};
+    const char *dot = strrchr(name, '.');
+    if (!dot)
+        return 0;
+    for (size_t i = 0; i < SM_ARRAY_LEN(exts); i++)
+        if (strcasecmp(dot + 1, exts[i]) == 0)
+            return 1;
+    return 0;
+}
+
+/* Appends to out the visible entries of dir that are directories (want_dirs)
+ * or image files (!want_dirs), stopping with -EFBIG past limit entries. A
+ * missing dir adds nothing. Names are appended unsorted. */
+static int list_dir(const char *dir, int want_dirs, size_t limit, StrList *out, char *err) {
+    DIR *dh = opendir(dir);
+    if (!dh)
+        return errno == ENOENT ? 0 : sm_err(err, -errno, "%s: %s", dir, strerror(errno));
+    int rc = 0;
+    struct dirent *e;
+    while ((e = readdir(dh)) != NULL) {
+        struct stat st;
+        if (e->d_name[0] == '.' || fstatat(dirfd(dh), e->d_name, &st, 0) < 0)
+            continue;
+        int ok = want_dirs ? S_ISDIR(st.st_mode) : S_ISREG(st.st_mode) && has_image_ext(e->d_name);
+        if (!ok)
+            continue;
+        if (out->n >= limit) {
+            rc = sm_err(err, -EFBIG, "%s: more than %zu %s", dir, limit,
+                        want_dirs ? "classes" : "images");
+            break;
+        }
+        if (strlist_take(out, strdup(e->d_name)) < 0) {
+            rc = sm_err(err, -ENOMEM, "out of memory");
+            break;
+        }
+    }
+    closedir(dh);
+    return rc;
+}
+
+/* The image files of one split: full paths in load order and their labels. */
+typedef struct {
+    StrList paths;
+    int *labels;
+} Samples;
+
+/* Lists split_dir/<class>/<image> for every class in classes (a class folder
+ * missing from this split contributes nothing). */
+static int samples_collect(const char *split_dir, const StrList *classes, Samples *s, char *err) {
+    int rc = 0;
+    for (size_t c = 0; c < classes->n && rc == 0; c++) {
+        StrList files = {0};
+        char *cdir = path_join(split_dir, classes->v[c]);
+        size_t before = s->paths.n;
+        if (!cdir)
+            rc = sm_err(err, -ENOMEM, "out of memory");
+        else
+            rc = list_dir(cdir, 0, DATASET_MAX_SAMPLES - before, &files, err);
+        if (rc == 0 && files.n > 0) {
+            qsort(files.v, files.n, sizeof *files.v, cmp_str);
+            int *lab = realloc(s->labels, (before + files.n) * sizeof(int));
+            if (!lab)
+                rc = sm_err(err, -ENOMEM, "out of memory");
+            else
+                s->labels = lab;
+        }
+        for (size_t i = 0; rc == 0 && i < files.n; i++) {
+            if (strlist_take(&s->paths, path_join(cdir, files.v[i])) < 0)
+                rc = sm_err(err, -ENOMEM, "out of memory");
+            else
+                s->labels[s->paths.n - 1] = (int)c;
+        }
+        strlist_free(&files);
+        free(cdir);
+    }
+    return rc;
+}
+
+/* Decodes one image file only to learn its size. */
+static int image_size(const char *path, const ImgLimits *lim, int *h, int *w, char *err) {
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    ImgGray g = {0};
+    char why[SM_ERRMAX] = "";
+    int rc = sm_read_file(path, DATASET_IMG_MAX_FILE, &buf, &len, err);
+    if (rc < 0)
+        return rc;
+    rc = img_decode(buf, len, lim, &g, why);
+    free(buf);
+    if (rc < 0)
+        return sm_err(err, rc, "%s: %s", path, why);
+    *h = g.h;
+    *w = g.w;
+    img_gray_free(&g);
+    return 0;
+}
+
+/* The native size for want == 0: that of the first image of the train split,
+ * so that both splits of one dataset come out the same size. */
+static int first_image_size(const char *train_dir, const StrList *classes, const ImgLimits *lim,
+                            int *h, int *w, char *err) {
+    Samples s = {0};
+    int rc = samples_collect(train_dir, classes, &s, err);
+    if (rc == 0 && s.paths.n == 0)
+        rc = sm_err(err, -ENOENT, "%s: no images", train_dir);
+    if (rc == 0)
+        rc = image_size(s.paths.v[0], lim, h, w, err);
+    strlist_free(&s.paths);
+    free(s.labels);
+    return rc;
+}
+
+/* Loads every listed file into d (already sized to match s). */
+static int samples_load(const Samples *s, const ImgLimits *lim, Dataset *d, char *err) {
+    char why[SM_ERRMAX];
+    size_t opx = (size_t)d->h * (size_t)d->w;
+    for (size_t i = 0; i < s->paths.n; i++) {
+        const char *p = s->paths.v[i];
+        why[0] = 0;
+        int rc = img_load_file(p, lim, d->h, d->w, d->x + i * opx, why);
+        if (rc < 0)
+            return strncmp(why, p, strlen(p)) == 0 ? sm_err(err, rc, "%s", why)
+                                                   : sm_err(err, rc, "%s: %s", p, why);
+        d->y[i] = s->labels[i];
+    }
+    return 0;
+}
+
+static int dataset_load_imgdir(const char *dir, DatasetSplit split, int want_h, int want_w,
+                               const ImgLimits *lim, Dataset **out, char *err) {
+    StrList classes = {0};
+    Samples s = {0};
+    Dataset *d = NULL;
+    char *train_dir = path_join(dir, "train"), *test_dir = path_join(dir, "test");
+    int rc = 0, h = want_h, w = want_w;
+    if (!train_dir || !test_dir) {
+        rc = sm_err(err, -ENOMEM, "out of memory");
+        goto out;
+    }
+    if (!is_dir(train_dir) || !is_dir(test_dir)) {
+        if (split == DATASET_TEST) {
+            rc = SM_ABSENT;
+            goto out;
+        }
+        free(train_dir);
+        if (!(train_dir = strdup(dir))) {
+            rc = sm_err(err, -ENOMEM, "out of memory");
+            goto out;
+        }
+        free(test_dir);
+        test_dir = NULL;
+    }
+    /* Labels are positions in the sorted union of both splits' class names,
+     * so a class means the same label in train and test. */
+    if ((rc = list_dir(train_dir, 1, DATASET_MAX_CLASSES, &classes, err)) < 0 ||
+        (test_dir &&
+         (rc = list_dir(test_dir, 1, 2 * (size_t)DATASET_MAX_CLASSES, &classes, err)) < 0))
+        goto out;
+    strlist_sort_unique(&classes);
+    if (classes.n == 0 || classes.n > DATASET_MAX_CLASSES) {
+        rc = sm_err(err, classes.n ? -EFBIG : -ENOENT, "%s: %s", dir,
+                    classes.n ? "too many classes" : "no class folders (and no IDX files)");
+        goto out;
+    }
+    const char *split_dir = split == DATASET_TEST ? test_dir : train_dir;
+    if ((rc = samples_collect(split_dir, &classes, &s, err)) < 0)
+        goto out;
+    if (s.paths.n == 0) {
+        rc = sm_err(err, -ENOENT, "%s: no images (.png .jpg .jpeg .pgm .ppm)", split_dir);
+        goto out;
+    }
+    if ((h == 0 || w == 0) && (rc = first_image_size(train_dir, &classes, lim, &h, &w, err)) < 0)
+        goto out;
+    h = want_h ? want_h : h;
+    w = want_w ? want_w : w;
+    if ((rc = dataset_new((int)s.paths.n, h, w, (int)classes.n, dir, &d, err)) < 0)
+        goto out;
+    for (size_t c = 0; c < classes.n; c++) {
+        d->class_names[c] = classes.v[c]; /* ownership moves to d */
+        classes.v[c] = NULL;
+    }
+    if ((rc = samples_load(&s, lim, d, err)) < 0)
+        goto out;
+    *out = d;
+    d = NULL;
+out:
+    dataset_free(d);
+    strlist_free(&classes);
+    strlist_free(&s.paths);
+    free(s.labels);
+    free(train_dir);
+    free(test_dir);
+    return rc;
+}
+
+int dataset_load(const char *path, DatasetSplit split, int want_h, int want_w, const ImgLimits *lim,
+                 Dataset **out, char *err) {
+    ImgLimits dflt = IMG_LIMITS_DEFAULT;
+    struct stat st;
+    if (!lim)
+        lim = &dflt;
+    if (split != DATASET_TRAIN && split != DATASET_TEST)
+        return sm_err(err, -EINVAL, "bad dataset split %d", (int)split);
+    if (want_h < 0 || want_w < 0 || want_h > lim->max_height || want_w > lim->max_width)
+        return sm_err(err, -EINVAL, "bad prepared image size %dx%d", want_h, want_w);
+    if (stat(path, &st) < 0)
+        return sm_err(err, -errno, "%s: %s", path, strerror(errno));
+    if (!S_ISDIR(st.st_mode))
+        return sm_err(err, -ENOTDIR, "%s: a dataset is a directory", path);
+    if (idx_dir_detect(path))
+        return dataset_load_idx(path, split, want_h, want_w, lim, out, err);
+    return dataset_load_imgdir(path, split, want_h, want_w, lim, out, err);
+}
+
+/* ---- validation split ----------------------------------------------------- */
+
+/* How many of a class's count samples move to the validation set. */
+static int split_count(int count, double frac) {
+    if (count < 4)
+        return 0;
+    /* The small slack keeps 0.07 * 100 (= 7.000000000000001) from becoming 8. */
+    int k = (int)ceil(frac * count - 1e-9);
+    if (k < 2)
+        k = 2;
+    if (k > count - 2)
+        k = count - 2;
+    return k;
+}
+
+int dataset_split_off(Dataset *d, double frac, Dataset **val, char *err) {
+    int *count = NULL, *seen = NULL, rc = 0;
+    Dataset *v = NULL;
+    if (!(frac > 0 && frac < 1))
+        return sm_err(err, -EINVAL, "validation fraction %g is not in (0, 1)", frac);
+    count = calloc((size_t)d->n_classes + 1, sizeof(int));
+    seen = calloc((size_t)d->n_classes + 1, sizeof(int));
+    if (!count || !seen) {
+        rc = sm_err(err, -ENOMEM, "out of memory");
+        goto out;
+    }
+    for (int i = 0; i < d->n; i++)
+        count[d->y[i]]++;
+    int nv = 0;
+    for (int c = 0; c < d->n_classes; c++)
+        nv += split_count(count[c], frac);
+    if ((rc = dataset_new(nv, d->h, d->w, d->n_classes, d->source, &v, err)) < 0)
+        goto out;
+    for (int c = 0; c < d->n_classes; c++)
+        if (!(v->class_names[c] = strdup(d->class_names[c]))) {
+            rc = sm_err(err, -ENOMEM, "out of memory");
+            goto out;
+        }
+    /* Nothing can fail from here on, so d is either untouched or fully split. */
+    size_t px = (size_t)d->h * (size_t)d->w;
+    int kept = 0, moved = 0;
+    for (int i = 0; i < d->n; i++) {
+        int c = d->y[i];
+        int to_val = seen[c]++ >= count[c] - split_count(count[c], frac);
+        Dataset *dst = to_val ? v : d;
+        int j = to_val ? moved++ : kept++;
+        memmove(dst->x + (size_t)j * px, d->x + (size_t)i * px, px * sizeof(float));
+        dst->y[j] = c;
+    }
+    d->n = kept;
+    *val = v;
+    v = NULL;
+out:
+    dataset_free(v);
+    free(count);
+    free(seen);
+    return rc;
+}
