@@ -29,7 +29,9 @@ int metrics_compute(const float *dist, const float *y, size_t n, float threshold
                     float threshold_calibrated, Metrics *out);
 
 /* The threshold that maximises accuracy on these pairs: the midpoint between
- * two consecutive sorted distances (ties broken toward the smaller threshold).
+ * two consecutive sorted distances, or just below the smallest / just above
+ * the largest (ties broken toward the smaller threshold). NaN distances are
+ * never accepted; with none but NaN (or n == 0) *threshold is NaN.
  * Returns -ENOMEM or 0. */
 int metrics_calibrate(const float *dist, const float *y, size_t n, float *threshold);
 
