@@ -1,2 +1,533 @@
-/* store.c: not written yet */
-#include "siamese/common.h"
+/*
+ * store.c — opening and closing the store, the read side (get, list, counts,
+ * identify, verify), loading the index, and validating what crosses into the
+ * store: subject ids, cursors, fingerprints, metadata and every database row.
+ *
+ * Lifecycle: store_open() opens the writer connection (WAL, synchronous=FULL),
+ * runs PRAGMA quick_check and the migrations, loads every sample into the
+ * index, opens the pool of read connections and starts the writer thread
+ * (writer.c). Reads borrow a pooled connection and run in one read
+ * transaction, so a subject and its samples come from the same snapshot.
+ * Writes go through writer.c; re-embedding lives in reembed.c.
+ */
+#include "store_int.h"
+
+#include "siamese/log.h"
+
+#include <cjson/cJSON.h>
+#include <nettle/base64.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define STALE_MSG "the store holds samples from another model: run `siamesed --reembed`"
+
+int store_subject_id_valid(const char *id) {
+    if (!id)
+        return 0;
+    size_t n = 0;
+    for (; id[n]; n++) {
+        char c = id[n];
+        int ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                 c == '.' || c == '_' || c == ':' || c == '@' || c == '-';
+        if (!ok || n >= STORE_SUBJECT_MAX)
+            return 0;
+    }
+    return n > 0;
+}
+
+int store_fingerprint_valid(const char *s) {
+    if (!s)
+        return 0;
+    size_t n = 0;
+    for (; s[n]; n++)
+        if (n >= STORE_FINGERPRINT_LEN || !((s[n] >= '0' && s[n] <= '9') || (s[n] >= 'a' && s[n] <= 'f')))
+            return 0;
+    return n == STORE_FINGERPRINT_LEN;
+}
+
+int store_metadata_valid(const char *text, size_t len) {
+    if (!text || len > STORE_METADATA_MAX || strlen(text) != len)
+        return 0;
+    /* len + 1 takes in the NUL, so that trailing garbage is refused. */
+    cJSON *j = cJSON_ParseWithLengthOpts(text, len + 1, NULL, 1);
+    int ok = cJSON_IsObject(j);
+    cJSON_Delete(j);
+    return ok;
+}
+
+int store_cursor_encode(const char *id, char *out, char *err) {
+    if (!store_subject_id_valid(id))
+        return sm_err(err, -EINVAL, "cursor: invalid subject id");
+    char buf[BASE64_ENCODE_LENGTH(STORE_SUBJECT_MAX) + BASE64_ENCODE_FINAL_LENGTH];
+    struct base64_encode_ctx ctx;
+    base64url_encode_init(&ctx);
+    size_t n = base64_encode_update(&ctx, buf, strlen(id), (const uint8_t *)id);
+    n += base64_encode_final(&ctx, buf + n);
+    while (n > 0 && buf[n - 1] == '=')
+        n--;
+    memcpy(out, buf, n);
+    out[n] = '\0';
+    return 0;
+}
+
+int store_cursor_decode(const char *cursor, char *id, char *err) {
+    char padded[STORE_CURSOR_SIZE + 3], again[STORE_CURSOR_SIZE];
+    uint8_t raw[BASE64_DECODE_LENGTH(sizeof padded) + 1];
+    size_t len = cursor ? strnlen(cursor, STORE_CURSOR_SIZE) : 0, n = 0;
+    id[0] = '\0';
+    if (len == 0 || len >= STORE_CURSOR_SIZE || len % 4 == 1)
+        return sm_err(err, -EINVAL, "invalid cursor");
+    for (size_t i = 0; i < len; i++) {
+        char c = cursor[i];
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+              c == '_'))
+            return sm_err(err, -EINVAL, "invalid cursor");
+    }
+    memcpy(padded, cursor, len);
+    while (len % 4)
+        padded[len++] = '=';
+    struct base64_decode_ctx ctx;
+    base64url_decode_init(&ctx);
+    if (!base64_decode_update(&ctx, &n, raw, len, padded) || !base64_decode_final(&ctx) ||
+        n > STORE_SUBJECT_MAX)
+        return sm_err(err, -EINVAL, "invalid cursor");
+    raw[n] = '\0';
+    /* Only the canonical encoding of a valid id: no NUL inside, no stray bits. */
+    if (strlen((char *)raw) != n || store_cursor_encode((char *)raw, again, NULL) < 0 ||
+        strcmp(again, cursor) != 0)
+        return sm_err(err, -EINVAL, "invalid cursor");
+    memcpy(id, raw, n + 1);
+    return 0;
+}
+
+sqlite3 *store_reader_get(Store *s) {
+    pthread_mutex_lock(&s->rlock);
+    while (s->n_rfree == 0)
+        pthread_cond_wait(&s->rcv, &s->rlock);
+    sqlite3 *db = s->rfree[--s->n_rfree];
+    pthread_mutex_unlock(&s->rlock);
+    return db;
+}
+
+void store_reader_put(Store *s, sqlite3 *db) {
+    store_db_rollback(db);
+    pthread_mutex_lock(&s->rlock);
+    s->rfree[s->n_rfree++] = db;
+    pthread_cond_signal(&s->rcv);
+    pthread_mutex_unlock(&s->rlock);
+}
+
+/* ---- Row validation: the database is outside input too ---- */
+
+static int col_id(sqlite3_stmt *st, int col, char *out) {
+    const char *t = (const char *)sqlite3_column_text(st, col);
+    if (sqlite3_column_type(st, col) != SQLITE_TEXT || !store_subject_id_valid(t))
+        return -EINVAL;
+    memcpy(out, t, strlen(t) + 1);
+    return 0;
+}
+
+static int col_positive(sqlite3_stmt *st, int col, int64_t min, int64_t *out) {
+    if (sqlite3_column_type(st, col) != SQLITE_INTEGER || sqlite3_column_int64(st, col) < min)
+        return -EINVAL;
+    *out = sqlite3_column_int64(st, col);
+    return 0;
+}
+
+static int col_metadata(sqlite3_stmt *st, int col, char **out) {
+    *out = NULL;
+    if (sqlite3_column_type(st, col) == SQLITE_NULL)
+        return 0;
+    const char *t = (const char *)sqlite3_column_text(st, col);
+    size_t len = (size_t)sqlite3_column_bytes(st, col);
+    if (sqlite3_column_type(st, col) != SQLITE_TEXT || !store_metadata_valid(t, len))
+        return -EINVAL;
+    *out = strdup(t);
+    return *out ? 0 : -ENOMEM;
+}
+
+/* Reads one sample row (id, subject_id, fingerprint, embedding) into the
+ * index, or counts it as stale when another model made it. */
+static int load_row(Store *s, sqlite3_stmt *st, float *emb, int64_t *stale, char *err) {
+    int64_t id = 0;
+    char subject[STORE_SUBJECT_MAX + 1];
+    const char *fp = (const char *)sqlite3_column_text(st, 2);
+    if (col_positive(st, 0, 1, &id) || col_id(st, 1, subject) || !store_fingerprint_valid(fp))
+        return sm_err(err, -EINVAL, "sample %lld: invalid id, subject or fingerprint", (long long)id);
+    if (strcmp(fp, s->fingerprint) != 0) {
+        (*stale)++;
+        return 0;
+    }
+    int bytes = sqlite3_column_bytes(st, 3);
+    const void *blob = sqlite3_column_blob(st, 3);
+    if (sqlite3_column_type(st, 3) != SQLITE_BLOB || bytes != s->dim * (int)sizeof(float))
+        return sm_err(err, -EINVAL, "sample %lld: embedding of %d bytes, expected %d",
+                      (long long)id, bytes, s->dim * (int)sizeof(float));
+    memcpy(emb, blob, (size_t)bytes); /* the blob need not be aligned */
+    return index_add(s->ix, id, subject, emb, err);
+}
+
+static int count_rows(sqlite3 *db, const char *sql, int64_t *out, char *err) {
+    sqlite3_stmt *st = NULL;
+    int rc = store_db_prepare(db, sql, &st, err);
+    if (rc == 0) {
+        int step = sqlite3_step(st);
+        if (step != SQLITE_ROW)
+            rc = store_db_fail(db, step, "count", err);
+        else
+            *out = sqlite3_column_int64(st, 0);
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int store_load_index(Store *s, sqlite3 *db, int64_t *stale, char *err) {
+    sqlite3_stmt *st = NULL;
+    int64_t subjects = 0, samples = 0, rows = 0;
+    float *emb = malloc((size_t)s->dim * sizeof *emb);
+    *stale = 0;
+    index_clear(s->ix);
+    int rc = emb ? store_db_exec(db, "BEGIN", err) : sm_err(err, -ENOMEM, "out of memory");
+    if (rc == 0)
+        rc = count_rows(db, "SELECT count(*) FROM subjects", &subjects, err);
+    if (rc == 0)
+        rc = count_rows(db, "SELECT count(*) FROM samples", &samples, err);
+    if (rc == 0 && samples > 0)
+        rc = index_reserve(s->ix, (size_t)samples, (size_t)subjects, err);
+    if (rc == 0)
+        rc = store_db_prepare(db, "SELECT id, subject_id, fingerprint, embedding FROM samples ORDER BY id",
+                              &st, err);
+    int step = SQLITE_DONE;
+    while (rc == 0 && (step = sqlite3_step(st)) == SQLITE_ROW) {
+        rc = load_row(s, st, emb, stale, err);
+        rows++;
+    }
+    if (rc == 0 && step != SQLITE_DONE)
+        rc = store_db_fail(db, step, "loading samples", err);
+    sqlite3_finalize(st);
+    store_db_rollback(db); /* ends the read transaction */
+    if (rc < 0 || *stale > 0)
+        index_clear(s->ix);
+    if (rc == 0) {
+        atomic_store(&s->n_subjects, subjects);
+        atomic_store(&s->n_samples, rows);
+    }
+    free(emb);
+    return rc;
+}
+
+/* ---- Open and close ---- */
+
+static int config_check(const StoreConfig *cfg, char *err) {
+    if (!cfg || !cfg->path || !cfg->path[0])
+        return sm_err(err, -EINVAL, "store: no database path");
+    if (!store_fingerprint_valid(cfg->fingerprint))
+        return sm_err(err, -EINVAL, "store: the model fingerprint is not 64 lowercase hex digits");
+    if (cfg->dim < 1 || cfg->dim > STORE_DIM_MAX)
+        return sm_err(err, -EINVAL, "store: embedding size %d outside 1..%d", cfg->dim, STORE_DIM_MAX);
+    if (cfg->batch_max < 0 || cfg->batch_max > 1024 || cfg->readers < 0 || cfg->readers > 64 ||
+        cfg->busy_timeout_ms < 0 || cfg->max_bytes < 0)
+        return sm_err(err, -EINVAL, "store: batch_max, readers, busy_timeout_ms or max_bytes out of range");
+    return 0;
+}
+
+/* Caps the database size (PRAGMA max_page_count is per connection: the
+ * writer's is the one that matters). */
+static int cap_size(Store *s, int64_t max_bytes, char *err) {
+    sqlite3_stmt *st = NULL;
+    char sql[64];
+    int rc = store_db_prepare(s->wdb, "PRAGMA page_size", &st, err);
+    if (rc == 0 && sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int64(st, 0) > 0) {
+        int64_t pages = max_bytes / sqlite3_column_int64(st, 0);
+        snprintf(sql, sizeof sql, "PRAGMA max_page_count=%lld", (long long)(pages > 0 ? pages : 1));
+        rc = store_db_exec(s->wdb, sql, err);
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static int open_readers(Store *s, int n, char *err) {
+    s->rdb = calloc((size_t)n, sizeof *s->rdb);
+    s->rfree = calloc((size_t)n, sizeof *s->rfree);
+    if (!s->rdb || !s->rfree)
+        return sm_err(err, -ENOMEM, "store: out of memory");
+    for (; s->n_rdb < n; s->n_rdb++) {
+        int rc = store_db_open(s->path, 0, s->busy_ms, &s->rdb[s->n_rdb], err);
+        if (rc < 0)
+            return rc;
+        s->rfree[s->n_rfree++] = s->rdb[s->n_rdb];
+    }
+    return 0;
+}
+
+static Store *store_new(const StoreConfig *cfg) {
+    Store *s = calloc(1, sizeof *s);
+    if (!s || !(s->path = strdup(cfg->path))) {
+        free(s);
+        return NULL;
+    }
+    memcpy(s->fingerprint, cfg->fingerprint, STORE_FINGERPRINT_LEN + 1);
+    s->dim = cfg->dim;
+    s->keep_images = cfg->keep_images != 0;
+    s->batch_max = cfg->batch_max ? cfg->batch_max : 64;
+    s->busy_ms = cfg->busy_timeout_ms ? cfg->busy_timeout_ms : 5000;
+    /* Default attributes: these cannot fail on Linux. */
+    pthread_mutex_init(&s->qlock, NULL);
+    pthread_cond_init(&s->qcv, NULL);
+    pthread_cond_init(&s->donecv, NULL);
+    pthread_mutex_init(&s->rlock, NULL);
+    pthread_cond_init(&s->rcv, NULL);
+    return s;
+}
+
+int store_open(const StoreConfig *cfg, Store **out, char *err) {
+    char why[SM_ERRMAX] = "";
+    int from = 0, to = 0;
+    int64_t stale = 0;
+    Store *s = NULL;
+    *out = NULL;
+    int rc = config_check(cfg, err);
+    if (rc < 0)
+        return rc;
+    if (!sqlite3_threadsafe())
+        return sm_err(err, -ENOTSUP, "store: this SQLite is built without thread support");
+    if (!(s = store_new(cfg)))
+        return sm_err(err, -ENOMEM, "store: out of memory");
+    rc = store_db_open(s->path, 1, s->busy_ms, &s->wdb, why);
+    if (rc == 0 && !cfg->skip_check)
+        rc = store_db_check(s->wdb, why);
+    if (rc == 0)
+        rc = store_db_migrate(s->wdb, store_migrations, store_n_migrations, &from, &to, why);
+    if (rc == 0 && from != to)
+        log_info("store: %s: schema migrated from version %d to %d", s->path, from, to);
+    if (rc == 0 && cfg->max_bytes > 0)
+        rc = cap_size(s, cfg->max_bytes, why);
+    if (rc == 0)
+        rc = index_create(s->dim, &s->ix, why);
+    if (rc == 0)
+        rc = store_load_index(s, s->wdb, &stale, why);
+    if (rc == 0)
+        rc = open_readers(s, cfg->readers ? cfg->readers : 4, why);
+    if (rc == 0)
+        rc = store_writer_start(s, why);
+    if (rc < 0) {
+        sm_err(err, rc, "%s: %s", s->path, why);
+        store_close(s);
+        return rc;
+    }
+    *out = s;
+    if (stale > 0) {
+        atomic_store(&s->stale, 1);
+        return sm_err(err, STORE_STALE,
+                      "%s: %lld of %lld samples were embedded by another model than %.12s...: "
+                      "run `siamesed --reembed`",
+                      s->path, (long long)stale, (long long)atomic_load(&s->n_samples),
+                      s->fingerprint);
+    }
+    return 0;
+}
+
+void store_close(Store *s) {
+    if (!s)
+        return;
+    store_writer_stop(s);
+    for (int i = 0; i < s->n_rdb; i++)
+        sqlite3_close(s->rdb[i]);
+    /* Last, so that this close checkpoints the WAL into the database. */
+    sqlite3_close(s->wdb);
+    index_free(s->ix);
+    pthread_mutex_destroy(&s->qlock);
+    pthread_cond_destroy(&s->qcv);
+    pthread_cond_destroy(&s->donecv);
+    pthread_mutex_destroy(&s->rlock);
+    pthread_cond_destroy(&s->rcv);
+    free(s->rdb);
+    free(s->rfree);
+    free(s->path);
+    free(s);
+}
+
+/* ---- Reads ---- */
+
+void store_subject_free(StoreSubject *subj) {
+    if (!subj)
+        return;
+    free(subj->metadata);
+    free(subj->samples);
+    free(subj);
+}
+
+/* Reads subject's row (SM_ABSENT if none) and its samples into sj. */
+static int get_rows(sqlite3 *db, const char *subject, StoreSubject *sj, char *err) {
+    sqlite3_stmt *st = NULL;
+    int rc = store_db_prepare(db, "SELECT created_at, metadata FROM subjects WHERE id = ?1", &st, err);
+    int step = SQLITE_DONE;
+    size_t cap = 0;
+    if (rc < 0)
+        return rc;
+    sqlite3_bind_text(st, 1, subject, -1, SQLITE_STATIC);
+    step = sqlite3_step(st);
+    if (step == SQLITE_DONE)
+        rc = SM_ABSENT;
+    else if (step != SQLITE_ROW)
+        rc = store_db_fail(db, step, "reading a subject", err);
+    else if (col_positive(st, 0, 0, &sj->created_at) || col_metadata(st, 1, &sj->metadata))
+        rc = sm_err(err, -EINVAL, "subject %s: invalid created_at or metadata in the database", subject);
+    sqlite3_finalize(st);
+    st = NULL;
+    if (rc == 0)
+        rc = store_db_prepare(db, "SELECT id, created_at FROM samples WHERE subject_id = ?1 ORDER BY id",
+                              &st, err);
+    if (rc == 0)
+        sqlite3_bind_text(st, 1, subject, -1, SQLITE_STATIC);
+    while (rc == 0 && (step = sqlite3_step(st)) == SQLITE_ROW) {
+        if ((size_t)sj->n_samples == cap) {
+            cap = cap ? 2 * cap : 16;
+            StoreSampleInfo *p = realloc(sj->samples, cap * sizeof *p);
+            if (!p) {
+                rc = sm_err(err, -ENOMEM, "out of memory");
+                break;
+            }
+            sj->samples = p;
+        }
+        StoreSampleInfo *si = &sj->samples[sj->n_samples];
+        if (col_positive(st, 0, 1, &si->id) || col_positive(st, 1, 0, &si->created_at))
+            rc = sm_err(err, -EINVAL, "subject %s: invalid sample row in the database", subject);
+        sj->n_samples++;
+    }
+    if (rc == 0 && step != SQLITE_DONE)
+        rc = store_db_fail(db, step, "reading samples", err);
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int store_get(Store *s, const char *subject, StoreSubject **out, char *err) {
+    *out = NULL;
+    if (!store_subject_id_valid(subject))
+        return SM_ABSENT;
+    StoreSubject *sj = calloc(1, sizeof *sj);
+    if (!sj)
+        return sm_err(err, -ENOMEM, "out of memory");
+    memcpy(sj->id, subject, strlen(subject) + 1);
+    sqlite3 *db = store_reader_get(s);
+    /* One read transaction: the subject and its samples from one snapshot. */
+    int rc = store_db_exec(db, "BEGIN", err);
+    if (rc == 0)
+        rc = get_rows(db, subject, sj, err);
+    store_reader_put(s, db);
+    if (rc != 0)
+        store_subject_free(sj);
+    else
+        *out = sj;
+    return rc;
+}
+
+/* Steps through up to limit + 1 rows; the extra one only says "more follow". */
+static int list_rows(sqlite3 *db, const char *after, int limit, StoreListItem *items, int *n,
+                     int *more, char *err) {
+    sqlite3_stmt *st = NULL;
+    int rc = store_db_prepare(db,
+                              "SELECT id, created_at, (SELECT count(*) FROM samples"
+                              " WHERE subject_id = subjects.id) FROM subjects"
+                              " WHERE id > ?1 ORDER BY id LIMIT ?2",
+                              &st, err);
+    int step = SQLITE_DONE;
+    if (rc < 0)
+        return rc;
+    sqlite3_bind_text(st, 1, after, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 2, limit + 1);
+    while (rc == 0 && (step = sqlite3_step(st)) == SQLITE_ROW) {
+        if (*n == limit) {
+            *more = 1;
+            continue;
+        }
+        StoreListItem *it = &items[*n];
+        if (col_id(st, 0, it->id) || col_positive(st, 1, 0, &it->created_at) ||
+            col_positive(st, 2, 0, &it->n_samples))
+            rc = sm_err(err, -EINVAL, "invalid subject row in the database");
+        (*n)++;
+    }
+    if (rc == 0 && step != SQLITE_DONE)
+        rc = store_db_fail(db, step, "listing subjects", err);
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int store_list(Store *s, const char *cursor, int limit, StoreListItem **items, int *n, char *next,
+               char *err) {
+    char after[STORE_SUBJECT_MAX + 1] = "";
+    int more = 0;
+    *items = NULL;
+    *n = 0;
+    next[0] = '\0';
+    if (limit < 1 || limit > STORE_LIST_MAX)
+        return sm_err(err, -EINVAL, "limit must be 1..%d", STORE_LIST_MAX);
+    if (cursor && cursor[0]) {
+        int rc = store_cursor_decode(cursor, after, err);
+        if (rc < 0)
+            return rc;
+    }
+    StoreListItem *it = malloc((size_t)limit * sizeof *it);
+    if (!it)
+        return sm_err(err, -ENOMEM, "out of memory");
+    sqlite3 *db = store_reader_get(s);
+    int rc = list_rows(db, after, limit, it, n, &more, err);
+    store_reader_put(s, db);
+    if (rc == 0 && more)
+        rc = store_cursor_encode(it[*n - 1].id, next, err);
+    if (rc < 0 || *n == 0) {
+        free(it);
+        it = NULL;
+        if (rc < 0)
+            *n = 0;
+    }
+    *items = it;
+    return rc;
+}
+
+void store_counts(Store *s, int64_t *subjects, int64_t *samples) {
+    if (subjects)
+        *subjects = atomic_load(&s->n_subjects);
+    if (samples)
+        *samples = atomic_load(&s->n_samples);
+}
+
+void store_stats(Store *s, StoreStats *out) {
+    pthread_mutex_lock(&s->qlock);
+    *out = s->stats;
+    pthread_mutex_unlock(&s->qlock);
+}
+
+/* ---- Nearest neighbours ---- */
+
+int store_identify(Store *s, const float *q, int k, IndexHit *hits, int *n, char *err) {
+    *n = 0;
+    if (atomic_load(&s->stale))
+        return sm_err(err, -ESTALE, STALE_MSG);
+    return index_topk(s->ix, q, k, hits, n, err);
+}
+
+int store_verify(Store *s, const char *subject, const float *q, IndexHit *hit, char *err) {
+    if (atomic_load(&s->stale))
+        return sm_err(err, -ESTALE, STALE_MSG);
+    if (!store_subject_id_valid(subject))
+        return SM_ABSENT;
+    int rc = index_nearest_in_subject(s->ix, subject, q, hit, err);
+    if (rc != SM_ABSENT)
+        return rc;
+    /* Not in the index: unknown, or known with no samples? */
+    sqlite3 *db = store_reader_get(s);
+    sqlite3_stmt *st = NULL;
+    rc = store_db_prepare(db, "SELECT 1 FROM subjects WHERE id = ?1", &st, err);
+    if (rc == 0) {
+        sqlite3_bind_text(st, 1, subject, -1, SQLITE_STATIC);
+        int step = sqlite3_step(st);
+        rc = step == SQLITE_ROW    ? STORE_EMPTY
+             : step == SQLITE_DONE ? SM_ABSENT
+                                   : store_db_fail(db, step, "reading a subject", err);
+    }
+    sqlite3_finalize(st);
+    store_reader_put(s, db);
+    return rc;
+}

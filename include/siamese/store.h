@@ -1,0 +1,283 @@
+/*
+ * store.h — the daemon's durable store of subjects and their samples, and the
+ * in-memory index that answers nearest-neighbour questions over them.
+ *
+ * A subject is an id (1..STORE_SUBJECT_MAX characters from [A-Za-z0-9._:@-]),
+ * optional metadata (a JSON object as text) and a creation time. A sample
+ * belongs to one subject and holds the embedding the serving model made of an
+ * image, that model's fingerprint and, when the store keeps images, the image
+ * bytes and their content type. Times are Unix milliseconds (UTC).
+ *
+ * The database is SQLite in WAL mode with synchronous=FULL: a write that
+ * returned success survives kill -9 and power loss. Its schema comes from the
+ * numbered files in migrations/, embedded at build time and applied in order
+ * at open, each in its own transaction (see store_migrate_file()).
+ *
+ * Threads. Every function taking a Store may be called from any thread at
+ * once, except store_open() and store_close(). Writes are queued to a single
+ * writer thread that runs up to batch_max of them in one transaction (each in
+ * its own SAVEPOINT, so one failing write does not fail the others) and
+ * commits once: concurrent writers share an fsync. Reads use a small pool of
+ * read connections; identify and verify read the index under a shared lock.
+ * The index changes only after a commit succeeded, so it never holds a sample
+ * the database lost, and a write that returned is visible to every later read.
+ *
+ * Embeddings from different models are never compared: the store is opened
+ * with the serving model's fingerprint and refuses to serve (STORE_STALE) while
+ * samples made by another model remain; store_reembed() converts them.
+ */
+#ifndef SIAMESE_STORE_H
+#define SIAMESE_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define STORE_SUBJECT_MAX 128          /* characters in a subject id */
+#define STORE_FINGERPRINT_LEN 64       /* lowercase hex SHA-256 */
+#define STORE_DIM_MAX 4096             /* embedding size */
+#define STORE_ENROLL_MAX 256           /* samples in one store_enroll() */
+#define STORE_IMAGE_MAX (16u << 20)    /* bytes of one kept image */
+#define STORE_METADATA_MAX (64u << 10) /* bytes of a subject's metadata */
+#define STORE_CONTENT_TYPE_MAX 127     /* characters in an image content type */
+#define STORE_LIST_MAX 1000            /* subjects in one store_list() page */
+#define STORE_CURSOR_SIZE 172          /* bytes of a cursor buffer, NUL included */
+
+/* Documented positive outcomes (SM_ABSENT = 1 comes from common.h). */
+#define STORE_STALE 2 /* store_open: samples from another model remain; run `siamesed --reembed` */
+#define STORE_EMPTY 3 /* store_verify: the subject exists but has no samples */
+
+/* ---- Subject ids and cursors ---- */
+
+/* 1 if id is a valid subject id (1..128 characters from [A-Za-z0-9._:@-]),
+ * 0 otherwise (NULL included). */
+int store_subject_id_valid(const char *id);
+
+/* Encodes a valid subject id as an opaque list cursor (unpadded base64url)
+ * into out (STORE_CURSOR_SIZE bytes). -EINVAL if id is not valid. */
+int store_cursor_encode(const char *id, char *out, char *err);
+
+/* Decodes an untrusted cursor into id (STORE_SUBJECT_MAX + 1 bytes). Accepts
+ * only the canonical encoding of a valid subject id; -EINVAL otherwise. */
+int store_cursor_decode(const char *cursor, char *id, char *err);
+
+/* ---- The store ---- */
+
+typedef struct Store Store;
+
+typedef struct {
+    const char *path;        /* database file, created if missing (its directory must exist) */
+    const char *fingerprint; /* the serving model's fingerprint: 64 lowercase hex digits */
+    int dim;                 /* the serving model's embedding size, 1..STORE_DIM_MAX */
+    int keep_images;         /* nonzero: keep each sample's image (needed by store_reembed) */
+    int batch_max;           /* most writes per transaction, 1..1024 (0: 64) */
+    int readers;             /* read connections, 1..64 (0: 4) */
+    int busy_timeout_ms;     /* wait for locks held by other processes (0: 5000) */
+    int64_t max_bytes;       /* cap on the database size; beyond it writes get -ENOSPC (0: none) */
+    int skip_check;          /* nonzero: skip PRAGMA quick_check at open (large databases) */
+} StoreConfig;
+
+/* Opens (creating or upgrading) the database at cfg->path, checks it, loads
+ * every sample into the index and starts the writer thread.
+ *
+ * Returns 0 with *out set; or STORE_STALE with *out set and err naming how
+ * many samples another model made and `siamesed --reembed` — such a store
+ * serves only store_reembed(), store_counts(), store_stats(), deletes and
+ * store_close(); or a negative errno with *out NULL and err filled:
+ *   -ENOTSUP  the database has a newer schema than this binary knows;
+ *   -EINVAL   bad config, or a corrupt or non-SQLite file, or invalid rows;
+ *   -EIO      WAL unavailable or an I/O error; -ENOSPC disk full;
+ *   -EACCES / -ENOENT and friends from opening the file.
+ * *out is freed with store_close(). */
+int store_open(const StoreConfig *cfg, Store **out, char *err);
+
+/* Waits for queued writes, stops the writer and closes the database. No other
+ * call on s may be running or start. Accepts NULL. */
+void store_close(Store *s);
+
+/* One sample to enroll. image is borrowed for the call; NULL or len 0 means
+ * no image. content_type ("image/png") is required with an image. The image
+ * is kept only when the store keeps images. */
+typedef struct {
+    const float *embedding; /* dim finite floats */
+    const uint8_t *image;
+    size_t image_len;       /* <= STORE_IMAGE_MAX */
+    const char *content_type;
+} StoreSampleIn;
+
+typedef struct {
+    int64_t total; /* the subject's samples after the enroll */
+    int created;   /* 1 if the subject is new */
+} StoreEnrolled;
+
+/* Adds n (0..STORE_ENROLL_MAX) samples to subject, creating it if new. If
+ * metadata is not NULL (a JSON object of at most STORE_METADATA_MAX bytes, the
+ * caller having validated it) it replaces the subject's metadata; NULL keeps
+ * it. ids (n entries, may be NULL when n is 0) receives the new sample ids,
+ * res (may be NULL) the outcome. Durable when it returns 0. Errors: -EINVAL
+ * (bad id, metadata, embedding or image), -ESTALE (stale store), -ENOSPC (disk
+ * full or max_bytes reached: nothing stored is lost, and writes work again
+ * once there is room), -EIO, -ENOMEM. */
+int store_enroll(Store *s, const char *subject, const char *metadata, const StoreSampleIn *samples,
+                 int n, int64_t *ids, StoreEnrolled *res, char *err);
+
+typedef struct {
+    int64_t id;
+    int64_t created_at;
+} StoreSampleInfo;
+
+typedef struct {
+    char id[STORE_SUBJECT_MAX + 1];
+    int64_t created_at;
+    char *metadata;           /* JSON object text, or NULL if none */
+    int64_t n_samples;
+    StoreSampleInfo *samples; /* n_samples entries in id order */
+} StoreSubject;
+
+/* Reads one subject. 0 with *out set (caller frees with store_subject_free()),
+ * SM_ABSENT if there is no such subject (or the id is invalid), negative
+ * errno on failure (-EINVAL for a row that fails validation). */
+int store_get(Store *s, const char *subject, StoreSubject **out, char *err);
+void store_subject_free(StoreSubject *subj);
+
+typedef struct {
+    char id[STORE_SUBJECT_MAX + 1];
+    int64_t created_at;
+    int64_t n_samples;
+} StoreListItem;
+
+/* One page of subjects in id (byte) order: those after cursor (NULL or "" for
+ * the first page), at most limit (1..STORE_LIST_MAX). *items (caller frees
+ * with free(); NULL when *n is 0) receives *n entries. next (STORE_CURSOR_SIZE
+ * bytes) receives the cursor of the following page, or "" when this page is
+ * the last. -EINVAL for a bad limit or cursor. */
+int store_list(Store *s, const char *cursor, int limit, StoreListItem **items, int *n, char *next,
+               char *err);
+
+/* Deletes a subject and all its samples. *removed (may be NULL) receives how
+ * many samples went. SM_ABSENT if there is no such subject. */
+int store_delete_subject(Store *s, const char *subject, int64_t *removed, char *err);
+
+/* Deletes one sample of subject; the subject stays, possibly with no samples.
+ * *remaining (may be NULL) receives its sample count afterwards. SM_ABSENT if
+ * the subject does not exist or has no such sample. */
+int store_delete_sample(Store *s, const char *subject, int64_t sample_id, int64_t *remaining,
+                        char *err);
+
+/* Subject and sample counts, from memory (for metrics). Never fails. */
+void store_counts(Store *s, int64_t *subjects, int64_t *samples);
+
+typedef struct {
+    uint64_t writes;    /* write operations completed (succeeded or failed) */
+    uint64_t commits;   /* transactions committed: fewer than writes means group commit */
+    uint64_t batch_max; /* most writes seen in one transaction */
+} StoreStats;
+
+void store_stats(Store *s, StoreStats *out);
+
+/* ---- Nearest neighbours (served from the index) ---- */
+
+typedef struct {
+    char subject[STORE_SUBJECT_MAX + 1];
+    int64_t sample_id; /* the subject's nearest sample */
+    float distance;    /* sqrt(max(sum (q-x)^2, 1e-7)), the model's distance */
+} IndexHit;
+
+/* The k (>= 1) subjects nearest to q (dim floats), each by its nearest sample,
+ * nearest first, ties by subject id. hits has room for k; *n receives how many
+ * were found (fewer than k when there are fewer subjects with samples).
+ * -ESTALE on a stale store, -EINVAL for a non-finite q. */
+int store_identify(Store *s, const float *q, int k, IndexHit *hits, int *n, char *err);
+
+/* The nearest sample of subject to q. 0 with *hit set; SM_ABSENT if there is
+ * no such subject; STORE_EMPTY if it has no samples; -ESTALE, -EINVAL. */
+int store_verify(Store *s, const char *subject, const float *q, IndexHit *hit, char *err);
+
+/* ---- Re-embedding after a model change ---- */
+
+/* Computes the serving model's embedding (dim floats into out) of an image.
+ * Returns 0, or a negative errno with err filled; any failure stops the run. */
+typedef int (*StoreEmbedFn)(void *ctx, const uint8_t *image, size_t len, const char *content_type,
+                            float *out, char *err);
+
+/* Replaces the embedding and fingerprint of every sample another model made,
+ * in batched transactions, by fn(ctx, its kept image). Nothing is changed and
+ * -ENODATA returned (err naming how many) if some of those samples have no
+ * kept image. Interrupted runs can be resumed: finished batches stay done.
+ * When every sample is current the index is loaded and a STORE_STALE store
+ * starts serving. *done (may be NULL) receives how many samples were
+ * re-embedded. */
+int store_reembed(Store *s, StoreEmbedFn fn, void *ctx, int64_t *done, char *err);
+
+/* ---- Schema migrations ---- */
+
+typedef struct {
+    int version;      /* 1, 2, ... in order */
+    const char *name; /* file name without .sql, e.g. "0001_init" */
+    const char *sql;
+} StoreMigration;
+
+/* The migrations built into this binary (the .sql files in migrations/), in order. */
+extern const StoreMigration store_migrations[];
+extern const int store_n_migrations;
+
+/* Brings the database at path (created if missing) to the last of the n
+ * migrations in list (versions 1..n in order): each pending one runs in its
+ * own transaction that also records it in schema_migrations and PRAGMA
+ * user_version. *from and *to (may be NULL) receive the versions before and
+ * after. -ENOTSUP if the database is newer than list; -EINVAL if it is corrupt
+ * or its recorded history differs from list. store_open() does this with the
+ * built-in list; this form exists for tools and tests. */
+int store_migrate_file(const char *path, const StoreMigration *list, int n, int *from, int *to,
+                       char *err);
+
+/* ---- The in-memory index ----
+ *
+ * All embeddings sit in one row-major float matrix (rows grow by doubling;
+ * a removed row is filled by the last one), with each row's squared norm,
+ * sample id and subject. Distances are ||q||^2 + ||x||^2 - 2 q.x with the dot
+ * products from one cblas_sgemv; the reported distance of a hit is recomputed
+ * directly as the model does. A pthread rwlock makes every call thread-safe:
+ * searches share it, changes take it alone. */
+
+typedef struct Index Index;
+
+/* A new empty index of dim-wide embeddings (1..STORE_DIM_MAX). *out is freed
+ * with index_free(), which accepts NULL. */
+int index_create(int dim, Index **out, char *err);
+void index_free(Index *ix);
+
+int index_dim(const Index *ix);
+size_t index_size(Index *ix);     /* samples */
+size_t index_subjects(Index *ix); /* subjects with at least one sample */
+
+/* Makes room so that the next `rows` index_add() calls, bringing at most
+ * `subjects` new subjects, cannot fail for lack of memory. -ENOMEM, -EOVERFLOW. */
+int index_reserve(Index *ix, size_t rows, size_t subjects, char *err);
+
+/* Adds one sample (emb: dim finite floats, copied). -EEXIST if sample_id is
+ * already there, -EINVAL for a bad subject id or embedding, -ENOMEM. */
+int index_add(Index *ix, int64_t sample_id, const char *subject, const float *emb, char *err);
+
+/* Removes one sample: 0, or SM_ABSENT if it is not there. */
+int index_remove_sample(Index *ix, int64_t sample_id);
+
+/* Removes every sample of subject: 0 with *removed (may be NULL) set, or
+ * SM_ABSENT if the subject has no samples here. */
+int index_remove_subject(Index *ix, const char *subject, size_t *removed);
+
+/* Removes everything; keeps the memory. */
+void index_clear(Index *ix);
+
+/* The k (>= 1) nearest subjects to q, as store_identify(). */
+int index_topk(Index *ix, const float *q, int k, IndexHit *hits, int *n, char *err);
+
+/* The naive reference for index_topk(): every distance computed directly, all
+ * subjects sorted. Same contract; for tests. */
+int index_topk_ref(Index *ix, const float *q, int k, IndexHit *hits, int *n, char *err);
+
+/* The nearest sample of subject to q: 0 with *hit set, or SM_ABSENT if the
+ * subject has no samples here. -EINVAL for a non-finite q. */
+int index_nearest_in_subject(Index *ix, const char *subject, const float *q, IndexHit *hit,
+                             char *err);
+
+#endif
