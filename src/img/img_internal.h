@@ -1,0 +1,42 @@
+/*
+ * img_internal.h — what the per-format decoders of src/img share and nothing
+ * else sees: one entry point per format (called by img_decode() after it has
+ * sniffed the format and validated the limits), the dimension check every
+ * decoder runs before allocating pixels, and the sample arithmetic that makes
+ * all formats agree on what "gray" means (see img.h).
+ */
+#ifndef SIAMESE_IMG_INTERNAL_H
+#define SIAMESE_IMG_INTERNAL_H
+
+#include "siamese/img.h"
+
+#include <stdint.h>
+
+/* Each decoder fills out (out->px malloc'ed, out->w/h set) and returns 0, or
+ * returns a negative errno with a message prefixed by the format name and
+ * leaves out untouched. lim is never NULL and its fields are positive. */
+int img_decode_png(const uint8_t *buf, size_t len, const ImgLimits *lim, ImgGray *out, char *err);
+int img_decode_jpeg(const uint8_t *buf, size_t len, const ImgLimits *lim, ImgGray *out, char *err);
+int img_decode_pnm(const uint8_t *buf, size_t len, const ImgLimits *lim, ImgGray *out, char *err);
+
+/* Checks declared dimensions against lim before any pixel memory exists:
+ * -EINVAL for a zero dimension, -E2BIG past a limit, 0 otherwise. what names
+ * the format in the message ("png: 100000x100000 exceeds the 4096x4096 limit"). */
+int img_check_dims(const char *what, uint64_t w, uint64_t h, const ImgLimits *lim, char *err);
+
+/* Rec.601 luma of 8-bit R, G, B, rounded to nearest. */
+static inline uint8_t img_luma(unsigned r, unsigned g, unsigned b) {
+    return (uint8_t)((299u * r + 587u * g + 114u * b + 500u) / 1000u);
+}
+
+/* An 8-bit value v under 8-bit alpha a, composited over black, rounded. */
+static inline uint8_t img_over_black(unsigned v, unsigned a) {
+    return (uint8_t)((v * a + 127u) / 255u);
+}
+
+/* A 16-bit sample rounded to 8 bits: round(v * 255 / 65535). */
+static inline uint8_t img_16to8(unsigned v) {
+    return (uint8_t)((v * 255u + 32767u) / 65535u);
+}
+
+#endif
