@@ -8,6 +8,14 @@
  * against limits BEFORE any pixel memory is allocated (decompression bombs).
  * Grayscale is Rec.601 luma, (299 R + 587 G + 114 B + 500) / 1000; alpha is
  * composited over black; 16-bit samples are rounded to 8 bits.
+ * In that order: each sample to 8 bits first ((v * 255 + 32767) / 65535, or
+ * round(v * 255 / maxval) for PGM/PPM), then luma, then (luma * a + 127) / 255.
+ * Colour JPEGs are decoded to RGB and go through the same luma. CMYK JPEGs
+ * with an Adobe APP14 marker are taken as inverted (R = C * K / 255), without
+ * one as plain (R = (255 - C)(255 - K) / 255). Strictness: truncated or
+ * corrupt entropy-coded JPEG data, a JPEG with more than 100 scans, a PNG
+ * without IEND and a PGM/PPM whose raster is not exactly the declared size are
+ * all -EINVAL. PNG ancillary chunks other than tRNS are skipped unread.
  *
  * img_prepare() resizes to the model's input (area average when shrinking,
  * bilinear when enlarging, a plain copy at equal size) and scales to [0,1]
@@ -39,17 +47,25 @@ ImgFormat img_sniff(const void *buf, size_t len);
 
 /* Decodes buf into out (out->px allocated; free with img_gray_free()).
  * Errors: -EINVAL malformed/unsupported/truncated, -E2BIG over the limits,
- * -ENOMEM. err says which. lim may be NULL for the defaults. */
+ * -ENOMEM. err says which. lim may be NULL for the defaults; limits that are
+ * not positive are -EINVAL. On failure *out is zeroed. */
 int img_decode(const void *buf, size_t len, const ImgLimits *lim, ImgGray *out, char *err);
 void img_gray_free(ImgGray *g);   /* frees px and zeroes g; NULL or empty is fine */
 
-/* Resizes g to out_h x out_w and scales to [0,1] into out (out_h*out_w floats). */
+/* Resizes g to out_h x out_w and scales to [0,1] into out (out_h*out_w floats).
+ * Each axis on its own: area average (fractional box) when shrinking, bilinear
+ * on pixel centres (align corners = false, edges clamped) when enlarging, the
+ * identity at equal size. Allocates nothing; g must be non-empty and out_h,
+ * out_w positive (asserted). */
 void img_prepare(const ImgGray *g, int out_h, int out_w, float *out);
 
-/* Decode + prepare in one call, from memory. */
+/* Decode + prepare in one call, from memory. Output sizes that are not
+ * positive are -EINVAL. */
 int img_load_mem(const void *buf, size_t len, const ImgLimits *lim, int out_h, int out_w,
                  float *out, char *err);
-/* Decode + prepare in one call, from a file (size capped at 64 MiB). */
+/* Decode + prepare in one call, from a file (size capped at 64 MiB). Errors of
+ * sm_read_file() pass through unchanged (-ENOENT, -EFBIG past the cap, ...);
+ * decoding errors are img_decode()'s, with the path prefixed to the message. */
 int img_load_file(const char *path, const ImgLimits *lim, int out_h, int out_w, float *out,
                   char *err);
 
