@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include <jpeglib.h>
@@ -1004,6 +1005,14 @@ START_TEST(fixtures_real) {
     ck_assert_int_eq(img_load_mem(data, len, NULL, 0, 28, a, err), -EINVAL);
     fixture_path(path, sizeof path, "no-such-file.png");
     ck_assert_int_eq(img_load_file(path, NULL, 28, 28, a, err), -ENOENT);
+    /* A sparse file just over the 64 MiB cap is refused before being read. */
+    char tmp[] = "/tmp/test_img_XXXXXX";
+    int fd = mkstemp(tmp);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(ftruncate(fd, ((off_t)64 << 20) + 1), 0);
+    close(fd);
+    ck_assert_int_eq(img_load_file(tmp, NULL, 28, 28, a, err), -EFBIG);
+    unlink(tmp);
     fixture_path(path, sizeof path, "png_ihdr_huge.png");
     ck_assert_int_eq(img_load_file(path, NULL, 28, 28, a, err), -E2BIG);
     ck_assert_ptr_nonnull(strstr(err, "png_ihdr_huge.png: png: 100000x100000"));
