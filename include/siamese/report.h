@@ -19,8 +19,9 @@ struct cJSON *report_metrics_json(const Metrics *m);
 /* The training summary for the model file as JSON text; caller frees with free(). */
 char *report_training_json(const TrainConfig *tc, const Dataset *train, const TrainReport *rep);
 
-void report_epoch(FILE *f, int epoch, int epochs, double loss, double val_acc, double pairs_per_s,
-                  double elapsed, double eta);
+/* One line per epoch; tty: first clear the live bar. */
+void report_epoch(FILE *f, int tty, int epoch, int epochs, double loss, double val_acc,
+                  double pairs_per_s, double elapsed, double eta);
 /* A carriage-return-refreshed bar (for terminals only). */
 void report_bar(FILE *f, int epoch, int epochs, size_t done, size_t total, double loss);
 

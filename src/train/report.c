@@ -59,10 +59,10 @@ char *report_training_json(const TrainConfig *tc, const Dataset *train, const Tr
     return s;
 }
 
-void report_epoch(FILE *f, int epoch, int epochs, double loss, double val_acc, double pairs_per_s,
-                  double elapsed, double eta) {
-    fprintf(f, "\r\033[Kepoch %d/%d  loss %.4f  val_acc %.4f  %.0f pairs/s  elapsed %.1fs  eta %.1fs\n",
-            epoch, epochs, loss, val_acc, pairs_per_s, elapsed, eta);
+void report_epoch(FILE *f, int tty, int epoch, int epochs, double loss, double val_acc,
+                  double pairs_per_s, double elapsed, double eta) {
+    fprintf(f, "%sepoch %d/%d  loss %.4f  val_acc %.4f  %.0f pairs/s  elapsed %.1fs  eta %.1fs\n",
+            tty ? "\r\033[K" : "", epoch, epochs, loss, val_acc, pairs_per_s, elapsed, eta);
     fflush(f);
 }
 

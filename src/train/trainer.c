@@ -306,8 +306,9 @@ static int train_loop(Trainer *s, const PairSets *ps, const Dataset *val, TrainR
             Metrics vm;
             rc = evaluate_pairs(s->model, val, ps->val, ps->n_val, 0.5f, NULL, &vm, err);
             double elapsed = sm_now() - t_start;
-            report_epoch(tc->progress, e, tc->epochs, rep->final_loss, vm.accuracy,
-                         (double)ps->n_train / dt, elapsed, elapsed / e * (tc->epochs - e));
+            report_epoch(tc->progress, isatty(fileno(tc->progress)), e, tc->epochs,
+                         rep->final_loss, vm.accuracy, (double)ps->n_train / dt, elapsed,
+                         elapsed / e * (tc->epochs - e));
         }
     }
     rep->seconds = train_time;

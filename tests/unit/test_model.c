@@ -4,6 +4,7 @@
  * of files that are valid safetensors but not valid models.
  */
 #include <check.h>
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
