@@ -1,14 +1,130 @@
-/* serve.c: the daemon lands with the next issue. */
+/*
+ * serve.c — the daemon's life: load the model, open the store, start HTTP,
+ * wait for SIGTERM/SIGINT, finish the requests in flight, close everything.
+ * Also --reembed, which rebuilds stored embeddings for a new model.
+ *
+ * Signals are blocked before any thread starts so that every thread inherits
+ * the mask and only the main thread, in sigwait(), ever sees them.
+ */
 #include "siamese/serve.h"
 
+#include <libgen.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "server.h"
+#include "siamese/blas.h"
 #include "siamese/common.h"
+#include "siamese/log.h"
+
+#define STOP_GRACE_S 10.0
+
+static int open_parts(const Config *cfg, Model **m, Store **st, int allow_stale, char *err) {
+    int rc = model_load(cfg->model, m, err);
+    if (rc < 0)
+        return rc;
+    char *dir = strdup(cfg->db);
+    if (!dir)
+        return sm_err(err, -ENOMEM, "out of memory");
+    rc = sm_mkdirs(dirname(dir), err);
+    free(dir);
+    if (rc < 0)
+        return rc;
+    StoreConfig sc = {.path = cfg->db, .fingerprint = model_fingerprint(*m),
+                      .dim = model_embed_dim(*m), .keep_images = cfg->keep_images};
+    rc = store_open(&sc, st, err);
+    if (rc == STORE_STALE && !allow_stale)
+        return -ESTALE;
+    return rc < 0 ? rc : 0;
+}
+
+static void log_start(const Server *srv, int port) {
+    int64_t subjects, samples;
+    store_counts(srv->store, &subjects, &samples);
+    log_info("siamesed: model %s (fingerprint %s, %d-d embeddings, threshold %.4f)",
+             model_path(srv->model), model_fingerprint(srv->model), model_embed_dim(srv->model),
+             model_threshold(srv->model));
+    log_info("siamesed: store %s: %lld subjects, %lld samples; blas %s; auth %s%s",
+             srv->cfg->db, (long long)subjects, (long long)samples, blas_kernel(),
+             srv->cfg->n_api_keys ? "on" : "off", *srv->cfg->tls_cert ? "; tls on" : "");
+    log_info("siamesed: listening on %s:%d", srv->cfg->listen.host, port);
+}
 
 int serve_run(const Config *cfg, char *err) {
-    (void)cfg;
-    return sm_err(err, -ENOSYS, "serve: not built yet");
+    Model *m = NULL;
+    Store *store = NULL;
+    Http *http = NULL;
+    Server srv = {.cfg = cfg, .started = sm_now()};
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    blas_set_threads(1); /* one request per worker thread; no nested pools */
+    int rc = open_parts(cfg, &m, &store, 0, err);
+    if (rc < 0)
+        goto out;
+    srv.model = m, srv.store = store;
+    srv.img_limits = (ImgLimits){cfg->max_image_width, cfg->max_image_height,
+                                 (uint64_t)cfg->max_image_pixels};
+    if ((rc = auth_new(cfg->api_keys, cfg->n_api_keys, &srv.auth, err)) < 0)
+        goto out;
+    if (!(srv.stats = promstats_new(route_names, ROUTE_COUNT))) {
+        rc = sm_err(err, -ENOMEM, "out of memory");
+        goto out;
+    }
+    if ((rc = http_start(&srv, &http, err)) < 0)
+        goto out;
+    log_start(&srv, http_port(http));
+    int sig = 0;
+    sigwait(&sigs, &sig);
+    log_info("siamesed: %s received, finishing requests in flight", strsignal(sig));
+    http_stop(http, STOP_GRACE_S);
+    log_info("siamesed: stopped");
+out:
+    store_close(store);
+    auth_free(srv.auth);
+    promstats_free(srv.stats);
+    model_free(m);
+    return rc;
+}
+
+typedef struct {
+    const Model *m;
+    ImgLimits lim;
+} ReembedCtx;
+
+static int reembed_one(void *ctx, const uint8_t *image, size_t len, const char *content_type,
+                       float *out, char *err) {
+    ReembedCtx *c = ctx;
+    const ModelArch *a = model_arch(c->m);
+    (void)content_type;
+    float *x = malloc((size_t)model_in_dim(c->m) * sizeof *x);
+    if (!x)
+        return sm_err(err, -ENOMEM, "out of memory");
+    int rc = img_load_mem(image, len, &c->lim, a->in_h, a->in_w, x, err);
+    if (rc == 0 && model_embed(c->m, x, 1, out) < 0)
+        rc = sm_err(err, -ENOMEM, "out of memory");
+    free(x);
+    return rc;
 }
 
 int serve_reembed(const Config *cfg, char *err) {
-    (void)cfg;
-    return sm_err(err, -ENOSYS, "reembed: not built yet");
+    Model *m = NULL;
+    Store *store = NULL;
+    int64_t done = 0;
+    int rc = open_parts(cfg, &m, &store, 1, err);
+    if (rc == 0) {
+        ReembedCtx ctx = {m, {cfg->max_image_width, cfg->max_image_height,
+                              (uint64_t)cfg->max_image_pixels}};
+        rc = store_reembed(store, reembed_one, &ctx, &done, err);
+    }
+    if (rc == 0)
+        log_info("reembed: %lld samples now carry model %s", (long long)done,
+                 model_fingerprint(m));
+    store_close(store);
+    model_free(m);
+    return rc;
 }

@@ -1,0 +1,284 @@
+/*
+ * http.c — the libmicrohttpd side of the daemon.
+ *
+ * The access handler runs in the usual three phases: the first call for a
+ * request allocates its ReqState, matches the route and refuses early what
+ * can be refused from the headers alone (auth, a Content-Length over the
+ * body limit); body calls append to a buffer capped at max_body; the final
+ * call hands the whole request to routes.c and queues its reply. The
+ * request-completed callback writes the access-log line, records metrics and
+ * frees the state on every path, client aborts included.
+ *
+ * libmicrohttpd (0.9.75) can queue a response only before the body is read or
+ * after all of it, so a body that outgrows the cap mid-stream (chunked uploads
+ * have no Content-Length) is discarded as it arrives and answered 413 at its
+ * end; one that keeps going past twice the cap gets its connection closed.
+ */
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "server.h"
+#include "siamese/common.h"
+#include "siamese/log.h"
+
+struct Http {
+    struct MHD_Daemon *d;
+    Server *srv;
+    int port;
+};
+
+typedef struct {
+    RouteId route;
+    int refused;        /* a reply was queued from the headers alone */
+    int too_large;      /* the body outgrew max_body: discarding */
+    int status;
+    uint8_t *body;
+    size_t len, cap, discarded;
+    double t0;
+} ReqState;
+
+static const char *query_lookup(void *conn, const char *key) {
+    return MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, key);
+}
+
+static enum MHD_Result queue_reply(struct MHD_Connection *c, ReqState *st, Reply *rep) {
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer(rep->len, rep->body, MHD_RESPMEM_MUST_FREE);
+    if (!r) {
+        free(rep->body);
+        return MHD_NO;
+    }
+    rep->body = NULL;
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
+                            rep->content_type ? rep->content_type : "application/json");
+    if (rep->allow)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, rep->allow);
+    if (rep->bearer_challenge)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"siamesed\"");
+    st->status = rep->status;
+    enum MHD_Result ret = MHD_queue_response(c, (unsigned)rep->status, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+/* What can be decided from the request line and headers alone. Returns 1 and
+ * fills rep when the request is refused before its body. */
+static int refuse_early(Server *srv, struct MHD_Connection *c, const char *method, const char *url,
+                        ReqState *st, Reply *rep) {
+    int need_write = 0;
+    const char *allow = NULL;
+    st->route = route_match(method, url, &need_write, &allow);
+    if (st->route != ROUTE_HEALTHZ) {
+        const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
+        int rc = auth_check(srv->auth, h, need_write);
+        if (rc == AUTH_FORBIDDEN) {
+            reply_error(rep, 403, "forbidden", "this API key may only read");
+            return 1;
+        }
+        if (rc != 0) {
+            reply_error(rep, 401, "unauthorized", "%s", rc == AUTH_MISSING
+                        ? "missing or malformed Authorization: Bearer header" : "unknown API key");
+            rep->bearer_challenge = 1;
+            return 1;
+        }
+    }
+    const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
+    if (cl && strtoull(cl, NULL, 10) > srv->cfg->max_body) {
+        reply_error(rep, 413, "payload_too_large", "the body exceeds %zu bytes",
+                    srv->cfg->max_body);
+        return 1;
+    }
+    return 0;
+}
+
+/* Appends a body chunk, or discards it once the body is over the cap. */
+static int take_body(Server *srv, ReqState *st, const char *data, size_t n) {
+    size_t max = srv->cfg->max_body;
+    if (st->too_large || n > max - st->len) {
+        st->too_large = 1;
+        st->discarded += n;
+        return st->discarded <= max; /* past twice the cap: drop the connection */
+    }
+    if (st->len + n + 1 > st->cap) {
+        size_t cap = st->cap ? st->cap : 4096;
+        while (cap < st->len + n + 1)
+            cap *= 2;
+        uint8_t *b = realloc(st->body, cap);
+        if (!b)
+            return 0;
+        st->body = b, st->cap = cap;
+    }
+    memcpy(st->body + st->len, data, n);
+    st->len += n;
+    st->body[st->len] = 0;
+    return 1;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
+                                  const char *method, const char *version, const char *upload,
+                                  size_t *upload_size, void **con_cls) {
+    Server *srv = cls;
+    ReqState *st = *con_cls;
+    (void)version;
+    if (!st) {
+        if (!(st = calloc(1, sizeof *st)))
+            return MHD_NO;
+        st->t0 = sm_now();
+        atomic_fetch_add(&srv->in_flight, 1);
+        *con_cls = st;
+        Reply rep = {0};
+        if (refuse_early(srv, c, method, url, st, &rep)) {
+            st->refused = 1;
+            return queue_reply(c, st, &rep);
+        }
+        return MHD_YES;
+    }
+    if (*upload_size) {
+        size_t n = *upload_size;
+        *upload_size = 0;
+        return st->refused || take_body(srv, st, upload, n) ? MHD_YES : MHD_NO;
+    }
+    if (st->refused)
+        return MHD_YES;
+    Reply rep = {0};
+    if (st->too_large) {
+        reply_error(&rep, 413, "payload_too_large", "the body exceeds %zu bytes",
+                    srv->cfg->max_body);
+    } else {
+        HttpReq req = {method, url, MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type"),
+                       st->body ? st->body : (const uint8_t *)"", st->len, query_lookup, c};
+        route_handle(srv, st->route, &req, &rep);
+    }
+    return queue_reply(c, st, &rep);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                         enum MHD_RequestTerminationCode toe) {
+    Server *srv = cls;
+    ReqState *st = *con_cls;
+    if (!st)
+        return;
+    double dt = sm_now() - st->t0;
+    char ip[INET6_ADDRSTRLEN] = "-";
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (ci && ci->client_addr) {
+        const struct sockaddr *sa = ci->client_addr;
+        if (sa->sa_family == AF_INET)
+            inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, ip, sizeof ip);
+        else if (sa->sa_family == AF_INET6)
+            inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, ip, sizeof ip);
+    }
+    int status = toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? st->status : 499;
+    log_info("%s %s %d %zu %.2fms %s", ip, route_names[st->route], status, st->len, dt * 1e3,
+             toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "ok" : "aborted");
+    promstats_observe(srv->stats, (int)st->route, status, dt);
+    free(st->body);
+    free(st);
+    *con_cls = NULL;
+    atomic_fetch_sub(&srv->in_flight, 1);
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap) {
+    char msg[512];
+    (void)cls;
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    msg[strcspn(msg, "\n")] = 0;
+    log_debug("http: %s", msg);
+}
+
+/* Resolves cfg->listen into a socket address (numeric or a host name). */
+static int resolve(const ConfigAddr *a, struct sockaddr_storage *ss, char *err) {
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE}, *res = NULL;
+    char port[8];
+    snprintf(port, sizeof port, "%d", a->port);
+    int rc = getaddrinfo(*a->host ? a->host : NULL, port, &hints, &res);
+    if (rc != 0)
+        return sm_err(err, -EINVAL, "listen: cannot resolve '%s': %s", a->host, gai_strerror(rc));
+    memcpy(ss, res->ai_addr, res->ai_addrlen);
+    freeaddrinfo(res);
+    return 0;
+}
+
+/* Reads a PEM file for TLS into a NUL-terminated string. */
+static int read_pem(const char *path, char **out, char *err) {
+    uint8_t *buf;
+    size_t len;
+    int rc = sm_read_file(path, 1 << 20, &buf, &len, err);
+    *out = (char *)buf;
+    return rc;
+}
+
+int http_start(Server *srv, Http **out, char *err) {
+    const Config *cfg = srv->cfg;
+    struct sockaddr_storage ss;
+    char *cert = NULL, *key = NULL;
+    Http *h = calloc(1, sizeof *h);
+    int rc = h ? resolve(&cfg->listen, &ss, err) : sm_err(err, -ENOMEM, "out of memory");
+    if (rc == 0 && *cfg->tls_cert &&
+        ((rc = read_pem(cfg->tls_cert, &cert, err)) < 0 || (rc = read_pem(cfg->tls_key, &key, err)) < 0))
+        goto out;
+    if (rc < 0)
+        goto out;
+    unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_USE_ITC;
+    if (ss.ss_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    if (cert)
+        flags |= MHD_USE_TLS;
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    unsigned threads = (unsigned)(cfg->threads > 0 ? cfg->threads : cores > 0 ? cores : 1);
+    h->srv = srv;
+    struct MHD_OptionItem opts[12] = {
+        {MHD_OPTION_SOCK_ADDR, 0, &ss},
+        {MHD_OPTION_THREAD_POOL_SIZE, threads, NULL},
+        {MHD_OPTION_CONNECTION_LIMIT, cfg->max_connections, NULL},
+        {MHD_OPTION_PER_IP_CONNECTION_LIMIT, cfg->max_per_ip, NULL},
+        {MHD_OPTION_CONNECTION_TIMEOUT, cfg->connection_timeout, NULL},
+        {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, srv},
+        {MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_log, NULL},
+    };
+    int n = 7;
+    if (cert) {
+        opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, cert};
+        opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, key};
+    }
+    opts[n] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
+    h->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_ARRAY, opts,
+                            MHD_OPTION_END);
+    if (!h->d) {
+        rc = sm_err(err, -EADDRINUSE, "cannot listen on %s:%d (in use, not permitted, or bad "
+                                      "TLS files)", cfg->listen.host, cfg->listen.port);
+        goto out;
+    }
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
+    h->port = di ? di->port : cfg->listen.port;
+    *out = h;
+    h = NULL;
+out:
+    free(cert);
+    free(key);
+    free(h);
+    return rc;
+}
+
+int http_port(const Http *h) { return h->port; }
+
+void http_stop(Http *h, double grace_s) {
+    if (!h)
+        return;
+    MHD_socket fd = MHD_quiesce_daemon(h->d);
+    if (fd != MHD_INVALID_SOCKET)
+        close(fd);
+    double until = sm_now() + grace_s;
+    while (atomic_load(&h->srv->in_flight) > 0 && sm_now() < until)
+        usleep(10000);
+    MHD_stop_daemon(h->d);
+    free(h);
+}

@@ -1,0 +1,53 @@
+/*
+ * routes.h — private to src/server: the handlers (one per route, split over
+ * routes_images.c and routes_store.c) and the helpers they share (routes.c).
+ * Every handler fills the Reply on every path; a helper that returns -1 has
+ * already put the error reply in place.
+ */
+#ifndef SIAMESE_ROUTES_H
+#define SIAMESE_ROUTES_H
+
+#include <cjson/cJSON.h>
+
+#include "server.h"
+
+void handle_verify(Server *srv, const HttpReq *req, Reply *rep);
+void handle_enroll(Server *srv, const HttpReq *req, Reply *rep);
+void handle_embed(Server *srv, const HttpReq *req, Reply *rep);
+void handle_identify(Server *srv, const HttpReq *req, Reply *rep);
+void handle_subjects(Server *srv, const HttpReq *req, Reply *rep);
+void handle_subject(Server *srv, const HttpReq *req, Reply *rep);
+void handle_sample(Server *srv, const HttpReq *req, Reply *rep);
+void handle_model(Server *srv, const HttpReq *req, Reply *rep);
+void handle_healthz(Server *srv, const HttpReq *req, Reply *rep);
+void handle_metrics(Server *srv, const HttpReq *req, Reply *rep);
+
+/* Splits "/a/b/c" into at most 4 segments in buf; the count, or -1 if the path
+ * is longer, has more segments or an empty one. "/" gives 0. */
+int route_split(const char *path, char *buf, size_t size, char *seg[4]);
+
+/* Replies with obj (consumed) as JSON. */
+void reply_json(Reply *rep, int status, cJSON *obj);
+/* Maps a module's negative errno to a status: -ENOSPC 507, -ESTALE 503,
+ * -ENOMEM 503, -EINVAL 400, others 500 (logged). */
+void reply_internal(Reply *rep, int rc, const char *what, const char *err);
+
+/* Parses the body; any field not in allowed (NULL-terminated) is a 400.
+ * 0 with *form set (free with req_free()), or -1 with the reply filled. */
+int form_parse(Server *srv, const HttpReq *req, const char *const *allowed, ReqForm **form,
+               Reply *rep);
+/* How often name occurs, 0 or 1; -1 (reply filled) if more, or if absent
+ * and required. */
+int form_single(const ReqForm *f, const char *name, int required, Reply *rep);
+/* form_single() for a text field; *out the text or NULL when absent. */
+int form_text(const ReqForm *f, const char *name, int required, const char **out, Reply *rep);
+/* Decodes and prepares the first n images named name and embeds them into emb
+ * (n x embedding size). 0, or -1 with the reply filled (413/422/503). */
+int images_embed(Server *srv, const ReqForm *f, const char *name, int n, float *emb, Reply *rep);
+
+/* Strict decimal/float parse of untrusted text in [lo, hi]; 0 or -1. */
+int parse_number(const char *s, double lo, double hi, double *out);
+/* Unix milliseconds as "2026-01-02T03:04:05.678Z". */
+void iso_time(int64_t ms, char out[32]);
+
+#endif

@@ -1,0 +1,262 @@
+/*
+ * routes_images.c — the routes that take images: verify (two images, or an
+ * image against an enrolled subject), enroll, embed and identify. Each
+ * decodes its images with the image module the trainer uses, embeds them
+ * with the shared read-only model, and answers JSON.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "routes.h"
+#include "siamese/common.h"
+#include "siamese/log.h"
+
+#define EMBED_MAX 256 /* images in one /embed or /enroll request */
+
+static const char *verdict(float d, float thr) { return d < thr ? "same" : "different"; }
+
+/* The effective threshold: the optional "threshold" field, else the model's. */
+static int threshold_of(Server *srv, const ReqForm *f, float *thr, Reply *rep) {
+    const char *t;
+    int n = form_text(f, "threshold", 0, &t, rep);
+    double v;
+    *thr = model_threshold(srv->model);
+    if (n <= 0)
+        return n;
+    if (parse_number(t, 0.0, 1e6, &v) < 0) {
+        reply_error(rep, 400, "bad_request", "threshold must be a number in [0, 1e6]");
+        return -1;
+    }
+    *thr = (float)v;
+    return 0;
+}
+
+static cJSON *verify_reply(Server *srv, float d, float thr) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "distance", d);
+    cJSON_AddNumberToObject(o, "threshold", thr);
+    cJSON_AddNumberToObject(o, "margin", model_margin(srv->model));
+    cJSON_AddStringToObject(o, "verdict", verdict(d, thr));
+    cJSON_AddStringToObject(o, "model", model_fingerprint(srv->model));
+    return o;
+}
+
+/* subject + image: distance to the subject's nearest enrolled sample. */
+static void verify_subject(Server *srv, const ReqForm *f, const char *subject, float thr,
+                           Reply *rep) {
+    float q[MODEL_MAX_WIDTH];
+    IndexHit hit;
+    char err[SM_ERRMAX];
+    if (!store_subject_id_valid(subject)) {
+        reply_error(rep, 400, "invalid_subject", "subject ids are 1-128 characters of "
+                                                 "[A-Za-z0-9._:@-]");
+        return;
+    }
+    if (form_single(f, "image", 1, rep) < 0 || images_embed(srv, f, "image", 1, q, rep) < 0)
+        return;
+    int rc = store_verify(srv->store, subject, q, &hit, err);
+    if (rc == SM_ABSENT) {
+        reply_error(rep, 404, "subject_not_found", "no subject '%s'", subject);
+    } else if (rc == STORE_EMPTY) {
+        reply_error(rep, 409, "subject_empty", "subject '%s' has no samples", subject);
+    } else if (rc < 0) {
+        reply_internal(rep, rc, "verify", err);
+    } else {
+        cJSON *o = verify_reply(srv, hit.distance, thr);
+        cJSON_AddStringToObject(o, "subject", subject);
+        cJSON_AddNumberToObject(o, "sample", (double)hit.sample_id);
+        reply_json(rep, 200, o);
+    }
+}
+
+void handle_verify(Server *srv, const HttpReq *req, Reply *rep) {
+    static const char *const fields[] = {"a", "b", "subject", "image", "threshold", NULL};
+    ReqForm *f = NULL;
+    const char *subject;
+    float thr, emb[2 * MODEL_MAX_WIDTH];
+    if (form_parse(srv, req, fields, &f, rep) < 0)
+        return;
+    if (threshold_of(srv, f, &thr, rep) < 0 || form_text(f, "subject", 0, &subject, rep) < 0)
+        goto out;
+    if (subject) {
+        if (req_count(f, "a") || req_count(f, "b"))
+            reply_error(rep, 400, "bad_request", "give either a and b, or subject and image");
+        else
+            verify_subject(srv, f, subject, thr, rep);
+        goto out;
+    }
+    if (req_count(f, "image")) {
+        reply_error(rep, 400, "bad_request", "image goes with subject; two images are a and b");
+        goto out;
+    }
+    if (form_single(f, "a", 1, rep) < 0 || form_single(f, "b", 1, rep) < 0 ||
+        images_embed(srv, f, "a", 1, emb, rep) < 0)
+        goto out;
+    int E = model_embed_dim(srv->model);
+    if (images_embed(srv, f, "b", 1, emb + E, rep) < 0)
+        goto out;
+    reply_json(rep, 200, verify_reply(srv, model_distance(emb, emb + E, E), thr));
+out:
+    req_free(f);
+}
+
+/* Image count of a request that takes 1..EMBED_MAX images; -1 with the reply. */
+static int image_count(const ReqForm *f, Reply *rep) {
+    int n = req_count(f, "image");
+    if (n < 1 || n > EMBED_MAX) {
+        reply_error(rep, n ? 413 : 400, n ? "too_many_images" : "missing_field",
+                    "give 1 to %d 'image' fields (got %d)", EMBED_MAX, n);
+        return -1;
+    }
+    return n;
+}
+
+void handle_embed(Server *srv, const HttpReq *req, Reply *rep) {
+    static const char *const fields[] = {"image", NULL};
+    ReqForm *f = NULL;
+    float *emb = NULL;
+    int n, E = model_embed_dim(srv->model);
+    if (form_parse(srv, req, fields, &f, rep) < 0 || (n = image_count(f, rep)) < 0)
+        goto out;
+    if (!(emb = malloc((size_t)n * E * sizeof *emb))) {
+        reply_error(rep, 503, "out_of_memory", "the server is out of memory");
+        goto out;
+    }
+    if (images_embed(srv, f, "image", n, emb, rep) < 0)
+        goto out;
+    cJSON *o = cJSON_CreateObject(), *list = cJSON_AddArrayToObject(o, "embeddings");
+    for (int i = 0; i < n; i++)
+        cJSON_AddItemToArray(list, cJSON_CreateFloatArray(emb + (size_t)i * E, E));
+    cJSON_AddNumberToObject(o, "dim", E);
+    cJSON_AddStringToObject(o, "model", model_fingerprint(srv->model));
+    reply_json(rep, 200, o);
+out:
+    free(emb);
+    req_free(f);
+}
+
+/* The metadata field: absent (NULL), or a JSON object within the limits. */
+static int metadata_of(const ReqForm *f, const char **out, Reply *rep) {
+    if (form_text(f, "metadata", 0, out, rep) <= 0)
+        return *out || req_count(f, "metadata") == 0 ? 0 : -1;
+    if (strlen(*out) > STORE_METADATA_MAX) {
+        reply_error(rep, 413, "metadata_too_large", "metadata exceeds %u bytes",
+                    STORE_METADATA_MAX);
+        return -1;
+    }
+    cJSON *o = cJSON_Parse(*out);
+    int ok = cJSON_IsObject(o);
+    cJSON_Delete(o);
+    if (!ok) {
+        reply_error(rep, 400, "bad_request", "metadata must be a JSON object");
+        return -1;
+    }
+    return 0;
+}
+
+static const char *content_type_of(const ReqField *fl) {
+    switch (img_sniff(fl->data, fl->len)) {
+    case IMG_PNG: return "image/png";
+    case IMG_JPEG: return "image/jpeg";
+    case IMG_PNM: return "image/x-portable-anymap";
+    default: return "application/octet-stream";
+    }
+}
+
+static void enroll_reply(Server *srv, const char *subject, const int64_t *ids, int n,
+                         const StoreEnrolled *res, Reply *rep) {
+    cJSON *o = cJSON_CreateObject(), *list;
+    cJSON_AddStringToObject(o, "subject", subject);
+    list = cJSON_AddArrayToObject(o, "samples");
+    for (int i = 0; i < n; i++) {
+        cJSON *s = cJSON_CreateObject();
+        cJSON_AddNumberToObject(s, "id", (double)ids[i]);
+        cJSON_AddItemToArray(list, s);
+    }
+    cJSON_AddNumberToObject(o, "total", (double)res->total);
+    cJSON_AddBoolToObject(o, "created", res->created);
+    cJSON_AddStringToObject(o, "model", model_fingerprint(srv->model));
+    reply_json(rep, 201, o);
+}
+
+void handle_enroll(Server *srv, const HttpReq *req, Reply *rep) {
+    static const char *const fields[] = {"subject", "image", "metadata", NULL};
+    ReqForm *f = NULL;
+    const char *subject, *metadata;
+    float *emb = NULL;
+    int64_t ids[EMBED_MAX];
+    StoreSampleIn in[EMBED_MAX];
+    int n, E = model_embed_dim(srv->model);
+    if (form_parse(srv, req, fields, &f, rep) < 0 || form_text(f, "subject", 1, &subject, rep) < 0 ||
+        metadata_of(f, &metadata, rep) < 0 || (n = image_count(f, rep)) < 0)
+        goto out;
+    if (!store_subject_id_valid(subject)) {
+        reply_error(rep, 400, "invalid_subject", "subject ids are 1-128 characters of "
+                                                 "[A-Za-z0-9._:@-]");
+        goto out;
+    }
+    if (!(emb = malloc((size_t)n * E * sizeof *emb))) {
+        reply_error(rep, 503, "out_of_memory", "the server is out of memory");
+        goto out;
+    }
+    if (images_embed(srv, f, "image", n, emb, rep) < 0)
+        goto out;
+    for (int i = 0; i < n; i++) {
+        const ReqField *fl = req_get(f, "image", i);
+        in[i] = (StoreSampleIn){emb + (size_t)i * E, fl->data, fl->len, content_type_of(fl)};
+    }
+    char err[SM_ERRMAX];
+    StoreEnrolled res;
+    int rc = store_enroll(srv->store, subject, metadata, in, n, ids, &res, err);
+    if (rc < 0)
+        reply_internal(rep, rc, "enroll", err);
+    else
+        enroll_reply(srv, subject, ids, n, &res, rep);
+out:
+    free(emb);
+    req_free(f);
+}
+
+void handle_identify(Server *srv, const HttpReq *req, Reply *rep) {
+    static const char *const fields[] = {"image", "k", "threshold", NULL};
+    ReqForm *f = NULL;
+    const char *ktext;
+    float q[MODEL_MAX_WIDTH], thr;
+    IndexHit *hits = NULL;
+    double k = srv->cfg->identify_k;
+    if (form_parse(srv, req, fields, &f, rep) < 0 || threshold_of(srv, f, &thr, rep) < 0 ||
+        form_text(f, "k", 0, &ktext, rep) < 0 || form_single(f, "image", 1, rep) < 0)
+        goto out;
+    if (ktext && (parse_number(ktext, 1, 1000, &k) < 0 || k != (int)k)) {
+        reply_error(rep, 400, "bad_request", "k must be an integer in 1..1000");
+        goto out;
+    }
+    if (images_embed(srv, f, "image", 1, q, rep) < 0)
+        goto out;
+    int n = 0;
+    char err[SM_ERRMAX];
+    if (!(hits = malloc((size_t)k * sizeof *hits))) {
+        reply_error(rep, 503, "out_of_memory", "the server is out of memory");
+        goto out;
+    }
+    int rc = store_identify(srv->store, q, (int)k, hits, &n, err);
+    if (rc < 0) {
+        reply_internal(rep, rc, "identify", err);
+        goto out;
+    }
+    cJSON *o = cJSON_CreateObject(), *list = cJSON_AddArrayToObject(o, "matches");
+    for (int i = 0; i < n; i++) {
+        cJSON *m = cJSON_CreateObject();
+        cJSON_AddStringToObject(m, "subject", hits[i].subject);
+        cJSON_AddNumberToObject(m, "distance", hits[i].distance);
+        cJSON_AddStringToObject(m, "verdict", verdict(hits[i].distance, thr));
+        cJSON_AddNumberToObject(m, "sample", (double)hits[i].sample_id);
+        cJSON_AddItemToArray(list, m);
+    }
+    cJSON_AddNumberToObject(o, "threshold", thr);
+    cJSON_AddStringToObject(o, "model", model_fingerprint(srv->model));
+    reply_json(rep, 200, o);
+out:
+    free(hits);
+    req_free(f);
+}

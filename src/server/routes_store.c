@@ -1,0 +1,207 @@
+/*
+ * routes_store.c — the routes that read or change what is enrolled (list,
+ * get, delete a subject or one sample) and the ones about the daemon itself
+ * (model, healthz, metrics).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "routes.h"
+#include "siamese/blas.h"
+#include "siamese/common.h"
+
+/* The subject id (and sample id) of /subjects/{id}[/samples/{sample}]. */
+static int path_ids(const HttpReq *req, char *buf, size_t size, const char **subject,
+                    int64_t *sample, Reply *rep) {
+    char *seg[4];
+    int n = route_split(req->path, buf, size, seg);
+    *subject = n >= 2 ? seg[1] : "";
+    if (!store_subject_id_valid(*subject)) {
+        reply_error(rep, 400, "invalid_subject", "subject ids are 1-128 characters of "
+                                                 "[A-Za-z0-9._:@-]");
+        return -1;
+    }
+    double v;
+    if (sample && (n != 4 || parse_number(seg[3], 1, 9007199254740991.0, &v) < 0 ||
+                   v != (double)(int64_t)v || strspn(seg[3], "0123456789") != strlen(seg[3]))) {
+        reply_error(rep, 400, "bad_request", "sample ids are positive integers");
+        return -1;
+    }
+    if (sample)
+        *sample = (int64_t)v;
+    return 0;
+}
+
+void handle_subjects(Server *srv, const HttpReq *req, Reply *rep) {
+    const char *ltext = req->query(req->conn, "limit"), *cursor = req->query(req->conn, "cursor");
+    double limit = 100;
+    if (ltext && (parse_number(ltext, 1, STORE_LIST_MAX, &limit) < 0 || limit != (int)limit ||
+                  strspn(ltext, "0123456789") != strlen(ltext))) {
+        reply_error(rep, 400, "bad_request", "limit must be an integer in 1..%d", STORE_LIST_MAX);
+        return;
+    }
+    StoreListItem *items = NULL;
+    int n = 0;
+    char next[STORE_CURSOR_SIZE], err[SM_ERRMAX];
+    int rc = store_list(srv->store, cursor, (int)limit, &items, &n, next, err);
+    if (rc == -EINVAL) {
+        reply_error(rep, 400, "bad_request", "%s", err);
+        return;
+    }
+    if (rc < 0) {
+        reply_internal(rep, rc, "list", err);
+        return;
+    }
+    cJSON *o = cJSON_CreateObject(), *list = cJSON_AddArrayToObject(o, "subjects");
+    for (int i = 0; i < n; i++) {
+        cJSON *s = cJSON_CreateObject();
+        char when[32];
+        iso_time(items[i].created_at, when);
+        cJSON_AddStringToObject(s, "id", items[i].id);
+        cJSON_AddStringToObject(s, "created_at", when);
+        cJSON_AddNumberToObject(s, "samples", (double)items[i].n_samples);
+        cJSON_AddItemToArray(list, s);
+    }
+    if (*next)
+        cJSON_AddStringToObject(o, "next_cursor", next);
+    else
+        cJSON_AddNullToObject(o, "next_cursor");
+    free(items);
+    reply_json(rep, 200, o);
+}
+
+static void subject_reply(const StoreSubject *s, Reply *rep) {
+    cJSON *o = cJSON_CreateObject(), *list;
+    char when[32];
+    iso_time(s->created_at, when);
+    cJSON_AddStringToObject(o, "id", s->id);
+    cJSON_AddStringToObject(o, "created_at", when);
+    cJSON *meta = s->metadata ? cJSON_Parse(s->metadata) : NULL;
+    cJSON_AddItemToObject(o, "metadata", meta ? meta : cJSON_CreateNull());
+    list = cJSON_AddArrayToObject(o, "samples");
+    for (int64_t i = 0; i < s->n_samples; i++) {
+        cJSON *x = cJSON_CreateObject();
+        iso_time(s->samples[i].created_at, when);
+        cJSON_AddNumberToObject(x, "id", (double)s->samples[i].id);
+        cJSON_AddStringToObject(x, "created_at", when);
+        cJSON_AddItemToArray(list, x);
+    }
+    cJSON_AddNumberToObject(o, "total", (double)s->n_samples);
+    reply_json(rep, 200, o);
+}
+
+void handle_subject(Server *srv, const HttpReq *req, Reply *rep) {
+    char buf[512], err[SM_ERRMAX];
+    const char *subject;
+    if (path_ids(req, buf, sizeof buf, &subject, NULL, rep) < 0)
+        return;
+    if (strcmp(req->method, "DELETE") == 0) {
+        int64_t removed = 0;
+        int rc = store_delete_subject(srv->store, subject, &removed, err);
+        if (rc == SM_ABSENT) {
+            reply_error(rep, 404, "subject_not_found", "no subject '%s'", subject);
+        } else if (rc < 0) {
+            reply_internal(rep, rc, "delete", err);
+        } else {
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddStringToObject(o, "subject", subject);
+            cJSON_AddNumberToObject(o, "deleted_samples", (double)removed);
+            reply_json(rep, 200, o);
+        }
+        return;
+    }
+    StoreSubject *s = NULL;
+    int rc = store_get(srv->store, subject, &s, err);
+    if (rc == SM_ABSENT)
+        reply_error(rep, 404, "subject_not_found", "no subject '%s'", subject);
+    else if (rc < 0)
+        reply_internal(rep, rc, "get", err);
+    else
+        subject_reply(s, rep);
+    store_subject_free(s);
+}
+
+void handle_sample(Server *srv, const HttpReq *req, Reply *rep) {
+    char buf[512], err[SM_ERRMAX];
+    const char *subject;
+    int64_t sample, remaining = 0;
+    if (path_ids(req, buf, sizeof buf, &subject, &sample, rep) < 0)
+        return;
+    int rc = store_delete_sample(srv->store, subject, sample, &remaining, err);
+    if (rc == SM_ABSENT) {
+        reply_error(rep, 404, "sample_not_found", "subject '%s' has no sample %lld", subject,
+                    (long long)sample);
+    } else if (rc < 0) {
+        reply_internal(rep, rc, "delete", err);
+    } else {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "subject", subject);
+        cJSON_AddNumberToObject(o, "sample", (double)sample);
+        cJSON_AddNumberToObject(o, "remaining", (double)remaining);
+        reply_json(rep, 200, o);
+    }
+}
+
+void handle_model(Server *srv, const HttpReq *req, Reply *rep) {
+    const Model *m = srv->model;
+    const ModelArch *a = model_arch(m);
+    (void)req;
+    cJSON *o = cJSON_CreateObject(), *in = cJSON_AddObjectToObject(o, "input");
+    int layers[MODEL_MAX_LAYERS + 1] = {model_in_dim(m)};
+    memcpy(layers + 1, a->dims, sizeof(int) * (size_t)a->n_layers);
+    cJSON_AddStringToObject(o, "architecture", "mlp");
+    cJSON_AddItemToObject(o, "layers", cJSON_CreateIntArray(layers, a->n_layers + 1));
+    cJSON_AddStringToObject(o, "activation", "relu");
+    cJSON_AddNumberToObject(in, "height", a->in_h);
+    cJSON_AddNumberToObject(in, "width", a->in_w);
+    cJSON_AddNumberToObject(in, "channels", 1);
+    cJSON_AddStringToObject(in, "preprocess", MODEL_PREPROCESS);
+    cJSON_AddNumberToObject(o, "embedding_size", model_embed_dim(m));
+    cJSON_AddNumberToObject(o, "margin", model_margin(m));
+    cJSON_AddNumberToObject(o, "threshold", model_threshold(m));
+    cJSON *training = cJSON_Parse(model_training(m));
+    cJSON_AddItemToObject(o, "training", training ? training : cJSON_CreateObject());
+    cJSON_AddStringToObject(o, "fingerprint", model_fingerprint(m));
+    cJSON_AddStringToObject(o, "blas_kernel", blas_kernel());
+    reply_json(rep, 200, o);
+}
+
+void handle_healthz(Server *srv, const HttpReq *req, Reply *rep) {
+    (void)req;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "status", "ok");
+    cJSON_AddNumberToObject(o, "uptime_s", sm_now() - srv->started);
+    reply_json(rep, 200, o);
+}
+
+void handle_metrics(Server *srv, const HttpReq *req, Reply *rep) {
+    int64_t subjects = 0, samples = 0;
+    StoreStats st;
+    char info[160];
+    (void)req;
+    store_counts(srv->store, &subjects, &samples);
+    store_stats(srv->store, &st);
+    snprintf(info, sizeof info, "fingerprint=\"%s\",blas_kernel=\"%s\"",
+             model_fingerprint(srv->model), blas_kernel());
+    const PromGauge gauges[] = {
+        {"enrolled_subjects", "Subjects enrolled", (double)subjects, NULL},
+        {"enrolled_samples", "Samples enrolled", (double)samples, NULL},
+        {"store_commits_total", "Store transactions committed", (double)st.commits, NULL},
+        {"store_writes_total", "Store write operations", (double)st.writes, NULL},
+        {"model_info", "The served model", 1, info},
+        {"in_flight_requests", "Requests being handled", (double)atomic_load(&srv->in_flight),
+         NULL},
+    };
+    char *text = NULL;
+    size_t len = 0;
+    if (promstats_render(srv->stats, gauges, (int)SM_ARRAY_LEN(gauges), &text, &len) < 0) {
+        reply_error(rep, 503, "out_of_memory", "the server is out of memory");
+        return;
+    }
+    free(rep->body);
+    rep->body = text;
+    rep->len = len;
+    rep->status = 200;
+    rep->content_type = "text/plain; version=0.0.4";
+}
