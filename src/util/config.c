@@ -1,2 +1,581 @@
-/* config.c: not written yet */
+/*
+ * config.c — siamesed's settings: the table, the three readers, and the help
+ * text and dumps generated from the table.
+ *
+ * The table is the single description of every setting: name, type, bounds,
+ * default (as text, so defaults go through the same parser as user input and
+ * a bad default fails loudly in config_init()), target field and help. The
+ * readers — config file, environment, command line — only locate a (key,
+ * text) pair and call apply(); the value types themselves live in
+ * config_value.c. Help, config_format(), the JSON dump and the log listing
+ * walk the same table, so none of them can disagree with what is parsed.
+ */
+#include "siamese/config.h"
+
+#include <cjson/cJSON.h>
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config_value.h"
 #include "siamese/common.h"
+#include "siamese/model.h"
+
+_Static_assert(CONFIG_MAX_HIDDEN == MODEL_MAX_LAYERS, "hidden must fit a ModelArch");
+/* Enum fields are written through an int pointer. */
+_Static_assert(sizeof(LogLevel) == sizeof(int) && sizeof(ConfigOptimizer) == sizeof(int),
+               "enum fields must be int-sized");
+
+#define O(f) offsetof(Config, f)
+#define PATH_MAXLEN 4095
+#define VALUE_TEXT_MAX (PATH_MAXLEN + 64) /* room for any value but a long list */
+
+static const char *const log_words[] = {"debug", "info", "warn", "error", NULL};
+static const char *const opt_words[] = {"rmsprop", "adam", NULL};
+
+static const ConfigEntry table[] = {
+    {"listen", CT_ADDR, O(listen), 0, "127.0.0.1:8080", 0, 65535, .section = "Serving",
+     .help = "address and port the HTTP server listens on; port 0 = any free port"},
+    {"model", CT_PATH, O(model), 0, "siamesed-data/model.safetensors", 1, PATH_MAXLEN,
+     .help = "model file the server loads and --train writes (unless `out` is set)"},
+    {"db", CT_PATH, O(db), 0, "siamesed-data/siamesed.db", 1, PATH_MAXLEN,
+     .help = "SQLite database of enrolled items"},
+    {"data", CT_PATH, O(data), 0, "/usr/share/datasets/fashion-mnist", 1, PATH_MAXLEN,
+     .help = "dataset (IDX or image directory) for --train, --eval and the default model"},
+    {"test_data", CT_PATH, O(test_data), 0, "", 0, PATH_MAXLEN,
+     .help = "dataset whose test split is evaluated; empty = the test split of `data`"},
+    {"train_if_missing", CT_BOOL, O(train_if_missing), 0, "yes",
+     .help = "serve: train a default model from `data` first if `model` does not exist"},
+    {"threads", CT_INT, O(threads), 0, "0", 0, 256,
+     .help = "HTTP worker threads and training BLAS threads; 0 = number of cores"},
+    {"max_body", CT_SIZE, O(max_body), 0, "16M", 1024, 1073741824,
+     .help = "largest request body accepted"},
+    {"max_image_width", CT_INT, O(max_image_width), 0, "4096", 1, 65535,
+     .help = "widest image accepted, in pixels"},
+    {"max_image_height", CT_INT, O(max_image_height), 0, "4096", 1, 65535,
+     .help = "tallest image accepted, in pixels"},
+    {"max_image_pixels", CT_INT, O(max_image_pixels), 0, "16777216", 1, 268435456,
+     .help = "largest width*height accepted (checked before decoding)"},
+    {"max_connections", CT_INT, O(max_connections), 0, "1024", 1, 100000,
+     .help = "concurrent connections"},
+    {"max_per_ip", CT_INT, O(max_per_ip), 0, "64", 0, 100000,
+     .help = "concurrent connections from one IP address; 0 = unlimited"},
+    {"connection_timeout", CT_INT, O(connection_timeout), 0, "30", 1, 3600,
+     .help = "seconds an idle connection is kept open"},
+    {"max_json_depth", CT_INT, O(max_json_depth), 0, "32", 1, 1000,
+     .help = "deepest nesting accepted in a JSON request body"},
+    {"keep_images", CT_BOOL, O(keep_images), 0, "yes",
+     .help = "store enrolled images in the database, not only their embeddings"},
+    {"api_keys", CT_KEYS, O(api_keys), O(n_api_keys), "", 0, 0, 0, CONFIG_MAX_API_KEYS,
+     .flags = CF_SECRET,
+     .help = "comma-separated KEY:read or KEY:write entries (KEY: 16 to 256 characters of "
+             "A-Z a-z 0-9 . _ ~ + / = -; write also allows reading); empty = no key needed"},
+    {"tls_cert", CT_PATH, O(tls_cert), 0, "", 0, PATH_MAXLEN,
+     .help = "PEM certificate chain for HTTPS, set with tls_key; empty = plain HTTP"},
+    {"tls_key", CT_PATH, O(tls_key), 0, "", 0, PATH_MAXLEN,
+     .help = "PEM private key of tls_cert"},
+    {"log_level", CT_ENUM, O(log_level), 0, "info", .words = log_words,
+     .help = "least severe messages logged"},
+    {"blas_kernel", CT_STRING, O(blas_kernel), 0, "auto", 1, 64,
+     .help = "OpenBLAS kernel: auto, system, or a core name such as Haswell"},
+    {"identify_k", CT_INT, O(identify_k), 0, "5", 1, 1000,
+     .help = "matches returned by identify when the request does not say"},
+    {"epochs", CT_INT, O(epochs), 0, "20", 1, 10000, .section = "Training",
+     .help = "passes over the training pairs"},
+    {"batch", CT_INT, O(batch), 0, "128", 1, 65536, .help = "pairs per training step"},
+    {"lr", CT_FLOAT, O(lr), 0, "0.001", 0, 10, .flags = CF_MIN_OPEN, .help = "learning rate"},
+    {"optimizer", CT_ENUM, O(optimizer), 0, "rmsprop", .words = opt_words,
+     .help = "optimiser"},
+    {"margin", CT_FLOAT, O(margin), 0, "1", 0, 100, .flags = CF_MIN_OPEN,
+     .help = "contrastive loss margin"},
+    {"hidden", CT_INTLIST, O(hidden), O(n_hidden), "128,128,128", 1, MODEL_MAX_WIDTH, 1,
+     CONFIG_MAX_HIDDEN, .help = "dense layer widths; the last is the embedding size"},
+    {"dropout", CT_FLOAT, O(dropout), 0, "0.1", 0, 1, .flags = CF_MAX_OPEN,
+     .help = "dropout rate after every layer but the last"},
+    {"seed", CT_U64, O(seed), 0, "1", .help = "seed of weights, pairs and dropout"},
+    {"val_fraction", CT_FLOAT, O(val_fraction), 0, "0.1", 0, 0.5,
+     .help = "fraction of the training data held out to calibrate the threshold"},
+    {"out", CT_PATH, O(out), 0, "", 0, PATH_MAXLEN,
+     .help = "where --train writes the model; empty = `model`"},
+    {"json", CT_BOOL, O(json), 0, "no", .help = "print the final report as JSON on stdout"},
+};
+
+#define N_KEYS SM_ARRAY_LEN(table)
+_Static_assert(SM_ARRAY_LEN(table) <= CONFIG_MAX_KEYS, "Config.origin too small");
+
+#define ENV_PREFIX "SIAMESED_"
+
+/* ---- finding keys, applying values ---- */
+
+static const ConfigEntry *find_key(const char *name, size_t len) {
+    for (size_t i = 0; i < N_KEYS; i++)
+        if (strlen(table[i].name) == len && memcmp(table[i].name, name, len) == 0)
+            return &table[i];
+    return NULL;
+}
+
+/* Key "max_body" spelled as flag "max-body" (map = '-') or variable "MAX_BODY". */
+static bool spelled(const char *key, const char *s, size_t len, bool upper, char map) {
+    if (strlen(key) != len)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        char want = key[i] == '_' ? map : upper ? (char)toupper((unsigned char)key[i]) : key[i];
+        if (s[i] != want)
+            return false;
+    }
+    return true;
+}
+
+/* configval_set() with the error located: "WHERE: 'value' reason", where
+ * WHERE names the source and the key ("siamesed.conf:12: threads",
+ * "option --threads", "SIAMESED_THREADS"). */
+static int apply(Config *cfg, const ConfigEntry *e, const char *v, ConfigSource src,
+                 const char *where, char *err) {
+    char why[SM_ERRMAX], vb[48];
+    int rc = configval_set(cfg, e, v, why);
+    if (rc < 0 && (e->flags & CF_SECRET))
+        return sm_err(err, rc, "%s: %s", where, why);
+    if (rc < 0)
+        return sm_err(err, rc, "%s: '%s' %s", where, config_shown(v, vb, sizeof vb), why);
+    cfg->origin[e - table] = (unsigned char)src;
+    return 0;
+}
+
+int config_init(Config *cfg, char *err) {
+    memset(cfg, 0, sizeof *cfg);
+    for (size_t i = 0; i < N_KEYS; i++) {
+        char where[64];
+        snprintf(where, sizeof where, "built-in default of %s", table[i].name);
+        int rc = apply(cfg, &table[i], table[i].def, CONFIG_SRC_DEFAULT, where, err);
+        if (rc < 0) {
+            config_free(cfg);
+            return rc;
+        }
+    }
+    return 0;
+}
+
+int config_set(Config *cfg, const char *key, const char *value, char *err) {
+    char kb[48];
+    const ConfigEntry *e = find_key(key, strlen(key));
+    if (!e)
+        return sm_err(err, -ENOENT, "unknown key '%s'", config_shown(key, kb, sizeof kb));
+    return apply(cfg, e, value, CONFIG_SRC_SET, e->name, err);
+}
+
+void config_free(Config *cfg) {
+    if (!cfg)
+        return;
+    for (size_t i = 0; i < N_KEYS; i++)
+        configval_free(cfg, &table[i]);
+    free(cfg->config_path);
+    memset(cfg, 0, sizeof *cfg);
+}
+
+/* ---- config file ---- */
+
+/* Cuts the value out of the rest of a line (after the key), in place: one
+ * bare token or a "quoted" string, then only blanks or a comment. */
+static int file_value(char *s, char **value, char *why) {
+    if (!*s || *s == '#')
+        return sm_err(why, -EINVAL, "has no value (write \"\" for an empty one)");
+    char *r = s, *w = s;
+    if (*s == '"') {
+        for (r++;; r++) {
+            if (!*r)
+                return sm_err(why, -EINVAL, "has an unterminated quoted value");
+            if (*r == '"')
+                break;
+            if (*r == '\\' && r[1] != '"' && r[1] != '\\')
+                return sm_err(why, -EINVAL, "has an unknown escape in its value (only \\\" "
+                                            "and \\\\)");
+            *w++ = *r == '\\' ? *++r : *r;
+        }
+        r++;
+    } else {
+        while (*r && !isspace((unsigned char)*r))
+            r++;
+        w = r;
+    }
+    while (isspace((unsigned char)*r))
+        r++;
+    if (*r && *r != '#')
+        return sm_err(why, -EINVAL, "has text after its value (quote values with spaces)");
+    *w = 0;
+    *value = s;
+    return 0;
+}
+
+/* One line: blank, comment, or "key value". at is "path:line"; first_line[]
+ * records where each key was set in this file, to report duplicates. */
+static int file_line(Config *cfg, const char *at, char *s, int lineno, int *first_line,
+                     char *err) {
+    char why[SM_ERRMAX], kb[48], where[SM_ERRMAX + 64], *value = NULL;
+    while (isspace((unsigned char)*s))
+        s++;
+    if (!*s || *s == '#')
+        return 0;
+    char *key = s;
+    while (*s && !isspace((unsigned char)*s))
+        s++;
+    if (*s)
+        *s++ = 0;
+    while (isspace((unsigned char)*s))
+        s++;
+    const ConfigEntry *e = find_key(key, strlen(key));
+    if (!e)
+        return sm_err(err, -EINVAL, "%s: unknown key '%s'", at, config_shown(key, kb, sizeof kb));
+    if (first_line[e - table])
+        return sm_err(err, -EINVAL, "%s: duplicate key '%s' (first set on line %d)", at, e->name,
+                      first_line[e - table]);
+    first_line[e - table] = lineno;
+    int rc = file_value(s, &value, why);
+    if (rc < 0)
+        return sm_err(err, rc, "%s: %s %s", at, e->name, why);
+    snprintf(where, sizeof where, "%s: %s", at, e->name);
+    return apply(cfg, e, value, CONFIG_SRC_FILE, where, err);
+}
+
+int config_load_file(Config *cfg, const char *path, char *err) {
+    uint8_t *buf = NULL;
+    size_t len;
+    int rc = sm_read_file(path, CONFIG_MAX_FILE, &buf, &len, err);
+    if (rc < 0)
+        return rc;
+    int first_line[N_KEYS] = {0}, lineno = 0;
+    char *p = (char *)buf, *end = p + len, at[SM_ERRMAX];
+    if (memchr(buf, 0, len))
+        rc = sm_err(err, -EINVAL, "%s: contains a NUL byte, not a config file", path);
+    while (p < end && rc == 0) {
+        char *nl = memchr(p, '\n', (size_t)(end - p));
+        if (nl)
+            *nl = 0;
+        snprintf(at, sizeof at, "%s:%d", path, ++lineno);
+        rc = file_line(cfg, at, p, lineno, first_line, err);
+        p = nl ? nl + 1 : end;
+    }
+    free(buf);
+    return rc;
+}
+
+/* ---- environment ---- */
+
+int config_load_env(Config *cfg, char **envp, char *err) {
+    const size_t plen = strlen(ENV_PREFIX);
+    int seen[N_KEYS] = {0};
+    for (size_t i = 0; envp && envp[i]; i++) {
+        const char *kv = envp[i], *eq = strchr(kv, '=');
+        if (strncmp(kv, ENV_PREFIX, plen) != 0 || !eq)
+            continue;
+        const ConfigEntry *e = NULL;
+        for (size_t j = 0; j < N_KEYS && !e; j++)
+            if (spelled(table[j].name, kv + plen, (size_t)(eq - kv) - plen, true, '_'))
+                e = &table[j];
+        char name[80], shown[80];
+        snprintf(name, sizeof name, "%.*s", (int)(eq - kv), kv); /* never the value */
+        if (!e)
+            return sm_err(err, -EINVAL, "unknown environment variable %s",
+                          config_shown(name, shown, sizeof shown));
+        if (seen[e - table]++)
+            return sm_err(err, -EINVAL, "environment variable %s is set twice", name);
+        int rc = apply(cfg, e, eq + 1, CONFIG_SRC_ENV, name, err);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* ---- command line ---- */
+
+typedef enum { ARG_MODE, ARG_CONFIG, ARG_SET } ArgKind;
+
+typedef struct {
+    ArgKind kind;
+    ConfigMode mode;      /* ARG_MODE */
+    const ConfigEntry *e; /* ARG_SET */
+    const char *value;    /* ARG_CONFIG, ARG_SET */
+} Arg;
+
+static const struct {
+    const char *flag;
+    ConfigMode mode;
+    const char *help;
+} modes[] = {
+    {"train", CONFIG_MODE_TRAIN, "train a model on `data`, save it to `out` (empty: `model`)"},
+    {"eval", CONFIG_MODE_EVAL, "evaluate `model` on the test split (`test_data` or `data`)"},
+    {"reembed", CONFIG_MODE_REEMBED, "recompute the embeddings stored in `db` with `model`"},
+    {"help", CONFIG_MODE_HELP, "print this help and exit"},
+    {"version", CONFIG_MODE_VERSION, "print the version and exit"},
+};
+
+/* Reads the flag at argv[*i] (and its value) into a, advancing *i past both. */
+static int next_arg(int argc, char **argv, int *i, Arg *a, char *err) {
+    const char *s = argv[(*i)++], *name = s + 2;
+    char sb[48];
+    if (strcmp(s, "-h") == 0)
+        return a->kind = ARG_MODE, a->mode = CONFIG_MODE_HELP, 0;
+    if (strncmp(s, "--", 2) != 0 || !*name)
+        return sm_err(err, -EINVAL, "unexpected argument '%s' (settings are --name value)",
+                      config_shown(s, sb, sizeof sb));
+    const char *eq = strchr(name, '=');
+    size_t len = eq ? (size_t)(eq - name) : strlen(name);
+    for (size_t m = 0; m < SM_ARRAY_LEN(modes); m++)
+        if (strlen(modes[m].flag) == len && memcmp(modes[m].flag, name, len) == 0) {
+            if (eq)
+                return sm_err(err, -EINVAL, "option --%s takes no value", modes[m].flag);
+            return a->kind = ARG_MODE, a->mode = modes[m].mode, 0;
+        }
+    a->e = NULL;
+    for (size_t j = 0; j < N_KEYS && !a->e; j++)
+        if (spelled(table[j].name, name, len, false, '-'))
+            a->e = &table[j];
+    a->kind = a->e ? ARG_SET : ARG_CONFIG;
+    if (!a->e && !(len == 6 && memcmp(name, "config", 6) == 0))
+        return sm_err(err, -EINVAL, "unknown option --%.*s%s", (int)len,
+                      config_shown(name, sb, sizeof sb),
+                      memchr(name, '_', len) ? " (flags use '-')" : "");
+    const char *next = *i < argc ? argv[*i] : NULL;
+    if (eq)
+        a->value = eq + 1;
+    else if (a->e && a->e->type == CT_BOOL)
+        a->value = next && next[0] != '-' ? argv[(*i)++] : "yes";
+    else if (!next || strncmp(next, "--", 2) == 0)
+        return sm_err(err, -EINVAL, "option --%.*s needs a value (--%.*s=VALUE if it starts "
+                                    "with --)", (int)len, name, (int)len, name);
+    else
+        a->value = argv[(*i)++];
+    return 0;
+}
+
+/* First pass: the mode and the --config file; every flag is recognised. */
+static int scan_args(int argc, char **argv, ConfigMode *mode, const char **cpath, char *err) {
+    const char *mode_arg = NULL;
+    for (int i = 1; i < argc;) {
+        const char *s = argv[i];
+        Arg a;
+        int rc = next_arg(argc, argv, &i, &a, err);
+        if (rc < 0)
+            return rc;
+        if (a.kind == ARG_MODE && mode_arg)
+            return sm_err(err, -EINVAL, "%s and %s: give at most one mode", mode_arg, s);
+        if (a.kind == ARG_MODE)
+            *mode = a.mode, mode_arg = s;
+        if (a.kind == ARG_CONFIG && *cpath)
+            return sm_err(err, -EINVAL, "option --config given twice");
+        if (a.kind == ARG_CONFIG)
+            *cpath = a.value;
+    }
+    return 0;
+}
+
+/* Second pass: the settings, over what the file and environment gave. */
+static int apply_args(Config *cfg, int argc, char **argv, char *err) {
+    int seen[N_KEYS] = {0};
+    for (int i = 1; i < argc;) {
+        Arg a;
+        char where[96];
+        int rc = next_arg(argc, argv, &i, &a, err);
+        if (rc < 0 || a.kind != ARG_SET)
+            continue; /* the first pass already reported errors */
+        snprintf(where, sizeof where, "option --%s", a.e->name);
+        for (char *c = where; *c; c++)
+            *c = *c == '_' ? '-' : *c;
+        if (seen[a.e - table]++)
+            return sm_err(err, -EINVAL, "%s given twice", where);
+        rc = apply(cfg, a.e, a.value, CONFIG_SRC_FLAG, where, err);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+int config_parse(int argc, char **argv, char **envp, Config *cfg, ConfigMode *mode, char *err) {
+    const char *cpath = NULL;
+    ConfigMode m = CONFIG_MODE_SERVE;
+    memset(cfg, 0, sizeof *cfg);
+    *mode = m;
+    int rc = scan_args(argc, argv, &m, &cpath, err);
+    if (rc == 0)
+        rc = config_init(cfg, err);
+    if (rc < 0)
+        goto out;
+    *mode = m;
+    if (m == CONFIG_MODE_HELP || m == CONFIG_MODE_VERSION)
+        return 0;
+    if (cpath && !(cfg->config_path = strdup(cpath))) {
+        rc = sm_err(err, -ENOMEM, "out of memory");
+        goto out;
+    }
+    if (cpath && (rc = config_load_file(cfg, cpath, err)) < 0)
+        goto out;
+    if ((rc = config_load_env(cfg, envp, err)) < 0)
+        goto out;
+    if ((rc = apply_args(cfg, argc, argv, err)) < 0)
+        goto out;
+    rc = config_check(cfg, err);
+out:
+    if (rc < 0)
+        config_free(cfg);
+    return rc;
+}
+
+/* Where a setting came from, for cross-field messages. */
+static const char *origin_of(const Config *cfg, const char *key) {
+    const ConfigEntry *e = find_key(key, strlen(key));
+    return config_source_name((ConfigSource)cfg->origin[e - table]);
+}
+
+int config_check(const Config *cfg, char *err) {
+    bool cert = cfg->tls_cert && cfg->tls_cert[0], key = cfg->tls_key && cfg->tls_key[0];
+    if (cert != key)
+        return sm_err(err, -EINVAL,
+                      "tls_cert and tls_key must be set together (%s set by %s, %s empty)",
+                      cert ? "tls_cert" : "tls_key", origin_of(cfg, cert ? "tls_cert" : "tls_key"),
+                      cert ? "tls_key" : "tls_cert");
+    for (int i = 0; i < cfg->n_api_keys; i++)
+        for (int j = i + 1; j < cfg->n_api_keys; j++)
+            if (strcmp(cfg->api_keys[i].key, cfg->api_keys[j].key) == 0)
+                return sm_err(err, -EINVAL, "api_keys (set by %s): entries %d and %d have the "
+                                            "same key", origin_of(cfg, "api_keys"), i + 1, j + 1);
+    return 0;
+}
+
+/* ---- output ---- */
+
+int config_format(const Config *cfg, const char *key, char *buf, size_t size) {
+    const ConfigEntry *e = find_key(key, strlen(key));
+    if (!e)
+        return -ENOENT;
+    if (size == 0)
+        return -ENOSPC;
+    ConfigOut o = {buf, size, 0};
+    configval_format(&o, cfg, e);
+    return o.len < size ? 0 : -ENOSPC;
+}
+
+size_t config_n_keys(void) { return N_KEYS; }
+const char *config_key(size_t i) { return i < N_KEYS ? table[i].name : NULL; }
+
+static const char *const metavar[] = {
+    [CT_STRING] = "TEXT",    [CT_PATH] = "PATH",       [CT_INT] = "N",
+    [CT_U64] = "N",          [CT_SIZE] = "BYTES",      [CT_FLOAT] = "X",
+    [CT_BOOL] = "[yes|no]",  [CT_ENUM] = "WORD",       [CT_ADDR] = "HOST:PORT",
+    [CT_INTLIST] = "N,N,...", [CT_KEYS] = "KEY:SCOPE,...",
+};
+
+/* Prints text word-wrapped to 79 columns, each line indented by 6. */
+static void print_wrapped(FILE *f, const char *text) {
+    const int indent = 6, width = 79;
+    int col = 0;
+    while (*text) {
+        int n = (int)strcspn(text, " ");
+        if (col > indent && col + 1 + n > width)
+            fputc('\n', f), col = 0;
+        if (col == 0)
+            col += fprintf(f, "%*s%.*s", indent, "", n, text);
+        else
+            col += fprintf(f, " %.*s", n, text);
+        text += n;
+        text += strspn(text, " ");
+    }
+    fputc('\n', f);
+}
+
+void config_print_help(FILE *f) {
+    fprintf(f, "Usage: siamesed [--train|--eval|--reembed|--help|--version] [--config FILE]\n"
+               "                [--SETTING VALUE]...\n\nModes (at most one; none serves HTTP):\n");
+    for (size_t m = 0; m < SM_ARRAY_LEN(modes); m++) {
+        char fl[32];
+        snprintf(fl, sizeof fl, "%s--%s", modes[m].mode == CONFIG_MODE_HELP ? "-h, " : "",
+                 modes[m].flag);
+        fprintf(f, "  %-16s %s\n", fl, modes[m].help);
+    }
+    fprintf(f, "  --config FILE    read settings from FILE (see config/siamesed.conf)\n\n"
+               "Each setting below is a flag (--max-body 16M or --max-body=16M), an\n"
+               "environment variable (SIAMESED_MAX_BODY=16M) and a config file key\n"
+               "(max_body 16M). Precedence: defaults < config file < environment <\n"
+               "command line. A bool flag alone means yes.\n");
+    for (size_t i = 0; i < N_KEYS; i++) {
+        const ConfigEntry *e = &table[i];
+        char bounds[160];
+        ConfigOut b = {bounds, sizeof bounds, 0};
+        configval_bounds(&b, e);
+        if (e->section)
+            fprintf(f, "\n%s:\n", e->section);
+        fputs("  --", f);
+        for (const char *c = e->name; *c; c++)
+            fputc(*c == '_' ? '-' : *c, f);
+        fprintf(f, " %s  (" ENV_PREFIX, e->type == CT_ENUM ? bounds : metavar[e->type]);
+        for (const char *c = e->name; *c; c++)
+            fputc(toupper((unsigned char)*c), f);
+        fputs(")\n", f);
+        print_wrapped(f, e->help);
+        fprintf(f, "      %s%sdefault %s\n", e->type == CT_ENUM ? "" : bounds,
+                e->type == CT_ENUM ? "" : "; ", e->def[0] ? e->def : "\"\"");
+    }
+}
+
+static cJSON *json_value(const Config *cfg, const ConfigEntry *e) {
+    const void *f = (const char *)cfg + e->off;
+    int n = e->off_n ? *(const int *)((const char *)cfg + e->off_n) : 0;
+    char buf[VALUE_TEXT_MAX];
+    ConfigOut o = {buf, sizeof buf, 0};
+    switch (e->type) {
+    case CT_INT: return cJSON_CreateNumber(*(const int *)f);
+    case CT_SIZE: return cJSON_CreateNumber((double)*(const size_t *)f);
+    case CT_FLOAT: return cJSON_CreateNumber(*(const double *)f);
+    case CT_BOOL: return cJSON_CreateBool(*(const bool *)f);
+    case CT_U64:
+        /* A JSON number is a double: beyond 2^53 the seed goes out as text. */
+        if (*(const uint64_t *)f <= (1ull << 53))
+            return cJSON_CreateNumber((double)*(const uint64_t *)f);
+        break;
+    case CT_INTLIST: return cJSON_CreateIntArray((const int *)f, n);
+    case CT_KEYS: {
+        const ConfigApiKey *keys = *(ConfigApiKey *const *)f;
+        cJSON *k = cJSON_CreateObject();
+        int w = 0;
+        for (int i = 0; i < n; i++)
+            w += keys[i].scope == CONFIG_SCOPE_WRITE;
+        if (k && (!cJSON_AddNumberToObject(k, "read", n - w) ||
+                  !cJSON_AddNumberToObject(k, "write", w)))
+            cJSON_Delete(k), k = NULL;
+        return k;
+    }
+    default: break;
+    }
+    configval_format(&o, cfg, e);
+    return cJSON_CreateString(buf);
+}
+
+int config_dump_json(const Config *cfg, char **out, char *err) {
+    cJSON *root = cJSON_CreateObject();
+    for (size_t i = 0; root && i < N_KEYS; i++) {
+        cJSON *v = json_value(cfg, &table[i]);
+        if (!v || !cJSON_AddItemToObject(root, table[i].name, v))
+            cJSON_Delete(v), cJSON_Delete(root), root = NULL;
+    }
+    *out = root ? cJSON_PrintUnformatted(root) : NULL;
+    cJSON_Delete(root);
+    return *out ? 0 : sm_err(err, -ENOMEM, "config: out of memory for the JSON dump");
+}
+
+void config_log(const Config *cfg) {
+    for (size_t i = 0; i < N_KEYS; i++) {
+        char buf[VALUE_TEXT_MAX];
+        ConfigOut o = {buf, sizeof buf, 0};
+        configval_format(&o, cfg, &table[i]);
+        log_info("config %s = %s (%s)", table[i].name, buf,
+                 config_source_name((ConfigSource)cfg->origin[i]));
+    }
+}
+
+const char *config_mode_name(ConfigMode mode) {
+    static const char *const names[] = {"serve", "train", "eval", "reembed", "help", "version"};
+    return (unsigned)mode < SM_ARRAY_LEN(names) ? names[mode] : "?";
+}
+
+const char *config_source_name(ConfigSource src) {
+    static const char *const names[] = {"default", "file", "env", "flag", "set"};
+    return (unsigned)src < SM_ARRAY_LEN(names) ? names[src] : "?";
+}
