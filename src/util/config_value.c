@@ -98,8 +98,11 @@ static int parse_size(const ConfigEntry *e, const char *v, size_t *out, char *wh
     if (*end)
         return sm_err(why, -EINVAL, "not a size (bytes, or a number with K, M or G)");
     if (errno == ERANGE || x > (SIZE_MAX >> shift) || (double)(x << shift) > e->max ||
-        (double)(x << shift) < e->min)
-        return sm_err(why, -ERANGE, "out of range %.0f..%.0f bytes", e->min, e->max);
+        (double)(x << shift) < e->min) {
+        char range[64];
+        configval_bounds(&(ConfigOut){range, sizeof range, 0}, e);
+        return sm_err(why, -ERANGE, "out of range %s", range);
+    }
     *out = (size_t)(x << shift);
     return 0;
 }
@@ -120,15 +123,16 @@ static int parse_float(const ConfigEntry *e, const char *v, double *out, char *w
     bool lo_ok = (e->flags & CF_MIN_OPEN) ? x > e->min : x >= e->min;
     bool hi_ok = (e->flags & CF_MAX_OPEN) ? x < e->max : x <= e->max;
     if (!lo_ok || !hi_ok)
-        return sm_err(why, -ERANGE, "out of range %c%g, %g%c", (e->flags & CF_MIN_OPEN) ? '(' : '[',
-                      e->min, e->max, (e->flags & CF_MAX_OPEN) ? ')' : ']');
+        return sm_err(why, -ERANGE, "out of range %c%g, %g%c",
+                      (e->flags & CF_MIN_OPEN) ? '(' : '[', e->min, e->max,
+                      (e->flags & CF_MAX_OPEN) ? ')' : ']');
     *out = x;
     return 0;
 }
 
 static int parse_bool(const char *v, bool *out, char *why) {
-    static const char *const yes[] = {"yes", "true", "on", "1"}, *const no[] = {"no", "false",
-                                                                                "off", "0"};
+    static const char *const yes[] = {"yes", "true", "on", "1"};
+    static const char *const no[] = {"no", "false", "off", "0"};
     for (size_t i = 0; i < SM_ARRAY_LEN(yes); i++) {
         if (strcasecmp(v, yes[i]) == 0)
             return *out = true, 0;
@@ -175,7 +179,7 @@ static bool valid_hostname(const char *h, size_t n) {
 static int parse_addr(const ConfigEntry *e, const char *v, char **host, int *port, char *why) {
     const char *colon = strrchr(v, ':'), *h = v;
     size_t hlen = colon ? (size_t)(colon - v) : 0;
-    char buf[256];
+    char buf[256], shown[48];
     struct in6_addr a6;
     if (!colon || hlen == 0)
         return sm_err(why, -EINVAL, "not HOST:PORT");
@@ -188,12 +192,14 @@ static int parse_addr(const ConfigEntry *e, const char *v, char **host, int *por
         return sm_err(why, -EINVAL, "host name too long");
     memcpy(buf, h, hlen);
     buf[hlen] = 0;
-    bool ok = h != v ? inet_pton(AF_INET6, buf, &a6) == 1
-                     : !memchr(buf, ':', hlen) &&
-                           (inet_pton(AF_INET, buf, &a6) == 1 || valid_hostname(buf, hlen));
+    bool bracketed = h != v, colons = memchr(buf, ':', hlen) != NULL, ok;
+    if (bracketed)
+        ok = inet_pton(AF_INET6, buf, &a6) == 1;
+    else
+        ok = !colons && (inet_pton(AF_INET, buf, &a6) == 1 || valid_hostname(buf, hlen));
     if (!ok)
-        return sm_err(why, -EINVAL, "bad host '%s'%s", config_shown(buf, (char[48]){0}, 48),
-                      memchr(buf, ':', hlen) && h == v ? " (write IPv6 as [addr]:port)" : "");
+        return sm_err(why, -EINVAL, "bad host '%s'%s", config_shown(buf, shown, sizeof shown),
+                      colons && !bracketed ? " (write IPv6 as [addr]:port)" : "");
     long long p;
     if (parse_ll(colon + 1, &p) < 0 || p < e->min || p > e->max)
         return sm_err(why, -ERANGE, "port not in %.0f..%.0f", e->min, e->max);
