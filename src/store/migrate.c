@@ -115,7 +115,7 @@ int store_db_open(const char *path, int create, int busy_ms, sqlite3 **out, char
     int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (create ? SQLITE_OPEN_CREATE : 0);
     int rc = sqlite3_open_v2(path, &db, flags, NULL);
     if (rc != SQLITE_OK) {
-        rc = store_db_fail(db, rc, path, err);
+        rc = store_db_fail(db, rc, "open", err);
         goto out;
     }
     sqlite3_extended_result_codes(db, 1);
@@ -124,8 +124,8 @@ int store_db_open(const char *path, int create, int busy_ms, sqlite3 **out, char
     if (create) {
         rc = pragma_text(db, "PRAGMA journal_mode=WAL", mode, sizeof mode, err);
         if (rc == 0 && strcmp(mode, "wal") != 0)
-            rc = sm_err(err, -EIO, "%s: journal_mode is \"%s\", not \"wal\" (WAL unsupported here?)",
-                        path, mode);
+            rc = sm_err(err, -EIO, "journal_mode is \"%s\", not \"wal\" (WAL unsupported here?)",
+                        mode);
     } else {
         rc = store_db_exec(db, "PRAGMA query_only=ON", err);
     }
@@ -134,7 +134,7 @@ int store_db_open(const char *path, int create, int busy_ms, sqlite3 **out, char
     if (rc == 0) {
         rc = pragma_text(db, "PRAGMA foreign_keys", mode, sizeof mode, err);
         if (rc == 0 && strcmp(mode, "1") != 0)
-            rc = sm_err(err, -ENOTSUP, "%s: this SQLite cannot enforce foreign keys", path);
+            rc = sm_err(err, -ENOTSUP, "this SQLite cannot enforce foreign keys");
     }
 out:
     if (rc < 0)
@@ -264,9 +264,10 @@ int store_db_migrate(sqlite3 *db, const StoreMigration *list, int n, int *from, 
 int store_migrate_file(const char *path, const StoreMigration *list, int n, int *from, int *to,
                        char *err) {
     sqlite3 *db = NULL;
-    int rc = store_db_open(path, 1, 5000, &db, err);
+    char why[SM_ERRMAX] = "";
+    int rc = store_db_open(path, 1, 5000, &db, why);
     if (rc == 0)
-        rc = store_db_migrate(db, list, n, from, to, err);
+        rc = store_db_migrate(db, list, n, from, to, why);
     sqlite3_close(db);
-    return rc;
+    return rc < 0 ? sm_err(err, rc, "%s: %s", path, why) : rc;
 }

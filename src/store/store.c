@@ -300,7 +300,7 @@ int store_open(const StoreConfig *cfg, Store **out, char *err) {
     if (rc == 0)
         rc = store_db_migrate(s->wdb, store_migrations, store_n_migrations, &from, &to, why);
     if (rc == 0 && from != to)
-        log_info("store: %s: schema migrated from version %d to %d", s->path, from, to);
+        log_info("store: %s: schema %s version %d", s->path, from ? "upgraded to" : "created at", to);
     if (rc == 0 && cfg->max_bytes > 0)
         rc = cap_size(s, cfg->max_bytes, why);
     if (rc == 0)

@@ -1,0 +1,340 @@
+/*
+ * test_index.c — the in-memory index: bookkeeping (add, remove by sample and
+ * by subject, swap-with-last, growth), the distance formula, tie-breaking, and
+ * index_topk() (cblas_sgemv with cached norms) against the naive reference
+ * index_topk_ref() on random data, before and after removals; plus readers
+ * searching while a writer changes the index.
+ */
+#include <check.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "siamese/common.h"
+#include "siamese/rng.h"
+#include "siamese/store.h"
+
+#define DIM 16
+#define TOL 1e-4f
+
+static Index *make(int dim) {
+    Index *ix = NULL;
+    char err[SM_ERRMAX];
+    ck_assert_int_eq(index_create(dim, &ix, err), 0);
+    return ix;
+}
+
+static void rand_vec(Rng *r, float *v, int n) {
+    for (int i = 0; i < n; i++)
+        v[i] = rng_uniform(r);
+}
+
+static float model_dist(const float *a, const float *b, int n) {
+    double s = 0;
+    for (int i = 0; i < n; i++)
+        s += ((double)a[i] - b[i]) * ((double)a[i] - b[i]);
+    return (float)sqrt(fmax(s, 1e-7));
+}
+
+START_TEST(create_rejects_bad_dim) {
+    Index *ix = NULL;
+    char err[SM_ERRMAX] = "";
+    ck_assert_int_eq(index_create(0, &ix, err), -EINVAL);
+    ck_assert_ptr_null(ix);
+    ck_assert_int_eq(index_create(STORE_DIM_MAX + 1, &ix, err), -EINVAL);
+    ck_assert_ptr_nonnull(strstr(err, "embedding size"));
+    index_free(NULL);
+}
+END_TEST
+
+START_TEST(add_and_remove) {
+    Index *ix = make(4);
+    char err[SM_ERRMAX];
+    float a[4] = {1, 0, 0, 0}, b[4] = {0, 1, 0, 0}, c[4] = {0, 0, 1, 0}, nan[4] = {0, NAN, 0, 0};
+    ck_assert_int_eq(index_add(ix, 1, "alice", a, err), 0);
+    ck_assert_int_eq(index_add(ix, 2, "alice", b, err), 0);
+    ck_assert_int_eq(index_add(ix, 3, "bob", c, err), 0);
+    ck_assert_int_eq(index_add(ix, 3, "bob", c, err), -EEXIST);
+    ck_assert_int_eq(index_add(ix, 4, "bad id", c, err), -EINVAL);
+    ck_assert_int_eq(index_add(ix, 0, "bob", c, err), -EINVAL);
+    ck_assert_int_eq(index_add(ix, 5, "bob", nan, err), -EINVAL);
+    ck_assert_uint_eq(index_size(ix), 3);
+    ck_assert_uint_eq(index_subjects(ix), 2);
+    ck_assert_int_eq(index_dim(ix), 4);
+
+    /* Removing row 0 moves the last row (bob's) into it; bob must still be found. */
+    ck_assert_int_eq(index_remove_sample(ix, 1), 0);
+    ck_assert_int_eq(index_remove_sample(ix, 1), SM_ABSENT);
+    IndexHit h;
+    ck_assert_int_eq(index_nearest_in_subject(ix, "bob", c, &h, err), 0);
+    ck_assert_int_eq(h.sample_id, 3);
+    ck_assert_int_eq(index_nearest_in_subject(ix, "alice", a, &h, err), 0);
+    ck_assert_int_eq(h.sample_id, 2);
+    ck_assert_float_eq_tol(h.distance, sqrtf(2.0f), 1e-6f);
+
+    size_t removed = 0;
+    ck_assert_int_eq(index_remove_subject(ix, "alice", &removed), 0);
+    ck_assert_uint_eq(removed, 1);
+    ck_assert_int_eq(index_remove_subject(ix, "alice", &removed), SM_ABSENT);
+    ck_assert_int_eq(index_nearest_in_subject(ix, "alice", a, &h, err), SM_ABSENT);
+    ck_assert_int_eq(index_nearest_in_subject(ix, "no such", a, &h, err), SM_ABSENT);
+    ck_assert_uint_eq(index_subjects(ix), 1);
+
+    /* A freed subject slot is reused; the sample id may come back too. */
+    ck_assert_int_eq(index_add(ix, 1, "carol", a, err), 0);
+    ck_assert_int_eq(index_nearest_in_subject(ix, "carol", a, &h, err), 0);
+    ck_assert_int_eq(h.sample_id, 1);
+    ck_assert_uint_eq(index_size(ix), 2);
+
+    index_clear(ix);
+    ck_assert_uint_eq(index_size(ix), 0);
+    ck_assert_uint_eq(index_subjects(ix), 0);
+    int n = -1;
+    ck_assert_int_eq(index_topk(ix, a, 3, &h, &n, err), 0);
+    ck_assert_int_eq(n, 0);
+    ck_assert_int_eq(index_add(ix, 3, "bob", c, err), 0);
+    ck_assert_int_eq(index_topk(ix, a, 3, &h, &n, err), 0);
+    ck_assert_int_eq(n, 1);
+    ck_assert_str_eq(h.subject, "bob");
+    index_free(ix);
+}
+END_TEST
+
+START_TEST(distance_is_the_models) {
+    Index *ix = make(3);
+    char err[SM_ERRMAX];
+    float x[3] = {1.5f, -2.0f, 0.25f}, q[3] = {0.5f, 1.0f, 0.75f};
+    ck_assert_int_eq(index_add(ix, 7, "s", x, err), 0);
+    IndexHit h[2];
+    int n = 0;
+    ck_assert_int_eq(index_topk(ix, q, 2, h, &n, err), 0);
+    ck_assert_int_eq(n, 1);
+    ck_assert_float_eq_tol(h[0].distance, sqrtf(1.0f + 9.0f + 0.25f), 1e-6f);
+    /* Identical vectors: the clamp gives sqrt(1e-7), not 0 (nor NaN from a
+     * slightly negative expansion). */
+    ck_assert_int_eq(index_topk(ix, x, 1, h, &n, err), 0);
+    ck_assert_float_eq_tol(h[0].distance, sqrtf(1e-7f), 1e-9f);
+    ck_assert_int_eq(index_nearest_in_subject(ix, "s", x, h, err), 0);
+    ck_assert_float_eq_tol(h[0].distance, sqrtf(1e-7f), 1e-9f);
+    float inf[3] = {INFINITY, 0, 0};
+    ck_assert_int_eq(index_topk(ix, inf, 1, h, &n, err), -EINVAL);
+    ck_assert_int_eq(index_topk(ix, q, 0, h, &n, err), -EINVAL);
+    index_free(ix);
+}
+END_TEST
+
+START_TEST(ties_by_subject_id) {
+    Index *ix = make(2);
+    char err[SM_ERRMAX];
+    float v[2] = {1, 1}, far[2] = {5, 5}, q[2] = {1, 2};
+    ck_assert_int_eq(index_add(ix, 1, "zed", v, err), 0);
+    ck_assert_int_eq(index_add(ix, 2, "amy", v, err), 0);
+    ck_assert_int_eq(index_add(ix, 3, "mid", v, err), 0);
+    ck_assert_int_eq(index_add(ix, 4, "amy", far, err), 0);
+    IndexHit h[4], r[4];
+    int n = 0, nr = 0;
+    ck_assert_int_eq(index_topk(ix, q, 4, h, &n, err), 0);
+    ck_assert_int_eq(index_topk_ref(ix, q, 4, r, &nr, err), 0);
+    ck_assert_int_eq(n, 3);
+    ck_assert_int_eq(nr, 3);
+    const char *want[] = {"amy", "mid", "zed"};
+    for (int i = 0; i < 3; i++) {
+        ck_assert_str_eq(h[i].subject, want[i]);
+        ck_assert_str_eq(r[i].subject, want[i]);
+        ck_assert_float_eq_tol(h[i].distance, 1.0f, 1e-6f);
+    }
+    ck_assert_int_eq(h[0].sample_id, 2);
+    ck_assert_int_eq(index_topk(ix, q, 2, h, &n, err), 0);
+    ck_assert_int_eq(n, 2);
+    ck_assert_str_eq(h[1].subject, "mid");
+    index_free(ix);
+}
+END_TEST
+
+/* Checks topk against the reference: equal distances rank by rank, and the
+ * same subjects except where two reference distances are within TOL. */
+static void check_against_ref(Index *ix, const float *q, int k) {
+    char err[SM_ERRMAX];
+    int n = 0, nr = 0, nall = 0;
+    IndexHit *h = calloc((size_t)k, sizeof *h), *r = calloc((size_t)k, sizeof *r);
+    IndexHit *all = calloc(1000, sizeof *all);
+    ck_assert_int_eq(index_topk(ix, q, k, h, &n, err), 0);
+    ck_assert_int_eq(index_topk_ref(ix, q, k, r, &nr, err), 0);
+    ck_assert_int_eq(index_topk_ref(ix, q, 1000, all, &nall, err), 0);
+    ck_assert_int_eq(n, nr);
+    ck_assert_int_eq(n, (int)(index_subjects(ix) < (size_t)k ? index_subjects(ix) : (size_t)k));
+    for (int i = 0; i < n; i++) {
+        ck_assert_float_eq_tol(h[i].distance, r[i].distance, TOL);
+        if (strcmp(h[i].subject, r[i].subject) != 0) {
+            float dr = -1;
+            for (int j = 0; j < nall; j++)
+                if (strcmp(all[j].subject, h[i].subject) == 0)
+                    dr = all[j].distance;
+            ck_assert_float_eq_tol(dr, r[i].distance, TOL);
+        } else {
+            ck_assert_int_eq(h[i].sample_id, r[i].sample_id);
+        }
+        if (i > 0)
+            ck_assert(h[i - 1].distance <= h[i].distance);
+        /* The reported distance is the model's, recomputed independently. */
+        IndexHit one;
+        ck_assert_int_eq(index_nearest_in_subject(ix, h[i].subject, q, &one, err), 0);
+        ck_assert_float_eq_tol(one.distance, h[i].distance, TOL);
+    }
+    free(h);
+    free(r);
+    free(all);
+}
+
+START_TEST(topk_matches_reference) {
+    Rng rng;
+    rng_seed(&rng, 42 + (uint64_t)_i);
+    Index *ix = make(DIM);
+    char err[SM_ERRMAX], name[32];
+    float *embs = malloc(1000 * DIM * sizeof *embs);
+    int64_t *subj_of = malloc(1000 * sizeof *subj_of);
+    rand_vec(&rng, embs, 1000 * DIM);
+    for (int i = 0; i < 1000; i++) {
+        subj_of[i] = rng_below(&rng, 50);
+        snprintf(name, sizeof name, "subject-%02d", (int)subj_of[i]);
+        ck_assert_int_eq(index_add(ix, 100 + i, name, embs + i * DIM, err), 0);
+    }
+    ck_assert_uint_eq(index_size(ix), 1000);
+    float q[DIM];
+    const int ks[] = {1, 5, 50, 60};
+    for (int t = 0; t < 10; t++) {
+        rand_vec(&rng, q, DIM);
+        for (size_t j = 0; j < SM_ARRAY_LEN(ks); j++)
+            check_against_ref(ix, q, ks[j]);
+    }
+    /* A stored vector finds its own sample at the floor distance. */
+    IndexHit h;
+    int n = 0;
+    ck_assert_int_eq(index_topk(ix, embs + 123 * DIM, 1, &h, &n, err), 0);
+    ck_assert_int_eq(h.sample_id, 100 + 123);
+    ck_assert_float_eq_tol(h.distance, model_dist(embs + 123 * DIM, embs + 123 * DIM, DIM), 1e-6f);
+
+    /* Remove 400 random samples and five subjects, then compare again. */
+    int removed = 0;
+    for (int i = 0; i < 1000 && removed < 400; i++)
+        if (rng_below(&rng, 2) == 0) {
+            ck_assert_int_eq(index_remove_sample(ix, 100 + i), 0);
+            subj_of[i] = -1;
+            removed++;
+        }
+    size_t gone = 0, total_gone = 0;
+    for (int s = 0; s < 5; s++) {
+        snprintf(name, sizeof name, "subject-%02d", s * 7);
+        ck_assert_int_eq(index_remove_subject(ix, name, &gone), 0);
+        total_gone += gone;
+    }
+    ck_assert_uint_eq(index_size(ix), 1000 - (size_t)removed - total_gone);
+    ck_assert_uint_eq(index_subjects(ix), 45);
+    for (int t = 0; t < 10; t++) {
+        rand_vec(&rng, q, DIM);
+        for (size_t j = 0; j < SM_ARRAY_LEN(ks); j++)
+            check_against_ref(ix, q, ks[j]);
+    }
+    /* Every remaining sample is still reachable through its subject's list. */
+    for (int i = 0; i < 1000; i++) {
+        if (subj_of[i] < 0 || subj_of[i] % 7 == 0)
+            continue;
+        snprintf(name, sizeof name, "subject-%02d", (int)subj_of[i]);
+        ck_assert_int_eq(index_nearest_in_subject(ix, name, embs + i * DIM, &h, err), 0);
+        ck_assert_int_eq(h.sample_id, 100 + i);
+    }
+    free(embs);
+    free(subj_of);
+    index_free(ix);
+}
+END_TEST
+
+START_TEST(reserve_then_add) {
+    Index *ix = make(DIM);
+    char err[SM_ERRMAX], name[32];
+    float v[DIM] = {0};
+    ck_assert_int_eq(index_reserve(ix, 5000, 3000, err), 0);
+    for (int i = 0; i < 5000; i++) {
+        snprintf(name, sizeof name, "s%d", i % 3000);
+        v[0] = (float)i;
+        ck_assert_int_eq(index_add(ix, i + 1, name, v, err), 0);
+    }
+    ck_assert_uint_eq(index_size(ix), 5000);
+    ck_assert_uint_eq(index_subjects(ix), 3000);
+    ck_assert_int_eq(index_reserve(ix, (size_t)1 << 40, 0, err), -EOVERFLOW);
+    index_free(ix);
+}
+END_TEST
+
+typedef struct {
+    Index *ix;
+    int failures;
+} ReaderArg;
+
+static void *reader(void *p) {
+    ReaderArg *a = p;
+    Rng rng;
+    rng_seed(&rng, 7);
+    float q[DIM];
+    IndexHit h[8];
+    char err[SM_ERRMAX];
+    for (int i = 0; i < 300; i++) {
+        int n = 0;
+        rand_vec(&rng, q, DIM);
+        if (index_topk(a->ix, q, 8, h, &n, err) < 0 || n > 8)
+            a->failures++;
+        for (int j = 1; j < n; j++)
+            if (h[j].distance < h[j - 1].distance || !isfinite(h[j].distance))
+                a->failures++;
+    }
+    return NULL;
+}
+
+START_TEST(readers_during_writes) {
+    Index *ix = make(DIM);
+    char err[SM_ERRMAX], name[32];
+    Rng rng;
+    rng_seed(&rng, 9);
+    float v[DIM];
+    ReaderArg args[3];
+    pthread_t th[3];
+    for (int t = 0; t < 3; t++) {
+        args[t] = (ReaderArg){ix, 0};
+        ck_assert_int_eq(pthread_create(&th[t], NULL, reader, &args[t]), 0);
+    }
+    for (int i = 0; i < 3000; i++) {
+        rand_vec(&rng, v, DIM);
+        snprintf(name, sizeof name, "w%d", i % 40);
+        ck_assert_int_eq(index_add(ix, i + 1, name, v, err), 0);
+        if (i % 3 == 2)
+            ck_assert_int_eq(index_remove_sample(ix, i), 0);
+    }
+    for (int t = 0; t < 3; t++) {
+        pthread_join(th[t], NULL);
+        ck_assert_int_eq(args[t].failures, 0);
+    }
+    ck_assert_uint_eq(index_size(ix), 2000);
+    index_free(ix);
+}
+END_TEST
+
+int main(void) {
+    Suite *s = suite_create("index");
+    TCase *tc = tcase_create("index");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, create_rejects_bad_dim);
+    tcase_add_test(tc, add_and_remove);
+    tcase_add_test(tc, distance_is_the_models);
+    tcase_add_test(tc, ties_by_subject_id);
+    tcase_add_loop_test(tc, topk_matches_reference, 0, 3);
+    tcase_add_test(tc, reserve_then_add);
+    tcase_add_test(tc, readers_during_writes);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

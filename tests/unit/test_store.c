@@ -1,0 +1,1086 @@
+/*
+ * test_store.c — the durable store, through its public API and, where a test
+ * must look underneath or plant bad data, through SQLite directly.
+ *
+ * Covers: subject id and cursor validation; migrations applied, recorded,
+ * idempotent, upgraded from an older list, rolled back when one fails, a newer
+ * schema refused; enroll / get / list (every page walked) / delete subject /
+ * delete sample with their SM_ABSENT cases; identify and verify kept in step
+ * with writes; stale-fingerprint detection and re-embedding (including a
+ * failed run resumed); durability across close and across kill -9; group
+ * commit under 8 threads x 50 enrolls; corrupt files and invalid rows refused;
+ * a full database (-ENOSPC) losing nothing and recovering.
+ */
+#include <check.h>
+#include <dirent.h>
+#include <math.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "siamese/common.h"
+#include "siamese/rng.h"
+#include "siamese/store.h"
+
+#define DIM 8
+#define FP_A "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+#define FP_B "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+
+static char dir[64], db_path[128];
+
+static void setup(void) {
+    snprintf(dir, sizeof dir, "/tmp/sm_store_XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    snprintf(db_path, sizeof db_path, "%s/store.db", dir);
+}
+
+static void teardown(void) {
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    struct dirent *e;
+    char p[512];
+    while ((e = readdir(d)))
+        if (e->d_name[0] != '.') {
+            snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+            unlink(p);
+        }
+    closedir(d);
+    rmdir(dir);
+}
+
+static StoreConfig config(const char *fp, int keep_images) {
+    return (StoreConfig){.path = db_path, .fingerprint = fp, .dim = DIM, .keep_images = keep_images};
+}
+
+static Store *open_ok(const char *fp, int keep_images) {
+    Store *s = NULL;
+    char err[SM_ERRMAX] = "";
+    StoreConfig cfg = config(fp, keep_images);
+    int rc = store_open(&cfg, &s, err);
+    ck_assert_msg(rc == 0, "store_open: %d %s", rc, err);
+    ck_assert_ptr_nonnull(s);
+    return s;
+}
+
+/* A deterministic embedding for (seed). */
+static void emb(uint64_t seed, float *v) {
+    Rng r;
+    rng_seed(&r, seed);
+    for (int i = 0; i < DIM; i++)
+        v[i] = rng_uniform(&r);
+}
+
+/* Enrolls n samples (embeddings emb(seed0 + i)) to subject; returns the total. */
+static int64_t enroll_n(Store *s, const char *subject, const char *meta, int n, uint64_t seed0,
+                        int64_t *ids) {
+    float e[16][DIM];
+    StoreSampleIn in[16];
+    int64_t local[16];
+    char err[SM_ERRMAX] = "";
+    ck_assert_int_le(n, 16);
+    for (int i = 0; i < n; i++) {
+        emb(seed0 + (uint64_t)i, e[i]);
+        in[i] = (StoreSampleIn){.embedding = e[i]};
+    }
+    StoreEnrolled res = {-1, -1};
+    int rc = store_enroll(s, subject, meta, in, n, ids ? ids : local, &res, err);
+    ck_assert_msg(rc == 0, "enroll %s: %d %s", subject, rc, err);
+    return res.total;
+}
+
+static sqlite3 *raw_open(void) {
+    sqlite3 *db = NULL;
+    ck_assert_int_eq(sqlite3_open(db_path, &db), SQLITE_OK);
+    return db;
+}
+
+static int64_t raw_int(sqlite3 *db, const char *sql) {
+    sqlite3_stmt *st = NULL;
+    ck_assert_msg(sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK, "%s", sqlite3_errmsg(db));
+    ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+    int64_t v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return v;
+}
+
+static void raw_exec(sqlite3 *db, const char *sql) {
+    char *msg = NULL;
+    int rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
+    ck_assert_msg(rc == SQLITE_OK, "%s: %s", sql, msg ? msg : "");
+}
+
+/* ---- Validation ---- */
+
+START_TEST(subject_ids) {
+    char long_id[200];
+    memset(long_id, 'x', sizeof long_id);
+    long_id[128] = '\0';
+    ck_assert(store_subject_id_valid("a"));
+    ck_assert(store_subject_id_valid("Alice.B_c:d@e-f9"));
+    ck_assert(store_subject_id_valid(long_id));
+    long_id[128] = 'x';
+    long_id[129] = '\0';
+    ck_assert(!store_subject_id_valid(long_id));
+    const char *bad[] = {"", "a b", "a/b", "caf\xc3\xa9", "a\n", "a%20", "<x>", "a,b", "é"};
+    for (size_t i = 0; i < SM_ARRAY_LEN(bad); i++)
+        ck_assert_msg(!store_subject_id_valid(bad[i]), "accepted \"%s\"", bad[i]);
+    ck_assert(!store_subject_id_valid(NULL));
+}
+END_TEST
+
+START_TEST(cursors) {
+    char cur[STORE_CURSOR_SIZE], id[STORE_SUBJECT_MAX + 1], long_id[STORE_SUBJECT_MAX + 1];
+    char err[SM_ERRMAX];
+    memset(long_id, 'Z', STORE_SUBJECT_MAX);
+    long_id[STORE_SUBJECT_MAX] = '\0';
+    const char *ids[] = {"a", "ab", "abc", "abcd", "x.y:z@w-_", long_id};
+    for (size_t i = 0; i < SM_ARRAY_LEN(ids); i++) {
+        ck_assert_int_eq(store_cursor_encode(ids[i], cur, err), 0);
+        ck_assert_uint_lt(strlen(cur), STORE_CURSOR_SIZE);
+        ck_assert_ptr_null(strchr(cur, '='));
+        ck_assert_int_eq(store_cursor_decode(cur, id, err), 0);
+        ck_assert_str_eq(id, ids[i]);
+    }
+    ck_assert_int_eq(store_cursor_encode("bad id", cur, err), -EINVAL);
+    ck_assert_int_eq(store_cursor_encode("a", cur, err), 0);
+    ck_assert_str_eq(cur, "YQ");
+    /* "YR" carries stray bits; "YQ==" is padded; "YWIg" decodes to "ab ", an
+     * invalid id; "YQBi" holds a NUL; "YQ" * 90 is too long. */
+    char too_long[400] = "";
+    for (int i = 0; i < 90; i++)
+        strcat(too_long, "YQ");
+    const char *bad[] = {"", "Y", "YR", "YQ==", "Y Q", "YQ+", "YQ/", "!!!!", "YWIg", "YQBi", too_long};
+    for (size_t i = 0; i < SM_ARRAY_LEN(bad); i++)
+        ck_assert_msg(store_cursor_decode(bad[i], id, err) == -EINVAL, "accepted \"%s\"", bad[i]);
+    ck_assert_int_eq(store_cursor_decode(NULL, id, err), -EINVAL);
+}
+END_TEST
+
+START_TEST(bad_config) {
+    Store *s = NULL;
+    char err[SM_ERRMAX];
+    StoreConfig cfg = config(FP_A, 0);
+    cfg.fingerprint = "ABCDEF";
+    ck_assert_int_eq(store_open(&cfg, &s, err), -EINVAL);
+    cfg.fingerprint = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+    ck_assert_int_eq(store_open(&cfg, &s, err), -EINVAL);
+    cfg = config(FP_A, 0);
+    cfg.dim = 0;
+    ck_assert_int_eq(store_open(&cfg, &s, err), -EINVAL);
+    cfg = config(FP_A, 0);
+    cfg.batch_max = 5000;
+    ck_assert_int_eq(store_open(&cfg, &s, err), -EINVAL);
+    cfg = config(FP_A, 0);
+    cfg.path = "/nonexistent-dir-for-sure/x.db";
+    ck_assert_int_lt(store_open(&cfg, &s, err), 0);
+    ck_assert_ptr_nonnull(strstr(err, "/nonexistent-dir-for-sure/x.db"));
+    ck_assert_ptr_null(s);
+    store_close(NULL);
+}
+END_TEST
+
+/* ---- Migrations ---- */
+
+START_TEST(migrations_recorded_and_idempotent) {
+    ck_assert_int_ge(store_n_migrations, 1);
+    for (int i = 0; i < store_n_migrations; i++) {
+        ck_assert_int_eq(store_migrations[i].version, i + 1);
+        ck_assert_int_eq(atoi(store_migrations[i].name), i + 1);
+        ck_assert_ptr_nonnull(strstr(store_migrations[i].sql, "CREATE"));
+    }
+    store_close(open_ok(FP_A, 0));
+    sqlite3 *db = raw_open();
+    ck_assert_int_eq(raw_int(db, "PRAGMA user_version"), store_n_migrations);
+    ck_assert_int_eq(raw_int(db, "SELECT count(*) FROM schema_migrations"), store_n_migrations);
+    ck_assert_int_eq(raw_int(db, "SELECT max(version) FROM schema_migrations"), store_n_migrations);
+    ck_assert_int_eq(raw_int(db, "SELECT count(*) FROM sqlite_master WHERE name IN ('subjects','samples')"), 2);
+    int64_t applied = raw_int(db, "SELECT applied_at FROM schema_migrations WHERE version = 1");
+    sqlite3_stmt *st = NULL;
+    ck_assert_int_eq(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+    ck_assert_str_eq((const char *)sqlite3_column_text(st, 0), "wal");
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+
+    /* Reopening changes nothing. */
+    int from = -1, to = -1;
+    char err[SM_ERRMAX];
+    ck_assert_int_eq(store_migrate_file(db_path, store_migrations, store_n_migrations, &from, &to, err), 0);
+    ck_assert_int_eq(from, store_n_migrations);
+    ck_assert_int_eq(to, store_n_migrations);
+    store_close(open_ok(FP_A, 0));
+    db = raw_open();
+    ck_assert_int_eq(raw_int(db, "SELECT count(*) FROM schema_migrations"), store_n_migrations);
+    ck_assert_int_eq(raw_int(db, "SELECT applied_at FROM schema_migrations WHERE version = 1"), applied);
+    sqlite3_close(db);
+}
+END_TEST
+
+START_TEST(migrations_upgrade_and_rollback) {
+    const StoreMigration list[] = {
+        {1, "0001_a", "CREATE TABLE t (x INTEGER);"},
+        {2, "0002_b", "ALTER TABLE t ADD COLUMN y INTEGER; INSERT INTO t VALUES (1, 2);"},
+        {3, "0003_bad", "CREATE TABLE u (x); CREATE TABLE t (x);"},
+    };
+    const StoreMigration forked[] = {{1, "0001_other", "CREATE TABLE t (x INTEGER);"}};
+    const StoreMigration gap[] = {{1, "0001_a", "SELECT 1;"}, {3, "0003_c", "SELECT 1;"}};
+    int from = -1, to = -1;
+    char err[SM_ERRMAX] = "";
+    ck_assert_int_eq(store_migrate_file(db_path, list, 1, &from, &to, err), 0);
+    ck_assert_int_eq(from, 0);
+    ck_assert_int_eq(to, 1);
+    /* A database at version 1 opened by code that knows 2 is brought up. */
+    ck_assert_int_eq(store_migrate_file(db_path, list, 2, &from, &to, err), 0);
+    ck_assert_int_eq(from, 1);
+    ck_assert_int_eq(to, 2);
+    sqlite3 *db = raw_open();
+    ck_assert_int_eq(raw_int(db, "SELECT y FROM t"), 2);
+    ck_assert_int_eq(raw_int(db, "PRAGMA user_version"), 2);
+    ck_assert_int_eq(raw_int(db, "SELECT count(*) FROM schema_migrations"), 2);
+    sqlite3_close(db);
+
+    /* A failing migration leaves no trace: version 2, no table u. */
+    ck_assert_int_lt(store_migrate_file(db_path, list, 3, &from, &to, err), 0);
+    ck_assert_ptr_nonnull(strstr(err, "0003_bad"));
+    db = raw_open();
+    ck_assert_int_eq(raw_int(db, "PRAGMA user_version"), 2);
+    ck_assert_int_eq(raw_int(db, "SELECT count(*) FROM sqlite_master WHERE name = 'u'"), 0);
+    sqlite3_close(db);
+
+    /* Newer than the code: refused. A different history: refused. */
+    ck_assert_int_eq(store_migrate_file(db_path, list, 1, &from, &to, err), -ENOTSUP);
+    ck_assert_ptr_nonnull(strstr(err, "newer"));
+    ck_assert_int_eq(store_migrate_file(db_path, forked, 1, &from, &to, err), -ENOTSUP);
+    ck_assert_int_eq(store_migrate_file(db_path, forked, 1, NULL, NULL, err), -ENOTSUP);
+    ck_assert_int_eq(store_migrate_file(db_path, gap, 2, &from, &to, err), -EINVAL);
+    ck_assert_int_eq(store_migrate_file(db_path, list, 0, &from, &to, err), -EINVAL);
+}
+END_TEST
+
+START_TEST(migrations_history_mismatch) {
+    const StoreMigration list[] = {{1, "0001_a", "CREATE TABLE t (x);"}};
+    const StoreMigration forked[] = {{1, "0001_other", "CREATE TABLE t (x);"}};
+    char err[SM_ERRMAX] = "";
+    ck_assert_int_eq(store_migrate_file(db_path, list, 1, NULL, NULL, err), 0);
+    ck_assert_int_eq(store_migrate_file(db_path, forked, 1, NULL, NULL, err), -EINVAL);
+    ck_assert_ptr_nonnull(strstr(err, "0001_other"));
+}
+END_TEST
+
+START_TEST(newer_schema_refused_at_open) {
+    int n = store_n_migrations;
+    StoreMigration *list = calloc((size_t)n + 1, sizeof *list);
+    memcpy(list, store_migrations, (size_t)n * sizeof *list);
+    list[n] = (StoreMigration){n + 1, "9999_future", "CREATE TABLE future (x);"};
+    char err[SM_ERRMAX] = "";
+    ck_assert_int_eq(store_migrate_file(db_path, list, n + 1, NULL, NULL, err), 0);
+    Store *s = NULL;
+    StoreConfig cfg = config(FP_A, 0);
+    ck_assert_int_eq(store_open(&cfg, &s, err), -ENOTSUP);
+    ck_assert_ptr_null(s);
+    ck_assert_ptr_nonnull(strstr(err, "newer"));
+    free(list);
+}
+END_TEST
+
+/* ---- Enroll, get, list, delete ---- */
+
+START_TEST(enroll_and_get) {
+    Store *s = open_ok(FP_A, 1);
+    char err[SM_ERRMAX];
+    int64_t ids[8];
+    StoreEnrolled res;
+    float e[3][DIM];
+    const uint8_t png[] = {0x89, 'P', 'N', 'G', 0, 1, 2};
+    StoreSampleIn in[3];
+    for (int i = 0; i < 3; i++) {
+        emb(100 + (uint64_t)i, e[i]);
+        in[i] = (StoreSampleIn){.embedding = e[i]};
+    }
+    in[1].image = png;
+    in[1].image_len = sizeof png;
+    in[1].content_type = "image/png";
+    ck_assert_int_eq(store_enroll(s, "alice", "{\"name\":\"Alice\"}", in, 3, ids, &res, err), 0);
+    ck_assert_int_eq(res.created, 1);
+    ck_assert_int_eq(res.total, 3);
+    ck_assert(ids[0] > 0 && ids[0] < ids[1] && ids[1] < ids[2]);
+
+    StoreSubject *sj = NULL;
+    ck_assert_int_eq(store_get(s, "alice", &sj, err), 0);
+    ck_assert_str_eq(sj->id, "alice");
+    ck_assert_str_eq(sj->metadata, "{\"name\":\"Alice\"}");
+    ck_assert_int_eq(sj->n_samples, 3);
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(sj->samples[i].id, ids[i]);
+    ck_assert_int_gt(sj->created_at, 1600000000000LL);
+    ck_assert_int_ge(sj->samples[0].created_at, sj->created_at);
+    store_subject_free(sj);
+
+    /* Appending keeps metadata; new metadata replaces it. */
+    ck_assert_int_eq(enroll_n(s, "alice", NULL, 2, 200, ids + 3), 5);
+    ck_assert_int_gt(ids[3], ids[2]);
+    ck_assert_int_eq(store_get(s, "alice", &sj, err), 0);
+    ck_assert_str_eq(sj->metadata, "{\"name\":\"Alice\"}");
+    store_subject_free(sj);
+    ck_assert_int_eq(store_enroll(s, "alice", "{}", NULL, 0, NULL, &res, err), 0);
+    ck_assert_int_eq(res.created, 0);
+    ck_assert_int_eq(res.total, 5);
+    ck_assert_int_eq(store_get(s, "alice", &sj, err), 0);
+    ck_assert_str_eq(sj->metadata, "{}");
+    store_subject_free(sj);
+
+    /* A subject with no samples and no metadata. */
+    ck_assert_int_eq(store_enroll(s, "bob", NULL, NULL, 0, NULL, &res, err), 0);
+    ck_assert_int_eq(res.created, 1);
+    ck_assert_int_eq(store_get(s, "bob", &sj, err), 0);
+    ck_assert_ptr_null(sj->metadata);
+    ck_assert_int_eq(sj->n_samples, 0);
+    store_subject_free(sj);
+
+    ck_assert_int_eq(store_get(s, "carol", &sj, err), SM_ABSENT);
+    ck_assert_ptr_null(sj);
+    ck_assert_int_eq(store_get(s, "not valid", &sj, err), SM_ABSENT);
+    int64_t subjects = 0, samples = 0;
+    store_counts(s, &subjects, &samples);
+    ck_assert_int_eq(subjects, 2);
+    ck_assert_int_eq(samples, 5);
+    store_close(s);
+
+    /* Only the sample given an image kept one, with its content type. */
+    sqlite3 *db = raw_open();
+    ck_assert_int_eq(raw_int(db, "SELECT count(*) FROM samples WHERE image IS NOT NULL"), 1);
+    ck_assert_int_eq(raw_int(db, "SELECT length(image) FROM samples WHERE content_type = 'image/png'"),
+                     sizeof png);
+    ck_assert_int_eq(raw_int(db, "SELECT count(*) FROM samples WHERE length(embedding) = 32"), 5);
+    sqlite3_close(db);
+}
+END_TEST
+
+START_TEST(enroll_rejects_bad_input) {
+    Store *s = open_ok(FP_A, 0);
+    char err[SM_ERRMAX] = "";
+    int64_t ids[2];
+    float e[DIM], bad[DIM];
+    emb(1, e);
+    emb(1, bad);
+    bad[3] = NAN;
+    const uint8_t img[4] = {1, 2, 3, 4};
+    StoreSampleIn ok = {.embedding = e}, nan = {.embedding = bad};
+    StoreSampleIn no_ct = {.embedding = e, .image = img, .image_len = 4};
+    StoreSampleIn bad_ct = {.embedding = e, .image = img, .image_len = 4, .content_type = "png"};
+    ck_assert_int_eq(store_enroll(s, "", NULL, &ok, 1, ids, NULL, err), -EINVAL);
+    ck_assert_int_eq(store_enroll(s, "a b", NULL, &ok, 1, ids, NULL, err), -EINVAL);
+    ck_assert_ptr_nonnull(strstr(err, "subject id"));
+    ck_assert_int_eq(store_enroll(s, "x", "[1]", &ok, 1, ids, NULL, err), -EINVAL);
+    ck_assert_int_eq(store_enroll(s, "x", "{\"a\":1} x", &ok, 1, ids, NULL, err), -EINVAL);
+    ck_assert_int_eq(store_enroll(s, "x", "{", &ok, 1, ids, NULL, err), -EINVAL);
+    ck_assert_int_eq(store_enroll(s, "x", NULL, &nan, 1, ids, NULL, err), -EINVAL);
+    ck_assert_int_eq(store_enroll(s, "x", NULL, &no_ct, 1, ids, NULL, err), -EINVAL);
+    ck_assert_int_eq(store_enroll(s, "x", NULL, &bad_ct, 1, ids, NULL, err), -EINVAL);
+    ck_assert_int_eq(store_enroll(s, "x", NULL, &ok, STORE_ENROLL_MAX + 1, ids, NULL, err), -EINVAL);
+    ck_assert_int_eq(store_enroll(s, "x", NULL, &ok, -1, ids, NULL, err), -EINVAL);
+    /* Nothing of the above was stored. */
+    int64_t subjects = -1, samples = -1;
+    store_counts(s, &subjects, &samples);
+    ck_assert_int_eq(subjects, 0);
+    ck_assert_int_eq(samples, 0);
+    /* keep_images off: a valid image is accepted but not kept. */
+    StoreSampleIn with_img = {.embedding = e, .image = img, .image_len = 4, .content_type = "image/png"};
+    ck_assert_int_eq(store_enroll(s, "x", NULL, &with_img, 1, ids, NULL, err), 0);
+    store_close(s);
+    sqlite3 *db = raw_open();
+    ck_assert_int_eq(raw_int(db, "SELECT count(*) FROM samples WHERE image IS NULL"), 1);
+    sqlite3_close(db);
+}
+END_TEST
+
+START_TEST(list_walks_every_page) {
+    Store *s = open_ok(FP_A, 0);
+    char err[SM_ERRMAX];
+    enum { N = 57 };
+    char ids[N][40];
+    Rng r;
+    rng_seed(&r, 5);
+    /* Ids made to sort differently from their creation order. */
+    for (int i = 0; i < N; i++) {
+        snprintf(ids[i], sizeof ids[i], "%c%u-%d", "zAm0_"[i % 5], rng_below(&r, 100000), i);
+        enroll_n(s, ids[i], NULL, i % 3, (uint64_t)i * 10, NULL);
+    }
+    qsort(ids, N, sizeof ids[0], (int (*)(const void *, const void *))strcmp);
+
+    char cursor[STORE_CURSOR_SIZE] = "", next[STORE_CURSOR_SIZE];
+    int seen = 0, pages = 0;
+    for (;;) {
+        StoreListItem *items = NULL;
+        int n = -1;
+        ck_assert_int_eq(store_list(s, cursor, 5, &items, &n, next, err), 0);
+        ck_assert_int_le(n, 5);
+        for (int i = 0; i < n; i++) {
+            ck_assert_int_lt(seen, N);
+            ck_assert_str_eq(items[i].id, ids[seen]);
+            int orig = atoi(strrchr(items[i].id, '-') + 1);
+            ck_assert_int_eq(items[i].n_samples, orig % 3);
+            ck_assert_int_gt(items[i].created_at, 0);
+            seen++;
+        }
+        free(items);
+        pages++;
+        if (!next[0])
+            break;
+        ck_assert_int_eq(n, 5);
+        snprintf(cursor, sizeof cursor, "%s", next);
+    }
+    ck_assert_int_eq(seen, N);
+    ck_assert_int_eq(pages, (N + 4) / 5);
+
+    /* One page holding everything says there is no next page. */
+    StoreListItem *items = NULL;
+    int n = 0;
+    ck_assert_int_eq(store_list(s, NULL, STORE_LIST_MAX, &items, &n, next, err), 0);
+    ck_assert_int_eq(n, N);
+    ck_assert_str_eq(next, "");
+    free(items);
+    /* A cursor past the end: an empty page. */
+    ck_assert_int_eq(store_cursor_encode("zzzz", cursor, err), 0);
+    ck_assert_int_eq(store_list(s, cursor, 10, &items, &n, next, err), 0);
+    ck_assert_int_eq(n, 0);
+    ck_assert_ptr_null(items);
+    /* Untrusted cursors and limits. */
+    ck_assert_int_eq(store_list(s, "not a cursor!", 10, &items, &n, next, err), -EINVAL);
+    ck_assert_int_eq(store_list(s, "YR", 10, &items, &n, next, err), -EINVAL);
+    ck_assert_int_eq(store_list(s, NULL, 0, &items, &n, next, err), -EINVAL);
+    ck_assert_int_eq(store_list(s, NULL, STORE_LIST_MAX + 1, &items, &n, next, err), -EINVAL);
+    ck_assert_ptr_nonnull(strstr(err, "limit"));
+    store_close(s);
+}
+END_TEST
+
+START_TEST(empty_store_lists_nothing) {
+    Store *s = open_ok(FP_A, 0);
+    char err[SM_ERRMAX], next[STORE_CURSOR_SIZE] = "junk";
+    StoreListItem *items = (StoreListItem *)1;
+    int n = -1;
+    ck_assert_int_eq(store_list(s, "", 10, &items, &n, next, err), 0);
+    ck_assert_int_eq(n, 0);
+    ck_assert_ptr_null(items);
+    ck_assert_str_eq(next, "");
+    store_close(s);
+}
+END_TEST
+
+START_TEST(deletes) {
+    Store *s = open_ok(FP_A, 0);
+    char err[SM_ERRMAX];
+    int64_t a[3], b[2], removed = -1, remaining = -1, subjects, samples;
+    enroll_n(s, "a", NULL, 3, 10, a);
+    enroll_n(s, "b", NULL, 2, 20, b);
+
+    ck_assert_int_eq(store_delete_sample(s, "a", a[1], &remaining, err), 0);
+    ck_assert_int_eq(remaining, 2);
+    ck_assert_int_eq(store_delete_sample(s, "a", a[1], &remaining, err), SM_ABSENT);
+    ck_assert_int_eq(store_delete_sample(s, "a", b[0], &remaining, err), SM_ABSENT); /* b's sample */
+    ck_assert_int_eq(store_delete_sample(s, "nobody", a[0], &remaining, err), SM_ABSENT);
+    ck_assert_int_eq(store_delete_sample(s, "a", 999999, &remaining, err), SM_ABSENT);
+    ck_assert_int_eq(store_delete_sample(s, "a", -4, &remaining, err), SM_ABSENT);
+    ck_assert_int_eq(store_delete_sample(s, "bad id!", a[0], &remaining, err), SM_ABSENT);
+
+    ck_assert_int_eq(store_delete_subject(s, "b", &removed, err), 0);
+    ck_assert_int_eq(removed, 2);
+    ck_assert_int_eq(store_delete_subject(s, "b", &removed, err), SM_ABSENT);
+    ck_assert_int_eq(store_delete_subject(s, "bad id!", &removed, err), SM_ABSENT);
+    StoreSubject *sj = NULL;
+    ck_assert_int_eq(store_get(s, "b", &sj, err), SM_ABSENT);
+    store_counts(s, &subjects, &samples);
+    ck_assert_int_eq(subjects, 1);
+    ck_assert_int_eq(samples, 2);
+
+    /* The index follows: b is gone from identify, a's deleted sample too. */
+    float q[DIM];
+    IndexHit h[4];
+    int n = 0;
+    emb(20, q);
+    ck_assert_int_eq(store_identify(s, q, 4, h, &n, err), 0);
+    ck_assert_int_eq(n, 1);
+    ck_assert_str_eq(h[0].subject, "a");
+    emb(11, q); /* a[1]'s embedding */
+    ck_assert_int_eq(store_verify(s, "a", q, h, err), 0);
+    ck_assert_int_ne(h[0].sample_id, a[1]);
+    ck_assert_int_eq(store_verify(s, "b", q, h, err), SM_ABSENT);
+
+    /* Deleting the last samples leaves an empty subject. */
+    ck_assert_int_eq(store_delete_sample(s, "a", a[0], &remaining, err), 0);
+    ck_assert_int_eq(store_delete_sample(s, "a", a[2], &remaining, err), 0);
+    ck_assert_int_eq(remaining, 0);
+    ck_assert_int_eq(store_get(s, "a", &sj, err), 0);
+    ck_assert_int_eq(sj->n_samples, 0);
+    store_subject_free(sj);
+    ck_assert_int_eq(store_verify(s, "a", q, h, err), STORE_EMPTY);
+    ck_assert_int_eq(store_identify(s, q, 4, h, &n, err), 0);
+    ck_assert_int_eq(n, 0);
+
+    /* Sample ids are never handed out again. */
+    int64_t again[1];
+    enroll_n(s, "a", NULL, 1, 30, again);
+    ck_assert_int_gt(again[0], b[1]);
+    store_close(s);
+    sqlite3 *db = raw_open();
+    ck_assert_int_eq(raw_int(db, "SELECT count(*) FROM samples WHERE subject_id = 'b'"), 0);
+    sqlite3_close(db);
+}
+END_TEST
+
+START_TEST(identify_and_verify) {
+    Store *s = open_ok(FP_A, 0);
+    char err[SM_ERRMAX];
+    int64_t ids[3];
+    for (int i = 0; i < 6; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "s%d", i);
+        enroll_n(s, name, NULL, 3, (uint64_t)i * 100, NULL);
+    }
+    enroll_n(s, "s2", NULL, 1, 777, ids);
+    float q[DIM];
+    emb(777, q);
+    IndexHit h[10];
+    int n = 0;
+    ck_assert_int_eq(store_identify(s, q, 10, h, &n, err), 0);
+    ck_assert_int_eq(n, 6);
+    ck_assert_str_eq(h[0].subject, "s2");
+    ck_assert_int_eq(h[0].sample_id, ids[0]);
+    ck_assert_float_eq_tol(h[0].distance, sqrtf(1e-7f), 1e-7f);
+    for (int i = 1; i < n; i++)
+        ck_assert(h[i].distance >= h[i - 1].distance);
+    ck_assert_int_eq(store_verify(s, "s2", q, h, err), 0);
+    ck_assert_int_eq(h[0].sample_id, ids[0]);
+    ck_assert_int_eq(store_verify(s, "s4", q, h, err), 0);
+    ck_assert_float_gt(h[0].distance, 0.01f);
+    ck_assert_int_eq(store_verify(s, "nobody", q, h, err), SM_ABSENT);
+    ck_assert_int_eq(store_verify(s, "bad id!", q, h, err), SM_ABSENT);
+    q[0] = NAN;
+    ck_assert_int_eq(store_identify(s, q, 3, h, &n, err), -EINVAL);
+    store_close(s);
+}
+END_TEST
+
+/* ---- Durability ---- */
+
+START_TEST(survives_close_and_reopen) {
+    Store *s = open_ok(FP_A, 0);
+    char err[SM_ERRMAX];
+    int64_t ids[4];
+    enroll_n(s, "keep", "{\"k\":1}", 4, 50, ids);
+    enroll_n(s, "other", NULL, 2, 60, NULL);
+    ck_assert_int_eq(store_delete_subject(s, "other", NULL, err), 0);
+    store_close(s);
+    s = open_ok(FP_A, 0);
+    StoreSubject *sj = NULL;
+    ck_assert_int_eq(store_get(s, "keep", &sj, err), 0);
+    ck_assert_int_eq(sj->n_samples, 4);
+    ck_assert_str_eq(sj->metadata, "{\"k\":1}");
+    for (int i = 0; i < 4; i++)
+        ck_assert_int_eq(sj->samples[i].id, ids[i]);
+    store_subject_free(sj);
+    ck_assert_int_eq(store_get(s, "other", &sj, err), SM_ABSENT);
+    int64_t subjects, samples;
+    store_counts(s, &subjects, &samples);
+    ck_assert_int_eq(subjects, 1);
+    ck_assert_int_eq(samples, 4);
+    /* The index was loaded from the database. */
+    float q[DIM];
+    IndexHit h;
+    emb(52, q);
+    ck_assert_int_eq(store_verify(s, "keep", q, &h, err), 0);
+    ck_assert_int_eq(h.sample_id, ids[2]);
+    store_close(s);
+}
+END_TEST
+
+/* A child enrolls subject after subject and reports each success on a pipe;
+ * the parent kills it with SIGKILL mid-stream. Every reported enroll must be
+ * in the database afterwards. */
+START_TEST(survives_kill_9) {
+    int fds[2];
+    ck_assert_int_eq(pipe(fds), 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        close(fds[0]);
+        Store *s = NULL;
+        char err[SM_ERRMAX];
+        StoreConfig cfg = config(FP_A, 0);
+        if (store_open(&cfg, &s, err) != 0)
+            _exit(2);
+        for (int i = 0;; i++) {
+            char name[32];
+            float e[DIM];
+            int64_t id;
+            emb((uint64_t)i, e);
+            StoreSampleIn in = {.embedding = e};
+            snprintf(name, sizeof name, "k%06d", i);
+            if (store_enroll(s, name, NULL, &in, 1, &id, NULL, err) != 0)
+                _exit(3);
+            if (write(fds[1], &i, sizeof i) != sizeof i)
+                _exit(4);
+        }
+    }
+    close(fds[1]);
+    int last = -1, v;
+    while (last < 30 && read(fds[0], &v, sizeof v) == sizeof v)
+        last = v;
+    kill(pid, SIGKILL);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    close(fds[0]);
+    ck_assert(WIFSIGNALED(status));
+    ck_assert_int_ge(last, 30);
+
+    Store *s = open_ok(FP_A, 0);
+    char err[SM_ERRMAX], name[32];
+    for (int i = 0; i <= last; i++) {
+        StoreSubject *sj = NULL;
+        snprintf(name, sizeof name, "k%06d", i);
+        ck_assert_msg(store_get(s, name, &sj, err) == 0, "lost %s", name);
+        ck_assert_int_eq(sj->n_samples, 1);
+        store_subject_free(sj);
+    }
+    store_close(s);
+}
+END_TEST
+
+/* ---- Group commit ---- */
+
+typedef struct {
+    Store *s;
+    int t;
+    int64_t ids[50];
+    int failures;
+} Worker;
+
+static void *worker(void *p) {
+    Worker *w = p;
+    char err[SM_ERRMAX], name[32];
+    for (int i = 0; i < 50; i++) {
+        float e[DIM];
+        emb((uint64_t)(w->t * 1000 + i), e);
+        StoreSampleIn in = {.embedding = e};
+        /* Every tenth goes to one shared subject, the rest to their own. */
+        if (i % 10 == 0)
+            snprintf(name, sizeof name, "shared");
+        else
+            snprintf(name, sizeof name, "w%d-%d", w->t, i);
+        if (store_enroll(w->s, name, NULL, &in, 1, &w->ids[i], NULL, err) != 0)
+            w->failures++;
+    }
+    return NULL;
+}
+
+static int cmp_i64(const void *a, const void *b) {
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+START_TEST(concurrent_enrolls_share_commits) {
+    Store *s = open_ok(FP_A, 0);
+    char err[SM_ERRMAX];
+    Worker w[8];
+    pthread_t th[8];
+    for (int t = 0; t < 8; t++) {
+        w[t] = (Worker){.s = s, .t = t};
+        ck_assert_int_eq(pthread_create(&th[t], NULL, worker, &w[t]), 0);
+    }
+    int64_t all[400];
+    for (int t = 0; t < 8; t++) {
+        pthread_join(th[t], NULL);
+        ck_assert_int_eq(w[t].failures, 0);
+        memcpy(all + t * 50, w[t].ids, sizeof w[t].ids);
+    }
+    qsort(all, 400, sizeof all[0], cmp_i64);
+    for (int i = 1; i < 400; i++)
+        ck_assert_int_lt(all[i - 1], all[i]);
+    int64_t subjects, samples;
+    store_counts(s, &subjects, &samples);
+    ck_assert_int_eq(subjects, 8 * 45 + 1);
+    ck_assert_int_eq(samples, 400);
+    StoreStats st;
+    store_stats(s, &st);
+    ck_assert_uint_eq(st.writes, 400);
+    ck_assert_uint_ge(st.commits, 1);
+    ck_assert_msg(st.commits < 400, "no group commit: %llu commits", (unsigned long long)st.commits);
+    ck_assert_uint_gt(st.batch_max, 1);
+    StoreSubject *sj = NULL;
+    ck_assert_int_eq(store_get(s, "shared", &sj, err), 0);
+    ck_assert_int_eq(sj->n_samples, 40);
+    store_subject_free(sj);
+    /* Each enrolled embedding identifies its own sample. */
+    for (int t = 0; t < 8; t++) {
+        float q[DIM];
+        IndexHit h;
+        int n = 0;
+        emb((uint64_t)(t * 1000 + 7), q);
+        ck_assert_int_eq(store_identify(s, q, 1, &h, &n, err), 0);
+        ck_assert_int_eq(h.sample_id, w[t].ids[7]);
+    }
+    store_close(s);
+    s = open_ok(FP_A, 0);
+    store_counts(s, &subjects, &samples);
+    ck_assert_int_eq(samples, 400);
+    store_close(s);
+}
+END_TEST
+
+/* ---- Model fingerprints and re-embedding ---- */
+
+START_TEST(stale_fingerprint_detected) {
+    Store *s = open_ok(FP_A, 0);
+    enroll_n(s, "old", NULL, 3, 1, NULL);
+    store_close(s);
+    char err[SM_ERRMAX] = "";
+    StoreConfig cfg = config(FP_B, 0);
+    s = NULL;
+    ck_assert_int_eq(store_open(&cfg, &s, err), STORE_STALE);
+    ck_assert_ptr_nonnull(s);
+    ck_assert_ptr_nonnull(strstr(err, "siamesed --reembed"));
+    ck_assert_ptr_nonnull(strstr(err, "3 of 3"));
+    float q[DIM];
+    emb(1, q);
+    IndexHit h;
+    int n = 0;
+    ck_assert_int_eq(store_identify(s, q, 1, &h, &n, err), -ESTALE);
+    ck_assert_int_eq(store_verify(s, "old", q, &h, err), -ESTALE);
+    StoreSampleIn in = {.embedding = q};
+    int64_t id;
+    ck_assert_int_eq(store_enroll(s, "new", NULL, &in, 1, &id, NULL, err), -ESTALE);
+    int64_t done = -1;
+    ck_assert_int_eq(store_reembed(s, NULL, NULL, &done, err), -EINVAL);
+    ck_assert_int_eq(done, 0);
+    int64_t subjects = -1, samples = -1;
+    store_counts(s, &subjects, &samples);
+    ck_assert_int_eq(subjects, 1);
+    ck_assert_int_eq(samples, 3);
+    store_close(s);
+    /* Reopening with the old model's fingerprint serves again. */
+    store_close(open_ok(FP_A, 0));
+}
+END_TEST
+
+static int fake_embed(void *ctx, const uint8_t *image, size_t len, const char *ct, float *out,
+                      char *err) {
+    int *calls = ctx;
+    if (calls[1] > 0 && calls[0] == calls[1])
+        return sm_err(err, -EIO, "the model broke");
+    calls[0]++;
+    if (len != 4 || strcmp(ct, "image/x-test") != 0)
+        return sm_err(err, -EINVAL, "unexpected image");
+    for (int i = 0; i < DIM; i++)
+        out[i] = (float)image[0] + (float)i * 0.5f;
+    return 0;
+}
+
+START_TEST(reembed_converts_and_resumes) {
+    Store *s = open_ok(FP_A, 1);
+    char err[SM_ERRMAX] = "";
+    enum { N = 150 };
+    for (int i = 0; i < N; i++) {
+        char name[16];
+        float e[DIM];
+        uint8_t img[4] = {(uint8_t)i, 1, 2, 3};
+        int64_t id;
+        emb((uint64_t)i, e);
+        StoreSampleIn in = {.embedding = e, .image = img, .image_len = 4, .content_type = "image/x-test"};
+        snprintf(name, sizeof name, "r%03d", i % 40);
+        ck_assert_int_eq(store_enroll(s, name, NULL, &in, 1, &id, NULL, err), 0);
+    }
+    store_close(s);
+
+    StoreConfig cfg = config(FP_B, 1);
+    s = NULL;
+    ck_assert_int_eq(store_open(&cfg, &s, err), STORE_STALE);
+    /* The model fails on the 70th image: the first batch (64) stays done. */
+    int calls[2] = {0, 70};
+    int64_t done = -1;
+    ck_assert_int_eq(store_reembed(s, fake_embed, calls, &done, err), -EIO);
+    ck_assert_ptr_nonnull(strstr(err, "the model broke"));
+    ck_assert_int_eq(done, 64);
+    store_close(s);
+    s = NULL;
+    ck_assert_int_eq(store_open(&cfg, &s, err), STORE_STALE);
+    ck_assert_ptr_nonnull(strstr(err, "86 of 150"));
+    int calls2[2] = {0, 0};
+    ck_assert_int_eq(store_reembed(s, fake_embed, calls2, &done, err), 0);
+    ck_assert_int_eq(done, N - 64);
+    ck_assert_int_eq(calls2[0], N - 64);
+
+    /* Serving now, with the new embeddings. */
+    float q[DIM];
+    for (int i = 0; i < DIM; i++)
+        q[i] = 77.0f + (float)i * 0.5f;
+    IndexHit h;
+    int n = 0;
+    ck_assert_int_eq(store_identify(s, q, 1, &h, &n, err), 0);
+    ck_assert_int_eq(n, 1);
+    ck_assert_str_eq(h.subject, "r037");
+    ck_assert_float_eq_tol(h.distance, sqrtf(1e-7f), 1e-7f);
+    int64_t subjects, samples;
+    store_counts(s, &subjects, &samples);
+    ck_assert_int_eq(samples, N);
+    ck_assert_int_eq(subjects, 40);
+    /* Nothing left to do. */
+    ck_assert_int_eq(store_reembed(s, fake_embed, calls2, &done, err), 0);
+    ck_assert_int_eq(done, 0);
+    store_close(s);
+    store_close(open_ok(FP_B, 1));
+    sqlite3 *db = raw_open();
+    ck_assert_int_eq(raw_int(db, "SELECT count(*) FROM samples WHERE fingerprint = '" FP_B "'"), N);
+    sqlite3_close(db);
+}
+END_TEST
+
+START_TEST(reembed_needs_images) {
+    Store *s = open_ok(FP_A, 1);
+    char err[SM_ERRMAX] = "";
+    enroll_n(s, "noimg", NULL, 5, 1, NULL); /* no images given */
+    store_close(s);
+    StoreConfig cfg = config(FP_B, 1);
+    ck_assert_int_eq(store_open(&cfg, &s, err), STORE_STALE);
+    int calls[2] = {0, 0};
+    int64_t done = -1;
+    ck_assert_int_eq(store_reembed(s, fake_embed, calls, &done, err), -ENODATA);
+    ck_assert_ptr_nonnull(strstr(err, "5 samples"));
+    ck_assert_int_eq(calls[0], 0);
+    ck_assert_int_eq(done, 0);
+    /* Deleting them is allowed while stale, and then the store serves. */
+    ck_assert_int_eq(store_delete_subject(s, "noimg", NULL, err), 0);
+    ck_assert_int_eq(store_reembed(s, fake_embed, calls, &done, err), 0);
+    StoreSampleIn in = {.embedding = (float[DIM]){0}};
+    int64_t id;
+    ck_assert_int_eq(store_enroll(s, "fresh", NULL, &in, 1, &id, NULL, err), 0);
+    store_close(s);
+}
+END_TEST
+
+/* ---- Bad files, bad rows, full disks ---- */
+
+static void write_file(const char *path, const void *data, size_t len, long offset) {
+    FILE *f = fopen(path, offset < 0 ? "wb" : "r+b");
+    ck_assert_ptr_nonnull(f);
+    if (offset >= 0)
+        fseek(f, offset, SEEK_SET);
+    ck_assert_uint_eq(fwrite(data, 1, len, f), len);
+    fclose(f);
+}
+
+START_TEST(garbage_file_refused) {
+    char junk[8192];
+    for (size_t i = 0; i < sizeof junk; i++)
+        junk[i] = (char)(i * 7 + 3);
+    write_file(db_path, junk, sizeof junk, -1);
+    Store *s = NULL;
+    char err[SM_ERRMAX] = "";
+    StoreConfig cfg = config(FP_A, 0);
+    ck_assert_int_eq(store_open(&cfg, &s, err), -EINVAL);
+    ck_assert_ptr_null(s);
+    ck_assert_ptr_nonnull(strstr(err, "not a SQLite database"));
+}
+END_TEST
+
+START_TEST(corrupt_pages_refused) {
+    Store *s = open_ok(FP_A, 1);
+    uint8_t img[3000];
+    memset(img, 0x5a, sizeof img);
+    for (int i = 0; i < 60; i++) {
+        char name[16];
+        float e[DIM];
+        int64_t id;
+        char err[SM_ERRMAX];
+        emb((uint64_t)i, e);
+        StoreSampleIn in = {.embedding = e, .image = img, .image_len = sizeof img, .content_type = "image/png"};
+        snprintf(name, sizeof name, "c%d", i);
+        ck_assert_int_eq(store_enroll(s, name, NULL, &in, 1, &id, NULL, err), 0);
+    }
+    store_close(s); /* checkpoints everything into the main file */
+    char junk[4096];
+    memset(junk, 0xa5, sizeof junk);
+    write_file(db_path, junk, sizeof junk, 4096 * 2);
+    write_file(db_path, junk, sizeof junk, 4096 * 5);
+    char err[SM_ERRMAX] = "";
+    StoreConfig cfg = config(FP_A, 1);
+    s = NULL;
+    ck_assert_int_lt(store_open(&cfg, &s, err), 0);
+    ck_assert_ptr_null(s);
+    ck_assert_ptr_nonnull(strstr(err, "corrupt"));
+}
+END_TEST
+
+START_TEST(invalid_rows_refused) {
+    store_close(open_ok(FP_A, 0));
+    sqlite3 *db = raw_open();
+    raw_exec(db, "INSERT INTO subjects VALUES ('ok', '{\"a\":1}', 1)");
+    raw_exec(db, "INSERT INTO subjects VALUES ('badmeta', 'not json', 1)");
+    raw_exec(db, "INSERT INTO samples (subject_id, embedding, fingerprint, created_at)"
+                 " VALUES ('ok', zeroblob(32), '" FP_A "', 1)");
+    sqlite3_close(db);
+    Store *s = open_ok(FP_A, 0);
+    char err[SM_ERRMAX] = "";
+    StoreSubject *sj = NULL;
+    ck_assert_int_eq(store_get(s, "ok", &sj, err), 0);
+    store_subject_free(sj);
+    ck_assert_int_eq(store_get(s, "badmeta", &sj, err), -EINVAL);
+    ck_assert_ptr_null(sj);
+    store_close(s);
+
+    /* An embedding of the wrong size stops the open. */
+    db = raw_open();
+    raw_exec(db, "INSERT INTO samples (subject_id, embedding, fingerprint, created_at)"
+                 " VALUES ('ok', zeroblob(31), '" FP_A "', 1)");
+    sqlite3_close(db);
+    StoreConfig cfg = config(FP_A, 0);
+    s = NULL;
+    ck_assert_int_eq(store_open(&cfg, &s, err), -EINVAL);
+    ck_assert_ptr_nonnull(strstr(err, "31 bytes"));
+    /* So does a malformed fingerprint. */
+    db = raw_open();
+    raw_exec(db, "DELETE FROM samples WHERE length(embedding) = 31");
+    raw_exec(db, "INSERT INTO samples (subject_id, embedding, fingerprint, created_at)"
+                 " VALUES ('ok', zeroblob(32), '" "ZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZ" "', 1)");
+    sqlite3_close(db);
+    ck_assert_int_eq(store_open(&cfg, &s, err), -EINVAL);
+    ck_assert_ptr_nonnull(strstr(err, "fingerprint"));
+}
+END_TEST
+
+typedef struct {
+    Store *s;
+    int ok, full, other;
+} Filler;
+
+static void *filler(void *p) {
+    Filler *f = p;
+    char err[SM_ERRMAX], name[32];
+    static uint8_t img[20000];
+    for (int i = 0; i < 40; i++) {
+        float e[DIM];
+        int64_t id;
+        emb((uint64_t)i, e);
+        StoreSampleIn in = {.embedding = e, .image = img, .image_len = sizeof img, .content_type = "image/png"};
+        snprintf(name, sizeof name, "f%p-%d", (void *)f, i);
+        int rc = store_enroll(f->s, name, NULL, &in, 1, &id, NULL, err);
+        if (rc == 0)
+            f->ok++;
+        else if (rc == -ENOSPC && strstr(err, "full"))
+            f->full++;
+        else
+            f->other++;
+    }
+    return NULL;
+}
+
+START_TEST(disk_full_loses_nothing) {
+    Store *s = NULL;
+    char err[SM_ERRMAX] = "";
+    StoreConfig cfg = config(FP_A, 1);
+    cfg.max_bytes = 300 << 10;
+    ck_assert_int_eq(store_open(&cfg, &s, err), 0);
+    /* Small enrolls from one thread, big ones from two: the big ones fill the
+     * database and fail; none of that may fail the small ones. */
+    Filler big[2] = {{.s = s}, {.s = s}};
+    pthread_t th[2];
+    for (int t = 0; t < 2; t++)
+        ck_assert_int_eq(pthread_create(&th[t], NULL, filler, &big[t]), 0);
+    int small_ok = 0;
+    for (int i = 0; i < 40; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "small%d", i);
+        float e[DIM];
+        int64_t id;
+        emb((uint64_t)i, e);
+        StoreSampleIn in = {.embedding = e};
+        small_ok += store_enroll(s, name, NULL, &in, 1, &id, NULL, err) == 0;
+    }
+    for (int t = 0; t < 2; t++)
+        pthread_join(th[t], NULL);
+    int ok = big[0].ok + big[1].ok, full = big[0].full + big[1].full;
+    ck_assert_int_eq(big[0].other + big[1].other, 0);
+    ck_assert_int_gt(full, 0);
+    ck_assert_int_gt(ok, 0);
+    int64_t subjects, samples;
+    store_counts(s, &subjects, &samples);
+    ck_assert_int_eq(samples, ok + small_ok);
+    /* Failed enrolls never reached the index: one hit per stored subject. */
+    IndexHit *hits = calloc(200, sizeof *hits);
+    int nh = 0;
+    float q[DIM] = {0};
+    ck_assert_int_eq(store_identify(s, q, 200, hits, &nh, err), 0);
+    ck_assert_int_eq(nh, ok + small_ok);
+    free(hits);
+
+    /* Room again (a deleted subject's pages are reused): writes work. */
+    StoreListItem *items = NULL;
+    int n = 0;
+    char next[STORE_CURSOR_SIZE];
+    ck_assert_int_eq(store_list(s, NULL, 1000, &items, &n, next, err), 0);
+    int deleted = 0;
+    for (int i = 0; i < n && deleted < 4; i++)
+        if (items[i].id[0] == 'f') {
+            ck_assert_int_eq(store_delete_subject(s, items[i].id, NULL, err), 0);
+            deleted++;
+        }
+    free(items);
+    ck_assert_int_eq(deleted, 4);
+    Filler again = {.s = s};
+    filler(&again);
+    ck_assert_int_gt(again.ok, 0);
+    ck_assert_int_eq(again.other, 0);
+    store_counts(s, &subjects, &samples);
+    int64_t expect = ok + small_ok - 4 + again.ok;
+    ck_assert_int_eq(samples, expect);
+    store_close(s);
+
+    /* Everything acknowledged is there after reopening without the cap. */
+    s = open_ok(FP_A, 1);
+    store_counts(s, &subjects, &samples);
+    ck_assert_int_eq(samples, expect);
+    store_close(s);
+}
+END_TEST
+
+int main(void) {
+    Suite *s = suite_create("store");
+    TCase *tc = tcase_create("store");
+    tcase_set_timeout(tc, 120);
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, subject_ids);
+    tcase_add_test(tc, cursors);
+    tcase_add_test(tc, bad_config);
+    tcase_add_test(tc, migrations_recorded_and_idempotent);
+    tcase_add_test(tc, migrations_upgrade_and_rollback);
+    tcase_add_test(tc, migrations_history_mismatch);
+    tcase_add_test(tc, newer_schema_refused_at_open);
+    tcase_add_test(tc, enroll_and_get);
+    tcase_add_test(tc, enroll_rejects_bad_input);
+    tcase_add_test(tc, list_walks_every_page);
+    tcase_add_test(tc, empty_store_lists_nothing);
+    tcase_add_test(tc, deletes);
+    tcase_add_test(tc, identify_and_verify);
+    tcase_add_test(tc, survives_close_and_reopen);
+    tcase_add_test(tc, survives_kill_9);
+    tcase_add_test(tc, concurrent_enrolls_share_commits);
+    tcase_add_test(tc, stale_fingerprint_detected);
+    tcase_add_test(tc, reembed_converts_and_resumes);
+    tcase_add_test(tc, reembed_needs_images);
+    tcase_add_test(tc, garbage_file_refused);
+    tcase_add_test(tc, corrupt_pages_refused);
+    tcase_add_test(tc, invalid_rows_refused);
+    tcase_add_test(tc, disk_full_loses_nothing);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
