@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# HTTP benchmark, everything in one run on this machine:
+#   1. wrk POST /verify with two 28x28 PNGs (../shared/peers/verify_post.lua) against siamesed,
+#   2. the same wrk load against the bare libmicrohttpd ceiling (../shared/peers/mhd_hello.c,
+#      same thread count), then req/s of each, the ratio, p50 and p99;
+#   3. the daemon's RSS with the default model and an empty store;
+#   4. /identify latency with N (100k) samples enrolled.
+# Env: CONNS (64), DURATION (10s), THREADS (2, daemon and ceiling), N (100000), BUILD (build),
+# MODEL (default: trains one epoch into a temp dir). Needs wrk: scripts/install-deps.sh --bench.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+conns=${CONNS:-64}; duration=${DURATION:-10s}; threads=${THREADS:-2}; n=${N:-100000}
+build=${BUILD:-build}; peers=$(cd .. && pwd)/shared/peers
+[ -f "$build/build.ninja" ] || meson setup "$build" --buildtype=release >/dev/null
+meson compile -C "$build" siamesed >/dev/null
+tmp=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null; rm -rf "$tmp"; }
+trap cleanup EXIT
+free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_up() { for _ in $(seq 100); do curl -fs "http://127.0.0.1:$1/healthz" >/dev/null 2>&1 && return 0; sleep 0.1; done; return 1; }
+
+model=${MODEL:-}
+if [ -z "$model" ]; then
+    model=$tmp/model.safetensors
+    "$build/siamesed" --train --epochs 1 --out "$model" >/dev/null 2>&1
+fi
+cc -O2 "$peers/mhd_hello.c" -o "$tmp/mhd_hello" -lmicrohttpd
+
+run_wrk() { # url script -> "req/s p50_ms p99_ms"
+    wrk -t2 -c"$conns" -d"$duration" --latency -s "$2" "$1" > "$tmp/wrk.txt"
+    /usr/bin/python3 - "$tmp/wrk.txt" <<'PY'
+import re, sys
+t = open(sys.argv[1]).read()
+ms = lambda v, u: float(v) * {'us': 1e-3, 'ms': 1.0, 's': 1e3}[u]
+rps = float(re.search(r'Requests/sec:\s+([\d.]+)', t).group(1))
+lat = {p: ms(v, u) for p, v, u in re.findall(r'\s(50|99)%\s+([\d.]+)(us|ms|s)\b', t)}
+non2xx = re.search(r'Non-2xx or 3xx responses: (\d+)', t)
+print(f"{rps:.0f} {lat['50']:.3f} {lat['99']:.3f} {non2xx.group(1) if non2xx else 0}")
+PY
+}
+
+p1=$(free_port); p2=$(free_port)
+"$build/siamesed" --listen "127.0.0.1:$p1" --model "$model" --db "$tmp/bench.db" \
+    --threads "$threads" --log-level warn --train-if-missing no --max-per-ip 0 2>"$tmp/daemon.log" &
+pids+=($!); dpid=$!
+"$tmp/mhd_hello" "$p2" "$threads" 2>/dev/null &
+pids+=($!)
+wait_up "$p1"; sleep 0.5
+rss_kb=$(awk '/VmRSS/ {print $2}' "/proc/$dpid/status")
+export IMG_A=$peers/img/fm2_c1.png IMG_B=$peers/img/fm3_c1.png
+read -r v_rps v_p50 v_p99 v_bad < <(run_wrk "http://127.0.0.1:$p1/verify" "$peers/verify_post.lua")
+read -r h_rps h_p50 h_p99 h_bad < <(run_wrk "http://127.0.0.1:$p2/verify" "$peers/verify_post.lua")
+echo "machine: $(nproc) cores; wrk -t2 -c$conns -d$duration; daemon and ceiling with $threads threads"
+printf "%-28s %10s %9s %9s %8s\n" "" "req/s" "p50 ms" "p99 ms" "non-2xx"
+printf "%-28s %10s %9s %9s %8s\n" "siamesed POST /verify" "$v_rps" "$v_p50" "$v_p99" "$v_bad"
+printf "%-28s %10s %9s %9s %8s\n" "libmicrohttpd ceiling" "$h_rps" "$h_p50" "$h_p99" "$h_bad"
+echo "verify / ceiling: $(awk -v a="$v_rps" -v b="$h_rps" 'BEGIN { printf "%.0f%%", 100 * a / b }')"
+echo "daemon RSS, default model, empty store: $((rss_kb / 1024)) MiB ($rss_kb kB)"
+
+if [ "$n" -gt 0 ]; then
+    echo "enrolling $n samples ..."
+    /usr/bin/python3 bench/enroll_many.py "http://127.0.0.1:$p1" "$n" 10
+    export IMG=$peers/img/fm0_c9.png
+    read -r i_rps i_p50 i_p99 i_bad < <(conns=8 run_wrk "http://127.0.0.1:$p1/identify" bench/identify_post.lua)
+    echo "POST /identify with $n samples (k=5, 8 connections): $i_rps req/s, p50 $i_p50 ms, p99 $i_p99 ms, non-2xx $i_bad"
+    echo "daemon RSS with $n samples: $(( $(awk '/VmRSS/ {print $2}' "/proc/$dpid/status") / 1024 )) MiB"
+fi
