@@ -43,7 +43,8 @@
 #define STORE_CURSOR_SIZE 172          /* bytes of a cursor buffer, NUL included */
 
 /* Documented positive outcomes (SM_ABSENT = 1 comes from common.h). */
-#define STORE_STALE 2 /* store_open: samples from another model remain; run `siamesed --reembed` */
+#define STORE_STALE 2 /* store_open: samples from another model remain; run `siamesed --reembed`   \
+                       */
 #define STORE_EMPTY 3 /* store_verify: the subject exists but has no samples */
 
 /* ---- Subject ids and cursors ---- */
@@ -100,7 +101,7 @@ void store_close(Store *s);
 typedef struct {
     const float *embedding; /* dim finite floats */
     const uint8_t *image;
-    size_t image_len;       /* <= STORE_IMAGE_MAX */
+    size_t image_len; /* <= STORE_IMAGE_MAX */
     const char *content_type;
 } StoreSampleIn;
 
@@ -128,7 +129,7 @@ typedef struct {
 typedef struct {
     char id[STORE_SUBJECT_MAX + 1];
     int64_t created_at;
-    char *metadata;           /* JSON object text, or NULL if none */
+    char *metadata; /* JSON object text, or NULL if none */
     int64_t n_samples;
     StoreSampleInfo *samples; /* n_samples entries in id order */
 } StoreSubject;

@@ -41,17 +41,17 @@ struct Index {
     pthread_rwlock_t lock;
     int dim;
     size_t n, cap;
-    float *emb;     /* (cap, dim) */
-    float *norm2;   /* (cap) squared norms */
+    float *emb;   /* (cap, dim) */
+    float *norm2; /* (cap) squared norms */
     int64_t *sample;
-    int32_t *subj;  /* slot of each row */
+    int32_t *subj; /* slot of each row */
     int32_t *prev, *next;
     Subj *subjects; /* (subj_cap) */
     size_t n_slots, subj_cap, n_live;
     int32_t *free_slots; /* (subj_cap) stack of freed slots */
     size_t n_free;
-    Table rows_of;  /* sample id -> row */
-    Table slot_of;  /* subject id -> slot */
+    Table rows_of; /* sample id -> row */
+    Table slot_of; /* subject id -> slot */
 };
 
 static uint64_t hash_u64(uint64_t x) {
@@ -69,8 +69,12 @@ static uint64_t hash_str(const char *s) {
     return h;
 }
 
-static uint64_t row_hash(const Index *ix, int32_t row) { return hash_u64((uint64_t)ix->sample[row]); }
-static uint64_t slot_hash(const Index *ix, int32_t slot) { return hash_str(ix->subjects[slot].id); }
+static uint64_t row_hash(const Index *ix, int32_t row) {
+    return hash_u64((uint64_t)ix->sample[row]);
+}
+static uint64_t slot_hash(const Index *ix, int32_t slot) {
+    return hash_str(ix->subjects[slot].id);
+}
 
 typedef uint64_t (*HashFn)(const Index *, int32_t);
 
@@ -167,8 +171,10 @@ static int grow_rows(Index *ix, size_t need) {
     if (cap > ROWS_LIMIT)
         cap = ROWS_LIMIT;
     if (grow_array(&ix->emb, cap, (size_t)ix->dim * sizeof(float)) ||
-        grow_array(&ix->norm2, cap, sizeof(float)) || grow_array(&ix->sample, cap, sizeof(int64_t)) ||
-        grow_array(&ix->subj, cap, sizeof(int32_t)) || grow_array(&ix->prev, cap, sizeof(int32_t)) ||
+        grow_array(&ix->norm2, cap, sizeof(float)) ||
+        grow_array(&ix->sample, cap, sizeof(int64_t)) ||
+        grow_array(&ix->subj, cap, sizeof(int32_t)) ||
+        grow_array(&ix->prev, cap, sizeof(int32_t)) ||
         grow_array(&ix->next, cap, sizeof(int32_t)) ||
         table_rebuild(ix, &ix->rows_of, cap, row_hash, 1))
         return -ENOMEM;
@@ -195,7 +201,8 @@ static int grow_slots(Index *ix, size_t need) {
 static int reserve_locked(Index *ix, size_t rows, size_t subjects, char *err) {
     int rc = 0;
     if (rows > ROWS_LIMIT || subjects > ROWS_LIMIT)
-        return sm_err(err, -EOVERFLOW, "index: %zu rows / %zu subjects is too many", rows, subjects);
+        return sm_err(err, -EOVERFLOW, "index: %zu rows / %zu subjects is too many", rows,
+                      subjects);
     if (ix->n + rows > ix->cap)
         rc = grow_rows(ix, ix->n + rows);
     /* Slots in use = n_slots - n_free; a new subject needs one more. */
@@ -240,7 +247,9 @@ void index_free(Index *ix) {
     free(ix);
 }
 
-int index_dim(const Index *ix) { return ix->dim; }
+int index_dim(const Index *ix) {
+    return ix->dim;
+}
 
 size_t index_size(Index *ix) {
     pthread_rwlock_rdlock(&ix->lock);
@@ -301,7 +310,8 @@ static int32_t slot_new(Index *ix, const char *subject) {
 int index_add(Index *ix, int64_t sample_id, const char *subject, const float *emb, char *err) {
     int rc = 0;
     if (sample_id <= 0 || !store_subject_id_valid(subject))
-        return sm_err(err, -EINVAL, "index: invalid sample %lld or subject id", (long long)sample_id);
+        return sm_err(err, -EINVAL, "index: invalid sample %lld or subject id",
+                      (long long)sample_id);
     if (!all_finite(emb, ix->dim))
         return sm_err(err, -EINVAL, "index: sample %lld has a non-finite embedding",
                       (long long)sample_id);
@@ -471,7 +481,8 @@ int index_topk(Index *ix, const float *q, int k, IndexHit *hits, int *n, char *e
     for (size_t s = 0; s < ix->n_slots; s++) {
         float best = INFINITY;
         int32_t best_row = -1;
-        for (int32_t r = ix->subjects[s].count ? ix->subjects[s].head : -1; r != -1; r = ix->next[r]) {
+        for (int32_t r = ix->subjects[s].count ? ix->subjects[s].head : -1; r != -1;
+             r = ix->next[r]) {
             /* Rounding can push the expansion below 0; the floor also clamps. */
             float d2 = fmaxf(qn + ix->norm2[r] - 2.0f * dots[r], DIST_FLOOR);
             if (d2 < best || (d2 == best && ix->sample[r] < ix->sample[best_row])) {

@@ -166,8 +166,8 @@ static int list_check(const StoreMigration *list, int n, char *err) {
         return sm_err(err, -EINVAL, "migrations: the list is empty");
     for (int i = 0; i < n; i++)
         if (list[i].version != i + 1 || !list[i].name || !list[i].sql)
-            return sm_err(err, -EINVAL, "migrations: entry %d is not version %d with a name and SQL",
-                          i, i + 1);
+            return sm_err(err, -EINVAL,
+                          "migrations: entry %d is not version %d with a name and SQL", i, i + 1);
     return 0;
 }
 
@@ -191,8 +191,8 @@ static int history_check(sqlite3 *db, const StoreMigration *list, int n, int v, 
         const char *name = (const char *)sqlite3_column_text(st, 1);
         if (seen >= v || sqlite3_column_int64(st, 0) != seen + 1 || !name ||
             strcmp(name, list[seen].name) != 0)
-            rc = sm_err(err, -EINVAL, "schema_migrations row %d does not match migration %s", seen + 1,
-                        seen < v ? list[seen].name : "(none)");
+            rc = sm_err(err, -EINVAL, "schema_migrations row %d does not match migration %s",
+                        seen + 1, seen < v ? list[seen].name : "(none)");
         seen++;
     }
     if (rc == 0 && step != SQLITE_DONE)
@@ -233,7 +233,8 @@ static int apply(sqlite3 *db, const StoreMigration *m, char *err) {
     return rc ? rc : store_db_exec(db, sql, err);
 }
 
-int store_db_migrate(sqlite3 *db, const StoreMigration *list, int n, int *from, int *to, char *err) {
+int store_db_migrate(sqlite3 *db, const StoreMigration *list, int n, int *from, int *to,
+                     char *err) {
     int rc = list_check(list, n, err);
     int v = 0, first = -1;
     while (rc == 0) {

@@ -22,9 +22,8 @@
 static int count_missing(Store *s, int64_t *missing, char *err) {
     sqlite3 *db = store_reader_get(s);
     sqlite3_stmt *st = NULL;
-    int rc = store_db_prepare(db,
-                              "SELECT count(*) FROM samples WHERE fingerprint <> ?1 AND image IS NULL",
-                              &st, err);
+    int rc = store_db_prepare(
+        db, "SELECT count(*) FROM samples WHERE fingerprint <> ?1 AND image IS NULL", &st, err);
     if (rc == 0) {
         sqlite3_bind_text(st, 1, s->fingerprint, -1, SQLITE_STATIC);
         int step = sqlite3_step(st);
@@ -42,22 +41,27 @@ static int count_missing(Store *s, int64_t *missing, char *err) {
 static int embed_row(Store *s, sqlite3_stmt *st, StoreEmbedFn fn, void *ctx, float *emb,
                      int64_t *id, char *err) {
     char why[SM_ERRMAX] = "";
+    /* Types first: reading a value may convert it. */
+    int id_type = sqlite3_column_type(st, 0), img_type = sqlite3_column_type(st, 1);
+    int ct_type = sqlite3_column_type(st, 2);
     *id = sqlite3_column_int64(st, 0);
     const uint8_t *img = sqlite3_column_blob(st, 1);
     int len = sqlite3_column_bytes(st, 1);
     const char *ct = (const char *)sqlite3_column_text(st, 2);
-    if (sqlite3_column_type(st, 0) != SQLITE_INTEGER || *id < 1)
+    if (id_type != SQLITE_INTEGER || *id < 1)
         return sm_err(err, -EINVAL, "a sample row has an invalid id");
-    if (sqlite3_column_type(st, 1) != SQLITE_BLOB || len <= 0 || (size_t)len > STORE_IMAGE_MAX)
+    if (img_type != SQLITE_BLOB || len <= 0 || (size_t)len > STORE_IMAGE_MAX)
         return sm_err(err, -ENODATA, "sample %lld: no kept image to re-embed", (long long)*id);
-    if (!ct || strlen(ct) > STORE_CONTENT_TYPE_MAX)
-        return sm_err(err, -EINVAL, "sample %lld: invalid content type in the database", (long long)*id);
+    if (ct_type != SQLITE_TEXT || !ct || strlen(ct) > STORE_CONTENT_TYPE_MAX)
+        return sm_err(err, -EINVAL, "sample %lld: invalid content type in the database",
+                      (long long)*id);
     int rc = fn(ctx, img, (size_t)len, ct, emb, why);
     if (rc < 0)
         return sm_err(err, rc, "sample %lld: %s", (long long)*id, why);
     for (int j = 0; j < s->dim; j++)
         if (!isfinite(emb[j]))
-            return sm_err(err, -EINVAL, "sample %lld: the new embedding is not finite", (long long)*id);
+            return sm_err(err, -EINVAL, "sample %lld: the new embedding is not finite",
+                          (long long)*id);
     return 0;
 }
 
@@ -127,8 +131,9 @@ int store_reembed(Store *s, StoreEmbedFn fn, void *ctx, int64_t *done, char *err
         rc = store_submit(s, &op, err);
         /* Only another process writing old-model samples meanwhile gets here. */
         if (rc == 0 && op.count > 0)
-            rc = sm_err(err, -EAGAIN, "re-embed: %lld samples from another model appeared meanwhile",
-                        (long long)op.count);
+            rc =
+                sm_err(err, -EAGAIN, "re-embed: %lld samples from another model appeared meanwhile",
+                       (long long)op.count);
     }
     if (total > 0)
         log_info("store: re-embedded %lld samples", (long long)total);

@@ -41,7 +41,8 @@ int store_fingerprint_valid(const char *s) {
         return 0;
     size_t n = 0;
     for (; s[n]; n++)
-        if (n >= STORE_FINGERPRINT_LEN || !((s[n] >= '0' && s[n] <= '9') || (s[n] >= 'a' && s[n] <= 'f')))
+        if (n >= STORE_FINGERPRINT_LEN ||
+            !((s[n] >= '0' && s[n] <= '9') || (s[n] >= 'a' && s[n] <= 'f')))
             return 0;
     return n == STORE_FINGERPRINT_LEN;
 }
@@ -80,8 +81,8 @@ int store_cursor_decode(const char *cursor, char *id, char *err) {
         return sm_err(err, -EINVAL, "invalid cursor");
     for (size_t i = 0; i < len; i++) {
         char c = cursor[i];
-        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
-              c == '_'))
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '_'))
             return sm_err(err, -EINVAL, "invalid cursor");
     }
     memcpy(padded, cursor, len);
@@ -120,15 +121,19 @@ void store_reader_put(Store *s, sqlite3 *db) {
 
 /* ---- Row validation: the database is outside input too ---- */
 
+/* The column's type is read before its value: reading converts, and after a
+ * conversion sqlite3_column_type() is undefined. */
 static int col_id(sqlite3_stmt *st, int col, char *out) {
+    if (sqlite3_column_type(st, col) != SQLITE_TEXT)
+        return -EINVAL;
     const char *t = (const char *)sqlite3_column_text(st, col);
-    if (sqlite3_column_type(st, col) != SQLITE_TEXT || !store_subject_id_valid(t))
+    if (!store_subject_id_valid(t))
         return -EINVAL;
     memcpy(out, t, strlen(t) + 1);
     return 0;
 }
 
-static int col_positive(sqlite3_stmt *st, int col, int64_t min, int64_t *out) {
+static int col_int_min(sqlite3_stmt *st, int col, int64_t min, int64_t *out) {
     if (sqlite3_column_type(st, col) != SQLITE_INTEGER || sqlite3_column_int64(st, col) < min)
         return -EINVAL;
     *out = sqlite3_column_int64(st, col);
@@ -137,11 +142,14 @@ static int col_positive(sqlite3_stmt *st, int col, int64_t min, int64_t *out) {
 
 static int col_metadata(sqlite3_stmt *st, int col, char **out) {
     *out = NULL;
-    if (sqlite3_column_type(st, col) == SQLITE_NULL)
+    int type = sqlite3_column_type(st, col);
+    if (type == SQLITE_NULL)
         return 0;
+    if (type != SQLITE_TEXT)
+        return -EINVAL;
     const char *t = (const char *)sqlite3_column_text(st, col);
     size_t len = (size_t)sqlite3_column_bytes(st, col);
-    if (sqlite3_column_type(st, col) != SQLITE_TEXT || !store_metadata_valid(t, len))
+    if (!store_metadata_valid(t, len))
         return -EINVAL;
     *out = strdup(t);
     return *out ? 0 : -ENOMEM;
@@ -152,16 +160,19 @@ static int col_metadata(sqlite3_stmt *st, int col, char **out) {
 static int load_row(Store *s, sqlite3_stmt *st, float *emb, int64_t *stale, char *err) {
     int64_t id = 0;
     char subject[STORE_SUBJECT_MAX + 1];
+    int fp_type = sqlite3_column_type(st, 2), emb_type = sqlite3_column_type(st, 3);
     const char *fp = (const char *)sqlite3_column_text(st, 2);
-    if (col_positive(st, 0, 1, &id) || col_id(st, 1, subject) || !store_fingerprint_valid(fp))
-        return sm_err(err, -EINVAL, "sample %lld: invalid id, subject or fingerprint", (long long)id);
+    if (col_int_min(st, 0, 1, &id) || col_id(st, 1, subject) || fp_type != SQLITE_TEXT ||
+        !store_fingerprint_valid(fp))
+        return sm_err(err, -EINVAL, "sample %lld: invalid id, subject or fingerprint",
+                      (long long)id);
     if (strcmp(fp, s->fingerprint) != 0) {
         (*stale)++;
         return 0;
     }
-    int bytes = sqlite3_column_bytes(st, 3);
     const void *blob = sqlite3_column_blob(st, 3);
-    if (sqlite3_column_type(st, 3) != SQLITE_BLOB || bytes != s->dim * (int)sizeof(float))
+    int bytes = sqlite3_column_bytes(st, 3);
+    if (emb_type != SQLITE_BLOB || bytes != s->dim * (int)sizeof(float))
         return sm_err(err, -EINVAL, "sample %lld: embedding of %d bytes, expected %d",
                       (long long)id, bytes, s->dim * (int)sizeof(float));
     memcpy(emb, blob, (size_t)bytes); /* the blob need not be aligned */
@@ -196,8 +207,8 @@ int store_load_index(Store *s, sqlite3 *db, int64_t *stale, char *err) {
     if (rc == 0 && samples > 0)
         rc = index_reserve(s->ix, (size_t)samples, (size_t)subjects, err);
     if (rc == 0)
-        rc = store_db_prepare(db, "SELECT id, subject_id, fingerprint, embedding FROM samples ORDER BY id",
-                              &st, err);
+        rc = store_db_prepare(
+            db, "SELECT id, subject_id, fingerprint, embedding FROM samples ORDER BY id", &st, err);
     int step = SQLITE_DONE;
     while (rc == 0 && (step = sqlite3_step(st)) == SQLITE_ROW) {
         rc = load_row(s, st, emb, stale, err);
@@ -225,10 +236,12 @@ static int config_check(const StoreConfig *cfg, char *err) {
     if (!store_fingerprint_valid(cfg->fingerprint))
         return sm_err(err, -EINVAL, "store: the model fingerprint is not 64 lowercase hex digits");
     if (cfg->dim < 1 || cfg->dim > STORE_DIM_MAX)
-        return sm_err(err, -EINVAL, "store: embedding size %d outside 1..%d", cfg->dim, STORE_DIM_MAX);
+        return sm_err(err, -EINVAL, "store: embedding size %d outside 1..%d", cfg->dim,
+                      STORE_DIM_MAX);
     if (cfg->batch_max < 0 || cfg->batch_max > 1024 || cfg->readers < 0 || cfg->readers > 64 ||
         cfg->busy_timeout_ms < 0 || cfg->max_bytes < 0)
-        return sm_err(err, -EINVAL, "store: batch_max, readers, busy_timeout_ms or max_bytes out of range");
+        return sm_err(err, -EINVAL,
+                      "store: batch_max, readers, busy_timeout_ms or max_bytes out of range");
     return 0;
 }
 
@@ -300,7 +313,8 @@ int store_open(const StoreConfig *cfg, Store **out, char *err) {
     if (rc == 0)
         rc = store_db_migrate(s->wdb, store_migrations, store_n_migrations, &from, &to, why);
     if (rc == 0 && from != to)
-        log_info("store: %s: schema %s version %d", s->path, from ? "upgraded to" : "created at", to);
+        log_info("store: %s: schema %s version %d", s->path, from ? "upgraded to" : "created at",
+                 to);
     if (rc == 0 && cfg->max_bytes > 0)
         rc = cap_size(s, cfg->max_bytes, why);
     if (rc == 0)
@@ -361,7 +375,8 @@ void store_subject_free(StoreSubject *subj) {
 /* Reads subject's row (SM_ABSENT if none) and its samples into sj. */
 static int get_rows(sqlite3 *db, const char *subject, StoreSubject *sj, char *err) {
     sqlite3_stmt *st = NULL;
-    int rc = store_db_prepare(db, "SELECT created_at, metadata FROM subjects WHERE id = ?1", &st, err);
+    int rc =
+        store_db_prepare(db, "SELECT created_at, metadata FROM subjects WHERE id = ?1", &st, err);
     int step = SQLITE_DONE;
     size_t cap = 0;
     if (rc < 0)
@@ -372,13 +387,14 @@ static int get_rows(sqlite3 *db, const char *subject, StoreSubject *sj, char *er
         rc = SM_ABSENT;
     else if (step != SQLITE_ROW)
         rc = store_db_fail(db, step, "reading a subject", err);
-    else if (col_positive(st, 0, 0, &sj->created_at) || col_metadata(st, 1, &sj->metadata))
-        rc = sm_err(err, -EINVAL, "subject %s: invalid created_at or metadata in the database", subject);
+    else if (col_int_min(st, 0, 0, &sj->created_at) || col_metadata(st, 1, &sj->metadata))
+        rc = sm_err(err, -EINVAL, "subject %s: invalid created_at or metadata in the database",
+                    subject);
     sqlite3_finalize(st);
     st = NULL;
     if (rc == 0)
-        rc = store_db_prepare(db, "SELECT id, created_at FROM samples WHERE subject_id = ?1 ORDER BY id",
-                              &st, err);
+        rc = store_db_prepare(
+            db, "SELECT id, created_at FROM samples WHERE subject_id = ?1 ORDER BY id", &st, err);
     if (rc == 0)
         sqlite3_bind_text(st, 1, subject, -1, SQLITE_STATIC);
     while (rc == 0 && (step = sqlite3_step(st)) == SQLITE_ROW) {
@@ -392,7 +408,7 @@ static int get_rows(sqlite3 *db, const char *subject, StoreSubject *sj, char *er
             sj->samples = p;
         }
         StoreSampleInfo *si = &sj->samples[sj->n_samples];
-        if (col_positive(st, 0, 1, &si->id) || col_positive(st, 1, 0, &si->created_at))
+        if (col_int_min(st, 0, 1, &si->id) || col_int_min(st, 1, 0, &si->created_at))
             rc = sm_err(err, -EINVAL, "subject %s: invalid sample row in the database", subject);
         sj->n_samples++;
     }
@@ -443,8 +459,8 @@ static int list_rows(sqlite3 *db, const char *after, int limit, StoreListItem *i
             continue;
         }
         StoreListItem *it = &items[*n];
-        if (col_id(st, 0, it->id) || col_positive(st, 1, 0, &it->created_at) ||
-            col_positive(st, 2, 0, &it->n_samples))
+        if (col_id(st, 0, it->id) || col_int_min(st, 1, 0, &it->created_at) ||
+            col_int_min(st, 2, 0, &it->n_samples))
             rc = sm_err(err, -EINVAL, "invalid subject row in the database");
         (*n)++;
     }

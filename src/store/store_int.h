@@ -28,8 +28,8 @@ typedef struct WriteOp {
     const int64_t *ids;           /* re-embed: n sample ids ... */
     const float *embs;            /* ... and their n x dim new embeddings */
     int64_t *ids_out;             /* enroll: the new sample ids */
-    int64_t count;   /* enroll: total; deletes: removed / remaining; re-embed: updated */
-    int created;     /* enroll: the subject is new */
+    int64_t count; /* enroll: total; deletes: removed / remaining; re-embed: updated */
+    int created;   /* enroll: the subject is new */
     int rc;
     int done;
     char err[SM_ERRMAX];
@@ -41,7 +41,7 @@ struct Store {
     int dim, keep_images, batch_max, busy_ms;
     sqlite3 *wdb; /* owned by the writer thread once it runs */
     Index *ix;
-    atomic_int stale;                   /* samples from another model remain */
+    atomic_int stale; /* samples from another model remain */
     _Atomic int64_t n_subjects, n_samples;
 
     pthread_mutex_t qlock; /* the queue, stopping, stats and every op's done */

@@ -48,7 +48,9 @@ static int query_int(sqlite3 *db, const char *sql, const char *text, int64_t num
     int step = sqlite3_step(st);
     if (step == SQLITE_ROW)
         *out = sqlite3_column_int64(st, 0);
-    rc = step == SQLITE_ROW ? 0 : step == SQLITE_DONE ? SM_ABSENT : store_db_fail(db, step, sql, err);
+    rc = step == SQLITE_ROW    ? 0
+         : step == SQLITE_DONE ? SM_ABSENT
+                               : store_db_fail(db, step, sql, err);
     sqlite3_finalize(st);
     return rc;
 }
@@ -62,10 +64,11 @@ static int subject_upsert(Store *s, WriteOp *op, int64_t now, char *err) {
     if (!op->created && !op->metadata)
         return 0;
     sqlite3_stmt *st = NULL;
-    rc = store_db_prepare(s->wdb,
-                          op->created ? "INSERT INTO subjects (id, metadata, created_at) VALUES (?1, ?2, ?3)"
-                                      : "UPDATE subjects SET metadata = ?2 WHERE id = ?1",
-                          &st, err);
+    rc = store_db_prepare(
+        s->wdb,
+        op->created ? "INSERT INTO subjects (id, metadata, created_at) VALUES (?1, ?2, ?3)"
+                    : "UPDATE subjects SET metadata = ?2 WHERE id = ?1",
+        &st, err);
     if (rc < 0)
         return rc;
     sqlite3_bind_text(st, 1, op->subject, -1, SQLITE_STATIC);
@@ -137,7 +140,8 @@ static int op_delete_subject(Store *s, WriteOp *op, char *err) {
 
 static int op_delete_sample(Store *s, WriteOp *op, char *err) {
     sqlite3_stmt *st = NULL;
-    int rc = store_db_prepare(s->wdb, "DELETE FROM samples WHERE id = ?2 AND subject_id = ?1", &st, err);
+    int rc =
+        store_db_prepare(s->wdb, "DELETE FROM samples WHERE id = ?2 AND subject_id = ?1", &st, err);
     if (rc == 0) {
         sqlite3_bind_text(st, 1, op->subject, -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 2, op->sample_id);
@@ -241,7 +245,8 @@ static void run_batch(Store *s, WriteOp **ops, int n) {
             break;
         }
         /* A positive outcome (absent) changed nothing, but undo it alike. */
-        rc = store_db_exec(s->wdb, ops[i]->rc == 0 ? "RELEASE op" : "ROLLBACK TO op; RELEASE op", err);
+        rc = store_db_exec(s->wdb, ops[i]->rc == 0 ? "RELEASE op" : "ROLLBACK TO op; RELEASE op",
+                           err);
     }
     if (rc == 0 && ok > 0)
         rc = store_db_exec(s->wdb, "COMMIT", err);
@@ -391,9 +396,14 @@ int store_enroll(Store *s, const char *subject, const char *metadata, const Stor
             return rc;
     }
     if (atomic_load(&s->stale))
-        return sm_err(err, -ESTALE, "the store holds samples from another model: run `siamesed --reembed`");
-    WriteOp op = {.kind = OP_ENROLL, .subject = subject, .metadata = metadata, .samples = samples,
-                  .n = n, .ids_out = ids};
+        return sm_err(err, -ESTALE,
+                      "the store holds samples from another model: run `siamesed --reembed`");
+    WriteOp op = {.kind = OP_ENROLL,
+                  .subject = subject,
+                  .metadata = metadata,
+                  .samples = samples,
+                  .n = n,
+                  .ids_out = ids};
     int rc = store_submit(s, &op, err);
     if (rc == 0 && res) {
         res->total = op.count;

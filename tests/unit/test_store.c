@@ -55,7 +55,8 @@ static void teardown(void) {
 }
 
 static StoreConfig config(const char *fp, int keep_images) {
-    return (StoreConfig){.path = db_path, .fingerprint = fp, .dim = DIM, .keep_images = keep_images};
+    return (StoreConfig){
+        .path = db_path, .fingerprint = fp, .dim = DIM, .keep_images = keep_images};
 }
 
 static Store *open_ok(const char *fp, int keep_images) {
@@ -102,7 +103,8 @@ static sqlite3 *raw_open(void) {
 
 static int64_t raw_int(sqlite3 *db, const char *sql) {
     sqlite3_stmt *st = NULL;
-    ck_assert_msg(sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK, "%s", sqlite3_errmsg(db));
+    ck_assert_msg(sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK, "%s",
+                  sqlite3_errmsg(db));
     ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
     int64_t v = sqlite3_column_int64(st, 0);
     sqlite3_finalize(st);
@@ -155,7 +157,8 @@ START_TEST(cursors) {
     char too_long[400] = "";
     for (int i = 0; i < 90; i++)
         strcat(too_long, "YQ");
-    const char *bad[] = {"", "Y", "YR", "YQ==", "Y Q", "YQ+", "YQ/", "!!!!", "YWIg", "YQBi", too_long};
+    const char *bad[] = {"",    "Y",    "YR",   "YQ==", "Y Q",   "YQ+",
+                         "YQ/", "!!!!", "YWIg", "YQBi", too_long};
     for (size_t i = 0; i < SM_ARRAY_LEN(bad); i++)
         ck_assert_msg(store_cursor_decode(bad[i], id, err) == -EINVAL, "accepted \"%s\"", bad[i]);
     ck_assert_int_eq(store_cursor_decode(NULL, id, err), -EINVAL);
@@ -199,7 +202,8 @@ START_TEST(migrations_recorded_and_idempotent) {
     ck_assert_int_eq(raw_int(db, "PRAGMA user_version"), store_n_migrations);
     ck_assert_int_eq(raw_int(db, "SELECT count(*) FROM schema_migrations"), store_n_migrations);
     ck_assert_int_eq(raw_int(db, "SELECT max(version) FROM schema_migrations"), store_n_migrations);
-    ck_assert_int_eq(raw_int(db, "SELECT count(*) FROM sqlite_master WHERE name IN ('subjects','samples')"), 2);
+    ck_assert_int_eq(
+        raw_int(db, "SELECT count(*) FROM sqlite_master WHERE name IN ('subjects','samples')"), 2);
     int64_t applied = raw_int(db, "SELECT applied_at FROM schema_migrations WHERE version = 1");
     sqlite3_stmt *st = NULL;
     ck_assert_int_eq(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL), SQLITE_OK);
@@ -211,13 +215,15 @@ START_TEST(migrations_recorded_and_idempotent) {
     /* Reopening changes nothing. */
     int from = -1, to = -1;
     char err[SM_ERRMAX];
-    ck_assert_int_eq(store_migrate_file(db_path, store_migrations, store_n_migrations, &from, &to, err), 0);
+    ck_assert_int_eq(
+        store_migrate_file(db_path, store_migrations, store_n_migrations, &from, &to, err), 0);
     ck_assert_int_eq(from, store_n_migrations);
     ck_assert_int_eq(to, store_n_migrations);
     store_close(open_ok(FP_A, 0));
     db = raw_open();
     ck_assert_int_eq(raw_int(db, "SELECT count(*) FROM schema_migrations"), store_n_migrations);
-    ck_assert_int_eq(raw_int(db, "SELECT applied_at FROM schema_migrations WHERE version = 1"), applied);
+    ck_assert_int_eq(raw_int(db, "SELECT applied_at FROM schema_migrations WHERE version = 1"),
+                     applied);
     sqlite3_close(db);
 }
 END_TEST
@@ -355,8 +361,9 @@ START_TEST(enroll_and_get) {
     /* Only the sample given an image kept one, with its content type. */
     sqlite3 *db = raw_open();
     ck_assert_int_eq(raw_int(db, "SELECT count(*) FROM samples WHERE image IS NOT NULL"), 1);
-    ck_assert_int_eq(raw_int(db, "SELECT length(image) FROM samples WHERE content_type = 'image/png'"),
-                     sizeof png);
+    ck_assert_int_eq(
+        raw_int(db, "SELECT length(image) FROM samples WHERE content_type = 'image/png'"),
+        sizeof png);
     ck_assert_int_eq(raw_int(db, "SELECT count(*) FROM samples WHERE length(embedding) = 32"), 5);
     sqlite3_close(db);
 }
@@ -383,7 +390,8 @@ START_TEST(enroll_rejects_bad_input) {
     ck_assert_int_eq(store_enroll(s, "x", NULL, &nan, 1, ids, NULL, err), -EINVAL);
     ck_assert_int_eq(store_enroll(s, "x", NULL, &no_ct, 1, ids, NULL, err), -EINVAL);
     ck_assert_int_eq(store_enroll(s, "x", NULL, &bad_ct, 1, ids, NULL, err), -EINVAL);
-    ck_assert_int_eq(store_enroll(s, "x", NULL, &ok, STORE_ENROLL_MAX + 1, ids, NULL, err), -EINVAL);
+    ck_assert_int_eq(store_enroll(s, "x", NULL, &ok, STORE_ENROLL_MAX + 1, ids, NULL, err),
+                     -EINVAL);
     ck_assert_int_eq(store_enroll(s, "x", NULL, &ok, -1, ids, NULL, err), -EINVAL);
     /* Nothing of the above was stored. */
     int64_t subjects = -1, samples = -1;
@@ -391,7 +399,8 @@ START_TEST(enroll_rejects_bad_input) {
     ck_assert_int_eq(subjects, 0);
     ck_assert_int_eq(samples, 0);
     /* keep_images off: a valid image is accepted but not kept. */
-    StoreSampleIn with_img = {.embedding = e, .image = img, .image_len = 4, .content_type = "image/png"};
+    StoreSampleIn with_img = {
+        .embedding = e, .image = img, .image_len = 4, .content_type = "image/png"};
     ck_assert_int_eq(store_enroll(s, "x", NULL, &with_img, 1, ids, NULL, err), 0);
     store_close(s);
     sqlite3 *db = raw_open();
@@ -484,7 +493,8 @@ START_TEST(deletes) {
     ck_assert_int_eq(store_delete_sample(s, "a", a[1], &remaining, err), 0);
     ck_assert_int_eq(remaining, 2);
     ck_assert_int_eq(store_delete_sample(s, "a", a[1], &remaining, err), SM_ABSENT);
-    ck_assert_int_eq(store_delete_sample(s, "a", b[0], &remaining, err), SM_ABSENT); /* b's sample */
+    ck_assert_int_eq(store_delete_sample(s, "a", b[0], &remaining, err),
+                     SM_ABSENT); /* b's sample */
     ck_assert_int_eq(store_delete_sample(s, "nobody", a[0], &remaining, err), SM_ABSENT);
     ck_assert_int_eq(store_delete_sample(s, "a", 999999, &remaining, err), SM_ABSENT);
     ck_assert_int_eq(store_delete_sample(s, "a", -4, &remaining, err), SM_ABSENT);
@@ -711,7 +721,8 @@ START_TEST(concurrent_enrolls_share_commits) {
     store_stats(s, &st);
     ck_assert_uint_eq(st.writes, 400);
     ck_assert_uint_ge(st.commits, 1);
-    ck_assert_msg(st.commits < 400, "no group commit: %llu commits", (unsigned long long)st.commits);
+    ck_assert_msg(st.commits < 400, "no group commit: %llu commits",
+                  (unsigned long long)st.commits);
     ck_assert_uint_gt(st.batch_max, 1);
     StoreSubject *sj = NULL;
     ck_assert_int_eq(store_get(s, "shared", &sj, err), 0);
@@ -792,7 +803,8 @@ START_TEST(reembed_converts_and_resumes) {
         uint8_t img[4] = {(uint8_t)i, 1, 2, 3};
         int64_t id;
         emb((uint64_t)i, e);
-        StoreSampleIn in = {.embedding = e, .image = img, .image_len = 4, .content_type = "image/x-test"};
+        StoreSampleIn in = {
+            .embedding = e, .image = img, .image_len = 4, .content_type = "image/x-test"};
         snprintf(name, sizeof name, "r%03d", i % 40);
         ck_assert_int_eq(store_enroll(s, name, NULL, &in, 1, &id, NULL, err), 0);
     }
@@ -899,7 +911,8 @@ START_TEST(corrupt_pages_refused) {
         int64_t id;
         char err[SM_ERRMAX];
         emb((uint64_t)i, e);
-        StoreSampleIn in = {.embedding = e, .image = img, .image_len = sizeof img, .content_type = "image/png"};
+        StoreSampleIn in = {
+            .embedding = e, .image = img, .image_len = sizeof img, .content_type = "image/png"};
         snprintf(name, sizeof name, "c%d", i);
         ck_assert_int_eq(store_enroll(s, name, NULL, &in, 1, &id, NULL, err), 0);
     }
@@ -947,7 +960,9 @@ START_TEST(invalid_rows_refused) {
     db = raw_open();
     raw_exec(db, "DELETE FROM samples WHERE length(embedding) = 31");
     raw_exec(db, "INSERT INTO samples (subject_id, embedding, fingerprint, created_at)"
-                 " VALUES ('ok', zeroblob(32), '" "ZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZ" "', 1)");
+                 " VALUES ('ok', zeroblob(32), '"
+                 "ZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZ"
+                 "', 1)");
     sqlite3_close(db);
     ck_assert_int_eq(store_open(&cfg, &s, err), -EINVAL);
     ck_assert_ptr_nonnull(strstr(err, "fingerprint"));
@@ -967,7 +982,8 @@ static void *filler(void *p) {
         float e[DIM];
         int64_t id;
         emb((uint64_t)i, e);
-        StoreSampleIn in = {.embedding = e, .image = img, .image_len = sizeof img, .content_type = "image/png"};
+        StoreSampleIn in = {
+            .embedding = e, .image = img, .image_len = sizeof img, .content_type = "image/png"};
         snprintf(name, sizeof name, "f%p-%d", (void *)f, i);
         int rc = store_enroll(f->s, name, NULL, &in, 1, &id, NULL, err);
         if (rc == 0)
