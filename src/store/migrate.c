@@ -129,8 +129,13 @@ int store_db_open(const char *path, int create, int busy_ms, sqlite3 **out, char
     } else {
         rc = store_db_exec(db, "PRAGMA query_only=ON", err);
     }
+    /* FULL: in WAL mode every commit fsyncs the WAL, so a returned write is
+     * durable. The size limit truncates the WAL after a checkpoint. */
     if (rc == 0)
-        rc = store_db_exec(db, "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON", err);
+        rc = store_db_exec(db,
+                           "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;"
+                           " PRAGMA journal_size_limit=67108864",
+                           err);
     if (rc == 0) {
         rc = pragma_text(db, "PRAGMA foreign_keys", mode, sizeof mode, err);
         if (rc == 0 && strcmp(mode, "1") != 0)
