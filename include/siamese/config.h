@@ -119,7 +119,7 @@ typedef struct {
     bool json;              /* print the final report as JSON on stdout */
     /* bookkeeping */
     char *config_path;      /* the --config file, or NULL */
-    unsigned char origin[CONFIG_MAX_KEYS]; /* ConfigSource, by table index */
+    unsigned char origin[CONFIG_MAX_KEYS]; /* ConfigSource of config_key(i) */
 } Config;
 
 /* Fills cfg with the built-in defaults. -ENOMEM (err filled) on failure, in
