@@ -28,6 +28,13 @@
 static const char *const image_fields[] = {"a", "b", "image", NULL};
 static const ReqLimits limits = {.image_fields = image_fields};
 
+/* malloc that fails the test instead of returning NULL. */
+static void *xmalloc(size_t n) {
+    void *p = malloc(n);
+    ck_assert_ptr_nonnull(p);
+    return p;
+}
+
 static int parse(const char *ct, const void *body, size_t len, ReqForm **f, char *err) {
     *f = (ReqForm *)&f; /* must be reset to NULL on failure */
     int rc = req_parse(ct, body, len, &limits, f, err);
@@ -190,7 +197,7 @@ END_TEST
 /* A malloc'ed multipart body of n text parts "k<i>". */
 static char *many_parts(int n, size_t *len) {
     size_t cap = (size_t)n * 96 + 16, off = 0;
-    char *b = malloc(cap);
+    char *b = xmalloc(cap);
     for (int i = 0; i < n; i++)
         off += (size_t)snprintf(b + off, cap - off, D "\r\n" CD "name=\"k%d\"\r\n\r\nv\r\n", i);
     off += (size_t)snprintf(b + off, cap - off, D "--\r\n");
@@ -237,7 +244,7 @@ START_TEST(test_limits) {
 
     /* Text fields are capped; image fields are not. */
     size_t tl = REQ_DEFAULT_MAX_TEXT + 1;
-    char *t = malloc(tl + 512);
+    char *t = xmalloc(tl + 512);
     n = snprintf(t, 256, D "\r\n" CD "name=\"label\"\r\n\r\n");
     memset(t + n, 'x', tl);
     n += (int)tl;
@@ -277,7 +284,7 @@ START_TEST(test_limits) {
 END_TEST
 
 static char *nested(int depth, size_t *len) {
-    char *s = malloc((size_t)depth * 2 + 16);
+    char *s = xmalloc((size_t)depth * 2 + 16);
     size_t o = 0;
     o += (size_t)sprintf(s, "{\"k\":");
     for (int i = 0; i < depth; i++)
@@ -312,25 +319,29 @@ START_TEST(test_json_limits) {
 
     /* Too many values, at any depth. */
     size_t nv = REQ_DEFAULT_MAX_JSON_VALUES + 1;
-    char *v = malloc(nv * 2 + 16);
+    char *v = xmalloc(nv * 2 + 16);
     size_t o = (size_t)sprintf(v, "{\"k\":[");
-    for (size_t i = 0; i < nv; i++)
-        o += (size_t)sprintf(v + o, "%s0", i ? "," : "");
-    o += (size_t)sprintf(v + o, "]}");
+    for (size_t i = 0; i < nv; i++) {
+        if (i)
+            v[o++] = ',';
+        v[o++] = '0';
+    }
+    memcpy(v + o, "]}", 2);
+    o += 2;
     ck_assert_int_eq(parse(JS, v, o, &f, err), -E2BIG);
     free(v);
 
     /* Too many image fields through one array. */
-    char imgs[1024];
-    o = (size_t)sprintf(imgs, "{\"image\":[");
-    for (int i = 0; i <= REQ_DEFAULT_MAX_PARTS; i++)
-        o += (size_t)sprintf(imgs + o, "%s\"QQ==\"", i ? "," : "");
-    o += (size_t)sprintf(imgs + o, "]}");
+    char imgs[1024] = "{\"image\":[\"QQ==\"";
+    for (int i = 0; i < REQ_DEFAULT_MAX_PARTS; i++)
+        strcat(imgs, ",\"QQ==\"");
+    strcat(imgs, "]}");
+    o = strlen(imgs);
     ck_assert_int_eq(parse(JS, imgs, o, &f, err), -E2BIG);
 
     /* A text member over the cap. */
     size_t tl = REQ_DEFAULT_MAX_TEXT + 1;
-    char *t = malloc(tl + 32);
+    char *t = xmalloc(tl + 32);
     o = (size_t)sprintf(t, "{\"label\":\"");
     memset(t + o, 'x', tl);
     o += tl;
@@ -419,7 +430,7 @@ START_TEST(test_multipart_every_prefix) {
     size_t n = build_multipart(buf, bin, bin_len, &close_end);
     for (size_t len = 0; len <= n; len++) {
         /* A copy of exactly len bytes, so ASan sees any read past the end. */
-        uint8_t *cut = malloc(len ? len : 1);
+        uint8_t *cut = xmalloc(len ? len : 1);
         memcpy(cut, buf, len);
         char err[SM_ERRMAX] = "";
         ReqForm *f;
@@ -556,7 +567,7 @@ START_TEST(test_json_every_prefix) {
                        "\"metadata\":{\"x\":[1,{\"y\":\"\\u00e9\"}]},\"k\":12,\"b\":\"QUI=\"}";
     size_t n = strlen(body);
     for (size_t len = 0; len <= n; len++) {
-        char *cut = malloc(len ? len : 1);
+        char *cut = xmalloc(len ? len : 1);
         memcpy(cut, body, len);
         char err[SM_ERRMAX] = "";
         ReqForm *f;
