@@ -66,8 +66,8 @@
 typedef struct ReqForm ReqForm;
 
 typedef struct {
-    const char *name;         /* 1..REQ_MAX_NAME bytes of visible ASCII */
-    const uint8_t *data;      /* len bytes, then a NUL not counted in len */
+    const char *name;    /* 1..REQ_MAX_NAME bytes of visible ASCII */
+    const uint8_t *data; /* len bytes, then a NUL not counted in len */
     size_t len;
     const char *content_type; /* part Content-Type or data: URL type; may be NULL */
     const char *filename;     /* multipart filename parameter; may be NULL */
@@ -84,11 +84,11 @@ typedef struct {
 #define REQ_MAX_PART_HEADERS 16 /* header lines in one multipart part */
 
 typedef struct {
-    int max_parts;          /* fields in the form (each array element counts) */
-    int max_json_depth;     /* nesting of objects and arrays; the body object is 1 */
-    int max_json_values;    /* JSON values in the whole body, at any depth */
-    size_t max_header_line; /* bytes of one part header line, without its line end */
-    size_t max_text;        /* bytes of one text field */
+    int max_parts;                   /* fields in the form (each array element counts) */
+    int max_json_depth;              /* nesting of objects and arrays; the body object is 1 */
+    int max_json_values;             /* JSON values in the whole body, at any depth */
+    size_t max_header_line;          /* bytes of one part header line, without its line end */
+    size_t max_text;                 /* bytes of one text field */
     const char *const *image_fields; /* NULL-terminated names of image fields; may be NULL */
 } ReqLimits;
 

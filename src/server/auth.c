@@ -64,14 +64,18 @@ void auth_free(Auth *a) {
     free(a);
 }
 
-int auth_n_keys(const Auth *a) { return a ? a->n : 0; }
-
-static bool is_token_char(unsigned char c) {
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-           c == '-' || c == '.' || c == '_' || c == '~' || c == '+' || c == '/';
+int auth_n_keys(const Auth *a) {
+    return a ? a->n : 0;
 }
 
-static bool is_ows(char c) { return c == ' ' || c == '\t'; }
+static bool is_token_char(unsigned char c) {
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '.' || c == '_' || c == '~' || c == '+' || c == '/';
+}
+
+static bool is_ows(char c) {
+    return c == ' ' || c == '\t';
+}
 
 /* Finds the token of "Bearer <token>" in h: *tok and *len, or false when h
  * is not of that form (RFC 6750 b64token). */

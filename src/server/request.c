@@ -51,9 +51,13 @@ static bool is_tchar(unsigned char c) {
            (c && strchr("!#$%&'*+-.^_`|~", c));
 }
 
-static bool is_ctl(unsigned char c) { return (c < 0x20 && c != '\t') || c == 0x7f; }
+static bool is_ctl(unsigned char c) {
+    return (c < 0x20 && c != '\t') || c == 0x7f;
+}
 
-static bool is_ows(unsigned char c) { return c == ' ' || c == '\t'; }
+static bool is_ows(unsigned char c) {
+    return c == ' ' || c == '\t';
+}
 
 /* RFC 2046 bchars, space excepted (handled by the caller: not last). */
 static bool is_bchar(unsigned char c) {
@@ -123,8 +127,8 @@ int req_check_text(const ReqLim *lim, const char *name, const uint8_t *data, siz
 
 /* ---- the form ------------------------------------------------------------ */
 
-int req_form_add(ReqForm *f, const ReqLim *lim, char *name, uint8_t *data, size_t len,
-                 char *ctype, char *fname, char *err) {
+int req_form_add(ReqForm *f, const ReqLim *lim, char *name, uint8_t *data, size_t len, char *ctype,
+                 char *fname, char *err) {
     int rc = 0;
     if (f->n >= lim->max_parts) {
         rc = sm_err(err, -E2BIG, "more than %d fields", lim->max_parts);
@@ -164,7 +168,9 @@ void req_free(ReqForm *f) {
     free(f);
 }
 
-int req_n_fields(const ReqForm *f) { return f ? f->n : 0; }
+int req_n_fields(const ReqForm *f) {
+    return f ? f->n : 0;
+}
 
 const ReqField *req_field(const ReqForm *f, int i) {
     return f && i >= 0 && i < f->n ? &f->fields[i] : NULL;
@@ -337,8 +343,8 @@ static int mp_first(Mp *m, size_t *pos, char *err) {
 }
 
 /* One header line from pos: [pos, pos + *n), next line at *next. */
-static int mp_line(const Mp *m, const ReqLim *lim, size_t pos, size_t *n, size_t *next,
-                   int partno, char *err) {
+static int mp_line(const Mp *m, const ReqLim *lim, size_t pos, size_t *n, size_t *next, int partno,
+                   char *err) {
     size_t rem = m->len - pos, window = lim->max_header_line + (m->lf ? 1 : 2);
     const uint8_t *nl = memchr(m->p + pos, '\n', rem < window ? rem : window);
     if (!nl) {
@@ -376,8 +382,7 @@ static int mp_disposition(const char *v, const char *end, Part *pt, int partno, 
         if (!slot)
             continue;
         if (*slot)
-            return sm_err(err, -EINVAL, "part %d: Content-Disposition repeats a parameter",
-                          partno);
+            return sm_err(err, -EINVAL, "part %d: Content-Disposition repeats a parameter", partno);
         if (!(*slot = param_value(val, vlen, quoted)))
             return sm_err(err, -ENOMEM, "out of memory");
     }
@@ -446,8 +451,7 @@ static int mp_headers(const Mp *m, const ReqLim *lim, size_t *pos, Part *pt, int
 
 /* One part from *pos (just past its delimiter line) to just past the next
  * "--B"; the field is added to f. */
-static int mp_part(ReqForm *f, const Mp *m, const ReqLim *lim, size_t *pos, int partno,
-                   char *err) {
+static int mp_part(ReqForm *f, const Mp *m, const ReqLim *lim, size_t *pos, int partno, char *err) {
     Part pt = {0};
     int rc = mp_headers(m, lim, pos, &pt, partno, err);
     if (rc < 0)
@@ -476,8 +480,8 @@ out:
     return rc;
 }
 
-static int parse_multipart(ReqForm *f, const ReqLim *lim, const char *boundary,
-                           const uint8_t *body, size_t len, char *err) {
+static int parse_multipart(ReqForm *f, const ReqLim *lim, const char *boundary, const uint8_t *body,
+                           size_t len, char *err) {
     Mp m = {.p = body, .len = len};
     size_t pos = 0;
     int rc = mp_set_boundary(&m, boundary, err);

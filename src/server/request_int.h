@@ -33,15 +33,14 @@ int req_check_name(const char *name, size_t len, char *err);
 
 /* Checks a text field (not an image): at most lim->max_text bytes (-E2BIG)
  * and UTF-8 (-EINVAL). */
-int req_check_text(const ReqLim *lim, const char *name, const uint8_t *data, size_t len,
-                   char *err);
+int req_check_text(const ReqLim *lim, const char *name, const uint8_t *data, size_t len, char *err);
 
 /* Appends a field, taking ownership of the malloc'ed name, data (len bytes
  * plus a NUL at data[len]), ctype and fname (the last two may be NULL): they
  * are the form's on success and freed on failure. -E2BIG past
  * lim->max_parts fields, -ENOMEM. */
-int req_form_add(ReqForm *f, const ReqLim *lim, char *name, uint8_t *data, size_t len,
-                 char *ctype, char *fname, char *err);
+int req_form_add(ReqForm *f, const ReqLim *lim, char *name, uint8_t *data, size_t len, char *ctype,
+                 char *fname, char *err);
 
 /* Fills form f (empty, from request.c) from a JSON body. */
 int req_parse_json(ReqForm *f, const ReqLim *lim, const uint8_t *body, size_t len, char *err);

@@ -28,11 +28,13 @@
 
 #define DATA_URL_MAX_META 256 /* bytes between "data:" and ',' */
 
-static bool is_ws(uint8_t c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+static bool is_ws(uint8_t c) {
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
 
 static bool is_b64(uint8_t c) {
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-           c == '+' || c == '/' || c == '-' || c == '_';
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' ||
+           c == '/' || c == '-' || c == '_';
 }
 
 /* Skips a string starting at s[*i] == '"'; *i ends on the closing quote. */
@@ -178,8 +180,7 @@ static int b64_decode(const char *s, size_t n, const char *key, uint8_t **out, s
         base64_decode_init(&ctx);
     size_t a = 0, b = 0;
     int ok = base64_decode_update(&ctx, &a, d, n, s) &&
-             base64_decode_update(&ctx, &b, d + a, strlen(fill), fill) &&
-             base64_decode_final(&ctx);
+             base64_decode_update(&ctx, &b, d + a, strlen(fill), fill) && base64_decode_final(&ctx);
     if (!ok) {
         free(d);
         return sm_err(err, -EINVAL, "field '%.64s': invalid base64", key);
@@ -224,15 +225,14 @@ static int json_images(ReqForm *f, const ReqLim *lim, const char *key, cJSON *it
                       key);
     int i = 0, rc = 0;
     for (cJSON *c = item->child; c && rc == 0; c = c->next, i++)
-        rc = cJSON_IsString(c) ? json_image(f, lim, key, c, err)
-                               : sm_err(err, -EINVAL, "field '%.64s': element %d is not a string",
-                                        key, i);
+        rc = cJSON_IsString(c)
+                 ? json_image(f, lim, key, c, err)
+                 : sm_err(err, -EINVAL, "field '%.64s': element %d is not a string", key, i);
     return rc;
 }
 
 /* Any other member, as text: strings as they are, the rest as compact JSON. */
-static int json_text(ReqForm *f, const ReqLim *lim, const char *key, const cJSON *item,
-                     char *err) {
+static int json_text(ReqForm *f, const ReqLim *lim, const char *key, const cJSON *item, char *err) {
     if (cJSON_IsNumber(item) && !isfinite(item->valuedouble))
         return sm_err(err, -EINVAL, "field '%.64s': number out of range", key);
     char *printed = cJSON_IsString(item) ? NULL : cJSON_PrintUnformatted(item);

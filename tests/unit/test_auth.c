@@ -71,8 +71,8 @@ static const Case cases[] = {
     {"Bearer wrong-key-0123456789abcdef", AUTH_INVALID, AUTH_INVALID},
     {"Bearer " RKEY "junk", AUTH_INVALID, AUTH_INVALID},
     {"Bearer " WKEY "=", AUTH_INVALID, AUTH_INVALID},
-    {"Bearer read-key.0123456789abcde", AUTH_INVALID, AUTH_INVALID}, /* prefix of RKEY */
-    {"Bearer WriteKey_~+/0123456789", AUTH_INVALID, AUTH_INVALID},   /* WKEY without '=' */
+    {"Bearer read-key.0123456789abcde", AUTH_INVALID, AUTH_INVALID},  /* prefix of RKEY */
+    {"Bearer WriteKey_~+/0123456789", AUTH_INVALID, AUTH_INVALID},    /* WKEY without '=' */
     {"Bearer READ-KEY.0123456789ABCDEF", AUTH_INVALID, AUTH_INVALID}, /* keys are case-sensitive */
     {"Bearer r", AUTH_INVALID, AUTH_INVALID},
 };

@@ -103,8 +103,9 @@ static void check_histogram(const char *text, const char *route, double want, do
             snprintf(le, sizeof le, "%g", bounds[k]);
         else
             snprintf(le, sizeof le, "+Inf");
-        snprintf(key, sizeof key, "siamesed_http_request_duration_seconds_bucket{route=\"%s\",le=\"%s\"}",
-                 route, le);
+        snprintf(key, sizeof key,
+                 "siamesed_http_request_duration_seconds_bucket{route=\"%s\",le=\"%s\"}", route,
+                 le);
         double v = sample(text, key);
         ck_assert_msg(!isnan(v), "missing %s", key);
         ck_assert_msg(v >= prev, "%s decreases", key);
@@ -130,12 +131,12 @@ static char *render(const PromStats *p, const PromGauge *g, int n, size_t *len) 
 START_TEST(test_counts_and_buckets) {
     PromStats *p = promstats_new(routes, 3);
     ck_assert_ptr_nonnull(p);
-    promstats_observe(p, 0, 200, 0.0003);  /* le 0.0005 */
-    promstats_observe(p, 0, 200, 0.0005);  /* exactly on a bound: le 0.0005 */
-    promstats_observe(p, 0, 404, 0.02);    /* le 0.025 */
-    promstats_observe(p, 0, 499, 3.0);     /* +Inf only; code "other" */
-    promstats_observe(p, 0, 503, -1.0);    /* counts as 0 */
-    promstats_observe(p, 0, 200, NAN);     /* counts as 0 */
+    promstats_observe(p, 0, 200, 0.0003); /* le 0.0005 */
+    promstats_observe(p, 0, 200, 0.0005); /* exactly on a bound: le 0.0005 */
+    promstats_observe(p, 0, 404, 0.02);   /* le 0.025 */
+    promstats_observe(p, 0, 499, 3.0);    /* +Inf only; code "other" */
+    promstats_observe(p, 0, 503, -1.0);   /* counts as 0 */
+    promstats_observe(p, 0, 200, NAN);    /* counts as 0 */
     promstats_observe(p, 2, 201, 0.3);
     size_t len;
     char *t = render(p, NULL, 0, &len);
@@ -157,9 +158,9 @@ START_TEST(test_counts_and_buckets) {
 
     double c[16];
     check_histogram(t, "verify", 6, 0.0003 + 0.0005 + 0.02 + 3.0, c);
-    ck_assert_double_eq(c[0], 4); /* 0.0003, 0.0005, and the two that count as 0 */
-    ck_assert_double_eq(c[4], 4); /* le 0.01 */
-    ck_assert_double_eq(c[5], 5); /* le 0.025 */
+    ck_assert_double_eq(c[0], 4);  /* 0.0003, 0.0005, and the two that count as 0 */
+    ck_assert_double_eq(c[4], 4);  /* le 0.01 */
+    ck_assert_double_eq(c[5], 5);  /* le 0.025 */
     ck_assert_double_eq(c[11], 5); /* le 2.5 */
     ck_assert_double_eq(c[12], 6); /* +Inf */
     check_histogram(t, "enroll", 0, 0, NULL);
@@ -180,10 +181,10 @@ START_TEST(test_unknown_route) {
     promstats_observe(p, 7, 200, 0.001);
     promstats_observe(p, -1, 999, 0.001);
     t = render(p, NULL, 0, &len);
-    ck_assert_double_eq(
-        sample(t, "siamesed_http_requests_total{route=\"unknown\",code=\"200\"}"), 1);
-    ck_assert_double_eq(
-        sample(t, "siamesed_http_requests_total{route=\"unknown\",code=\"other\"}"), 1);
+    ck_assert_double_eq(sample(t, "siamesed_http_requests_total{route=\"unknown\",code=\"200\"}"),
+                        1);
+    ck_assert_double_eq(sample(t, "siamesed_http_requests_total{route=\"unknown\",code=\"other\"}"),
+                        1);
     check_histogram(t, "unknown", 2, 0.002, NULL);
     free(t);
     promstats_free(p);
@@ -328,8 +329,8 @@ START_TEST(test_gauge_rejects) {
         ck_assert_msg(promstats_render(NULL, bad[i], 1, &t, &len) == -EINVAL, "case %zu", i);
         ck_assert_ptr_null(t);
     }
-    const PromGauge split[] = {{"a", "h", 1, "x=\"1\""}, {"b", "h", 1, NULL},
-                               {"a", "h", 1, "x=\"2\""}};
+    const PromGauge split[] = {
+        {"a", "h", 1, "x=\"1\""}, {"b", "h", 1, NULL}, {"a", "h", 1, "x=\"2\""}};
     char *t;
     size_t len;
     ck_assert_int_eq(promstats_render(NULL, split, 3, &t, &len), -EINVAL);

@@ -109,8 +109,7 @@ static const Bad bad_cases[] = {
     {"ends after a part delimiter", MP, D "\r\n" CD "name=\"label\"\r\n\r\nhello\r\n" D, 0,
      -EINVAL},
     {"junk after delimiter", MP, D "junk\r\n" CD "name=\"x\"\r\n\r\n1\r\n" D "--", 0, -EINVAL},
-    {"junk after inner delimiter", MP, D "\r\n" CD "name=\"x\"\r\n\r\n1\r\n" D "X\r\n", 0,
-     -EINVAL},
+    {"junk after inner delimiter", MP, D "\r\n" CD "name=\"x\"\r\n\r\n1\r\n" D "X\r\n", 0, -EINVAL},
     {"no Content-Disposition", MP, D "\r\nContent-Type: text/plain\r\n\r\nx\r\n" D "--", 0,
      -EINVAL},
     {"no headers at all", MP, D "\r\n\r\nx\r\n" D "--", 0, -EINVAL},
@@ -120,17 +119,14 @@ static const Bad bad_cases[] = {
      D "\r\nContent-Disposition: attachment; name=\"x\"\r\n\r\nx\r\n" D "--", 0, -EINVAL},
     {"empty name", MP, D "\r\n" CD "name=\"\"\r\n\r\nx\r\n" D "--", 0, -EINVAL},
     {"name with a space", MP, D "\r\n" CD "name=\"a b\"\r\n\r\nx\r\n" D "--", 0, -EINVAL},
-    {"two dispositions", MP,
-     D "\r\n" CD "name=\"x\"\r\n" CD "name=\"y\"\r\n\r\nx\r\n" D "--", 0, -EINVAL},
-    {"name given twice", MP, D "\r\n" CD "name=\"x\"; name=\"y\"\r\n\r\nx\r\n" D "--", 0,
+    {"two dispositions", MP, D "\r\n" CD "name=\"x\"\r\n" CD "name=\"y\"\r\n\r\nx\r\n" D "--", 0,
      -EINVAL},
+    {"name given twice", MP, D "\r\n" CD "name=\"x\"; name=\"y\"\r\n\r\nx\r\n" D "--", 0, -EINVAL},
     {"unterminated quoted name", MP, D "\r\n" CD "name=\"x\r\n\r\nx\r\n" D "--", 0, -EINVAL},
-    {"folded header", MP, D "\r\n" CD "name=\"x\"\r\nX-A: b\r\n c\r\n\r\nx\r\n" D "--", 0,
-     -EINVAL},
+    {"folded header", MP, D "\r\n" CD "name=\"x\"\r\nX-A: b\r\n c\r\n\r\nx\r\n" D "--", 0, -EINVAL},
     {"disposition cut by a fold", MP, D "\r\n" CD "\r\n name=\"x\"\r\n\r\nx\r\n" D "--", 0,
      -EINVAL},
-    {"header without colon", MP, D "\r\n" CD "name=\"x\"\r\nBogus\r\n\r\nx\r\n" D "--", 0,
-     -EINVAL},
+    {"header without colon", MP, D "\r\n" CD "name=\"x\"\r\nBogus\r\n\r\nx\r\n" D "--", 0, -EINVAL},
     {"space before colon", MP,
      D "\r\nContent-Disposition : form-data; name=\"x\"\r\n\r\nx\r\n" D "--", 0, -EINVAL},
     {"bare LF in CRLF headers", MP, D "\r\n" CD "name=\"x\"\n\r\nx\r\n" D "--", 0, -EINVAL},
@@ -161,8 +157,7 @@ static const Bad bad_cases[] = {
     {"json lone surrogate", JS, "{\"k\":\"\\ud800\"}", 0, -EINVAL},
     {"json duplicate keys", JS, "{\"a\":\"QQ==\",\"a\":\"QQ==\"}", 0, -EINVAL},
     {"json duplicate null keys", JS, "{\"k\":null,\"k\":1}", 0, -EINVAL},
-    {"json nested duplicate", JS, "{\"metadata\":{\"x\":1,\"y\":[{\"z\":1,\"z\":2}]}}", 0,
-     -EINVAL},
+    {"json nested duplicate", JS, "{\"metadata\":{\"x\":1,\"y\":[{\"z\":1,\"z\":2}]}}", 0, -EINVAL},
     {"json empty key", JS, "{\"\":1}", 0, -EINVAL},
     {"json key with space", JS, "{\"a b\":1}", 0, -EINVAL},
     {"json huge number", JS, "{\"k\":1e400}", 0, -EINVAL},
@@ -356,8 +351,8 @@ END_TEST
 /* Binary content that looks like delimiters without being one. */
 static size_t tricky_bytes(uint8_t *out) {
     static const char *const pieces[] = {
-        "\r\n--XyZzz", "\r\n--XyZz", "\r\n--", "--XyZzy", "x--XyZzy--", "\r\n\r\n", "\r", "\n",
-        "\n--XyZzy", "\r\r\n-\r\n--XyZz\r\n--XyZzY",
+        "\r\n--XyZzz", "\r\n--XyZz", "\r\n--", "--XyZzy",   "x--XyZzy--",
+        "\r\n\r\n",    "\r",         "\n",     "\n--XyZzy", "\r\r\n-\r\n--XyZz\r\n--XyZzY",
     };
     size_t n = 0;
     for (int i = 0; i < 256; i++)
@@ -476,7 +471,8 @@ START_TEST(test_multipart_variants) {
     memset(b70, 'b', 70);
     b70[70] = 0;
     snprintf(ct70, sizeof ct70, "multipart/form-data; boundary=%s", b70);
-    int n = snprintf(body70, sizeof body70, "--%s\r\n" CD "name=\"x\"\r\n\r\n1\r\n--%s--", b70, b70);
+    int n =
+        snprintf(body70, sizeof body70, "--%s\r\n" CD "name=\"x\"\r\n\r\n1\r\n--%s--", b70, b70);
     f = parse_ok(ct70, body70, (size_t)n);
     ck_assert_str_eq(req_text(f, "x"), "1");
     req_free(f);
@@ -663,9 +659,12 @@ static const struct {
     const char *file;
     int code;
 } seeds[] = {
-    {"valid_multipart.req", 0},   {"valid_multipart_lf.req", 0},
-    {"valid_json.req", 0},        {"bad_nul_boundary.req", -EINVAL},
-    {"bad_deep_json.req", -EINVAL}, {"bad_truncated_multipart.req", -EINVAL},
+    {"valid_multipart.req", 0},
+    {"valid_multipart_lf.req", 0},
+    {"valid_json.req", 0},
+    {"bad_nul_boundary.req", -EINVAL},
+    {"bad_deep_json.req", -EINVAL},
+    {"bad_truncated_multipart.req", -EINVAL},
     {"bad_duplicate_keys.req", -EINVAL},
 };
 
