@@ -133,7 +133,11 @@ int form_parse(Server *srv, const HttpReq *req, const char *const *allowed, ReqF
                Reply *rep) {
     static const char *const image_fields[] = {"a", "b", "image", NULL};
     char err[SM_ERRMAX];
-    ReqLimits lim = {.max_parts = STORE_ENROLL_MAX + 8, .max_json_depth = srv->cfg->max_json_depth,
+    ReqLimits lim = {.max_parts = STORE_ENROLL_MAX + 8,
+                     .max_json_depth = srv->cfg->max_json_depth,
+                     .max_json_values = STORE_ENROLL_MAX + 1024,
+                     .max_header_line = REQ_DEFAULT_MAX_HEADER_LINE,
+                     .max_text = STORE_METADATA_MAX,
                      .image_fields = image_fields};
     int rc = req_parse(req->content_type, req->body, req->len, &lim, form, err);
     if (rc == -EPROTONOSUPPORT)
@@ -224,6 +228,12 @@ int parse_number(const char *s, double lo, double hi, double *out) {
         return -1;
     *out = v;
     return 0;
+}
+
+double json_f32(float v) {
+    char buf[32];
+    snprintf(buf, sizeof buf, "%.7g", v);
+    return strtod(buf, NULL);
 }
 
 void iso_time(int64_t ms, char out[32]) {

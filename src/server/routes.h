@@ -47,6 +47,9 @@ int images_embed(Server *srv, const ReqForm *f, const char *name, int n, float *
 
 /* Strict decimal/float parse of untrusted text in [lo, hi]; 0 or -1. */
 int parse_number(const char *s, double lo, double hi, double *out);
+/* A float as the double nearest its 7-digit decimal form, so replies read
+ * 0.0116221 rather than 0.011622139252722263. */
+double json_f32(float v);
 /* Unix milliseconds as "2026-01-02T03:04:05.678Z". */
 void iso_time(int64_t ms, char out[32]);
 

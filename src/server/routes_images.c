@@ -13,6 +13,7 @@
 
 #define EMBED_MAX 256 /* images in one /embed or /enroll request */
 
+
 static const char *verdict(float d, float thr) { return d < thr ? "same" : "different"; }
 
 /* The effective threshold: the optional "threshold" field, else the model's. */
@@ -33,8 +34,8 @@ static int threshold_of(Server *srv, const ReqForm *f, float *thr, Reply *rep) {
 
 static cJSON *verify_reply(Server *srv, float d, float thr) {
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddNumberToObject(o, "distance", d);
-    cJSON_AddNumberToObject(o, "threshold", thr);
+    cJSON_AddNumberToObject(o, "distance", json_f32(d));
+    cJSON_AddNumberToObject(o, "threshold", json_f32(thr));
     cJSON_AddNumberToObject(o, "margin", model_margin(srv->model));
     cJSON_AddStringToObject(o, "verdict", verdict(d, thr));
     cJSON_AddStringToObject(o, "model", model_fingerprint(srv->model));
@@ -248,12 +249,12 @@ void handle_identify(Server *srv, const HttpReq *req, Reply *rep) {
     for (int i = 0; i < n; i++) {
         cJSON *m = cJSON_CreateObject();
         cJSON_AddStringToObject(m, "subject", hits[i].subject);
-        cJSON_AddNumberToObject(m, "distance", hits[i].distance);
+        cJSON_AddNumberToObject(m, "distance", json_f32(hits[i].distance));
         cJSON_AddStringToObject(m, "verdict", verdict(hits[i].distance, thr));
         cJSON_AddNumberToObject(m, "sample", (double)hits[i].sample_id);
         cJSON_AddItemToArray(list, m);
     }
-    cJSON_AddNumberToObject(o, "threshold", thr);
+    cJSON_AddNumberToObject(o, "threshold", json_f32(thr));
     cJSON_AddStringToObject(o, "model", model_fingerprint(srv->model));
     reply_json(rep, 200, o);
 out:

@@ -158,8 +158,8 @@ void handle_model(Server *srv, const HttpReq *req, Reply *rep) {
     cJSON_AddNumberToObject(in, "channels", 1);
     cJSON_AddStringToObject(in, "preprocess", MODEL_PREPROCESS);
     cJSON_AddNumberToObject(o, "embedding_size", model_embed_dim(m));
-    cJSON_AddNumberToObject(o, "margin", model_margin(m));
-    cJSON_AddNumberToObject(o, "threshold", model_threshold(m));
+    cJSON_AddNumberToObject(o, "margin", json_f32(model_margin(m)));
+    cJSON_AddNumberToObject(o, "threshold", json_f32(model_threshold(m)));
     cJSON *training = cJSON_Parse(model_training(m));
     cJSON_AddItemToObject(o, "training", training ? training : cJSON_CreateObject());
     cJSON_AddStringToObject(o, "fingerprint", model_fingerprint(m));
