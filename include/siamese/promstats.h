@@ -33,7 +33,8 @@ typedef struct PromStats PromStats;
 /* Upper bounds (seconds) of the finite histogram buckets; +Inf follows. */
 #define PROM_BUCKETS 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5
 
-/* A value computed by the caller at render time. */
+/* A value computed by the caller at render time: a gauge, or a counter whose
+ * running total the caller keeps (name it *_total). */
 typedef struct {
     const char *name;   /* without the "siamesed_" prefix: [a-zA-Z_:][a-zA-Z0-9_:]* */
     const char *help;   /* one line for # HELP (escaped when rendered); NULL for none */
@@ -41,6 +42,7 @@ typedef struct {
     const char *labels; /* NULL or "" for none, else what goes between the braces:
                            name="value",name="value" (values escaped as the format
                            asks: \\ \" \n). Checked when rendered. */
+    int counter;        /* nonzero: rendered as TYPE counter (a running total) */
 } PromGauge;
 
 /* A PromStats for n_routes routes named routes[0..n_routes-1] (label values;

@@ -281,7 +281,7 @@ static int check_gauges(const PromGauge *g, int n) {
 static void render_gauges(Buf *b, const PromGauge *g, int n) {
     for (int i = 0; i < n; i++) {
         if (i == 0 || strcmp(g[i - 1].name, g[i].name) != 0)
-            family(b, g[i].name, g[i].help, "gauge");
+            family(b, g[i].name, g[i].help, g[i].counter ? "counter" : "gauge");
         buf_printf(b, PREFIX "%s", g[i].name);
         if (g[i].labels && *g[i].labels)
             buf_printf(b, "{%s}", g[i].labels);

@@ -126,8 +126,12 @@ void handle_embed(Server *srv, const HttpReq *req, Reply *rep) {
     if (images_embed(srv, f, "image", n, emb, rep) < 0)
         goto out;
     cJSON *o = cJSON_CreateObject(), *list = cJSON_AddArrayToObject(o, "embeddings");
-    for (int i = 0; i < n; i++)
-        cJSON_AddItemToArray(list, cJSON_CreateFloatArray(emb + (size_t)i * E, E));
+    for (int i = 0; i < n; i++) {
+        cJSON *v = cJSON_CreateArray();
+        for (int e = 0; e < E; e++)
+            cJSON_AddItemToArray(v, cJSON_CreateNumber(json_f32(emb[(size_t)i * E + e])));
+        cJSON_AddItemToArray(list, v);
+    }
     cJSON_AddNumberToObject(o, "dim", E);
     cJSON_AddStringToObject(o, "model", model_fingerprint(srv->model));
     reply_json(rep, 200, o);

@@ -185,13 +185,13 @@ void handle_metrics(Server *srv, const HttpReq *req, Reply *rep) {
     snprintf(info, sizeof info, "fingerprint=\"%s\",blas_kernel=\"%s\"",
              model_fingerprint(srv->model), blas_kernel());
     const PromGauge gauges[] = {
-        {"enrolled_subjects", "Subjects enrolled", (double)subjects, NULL},
-        {"enrolled_samples", "Samples enrolled", (double)samples, NULL},
-        {"store_commits_total", "Store transactions committed", (double)st.commits, NULL},
-        {"store_writes_total", "Store write operations", (double)st.writes, NULL},
-        {"model_info", "The served model", 1, info},
+        {"enrolled_subjects", "Subjects enrolled", (double)subjects, NULL, 0},
+        {"enrolled_samples", "Samples enrolled", (double)samples, NULL, 0},
+        {"store_commits_total", "Store transactions committed", (double)st.commits, NULL, 1},
+        {"store_writes_total", "Store write operations", (double)st.writes, NULL, 1},
+        {"model_info", "The served model", 1, info, 0},
         {"in_flight_requests", "Requests being handled", (double)atomic_load(&srv->in_flight),
-         NULL},
+         NULL, 0},
     };
     char *text = NULL;
     size_t len = 0;

@@ -267,15 +267,16 @@ END_TEST
 
 START_TEST(test_gauges) {
     const PromGauge g[] = {
-        {"enrolled_subjects", "Subjects enrolled", 42, NULL},
+        {"enrolled_subjects", "Subjects enrolled", 42, NULL, 0},
         {"model_info", "The served model\nwith a \\ in its help", 1,
-         "fingerprint=\"abc123\",blas_kernel=\"openblas\""},
-        {"queue", "Per queue", 0.1, "q=\"a\""},
-        {"queue", NULL, -2.5e-7, "q=\"b \\\"quoted\\\" \\\\ \\n\""},
-        {"odd", "Specials", NAN, ""},
-        {"odd_inf", "Specials", INFINITY, NULL},
-        {"odd_ninf", "Specials", -INFINITY, NULL},
-        {"big", "Large", 1e300, NULL},
+         "fingerprint=\"abc123\",blas_kernel=\"openblas\"", 0},
+        {"queue", "Per queue", 0.1, "q=\"a\"", 0},
+        {"queue", NULL, -2.5e-7, "q=\"b \\\"quoted\\\" \\\\ \\n\"", 0},
+        {"odd", "Specials", NAN, "", 0},
+        {"odd_inf", "Specials", INFINITY, NULL, 0},
+        {"odd_ninf", "Specials", -INFINITY, NULL, 0},
+        {"big", "Large", 1e300, NULL, 0},
+        {"store_commits_total", "Commits", 7, NULL, 1},
     };
     PromStats *p = promstats_new(routes, 1);
     size_t len;
@@ -293,6 +294,8 @@ START_TEST(test_gauges) {
     ck_assert_ptr_nonnull(strstr(t, "\nsiamesed_odd_ninf -Inf\n"));
     ck_assert_ptr_nonnull(strstr(t, "\nsiamesed_queue{q=\"a\"} 0.1\n"));
     ck_assert_double_eq(sample(t, "siamesed_big"), 1e300);
+    ck_assert_ptr_nonnull(strstr(t, "# TYPE siamesed_store_commits_total counter\n"));
+    ck_assert_double_eq(sample(t, "siamesed_store_commits_total"), 7);
     free(t);
     /* Gauges alone, without a PromStats. */
     t = render(NULL, g, 1, &len);
@@ -306,22 +309,22 @@ END_TEST
 
 START_TEST(test_gauge_rejects) {
     const PromGauge bad[][1] = {
-        {{"", "h", 1, NULL}},
-        {{NULL, "h", 1, NULL}},
-        {{"9lives", "h", 1, NULL}},
-        {{"has space", "h", 1, NULL}},
-        {{"dash-name", "h", 1, NULL}},
-        {{"http_requests_total", "h", 1, NULL}},
-        {{"http_request_duration_seconds_bucket", "h", 1, NULL}},
-        {{"ok", "h", 1, "x"}},
-        {{"ok", "h", 1, "x=1"}},
-        {{"ok", "h", 1, "x=\"1\","}},
-        {{"ok", "h", 1, "x=\"1"}},
-        {{"ok", "h", 1, "x=\"a\nb\""}},
-        {{"ok", "h", 1, "x=\"a\\tb\""}},
-        {{"ok", "h", 1, "9x=\"a\""}},
-        {{"ok", "h", 1, "x=\"a\"}"}},
-        {{"ok", "h", 1, "x=\"a\",,y=\"b\""}},
+        {{"", "h", 1, NULL, 0}},
+        {{NULL, "h", 1, NULL, 0}},
+        {{"9lives", "h", 1, NULL, 0}},
+        {{"has space", "h", 1, NULL, 0}},
+        {{"dash-name", "h", 1, NULL, 0}},
+        {{"http_requests_total", "h", 1, NULL, 0}},
+        {{"http_request_duration_seconds_bucket", "h", 1, NULL, 0}},
+        {{"ok", "h", 1, "x", 0}},
+        {{"ok", "h", 1, "x=1", 0}},
+        {{"ok", "h", 1, "x=\"1\",", 0}},
+        {{"ok", "h", 1, "x=\"1", 0}},
+        {{"ok", "h", 1, "x=\"a\nb\"", 0}},
+        {{"ok", "h", 1, "x=\"a\\tb\"", 0}},
+        {{"ok", "h", 1, "9x=\"a\"", 0}},
+        {{"ok", "h", 1, "x=\"a\"}", 0}},
+        {{"ok", "h", 1, "x=\"a\",,y=\"b\"", 0}},
     };
     for (size_t i = 0; i < SM_ARRAY_LEN(bad); i++) {
         char *t = (char *)&t;
