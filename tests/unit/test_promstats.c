@@ -333,7 +333,7 @@ START_TEST(test_gauge_rejects) {
         ck_assert_ptr_null(t);
     }
     const PromGauge split[] = {
-        {"a", "h", 1, "x=\"1\""}, {"b", "h", 1, NULL}, {"a", "h", 1, "x=\"2\""}};
+        {"a", "h", 1, "x=\"1\"", 0}, {"b", "h", 1, NULL, 0}, {"a", "h", 1, "x=\"2\"", 0}};
     char *t;
     size_t len;
     ck_assert_int_eq(promstats_render(NULL, split, 3, &t, &len), -EINVAL);
