@@ -321,9 +321,11 @@ static int read_arch(const StFile *f, ModelArch *a, char *err) {
     return 0;
 }
 
-/* Copies each expected tensor, checking its shape; the file must hold nothing else. */
-static int read_tensors(const StFile *f, Model *m, char *err) {
-    const ModelArch *a = &m->arch;
+/* The file must hold exactly the tensors of arch, with their shapes. This runs
+ * before the model is allocated: the architecture comes from a few bytes of
+ * metadata, and its parameters may only be allocated once the file has been
+ * seen to hold them (so their size is bounded by the file's). */
+static int check_tensors(const StFile *f, const ModelArch *a, char *err) {
     if (st_n_tensors(f) != 2 * a->n_layers)
         return sm_err(err, -EINVAL, "model file: %d tensors, the architecture has %d",
                       st_n_tensors(f), 2 * a->n_layers);
@@ -337,8 +339,21 @@ static int read_tensors(const StFile *f, Model *m, char *err) {
                 return sm_err(err, -EINVAL, "model file: tensor '%s' is missing", name);
             if (t->ndim != 2 - k || t->shape[0] != rows || (!k && t->shape[1] != cols))
                 return sm_err(err, -EINVAL, "model file: tensor '%s' has the wrong shape", name);
-            size_t count = k ? (size_t)rows : (size_t)rows * cols;
-            float *dst = m->params + m->offset[l] + (k ? (size_t)rows * cols : 0);
+        }
+    return 0;
+}
+
+/* Copies each tensor (check_tensors() passed), refusing non-finite values. */
+static int read_tensors(const StFile *f, Model *m, char *err) {
+    const ModelArch *a = &m->arch;
+    for (int l = 0; l < a->n_layers; l++)
+        for (int k = 0; k < 2; k++) {
+            char name[32];
+            snprintf(name, sizeof name, k ? "dense.%d.bias" : "dense.%d.weight", l);
+            const StTensor *t = st_find(f, name);
+            size_t rows = (size_t)a->dims[l], cols = (size_t)layer_in(a, l);
+            size_t count = k ? rows : rows * cols;
+            float *dst = m->params + m->offset[l] + (k ? rows * cols : 0);
             for (size_t i = 0; i < count; i++)
                 if (!isfinite(t->data[i]))
                     return sm_err(err, -EINVAL, "model file: tensor '%s' holds a non-finite value",
@@ -353,12 +368,11 @@ int model_load(const char *path, Model **out, char *err) {
     Model *m = NULL;
     ModelArch arch;
     char sub[SM_ERRMAX];
-    int rc = st_read(path, MODEL_MAX_FILE, &f, sub);
-    if (rc < 0) {
-        sm_err(err, rc, "%s: %s", path, sub);
+    int rc = st_read(path, MODEL_MAX_FILE, &f, err); /* its messages name the path */
+    if (rc < 0)
         goto out;
-    }
-    if ((rc = read_arch(f, &arch, sub)) < 0 || (rc = model_alloc(&arch, &m, sub)) < 0 ||
+    if ((rc = read_arch(f, &arch, sub)) < 0 || (rc = check_tensors(f, &arch, sub)) < 0 ||
+        (rc = model_alloc(&arch, &m, sub)) < 0 ||
         (rc = read_tensors(f, m, sub)) < 0 ||
         (rc = meta_float(f, "margin", 1e-6f, 1e6f, &m->margin, sub)) < 0 ||
         (rc = meta_float(f, "threshold", 0.0f, 1e6f, &m->threshold, sub)) < 0 ||
