@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "siamese/blas.h"
@@ -180,6 +181,47 @@ START_TEST(loader_rejects_bad_models) {
 }
 END_TEST
 
+/* This process's address space in bytes (VmSize), 0 if unknown. */
+static size_t vm_size(void) {
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    size_t kb = 0;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "VmSize: %zu kB", &kb) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return kb * 1024;
+}
+
+/* A few bytes of metadata claiming a big architecture (here 416 MB of
+ * parameters) over the reference model's tensors: the loader must refuse it
+ * from the tensors the file holds before it allocates the parameters. With
+ * the address space capped 256 MB above its current size, allocating first
+ * fails with -ENOMEM (found by fuzzing: a 600-byte file made the loader
+ * allocate 1.5 GB). */
+START_TEST(loader_checks_tensors_before_allocating) {
+    char path[512], err[256] = "";
+    path_of(path, "bigarch.safetensors");
+    ck_assert_int_eq(write_variant(path, "layers", "784,4096,4096,4096,4096,4096,4096,4096,64", -1,
+                                   0),
+                     0);
+    size_t now = vm_size();
+    ck_assert_uint_gt(now, 0);
+    struct rlimit old, cap;
+    ck_assert_int_eq(getrlimit(RLIMIT_AS, &old), 0);
+    cap = old;
+    if (old.rlim_cur == RLIM_INFINITY || old.rlim_cur > now + (256u << 20))
+        cap.rlim_cur = now + (256u << 20);
+    ck_assert_int_eq(setrlimit(RLIMIT_AS, &cap), 0);
+    Model *m = NULL;
+    int rc = model_load(path, &m, err);
+    setrlimit(RLIMIT_AS, &old);
+    ck_assert_msg(rc == -EINVAL && m == NULL, "rc %d: %s", rc, err);
+    ck_assert_msg(strstr(err, "6 tensors, the architecture has 16") != NULL, "%s", err);
+}
+END_TEST
+
 START_TEST(failed_save_keeps_old_file) {
     char path[512], err[256];
     path_of(path, "keep.safetensors");
@@ -204,6 +246,7 @@ int main(int argc, char **argv) {
     tcase_add_test(tc, embed_matches_naive_forward);
     tcase_add_test(tc, save_load_round_trip);
     tcase_add_test(tc, loader_rejects_bad_models);
+    tcase_add_test(tc, loader_checks_tensors_before_allocating);
     tcase_add_test(tc, failed_save_keeps_old_file);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
