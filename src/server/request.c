@@ -393,6 +393,10 @@ static int mp_disposition(const char *v, const char *end, Part *pt, int partno, 
     rc = req_check_name(pt->name, strlen(pt->name), err);
     if (rc == 0 && pt->fname && !req_utf8_valid((uint8_t *)pt->fname, strlen(pt->fname)))
         rc = sm_err(err, -EINVAL, "part %d: filename is not valid UTF-8", partno);
+    /* Header lines may hold tabs (is_ctl() lets them through); a filename may not. */
+    for (const char *c = pt->fname; rc == 0 && c && *c; c++)
+        if ((unsigned char)*c < 0x20 || *c == 0x7f)
+            rc = sm_err(err, -EINVAL, "part %d: control character in the filename", partno);
     return rc;
 }
 

@@ -134,6 +134,9 @@ static const Bad bad_cases[] = {
     {"two content types", MP,
      D "\r\n" CD "name=\"x\"\r\nContent-Type: a/b\r\nContent-Type: a/b\r\n\r\nx\r\n" D "--", 0,
      -EINVAL},
+    /* found by fuzzing: a tab is legal in a header line but not in a filename */
+    {"tab in filename", MP, D "\r\n" CD "name=\"b\"; filename=\"a\tb\"\r\n\r\nx\r\n" D "--", 0,
+     -EINVAL},
     {"text not UTF-8", MP, D "\r\n" CD "name=\"label\"\r\n\r\n\xff\xfe\r\n" D "--", 0, -EINVAL},
     {"truncated in headers", MP, D "\r\n" CD "name=\"x\"", 0, -EINVAL},
     {"json empty body", JS, "", 0, -EINVAL},
