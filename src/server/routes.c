@@ -219,12 +219,35 @@ int images_embed(Server *srv, const ReqForm *f, const char *name, int n, float *
     return rc < 0 ? -1 : 0;
 }
 
+/* 1 if s is a plain decimal number: -?digits[.digits][e[+-]digits], as JSON
+ * writes numbers (no spaces, hex, inf or nan, which strtod would accept). */
+static int is_decimal(const char *s) {
+    size_t i = s[0] == '-';
+    size_t d = strspn(s + i, "0123456789");
+    if (d == 0)
+        return 0;
+    i += d;
+    if (s[i] == '.') {
+        d = strspn(s + i + 1, "0123456789");
+        if (d == 0)
+            return 0;
+        i += d + 1;
+    }
+    if (s[i] == 'e' || s[i] == 'E') {
+        i += 1 + (s[i + 1] == '+' || s[i + 1] == '-');
+        d = strspn(s + i, "0123456789");
+        if (d == 0)
+            return 0;
+        i += d;
+    }
+    return s[i] == 0;
+}
+
 int parse_number(const char *s, double lo, double hi, double *out) {
-    char *end;
-    if (!s || !*s || strlen(s) > 32)
+    if (!s || strlen(s) > 32 || !is_decimal(s))
         return -1;
-    double v = strtod(s, &end);
-    if (*end || !isfinite(v) || v < lo || v > hi)
+    double v = strtod(s, NULL);
+    if (!isfinite(v) || v < lo || v > hi)
         return -1;
     *out = v;
     return 0;
