@@ -12,7 +12,7 @@
 #include <math.h>
 
 #if defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__)
-#define SM_CLONES __attribute__((target_clones("default", "avx2", "arch=skylake-avx512")))
+#define SM_CLONES __attribute__((target_clones("default", "avx2", "avx512f")))
 #else
 #define SM_CLONES
 #endif
