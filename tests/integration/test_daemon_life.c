@@ -1,0 +1,335 @@
+/*
+ * test_daemon_life.c — the daemon over its lifetime, each test with daemons
+ * of its own (started and stopped inside the test):
+ *   - what was enrolled (and deleted) survives SIGTERM and a restart, and
+ *     survives kill -9 right after the reply acknowledged it;
+ *   - 8 threads x 25 concurrent enrolls all succeed, all are listed, and the
+ *     store committed them in fewer transactions than enrolls (group commit);
+ *   - a model change is refused at start with a message naming --reembed;
+ *     `siamesed --reembed` converts the store, after which distances are the
+ *     new model's; without kept images --reembed refuses and changes nothing.
+ */
+#include <check.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include "daemon_harness.h"
+
+/* A test's own daemon: scratch dir, database, numbered logs. */
+typedef struct {
+    Daemon d;
+    char dir[320], db[400];
+    int runs;
+} Own;
+
+static void own_init(Own *o, const char *tag) {
+    memset(o, 0, sizeof *o);
+    ck_assert_int_eq(scratch_dir(tag, o->dir, sizeof o->dir), 0);
+    snprintf(o->db, sizeof o->db, "%s/siamesed.db", o->dir);
+}
+
+/* Starts o on model (extra flags may be NULL); 0 serving, -1 exited (the
+ * wait status in o->d.status). The log of this run is o->d.log. */
+static int own_start(Own *o, const char *model, const char *const *extra) {
+    const char *args[16] = {"--model", model, "--db", o->db};
+    int n = 4;
+    char log[400];
+    for (int i = 0; extra && extra[i]; i++)
+        args[n++] = extra[i];
+    args[n] = NULL;
+    snprintf(log, sizeof log, "%s/run%d.log", o->dir, ++o->runs);
+    return daemon_start(&o->d, log, args);
+}
+
+static void own_start_ok(Own *o, const char *model, const char *const *extra) {
+    if (own_start(o, model, extra) < 0) {
+        log_dump(o->d.log);
+        ck_abort_msg("the daemon did not start (wait status 0x%x)", o->d.status);
+    }
+}
+
+static void own_stop_ok(Own *o) {
+    int st = daemon_stop(&o->d);
+    if (!exited_ok(st))
+        log_dump(o->d.log);
+    ck_assert_msg(exited_ok(st), "SIGTERM: wait status 0x%x, not exit 0", st);
+    ck_assert_msg(!log_has_sanitizer_report(o->d.log), "sanitizer report in %s", o->d.log);
+}
+
+static double enroll_one(int port, const char *subject, const Buf *img, const char *metadata) {
+    Field f[] = {TEXT("subject", subject), IMAGE("image", *img), JRAW("metadata", metadata)};
+    Resp r = post_multipart(port, "/enroll", f, metadata ? 3 : 2, NULL);
+    ASSERT_JSON(r, 201);
+    double id = jnum(cJSON_GetArrayItem(cJSON_GetObjectItem(r.json, "samples"), 0), "id");
+    resp_free(&r);
+    return id;
+}
+
+static Resp identify(int port, const Buf *img, const char *k) {
+    Field f[] = {IMAGE("image", *img), TEXT("k", k)};
+    return post_multipart(port, "/identify", f, 2, NULL);
+}
+
+/* GET path on port, 200 expected; the parsed body (caller deletes). */
+static cJSON *get_json(int port, const char *path) {
+    Resp r = http_get(port, path);
+    ASSERT_JSON(r, 200);
+    cJSON *j = r.json;
+    r.json = NULL;
+    resp_free(&r);
+    return j;
+}
+
+/* ---- persistence ---- */
+
+START_TEST(persists_across_restart_and_kill9) {
+    Own o;
+    own_init(&o, "persist");
+    Buf fm0 = img_file("fm0_c9.png"), fm2 = img_file("fm2_c1.png"), fm3 = img_file("fm3_c1.png");
+    own_start_ok(&o, H.model_a, NULL);
+    enroll_one(o.d.port, "p-a", &fm0, "{\"who\":\"a\"}");
+    enroll_one(o.d.port, "p-b", &fm2, NULL);
+    Buf extra = img_pgm(77, 28, 28);
+    enroll_one(o.d.port, "p-b", &extra, NULL);
+    cJSON *list = get_json(o.d.port, "/subjects"), *pa = get_json(o.d.port, "/subjects/p-a");
+    Resp id0 = identify(o.d.port, &fm0, "2");
+    ASSERT_JSON(id0, 200);
+    own_stop_ok(&o);
+
+    /* After SIGTERM and a restart: the same list, subject and ranking. */
+    own_start_ok(&o, H.model_a, NULL);
+    cJSON *list2 = get_json(o.d.port, "/subjects"), *pa2 = get_json(o.d.port, "/subjects/p-a");
+    ck_assert_msg(cJSON_Compare(list, list2, 1), "list changed across a restart");
+    ck_assert_msg(cJSON_Compare(pa, pa2, 1), "subject changed across a restart");
+    Resp id1 = identify(o.d.port, &fm0, "2");
+    ASSERT_JSON(id1, 200);
+    ck_assert_msg(cJSON_Compare(cJSON_GetObjectItem(id0.json, "matches"),
+                                cJSON_GetObjectItem(id1.json, "matches"), 1),
+                  "identify changed across a restart:\n%s\n%s", id0.body, id1.body);
+    const cJSON *m = cJSON_GetArrayItem(cJSON_GetObjectItem(id1.json, "matches"), 0);
+    ck_assert_str_eq(jstr(m, "subject"), "p-a");
+    ck_assert_double_eq_tol(jnum(m, "distance"), SAME_DISTANCE, 1e-6);
+
+    /* kill -9 right after an acknowledged enroll, then after a delete. */
+    double idc = enroll_one(o.d.port, "p-c", &fm3, NULL);
+    ck_assert(WIFSIGNALED(daemon_kill(&o.d)));
+    own_start_ok(&o, H.model_a, NULL);
+    cJSON *pc = get_json(o.d.port, "/subjects/p-c");
+    ck_assert_double_eq(jnum(pc, "total"), 1);
+    ck_assert_double_eq(jnum(cJSON_GetArrayItem(cJSON_GetObjectItem(pc, "samples"), 0), "id"), idc);
+    Resp id2 = identify(o.d.port, &fm3, "1");
+    ASSERT_JSON(id2, 200);
+    m = cJSON_GetArrayItem(cJSON_GetObjectItem(id2.json, "matches"), 0);
+    ck_assert_str_eq(jstr(m, "subject"), "p-c");
+    ck_assert_double_eq_tol(jnum(m, "distance"), SAME_DISTANCE, 1e-6);
+    Resp del = http_delete(o.d.port, "/subjects/p-b");
+    ASSERT_JSON(del, 200);
+    ck_assert(WIFSIGNALED(daemon_kill(&o.d)));
+    own_start_ok(&o, H.model_a, NULL);
+    Resp gone = http_get(o.d.port, "/subjects/p-b");
+    ASSERT_JSON(gone, 404);
+    cJSON *pa3 = get_json(o.d.port, "/subjects/p-a");
+    ck_assert(cJSON_Compare(pa, pa3, 1));
+    own_stop_ok(&o);
+
+    cJSON *all[] = {list, pa, list2, pa2, pc, pa3};
+    for (size_t i = 0; i < sizeof all / sizeof *all; i++)
+        cJSON_Delete(all[i]);
+    Resp *rs[] = {&id0, &id1, &id2, &del, &gone};
+    for (size_t i = 0; i < sizeof rs / sizeof *rs; i++)
+        resp_free(rs[i]);
+    buf_free(&fm0), buf_free(&fm2), buf_free(&fm3), buf_free(&extra);
+}
+END_TEST
+
+/* ---- concurrency ---- */
+
+enum { THREADS = 8, PER_THREAD = 25 };
+
+typedef struct {
+    int port, t, ok;
+    char err[300];
+} Worker;
+
+static void *enroll_worker(void *arg) {
+    Worker *w = arg;
+    for (int i = 0; i < PER_THREAD; i++) {
+        char subject[32];
+        snprintf(subject, sizeof subject, "c-%d-%02d", w->t, i);
+        Buf img = img_pgm((uint32_t)(1000 + w->t * PER_THREAD + i), 28, 28);
+        Field f[] = {TEXT("subject", subject), IMAGE("image", img)};
+        Resp r = post_multipart(w->port, "/enroll", f, 2, NULL);
+        if (r.status == 201 && jnum(r.json, "total") == 1)
+            w->ok++;
+        else if (!*w->err)
+            snprintf(w->err, sizeof w->err, "%s: %ld %.200s", subject, r.status, r.body);
+        resp_free(&r);
+        buf_free(&img);
+    }
+    return NULL;
+}
+
+START_TEST(concurrent_enrolls_group_commit) {
+    Own o;
+    own_init(&o, "concurrent");
+    const char *const extra[] = {"--threads", "4", NULL};
+    own_start_ok(&o, H.model_a, extra);
+    pthread_t th[THREADS];
+    Worker w[THREADS];
+    for (int t = 0; t < THREADS; t++) {
+        w[t] = (Worker){.port = o.d.port, .t = t};
+        ck_assert_int_eq(pthread_create(&th[t], NULL, enroll_worker, &w[t]), 0);
+    }
+    for (int t = 0; t < THREADS; t++)
+        pthread_join(th[t], NULL);
+    for (int t = 0; t < THREADS; t++)
+        ck_assert_msg(w[t].ok == PER_THREAD, "thread %d: %d of %d enrolled; first failure %s", t,
+                      w[t].ok, PER_THREAD, w[t].err);
+
+    cJSON *list = get_json(o.d.port, "/subjects?limit=1000");
+    const cJSON *subjects = cJSON_GetObjectItem(list, "subjects");
+    ck_assert_int_eq(cJSON_GetArraySize(subjects), THREADS * PER_THREAD);
+    for (int t = 0, k = 0; t < THREADS; t++)
+        for (int i = 0; i < PER_THREAD; i++, k++) {
+            char want[32];
+            snprintf(want, sizeof want, "c-%d-%02d", t, i);
+            const cJSON *s = cJSON_GetArrayItem(subjects, k); /* id order = this order */
+            ck_assert_str_eq(jstr(s, "id"), want);
+            ck_assert_double_eq(jnum(s, "samples"), 1);
+        }
+    cJSON_Delete(list);
+
+    Resp r = http_get(o.d.port, "/metrics");
+    ASSERT_STATUS(r, 200);
+    double commits = prom_sum(r.body, "siamesed_store_commits_total", NULL);
+    double writes = prom_sum(r.body, "siamesed_store_writes_total", NULL);
+    double subj = prom_sum(r.body, "siamesed_enrolled_subjects", NULL);
+    resp_free(&r);
+    ck_assert_double_eq(subj, THREADS * PER_THREAD);
+    ck_assert_msg(writes >= THREADS * PER_THREAD, "store writes %g", writes);
+    ck_assert_msg(commits >= 1 && commits < THREADS * PER_THREAD,
+                  "%g commits for %d enrolls: no group commit", commits, THREADS * PER_THREAD);
+    own_stop_ok(&o);
+}
+END_TEST
+
+/* ---- model change ---- */
+
+static double verify_subject_d(int port, const char *subject, const Buf *img) {
+    Field f[] = {TEXT("subject", subject), IMAGE("image", *img)};
+    Resp r = post_multipart(port, "/verify", f, 2, NULL);
+    ASSERT_JSON(r, 200);
+    double d = jnum(r.json, "distance");
+    resp_free(&r);
+    return d;
+}
+
+static double verify_pair_d(int port, const Buf *a, const Buf *b) {
+    Field f[] = {IMAGE("a", *a), IMAGE("b", *b)};
+    Resp r = post_multipart(port, "/verify", f, 2, NULL);
+    ASSERT_JSON(r, 200);
+    double d = jnum(r.json, "distance");
+    resp_free(&r);
+    return d;
+}
+
+/* Starting on model must fail with a non-zero exit naming --reembed. */
+static void start_refused(Own *o, const char *model) {
+    ck_assert_msg(own_start(o, model, NULL) < 0, "a daemon served a store of another model");
+    ck_assert_msg(WIFEXITED(o->d.status) && WEXITSTATUS(o->d.status) != 0,
+                  "refused start: wait status 0x%x", o->d.status);
+    ck_assert_msg(file_has(o->d.log, "--reembed"), "the refusal does not name --reembed");
+    ck_assert(!log_has_sanitizer_report(o->d.log));
+}
+
+static int reembed(Own *o, const char *model) {
+    char log[400];
+    snprintf(log, sizeof log, "%s/reembed%d.log", o->dir, ++o->runs);
+    const char *const args[] = {"--reembed", "--model", model, "--db", o->db,
+                                "--train-if-missing", "no", NULL};
+    int st = tool_run(log, args);
+    if (log_has_sanitizer_report(log))
+        log_dump(log);
+    ck_assert_msg(!log_has_sanitizer_report(log), "sanitizer report from --reembed");
+    snprintf(o->d.log, sizeof o->d.log, "%s", log);
+    return st;
+}
+
+START_TEST(model_change_needs_reembed) {
+    Own o;
+    own_init(&o, "reembed");
+    Buf fm0 = img_file("fm0_c9.png"), fm2 = img_file("fm2_c1.png");
+    own_start_ok(&o, H.model_a, NULL);
+    double ida = enroll_one(o.d.port, "r-a", &fm0, NULL);
+    enroll_one(o.d.port, "r-b", &fm2, NULL);
+    double da = verify_subject_d(o.d.port, "r-a", &fm2);
+    ck_assert_double_eq_tol(da, verify_pair_d(o.d.port, &fm0, &fm2), 1e-5);
+    cJSON *model_a = get_json(o.d.port, "/model");
+    own_stop_ok(&o);
+
+    start_refused(&o, H.model_b);
+    int st = reembed(&o, H.model_b);
+    if (!exited_ok(st))
+        log_dump(o.d.log);
+    ck_assert_msg(exited_ok(st), "--reembed: wait status 0x%x", st);
+
+    own_start_ok(&o, H.model_b, NULL);
+    cJSON *model_b = get_json(o.d.port, "/model");
+    ck_assert_str_ne(jstr(model_a, "fingerprint"), jstr(model_b, "fingerprint"));
+    double db = verify_subject_d(o.d.port, "r-a", &fm2), pair = verify_pair_d(o.d.port, &fm0, &fm2);
+    ck_assert_msg(fabs(db - pair) < 1e-5, "subject distance %.9g, pair distance %.9g under B", db,
+                  pair);
+    ck_assert_msg(fabs(db - da) > 1e-4, "distance unchanged by the new model (%.9g)", db);
+    ck_assert_double_eq_tol(verify_subject_d(o.d.port, "r-a", &fm0), SAME_DISTANCE, 1e-6);
+    Resp r = identify(o.d.port, &fm2, "2");
+    ASSERT_JSON(r, 200);
+    ck_assert_str_eq(jstr(cJSON_GetArrayItem(cJSON_GetObjectItem(r.json, "matches"), 0), "subject"),
+                     "r-b");
+    resp_free(&r);
+    cJSON *ra = get_json(o.d.port, "/subjects/r-a");
+    ck_assert_double_eq(jnum(cJSON_GetArrayItem(cJSON_GetObjectItem(ra, "samples"), 0), "id"), ida);
+    cJSON_Delete(ra);
+    own_stop_ok(&o);
+
+    /* And back: model A is now the stranger. */
+    start_refused(&o, H.model_a);
+    cJSON_Delete(model_a);
+    cJSON_Delete(model_b);
+    buf_free(&fm0), buf_free(&fm2);
+}
+END_TEST
+
+START_TEST(reembed_needs_kept_images) {
+    Own o;
+    own_init(&o, "noimages");
+    Buf fm0 = img_file("fm0_c9.png");
+    const char *const no_images[] = {"--keep-images", "no", NULL};
+    own_start_ok(&o, H.model_a, no_images);
+    enroll_one(o.d.port, "k-a", &fm0, NULL);
+    own_stop_ok(&o);
+    start_refused(&o, H.model_b);
+    int st = reembed(&o, H.model_b);
+    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) != 0,
+                  "--reembed without kept images: wait status 0x%x", st);
+    ck_assert_msg(file_has(o.d.log, "no kept image"), "--reembed does not say why it failed");
+    /* Nothing changed: model A still serves the store. */
+    own_start_ok(&o, H.model_a, NULL);
+    ck_assert_double_eq_tol(verify_subject_d(o.d.port, "k-a", &fm0), SAME_DISTANCE, 1e-6);
+    own_stop_ok(&o);
+    buf_free(&fm0);
+}
+END_TEST
+
+TCase *tcase_lifecycle(void) {
+    TCase *tc = tcase_create("lifecycle");
+    tcase_set_timeout(tc, 240);
+    tcase_add_test(tc, persists_across_restart_and_kill9);
+    tcase_add_test(tc, concurrent_enrolls_group_commit);
+    tcase_add_test(tc, model_change_needs_reembed);
+    tcase_add_test(tc, reembed_needs_kept_images);
+    return tc;
+}
