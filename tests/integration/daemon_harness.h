@@ -108,9 +108,15 @@ typedef struct {
 } Resp;
 
 Resp http(int port, const Req *rq);
+/* A socket connected to 127.0.0.1:port, or -1. */
+int raw_connect(int port);
 /* Sends raw bytes on a new connection and reads one response (until the
  * connection closes or a whole Content-Length body arrived). */
 Resp http_raw(int port, const void *bytes, size_t n);
+/* Like http_raw() but reads until the server closes the connection; the body
+ * then holds everything after the first header block (a second response
+ * included). curl_rc is -2 when the server kept the connection open for 3 s. */
+Resp http_raw_until_close(int port, const void *bytes, size_t n);
 void resp_free(Resp *r);
 
 Resp http_get(int port, const char *path);

@@ -193,16 +193,26 @@ static int raw_complete(const Buf *b) {
     return b->len - (size_t)(hend + 4 - s) >= want;
 }
 
-Resp http_raw(int port, const void *bytes, size_t n) {
-    Resp r = {0};
-    Buf b = {0};
+int raw_connect(int port) {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    struct timeval tv = {20, 0};
-    if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a) < 0) {
-        if (fd >= 0)
-            close(fd);
+    if (fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) < 0) {
+        close(fd);
+        fd = -1;
+    }
+    return fd;
+}
+
+/* Sends bytes on a new connection; reads one response, or with until_close
+ * everything until the server closes (curl_rc -2 if it did not within
+ * timeout_s seconds). */
+static Resp raw_exchange(int port, const void *bytes, size_t n, int until_close, int timeout_s) {
+    Resp r = {0};
+    Buf b = {0};
+    int fd = raw_connect(port);
+    struct timeval tv = {timeout_s, 0};
+    if (fd < 0) {
         r.curl_rc = -1;
         resp_finish(&r, &b);
         return r;
@@ -216,12 +226,20 @@ Resp http_raw(int port, const void *bytes, size_t n) {
         off += (size_t)k;
     }
     char chunk[4096];
-    ssize_t k;
-    while (!raw_complete(&b) && (k = recv(fd, chunk, sizeof chunk, 0)) > 0)
+    ssize_t k = 0;
+    while ((until_close || !raw_complete(&b)) && (k = recv(fd, chunk, sizeof chunk, 0)) > 0)
         buf_add(&b, chunk, (size_t)k);
     close(fd);
     raw_parse(&r, &b);
+    if (until_close && k < 0)
+        r.curl_rc = -2;
     return r;
+}
+
+Resp http_raw(int port, const void *bytes, size_t n) { return raw_exchange(port, bytes, n, 0, 20); }
+
+Resp http_raw_until_close(int port, const void *bytes, size_t n) {
+    return raw_exchange(port, bytes, n, 1, 3);
 }
 
 /* ---- bodies ---- */

@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -512,6 +513,16 @@ START_TEST(identify_ranks_the_enrolled_subject_first) {
     ASSERT_JSON(r, 200);
     ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItem(r.json, "matches")), 1);
     resp_free(&r);
+    /* A threshold of 0 makes every match "different", and is echoed. */
+    Field t[] = {IMAGE("image", img[0]), TEXT("k", "2"), TEXT("threshold", "0")};
+    r = post_multipart(P, "/identify", t, 3, NULL);
+    ASSERT_JSON(r, 200);
+    ck_assert_double_eq(jnum(r.json, "threshold"), 0);
+    for (int j = 0; j < 2; j++)
+        ck_assert_str_eq(jstr(cJSON_GetArrayItem(cJSON_GetObjectItem(r.json, "matches"), j),
+                              "verdict"),
+                         "different");
+    resp_free(&r);
     r = identify(&img[0], NULL); /* identify_k defaults to 5; there are more subjects */
     ASSERT_JSON(r, 200);
     ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItem(r.json, "matches")), 5);
@@ -617,6 +628,65 @@ static double metric_reach(const char *name, const char *const *labels, double w
     return v;
 }
 
+/* The most images one request may carry (256) are enrolled together. */
+START_TEST(enroll_256_images) {
+    Field f[258] = {TEXT("subject", "many-256")};
+    Buf img[256];
+    for (int i = 0; i < 256; i++) {
+        img[i] = img_pgm((uint32_t)(5000 + i), 1 + i % 5, 1 + i % 3);
+        f[1 + i] = IMAGE("image", img[i]);
+    }
+    Resp r = post_json(P, "/enroll", f, 257, NULL);
+    ASSERT_JSON(r, 201);
+    ck_assert_double_eq(jnum(r.json, "total"), 256);
+    const cJSON *ids = cJSON_GetObjectItem(r.json, "samples");
+    ck_assert_int_eq(cJSON_GetArraySize(ids), 256);
+    for (int i = 1; i < 256; i++) /* ids in image order, all distinct */
+        ck_assert(jnum(cJSON_GetArrayItem(ids, i), "id") > jnum(cJSON_GetArrayItem(ids, i - 1), "id"));
+    resp_free(&r);
+    r = http_get(P, "/subjects/many-256");
+    ASSERT_JSON(r, 200);
+    ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItem(r.json, "samples")), 256);
+    resp_free(&r);
+    /* The 100th image verifies against the subject at distance ~0. */
+    Field v[] = {TEXT("subject", "many-256"), IMAGE("image", img[99])};
+    r = post_multipart(P, "/verify", v, 2, NULL);
+    ASSERT_JSON(r, 200);
+    ck_assert_double_eq_tol(jnum(r.json, "distance"), SAME_DISTANCE, 1e-6);
+    resp_free(&r);
+    r = http_delete(P, "/subjects/many-256");
+    ASSERT_JSON(r, 200);
+    ck_assert_double_eq(jnum(r.json, "deleted_samples"), 256);
+    resp_free(&r);
+    for (int i = 0; i < 256; i++)
+        buf_free(&img[i]);
+}
+END_TEST
+
+/* Clients that hang up mid-request are counted (code "other") and leave no
+ * request in flight behind. */
+START_TEST(aborted_requests) {
+    const char *const other[] = {"route=\"verify\"", "code=\"other\"", NULL};
+    double before = metric("siamesed_http_requests_total", other);
+    for (int i = 0; i < 3; i++) {
+        const char *rq = "POST /verify HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+                         "Content-Length: 1000\r\n\r\n{\"a\":";
+        int fd = raw_connect(P);
+        ck_assert_int_ge(fd, 0);
+        ck_assert(send(fd, rq, strlen(rq), MSG_NOSIGNAL) == (ssize_t)strlen(rq));
+        usleep(20000);
+        close(fd);
+    }
+    ck_assert_double_eq(metric_reach("siamesed_http_requests_total", other, before + 3),
+                        before + 3);
+    /* Only the scrape itself is in flight. */
+    double until = now_s() + 3, in_flight = 0;
+    while ((in_flight = metric("siamesed_in_flight_requests", NULL)) != 1 && now_s() < until)
+        usleep(10000);
+    ck_assert_double_eq(in_flight, 1);
+}
+END_TEST
+
 /* With no API keys configured, an Authorization header changes nothing. */
 START_TEST(auth_off_ignores_keys) {
     Resp r = http(P, &(Req){.method = "GET", .path = "/model", .auth = "Bearer whatever-key-12345"});
@@ -697,6 +767,8 @@ TCase *tcase_routes(void) {
     tcase_add_test(tc, verify_subject);
     tcase_add_test(tc, identify_ranks_the_enrolled_subject_first);
     tcase_add_test(tc, subjects_pagination);
+    tcase_add_test(tc, enroll_256_images);
+    tcase_add_test(tc, aborted_requests);
     tcase_add_test(tc, auth_off_ignores_keys);
     tcase_add_test(tc, metrics_count_requests);
     return tc;

@@ -158,6 +158,24 @@ START_TEST(api_keys_per_route) {
 }
 END_TEST
 
+/* A request refused from its headers alone (401 here) is answered before its
+ * body is read; the connection must then close, so that the unread body is
+ * never taken for the next request (request smuggling). */
+START_TEST(early_refusal_closes_the_connection) {
+    const char *inner = "GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n";
+    char rq[512];
+    snprintf(rq, sizeof rq,
+             "POST /verify HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+             "Content-Length: %zu\r\n\r\n%s",
+             strlen(inner), inner);
+    Resp r = http_raw_until_close(P, rq, strlen(rq));
+    ck_assert_msg(r.curl_rc == 0, "the connection stayed open after an early refusal");
+    ck_assert_msg(strstr(r.body, "HTTP/1.1") == NULL, "a second response followed: %s", r.body);
+    refused(&r, 401, "POST /verify without a key");
+    resp_free(&r);
+}
+END_TEST
+
 /* ---- the OpenAPI document ---- */
 
 typedef struct {
@@ -274,6 +292,7 @@ TCase *tcase_access(void) {
     tcase_add_unchecked_fixture(tc, access_setup, access_teardown);
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, api_keys_per_route);
+    tcase_add_test(tc, early_refusal_closes_the_connection);
     tcase_add_test(tc, openapi_matches_the_routes);
     return tc;
 }

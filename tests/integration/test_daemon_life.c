@@ -217,6 +217,106 @@ START_TEST(concurrent_enrolls_group_commit) {
 }
 END_TEST
 
+/* Many enrolls into one subject at once: it is created exactly once and
+ * every enroll sees its own total, 1..N. */
+typedef struct {
+    int port, t, created, totals[PER_THREAD];
+    char err[300];
+} SameWorker;
+
+enum { SAME_PER_THREAD = 5 };
+
+static void *same_worker(void *arg) {
+    SameWorker *w = arg;
+    for (int i = 0; i < SAME_PER_THREAD; i++) {
+        Buf img = img_pgm((uint32_t)(9000 + w->t * SAME_PER_THREAD + i), 28, 28);
+        Field f[] = {TEXT("subject", "same-one"), IMAGE("image", img)};
+        Resp r = post_multipart(w->port, "/enroll", f, 2, NULL);
+        if (r.status == 201) {
+            w->totals[i] = (int)jnum(r.json, "total");
+            w->created += cJSON_IsTrue(cJSON_GetObjectItem(r.json, "created"));
+        } else if (!*w->err) {
+            snprintf(w->err, sizeof w->err, "%ld %.200s", r.status, r.body);
+        }
+        resp_free(&r);
+        buf_free(&img);
+    }
+    return NULL;
+}
+
+START_TEST(concurrent_enrolls_one_subject) {
+    Own o;
+    own_init(&o, "same");
+    const char *const extra[] = {"--threads", "4", NULL};
+    own_start_ok(&o, H.model_a, extra);
+    pthread_t th[THREADS];
+    SameWorker w[THREADS];
+    for (int t = 0; t < THREADS; t++) {
+        w[t] = (SameWorker){.port = o.d.port, .t = t};
+        ck_assert_int_eq(pthread_create(&th[t], NULL, same_worker, &w[t]), 0);
+    }
+    for (int t = 0; t < THREADS; t++)
+        pthread_join(th[t], NULL);
+    enum { N = THREADS * SAME_PER_THREAD };
+    int seen[N + 1] = {0}, created = 0;
+    for (int t = 0; t < THREADS; t++) {
+        ck_assert_msg(!*w[t].err, "thread %d: %s", t, w[t].err);
+        created += w[t].created;
+        for (int i = 0; i < SAME_PER_THREAD; i++) {
+            ck_assert_int_ge(w[t].totals[i], 1);
+            ck_assert_int_le(w[t].totals[i], N);
+            seen[w[t].totals[i]]++;
+        }
+    }
+    ck_assert_int_eq(created, 1);
+    for (int k = 1; k <= N; k++)
+        ck_assert_msg(seen[k] == 1, "total %d reported %d times", k, seen[k]);
+    cJSON *s = get_json(o.d.port, "/subjects/same-one");
+    ck_assert_double_eq(jnum(s, "total"), N);
+    cJSON_Delete(s);
+    own_stop_ok(&o);
+}
+END_TEST
+
+/* ---- images near the store's size limit ---- */
+
+/* A 4096x4096 PGM is within the pixel limits but, at 16777233 bytes, over
+ * the store's 16 MiB cap on a kept image. With a --max-body that lets it in,
+ * enroll must refuse it as too large (413, the rule of routes.c) when images
+ * are kept, and take it when they are not (nothing is kept then). */
+static void big_enroll(const char *const *extra, int want, const char *code) {
+    Buf big = img_pgm(4242, 4096, 4096);
+    ck_assert_uint_gt(big.len, 16u << 20);
+    Field f[] = {TEXT("subject", "big-one"), IMAGE("image", big)};
+    Own o;
+    own_init(&o, "bigimage");
+    own_start_ok(&o, H.model_a, extra);
+    Resp r = post_multipart(o.d.port, "/embed", f + 1, 1, NULL);
+    ASSERT_JSON(r, 200);
+    resp_free(&r);
+    r = post_multipart(o.d.port, "/enroll", f, 2, NULL);
+    int ok = r.status == want && (!code || (error_code(&r) && !strcmp(error_code(&r), code)));
+    char msg[400];
+    snprintf(msg, sizeof msg, "%ld %.300s", r.status, r.body);
+    resp_free(&r);
+    own_stop_ok(&o);
+    buf_free(&big);
+    ck_assert_msg(ok, "enroll of a %s image: %s (want %d %s)", "16777233-byte", msg, want,
+                  code ? code : "");
+}
+
+START_TEST(kept_image_over_the_cap_is_413) {
+    const char *const keep[] = {"--max-body", "32M", NULL};
+    big_enroll(keep, 413, "image_too_large");
+}
+END_TEST
+
+START_TEST(unkept_big_image_enrolls) {
+    const char *const nokeep[] = {"--max-body", "32M", "--keep-images", "no", NULL};
+    big_enroll(nokeep, 201, NULL);
+}
+END_TEST
+
 /* ---- model change ---- */
 
 static double verify_subject_d(int port, const char *subject, const Buf *img) {
@@ -329,6 +429,9 @@ TCase *tcase_lifecycle(void) {
     tcase_set_timeout(tc, 240);
     tcase_add_test(tc, persists_across_restart_and_kill9);
     tcase_add_test(tc, concurrent_enrolls_group_commit);
+    tcase_add_test(tc, concurrent_enrolls_one_subject);
+    tcase_add_test(tc, kept_image_over_the_cap_is_413);
+    tcase_add_test(tc, unkept_big_image_enrolls);
     tcase_add_test(tc, model_change_needs_reembed);
     tcase_add_test(tc, reembed_needs_kept_images);
     return tc;
