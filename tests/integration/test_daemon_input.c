@@ -280,7 +280,7 @@ static void table_routes(void) {
 }
 
 static void table_fields(void) {
-    char *long_id = calloc(1, 130);
+    char long_id[130] = {0};
     memset(long_id, 'x', 129);
     MP("verify: b missing", "/verify", 400, "missing_field", 1, IMAGE("a", fm0));
     JS("verify: empty object", "/verify", 400, "missing_field", 0);
