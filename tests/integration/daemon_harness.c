@@ -52,7 +52,9 @@ void buf_add(Buf *b, const void *p, size_t n) {
     b->p[b->len] = 0;
 }
 
-void buf_str(Buf *b, const char *s) { buf_add(b, s, strlen(s)); }
+void buf_str(Buf *b, const char *s) {
+    buf_add(b, s, strlen(s));
+}
 
 void buf_printf(Buf *b, const char *fmt, ...) {
     va_list ap;
@@ -167,7 +169,9 @@ static int rm_one(const char *path, const struct stat *st, int flag, struct FTW 
     return 0;
 }
 
-void tree_remove(const char *dir) { nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS); }
+void tree_remove(const char *dir) {
+    nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
 
 int scratch_dir(const char *tag, char *out, size_t size) {
     if (snprintf(out, size, "%s/%s.XXXXXX", H.root, tag) >= (int)size)
@@ -232,7 +236,9 @@ static int wait_for(pid_t pid, double seconds, int *status) {
     }
 }
 
-int exited_ok(int status) { return WIFEXITED(status) && WEXITSTATUS(status) == 0; }
+int exited_ok(int status) {
+    return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
 
 int model_make(const char *path, unsigned seed) {
     char s[16];
@@ -287,6 +293,8 @@ static int start_once(Daemon *d, int port, const char *const *args) {
     argv[n++] = "no";
     for (int i = 0; args[i] && n < 58; i++) {
         threads |= strcmp(args[i], "--threads") == 0;
+        if (strcmp(args[i], "--tls-cert") == 0 && args[i + 1])
+            snprintf(d->ca, sizeof d->ca, "%s", args[i + 1]);
         argv[n++] = (char *)args[i];
     }
     if (!threads) {
@@ -305,7 +313,8 @@ static int start_once(Daemon *d, int port, const char *const *args) {
             d->pid = 0;
             return port_taken(d->log, offset) ? 2 : 1;
         }
-        Resp r = http_get(port, "/healthz");
+        Resp r =
+            http(port, &(Req){.method = "GET", .path = "/healthz", .ca = *d->ca ? d->ca : NULL});
         long status = r.status;
         resp_free(&r);
         if (status == 200)

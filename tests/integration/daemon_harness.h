@@ -49,10 +49,11 @@ double now_s(void);
 /* ---- processes ---- */
 
 typedef struct {
-    pid_t pid;  /* 0 when not running */
+    pid_t pid; /* 0 when not running */
     int port;
     int status; /* wait status once it has exited */
     char log[400];
+    char ca[400]; /* the --tls-cert it was given ("" for plain HTTP) */
 } Daemon;
 
 /* A fresh directory under H.root named after tag (out: size bytes). 0 or -1. */
@@ -63,7 +64,8 @@ int model_make(const char *path, unsigned seed);
 /* Starts `siamesed --listen 127.0.0.1:PORT --train-if-missing no ARGS...`
  * (args NULL-terminated; --threads 2 added unless args set it) with stderr
  * and stdout appended to log, and waits until GET /healthz answers 200.
- * Retries with another port when the chosen one was taken. 0 when serving;
+ * With --tls-cert among args, /healthz is asked over HTTPS trusting that
+ * certificate. Retries with another port when the chosen one was taken. 0 when serving;
  * -1 when the daemon exited first (d->status holds its wait status) or did
  * not answer within 60 s (then it is killed). */
 int daemon_start(Daemon *d, const char *log, const char *const *args);
@@ -94,17 +96,18 @@ typedef struct {
     const char *ctype;  /* Content-Type; NULL sends none */
     const void *body;
     size_t len;
-    const char *auth;   /* whole Authorization value, or NULL */
-    int chunked;        /* send the body with Transfer-Encoding: chunked */
+    const char *auth; /* whole Authorization value, or NULL */
+    int chunked;      /* send the body with Transfer-Encoding: chunked */
+    const char *ca;   /* HTTPS, trusting this PEM certificate; NULL: plain HTTP */
 } Req;
 
 typedef struct {
-    long status;   /* 0 when the transfer failed (see curl_rc) */
+    long status; /* 0 when the transfer failed (see curl_rc) */
     int curl_rc;
     char ctype[128], allow[128], www_auth[160];
-    char *body;    /* NUL-terminated, never NULL after http()/http_raw() */
+    char *body; /* NUL-terminated, never NULL after http()/http_raw() */
     size_t len;
-    cJSON *json;   /* parsed body when it is JSON, else NULL */
+    cJSON *json; /* parsed body when it is JSON, else NULL */
 } Resp;
 
 Resp http(int port, const Req *rq);
@@ -181,14 +184,14 @@ void shared_stop(Shared *s);
 extern int harness_failures;
 
 /* Asserts a reply's status (and, for ASSERT_JSON, a parsed JSON body). */
-#define ASSERT_STATUS(r, want)                                                                 \
-    ck_assert_msg((r).status == (want), "status %ld, want %d (curl %d); body: %.500s",          \
-                  (r).status, (int)(want), (r).curl_rc, (r).body)
-#define ASSERT_JSON(r, want)                                                                   \
-    do {                                                                                       \
-        ASSERT_STATUS(r, want);                                                                \
-        ck_assert_msg(strcmp((r).ctype, "application/json") == 0 && (r).json,                  \
-                      "reply is not JSON: Content-Type '%s', body %.200s", (r).ctype, (r).body); \
+#define ASSERT_STATUS(r, want)                                                                     \
+    ck_assert_msg((r).status == (want), "status %ld, want %d (curl %d); body: %.500s", (r).status, \
+                  (int)(want), (r).curl_rc, (r).body)
+#define ASSERT_JSON(r, want)                                                                       \
+    do {                                                                                           \
+        ASSERT_STATUS(r, want);                                                                    \
+        ck_assert_msg(strcmp((r).ctype, "application/json") == 0 && (r).json,                      \
+                      "reply is not JSON: Content-Type '%s', body %.200s", (r).ctype, (r).body);   \
     } while (0)
 
 /* sqrt(1e-7): the distance the model reports for identical embeddings. */

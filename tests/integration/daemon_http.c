@@ -127,7 +127,9 @@ Resp http(int port, const Req *rq) {
     CURL *c = curl_easy_init();
     if (!c)
         abort();
-    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", port, rq->path);
+    snprintf(url, sizeof url, "%s://127.0.0.1:%d%s", rq->ca ? "https" : "http", port, rq->path);
+    if (rq->ca)
+        curl_easy_setopt(c, CURLOPT_CAINFO, rq->ca);
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
@@ -158,7 +160,9 @@ Resp http(int port, const Req *rq) {
     return r;
 }
 
-Resp http_get(int port, const char *path) { return http(port, &(Req){.method = "GET", .path = path}); }
+Resp http_get(int port, const char *path) {
+    return http(port, &(Req){.method = "GET", .path = path});
+}
 
 Resp http_delete(int port, const char *path) {
     return http(port, &(Req){.method = "DELETE", .path = path});
@@ -195,7 +199,8 @@ static int raw_complete(const Buf *b) {
 
 int raw_connect(int port) {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)port),
                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     if (fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) < 0) {
         close(fd);
@@ -236,7 +241,9 @@ static Resp raw_exchange(int port, const void *bytes, size_t n, int until_close,
     return r;
 }
 
-Resp http_raw(int port, const void *bytes, size_t n) { return raw_exchange(port, bytes, n, 0, 20); }
+Resp http_raw(int port, const void *bytes, size_t n) {
+    return raw_exchange(port, bytes, n, 0, 20);
+}
 
 Resp http_raw_until_close(int port, const void *bytes, size_t n) {
     return raw_exchange(port, bytes, n, 1, 3);
@@ -306,14 +313,24 @@ Buf body_json(const Field *f, int n) {
 Resp post_multipart(int port, const char *path, const Field *f, int n, const char *auth) {
     char ctype[128];
     Buf b = body_multipart(f, n, ctype, sizeof ctype);
-    Resp r = http(port, &(Req){"POST", path, ctype, b.p, b.len, auth, 0});
+    Resp r = http(port, &(Req){.method = "POST",
+                               .path = path,
+                               .ctype = ctype,
+                               .body = b.p,
+                               .len = b.len,
+                               .auth = auth});
     buf_free(&b);
     return r;
 }
 
 Resp post_json(int port, const char *path, const Field *f, int n, const char *auth) {
     Buf b = body_json(f, n);
-    Resp r = http(port, &(Req){"POST", path, "application/json", b.p, b.len, auth, 0});
+    Resp r = http(port, &(Req){.method = "POST",
+                               .path = path,
+                               .ctype = "application/json",
+                               .body = b.p,
+                               .len = b.len,
+                               .auth = auth});
     buf_free(&b);
     return r;
 }

@@ -73,8 +73,12 @@ void shared_stop(Shared *s) {
 static Shared S;
 #define P (S.d.port)
 
-static void routes_setup(void) { shared_start(&S, "routes", NULL); }
-static void routes_teardown(void) { shared_stop(&S); }
+static void routes_setup(void) {
+    shared_start(&S, "routes", NULL);
+}
+static void routes_teardown(void) {
+    shared_stop(&S);
+}
 
 /* The embedding of one image via /embed (caller frees with cJSON_Delete). */
 static cJSON *embed_of(const Buf *img) {
@@ -94,8 +98,7 @@ static Resp verify_ab(const Buf *a, const Buf *b, const char *threshold) {
 }
 
 /* Enrolls images under subject (multipart); ids (may be NULL) get the ids. */
-static void enroll(const char *subject, const Buf *imgs, int n, const char *metadata,
-                   double *ids) {
+static void enroll(const char *subject, const Buf *imgs, int n, const char *metadata, double *ids) {
     Field f[10] = {TEXT("subject", subject)};
     int k = 1;
     for (int i = 0; i < n; i++)
@@ -149,7 +152,8 @@ START_TEST(healthz_and_model) {
     ASSERT_JSON(r, 200);
     ck_assert_str_eq(jstr(r.json, "architecture"), "mlp");
     ck_assert_str_eq(jstr(r.json, "activation"), "relu");
-    const cJSON *layers = cJSON_GetObjectItem(r.json, "layers"), *in = cJSON_GetObjectItem(r.json, "input");
+    const cJSON *layers = cJSON_GetObjectItem(r.json, "layers"),
+                *in = cJSON_GetObjectItem(r.json, "input");
     const int want[] = {784, 128, 128, 128};
     ck_assert_int_eq(cJSON_GetArraySize(layers), 4);
     for (int i = 0; i < 4; i++)
@@ -224,11 +228,21 @@ START_TEST(verify_pair_matches_embed) {
 END_TEST
 
 START_TEST(embed_many_formats) {
-    static const char *const names[] = {
-        "fm0_c9.png",      "fm2_c1.png",    "fm3_c1.png",           "baseline.jpg",
-        "progressive.jpg", "gray.jpg",      "cmyk_adobe.jpg",       "ycck.jpg",
-        "palette_trns.png", "gray2_interlaced.png", "rgba16_interlaced.png", "rgb16.ppm",
-        "fm0_c9.pgm",      "png_ztxt_bomb.png", "png_iccp_bomb.png"};
+    static const char *const names[] = {"fm0_c9.png",
+                                        "fm2_c1.png",
+                                        "fm3_c1.png",
+                                        "baseline.jpg",
+                                        "progressive.jpg",
+                                        "gray.jpg",
+                                        "cmyk_adobe.jpg",
+                                        "ycck.jpg",
+                                        "palette_trns.png",
+                                        "gray2_interlaced.png",
+                                        "rgba16_interlaced.png",
+                                        "rgb16.ppm",
+                                        "fm0_c9.pgm",
+                                        "png_ztxt_bomb.png",
+                                        "png_iccp_bomb.png"};
     enum { N = sizeof names / sizeof *names };
     Buf img[N];
     Field f[N];
@@ -269,7 +283,9 @@ END_TEST
 
 /* ---- enroll, get, delete ---- */
 
-static const cJSON *sample_ids(const Resp *r) { return cJSON_GetObjectItem(r->json, "samples"); }
+static const cJSON *sample_ids(const Resp *r) {
+    return cJSON_GetObjectItem(r->json, "samples");
+}
 
 START_TEST(enroll_get_delete) {
     Buf img[3] = {img_file("fm0_c9.png"), img_pgm(1, 28, 28), img_pgm(2, 30, 20)};
@@ -299,7 +315,8 @@ START_TEST(enroll_get_delete) {
     r = http_get(P, "/subjects/life-1");
     ASSERT_JSON(r, 200);
     ck_assert_str_eq(jstr(r.json, "id"), "life-1");
-    ck_assert_msg(is_iso_time(jstr(r.json, "created_at")), "created_at %s", jstr(r.json, "created_at"));
+    ck_assert_msg(is_iso_time(jstr(r.json, "created_at")), "created_at %s",
+                  jstr(r.json, "created_at"));
     cJSON *meta = cJSON_Parse("{\"name\":\"Ann\",\"tags\":[\"x\",\"y\"],\"n\":3}");
     ck_assert_msg(cJSON_Compare(meta, cJSON_GetObjectItem(r.json, "metadata"), 1), "metadata %s",
                   r.body);
@@ -519,9 +536,9 @@ START_TEST(identify_ranks_the_enrolled_subject_first) {
     ASSERT_JSON(r, 200);
     ck_assert_double_eq(jnum(r.json, "threshold"), 0);
     for (int j = 0; j < 2; j++)
-        ck_assert_str_eq(jstr(cJSON_GetArrayItem(cJSON_GetObjectItem(r.json, "matches"), j),
-                              "verdict"),
-                         "different");
+        ck_assert_str_eq(
+            jstr(cJSON_GetArrayItem(cJSON_GetObjectItem(r.json, "matches"), j), "verdict"),
+            "different");
     resp_free(&r);
     r = identify(&img[0], NULL); /* identify_k defaults to 5; there are more subjects */
     ASSERT_JSON(r, 200);
@@ -574,9 +591,9 @@ START_TEST(subjects_pagination) {
             ck_assert_ptr_nonnull(id);
             ck_assert_msg(strcmp(prev, id) < 0, "'%s' after '%s'", id, prev);
             snprintf(prev, sizeof prev, "%s", id);
-            ck_assert_str_eq(jstr(s, "id"), jstr(cJSON_GetArrayItem(
-                                                     cJSON_GetObjectItem(all.json, "subjects"), seen),
-                                                 "id"));
+            ck_assert_str_eq(
+                jstr(s, "id"),
+                jstr(cJSON_GetArrayItem(cJSON_GetObjectItem(all.json, "subjects"), seen), "id"));
             ck_assert(is_iso_time(jstr(s, "created_at")));
             ck_assert(jnum(s, "samples") >= 0);
             int k;
@@ -642,7 +659,8 @@ START_TEST(enroll_256_images) {
     const cJSON *ids = cJSON_GetObjectItem(r.json, "samples");
     ck_assert_int_eq(cJSON_GetArraySize(ids), 256);
     for (int i = 1; i < 256; i++) /* ids in image order, all distinct */
-        ck_assert(jnum(cJSON_GetArrayItem(ids, i), "id") > jnum(cJSON_GetArrayItem(ids, i - 1), "id"));
+        ck_assert(jnum(cJSON_GetArrayItem(ids, i), "id") >
+                  jnum(cJSON_GetArrayItem(ids, i - 1), "id"));
     resp_free(&r);
     r = http_get(P, "/subjects/many-256");
     ASSERT_JSON(r, 200);
@@ -689,10 +707,12 @@ END_TEST
 
 /* With no API keys configured, an Authorization header changes nothing. */
 START_TEST(auth_off_ignores_keys) {
-    Resp r = http(P, &(Req){.method = "GET", .path = "/model", .auth = "Bearer whatever-key-12345"});
+    Resp r =
+        http(P, &(Req){.method = "GET", .path = "/model", .auth = "Bearer whatever-key-12345"});
     ASSERT_JSON(r, 200);
     resp_free(&r);
-    r = http(P, &(Req){.method = "DELETE", .path = "/subjects/nobody-at-all", .auth = "Basic eDp5"});
+    r = http(P,
+             &(Req){.method = "DELETE", .path = "/subjects/nobody-at-all", .auth = "Basic eDp5"});
     ASSERT_JSON(r, 404);
     ck_assert_str_eq(error_code(&r), "subject_not_found");
     resp_free(&r);
@@ -727,7 +747,11 @@ START_TEST(metrics_count_requests) {
     r = http_get(P, "/no/such/route");
     ASSERT_JSON(r, 404);
     resp_free(&r);
-    r = http(P, &(Req){"POST", "/verify", "application/json", "{}", 2, NULL, 0});
+    r = http(P, &(Req){.method = "POST",
+                       .path = "/verify",
+                       .ctype = "application/json",
+                       .body = "{}",
+                       .len = 2});
     ASSERT_JSON(r, 400);
     resp_free(&r);
     ck_assert_double_eq(metric_reach("siamesed_http_requests_total", ok, h0 + 3), h0 + 3);

@@ -24,7 +24,9 @@ static void input_setup(void) {
     const char *const extra[] = {"--max-body", "64K", NULL};
     shared_start(&S, "input", extra);
 }
-static void input_teardown(void) { shared_stop(&S); }
+static void input_teardown(void) {
+    shared_stop(&S);
+}
 
 /* ---- both encodings ---- */
 
@@ -84,7 +86,8 @@ START_TEST(encodings_agree) {
     double d[4];
     for (int i = 0; i < 4; i++) {
         Field s[] = {TEXT("subject", i % 2 ? "enc-js" : "enc-mp"), IMAGE("image", fm3)};
-        Resp r = i < 2 ? post_multipart(P, "/verify", s, 2, NULL) : post_json(P, "/verify", s, 2, NULL);
+        Resp r =
+            i < 2 ? post_multipart(P, "/verify", s, 2, NULL) : post_json(P, "/verify", s, 2, NULL);
         ASSERT_JSON(r, 200);
         d[i] = jnum(r.json, "distance");
         resp_free(&r);
@@ -104,8 +107,11 @@ END_TEST
 
 /* Embeds a JSON body given as text; returns the reply. */
 static Resp embed_json_text(const char *json) {
-    return http(P, &(Req){"POST", "/embed", "application/json; charset=utf-8", json, strlen(json),
-                          NULL, 0});
+    return http(P, &(Req){.method = "POST",
+                          .path = "/embed",
+                          .ctype = "application/json; charset=utf-8",
+                          .body = json,
+                          .len = strlen(json)});
 }
 
 START_TEST(json_base64_flavours) {
@@ -156,9 +162,9 @@ END_TEST
 typedef struct {
     const char *what;
     Req rq;
-    Buf body;       /* owns rq.body */
+    Buf body; /* owns rq.body */
     char ctype[96];
-    int raw;        /* body is a whole HTTP request, sent as is */
+    int raw; /* body is a whole HTTP request, sent as is */
     int status;
     const char *code; /* the error code expected, or NULL for any */
 } Bad;
@@ -171,7 +177,8 @@ static Bad *row(const char *what, const char *method, const char *path, int stat
                 const char *code) {
     ck_assert(NT < MAX_BAD);
     Bad *b = &T[NT++];
-    *b = (Bad){.what = what, .rq = {.method = method, .path = path}, .status = status, .code = code};
+    *b =
+        (Bad){.what = what, .rq = {.method = method, .path = path}, .status = status, .code = code};
     return b;
 }
 
@@ -192,8 +199,8 @@ static void bare(const char *what, const char *method, const char *path, int sta
 }
 
 /* A literal body (len 0: strlen) with a Content-Type (NULL: none). */
-static void lit(const char *what, const char *path, const char *ctype, const char *body,
-                size_t len, int status, const char *code) {
+static void lit(const char *what, const char *path, const char *ctype, const char *body, size_t len,
+                int status, const char *code) {
     Buf b = {0};
     buf_add(&b, body, len ? len : strlen(body));
     set_body(row(what, "POST", path, status, code), ctype, b);
@@ -294,16 +301,16 @@ static void table_fields(void) {
        IMAGE("b", fm0));
     MP("verify: threshold -1", "/verify", 400, "bad_request", 3, IMAGE("a", fm0), IMAGE("b", fm0),
        TEXT("threshold", "-1"));
-    MP("verify: threshold nan", "/verify", 400, "bad_request", 3, IMAGE("a", fm0),
-       IMAGE("b", fm0), TEXT("threshold", "nan"));
-    MP("verify: threshold inf", "/verify", 400, "bad_request", 3, IMAGE("a", fm0),
-       IMAGE("b", fm0), TEXT("threshold", "inf"));
-    MP("verify: threshold 1e7", "/verify", 400, "bad_request", 3, IMAGE("a", fm0),
-       IMAGE("b", fm0), TEXT("threshold", "1e7"));
+    MP("verify: threshold nan", "/verify", 400, "bad_request", 3, IMAGE("a", fm0), IMAGE("b", fm0),
+       TEXT("threshold", "nan"));
+    MP("verify: threshold inf", "/verify", 400, "bad_request", 3, IMAGE("a", fm0), IMAGE("b", fm0),
+       TEXT("threshold", "inf"));
+    MP("verify: threshold 1e7", "/verify", 400, "bad_request", 3, IMAGE("a", fm0), IMAGE("b", fm0),
+       TEXT("threshold", "1e7"));
     MP("verify: threshold empty", "/verify", 400, "bad_request", 3, IMAGE("a", fm0),
        IMAGE("b", fm0), TEXT("threshold", ""));
-    MP("verify: threshold 0.5x", "/verify", 400, "bad_request", 3, IMAGE("a", fm0),
-       IMAGE("b", fm0), TEXT("threshold", "0.5x"));
+    MP("verify: threshold 0.5x", "/verify", 400, "bad_request", 3, IMAGE("a", fm0), IMAGE("b", fm0),
+       TEXT("threshold", "0.5x"));
     JS("verify: threshold string nan", "/verify", 400, "bad_request", 3, IMAGE("a", fm0),
        IMAGE("b", fm0), TEXT("threshold", "nan"));
     MP("verify: threshold twice", "/verify", 400, "bad_request", 4, IMAGE("a", fm0),
@@ -312,8 +319,8 @@ static void table_fields(void) {
        IMAGE("image", fm0));
     MP("verify: 129-char subject", "/verify", 400, "invalid_subject", 2, TEXT("subject", long_id),
        IMAGE("image", fm0));
-    MP("verify: subject with a space", "/verify", 400, "invalid_subject", 2,
-       TEXT("subject", "a b"), IMAGE("image", fm0));
+    MP("verify: subject with a space", "/verify", 400, "invalid_subject", 2, TEXT("subject", "a b"),
+       IMAGE("image", fm0));
     MP("verify: unknown subject", "/verify", 404, "subject_not_found", 2,
        TEXT("subject", "nobody-here"), IMAGE("image", fm0));
     MP("enroll: no subject", "/enroll", 400, "missing_field", 1, IMAGE("image", fm0));
@@ -322,16 +329,16 @@ static void table_fields(void) {
        IMAGE("image", fm0));
     JS("enroll: 129-char subject", "/enroll", 400, "invalid_subject", 2, TEXT("subject", long_id),
        IMAGE("image", fm0));
-    MP("enroll: subject with /", "/enroll", 400, "invalid_subject", 2, TEXT("subject", "bad/enroll"),
-       IMAGE("image", fm0));
+    MP("enroll: subject with /", "/enroll", 400, "invalid_subject", 2,
+       TEXT("subject", "bad/enroll"), IMAGE("image", fm0));
     MP("enroll: non-ASCII subject", "/enroll", 400, "invalid_subject", 2,
        TEXT("subject", "bad-\xc3\xa9"), IMAGE("image", fm0));
     MP("enroll: subject with a tab", "/enroll", 400, "invalid_subject", 2,
        TEXT("subject", "bad\tenroll"), IMAGE("image", fm0));
     MP("enroll: metadata an array", "/enroll", 400, "bad_request", 3, TEXT("subject", "bad-enroll"),
        IMAGE("image", fm0), TEXT("metadata", "[1,2]"));
-    MP("enroll: metadata not JSON", "/enroll", 400, "bad_request", 3,
-       TEXT("subject", "bad-enroll"), IMAGE("image", fm0), TEXT("metadata", "{nope"));
+    MP("enroll: metadata not JSON", "/enroll", 400, "bad_request", 3, TEXT("subject", "bad-enroll"),
+       IMAGE("image", fm0), TEXT("metadata", "{nope"));
     JS("enroll: metadata with trailing garbage", "/enroll", 400, "bad_request", 3,
        TEXT("subject", "bad-enroll"), IMAGE("image", fm0), TEXT("metadata", "{\"a\":1}x"));
     MP("enroll: metadata a JSON string", "/enroll", 400, "bad_request", 3,
@@ -346,10 +353,11 @@ static void table_fields(void) {
     MP("embed: binary field 'images'", "/embed", 400, NULL, 1, IMAGE("images", fm0));
     MP("identify: no image", "/identify", 400, "missing_field", 1, TEXT("k", "1"));
     static const char *const bad_k[][2] = {
-        {"identify: k 0", "0"},      {"identify: k 1001", "1001"},   {"identify: k x", "x"},
-        {"identify: k 2.5", "2.5"},  {"identify: k -1", "-1"},       {"identify: k empty", ""},
-        {"identify: k ' 3'", " 3"},  {"identify: k 1e2x", "1e2x"},   {"identify: k 0x10", "0x10"},
-        {"identify: k 3 and a newline", "3\n"}};
+        {"identify: k 0", "0"},       {"identify: k 1001", "1001"},
+        {"identify: k x", "x"},       {"identify: k 2.5", "2.5"},
+        {"identify: k -1", "-1"},     {"identify: k empty", ""},
+        {"identify: k ' 3'", " 3"},   {"identify: k 1e2x", "1e2x"},
+        {"identify: k 0x10", "0x10"}, {"identify: k 3 and a newline", "3\n"}};
     for (size_t i = 0; i < sizeof bad_k / sizeof *bad_k; i++)
         MP(bad_k[i][0], "/identify", 400, "bad_request", 2, IMAGE("image", fm0),
            TEXT("k", bad_k[i][1]));
@@ -388,16 +396,19 @@ static void table_images(void) {
 
 static void table_query(void) {
     static const char *const paths[] = {
-        "/subjects?limit=0",   "/subjects?limit=1001", "/subjects?limit=abc",
-        "/subjects?limit=1.5", "/subjects?limit=-1",   "/subjects?limit=",
-        "/subjects?limit=1e2", "/subjects?limit=%2B5", "/subjects?cursor=!!!",
+        "/subjects?limit=0",   "/subjects?limit=1001",         "/subjects?limit=abc",
+        "/subjects?limit=1.5", "/subjects?limit=-1",           "/subjects?limit=",
+        "/subjects?limit=1e2", "/subjects?limit=%2B5",         "/subjects?cursor=!!!",
         "/subjects?cursor=a",  "/subjects?cursor=cGctMA%3D%3D"};
     for (size_t i = 0; i < sizeof paths / sizeof *paths; i++)
         bare(paths[i], "GET", paths[i], 400, "bad_request");
-    static const char *const samples[] = {
-        "/subjects/x/samples/abc", "/subjects/x/samples/0",   "/subjects/x/samples/-1",
-        "/subjects/x/samples/1.5", "/subjects/x/samples/1e3", "/subjects/x/samples/%2B1",
-        "/subjects/x/samples/99999999999999999999"};
+    static const char *const samples[] = {"/subjects/x/samples/abc",
+                                          "/subjects/x/samples/0",
+                                          "/subjects/x/samples/-1",
+                                          "/subjects/x/samples/1.5",
+                                          "/subjects/x/samples/1e3",
+                                          "/subjects/x/samples/%2B1",
+                                          "/subjects/x/samples/99999999999999999999"};
     for (size_t i = 0; i < sizeof samples / sizeof *samples; i++)
         bare(samples[i], "DELETE", samples[i], 400, "bad_request");
     bare("delete unknown subject", "DELETE", "/subjects/nobody-here", 404, "subject_not_found");
@@ -425,8 +436,8 @@ static void table_bodies(void) {
     lit("JSON top-level array", "/verify", "application/json", "[1]", 0, 400, "bad_request");
     lit("JSON top-level string", "/verify", "application/json", "\"x\"", 0, 400, "bad_request");
     lit("JSON trailing garbage", "/verify", "application/json", "{} x", 0, 400, "bad_request");
-    lit("JSON duplicate key", "/embed", "application/json", "{\"image\":\"AA==\",\"image\":\"AA==\"}",
-        0, 400, "bad_request");
+    lit("JSON duplicate key", "/embed", "application/json",
+        "{\"image\":\"AA==\",\"image\":\"AA==\"}", 0, 400, "bad_request");
     lit("JSON invalid base64", "/embed", "application/json", "{\"image\":\"!!!!\"}", 0, 400,
         "bad_request");
     lit("JSON image a number", "/embed", "application/json", "{\"image\":5}", 0, 400,
@@ -458,8 +469,8 @@ static void table_bodies(void) {
     lit("part without Content-Disposition", "/verify", mp,
         "--XyZ\r\nContent-Type: text/plain\r\n\r\nabc\r\n--XyZ--\r\n", 0, 400, "bad_request");
     lit("part without a name", "/verify", mp,
-        "--XyZ\r\nContent-Disposition: form-data; filename=\"f\"\r\n\r\nabc\r\n--XyZ--\r\n", 0,
-        400, "bad_request");
+        "--XyZ\r\nContent-Disposition: form-data; filename=\"f\"\r\n\r\nabc\r\n--XyZ--\r\n", 0, 400,
+        "bad_request");
     lit("field name with a space", "/verify", mp,
         "--XyZ\r\nContent-Disposition: form-data; name=\"a b\"\r\n\r\nabc\r\n--XyZ--\r\n", 0, 400,
         "bad_request");
@@ -467,8 +478,8 @@ static void table_bodies(void) {
     lit("multipart empty body", "/verify", mp, "", 0, 400, "bad_request");
     Buf hl = repeat("--XyZ\r\nContent-Disposition: form-data; name=\"a\"\r\nX-Long: ", 'h', 1100,
                     "\r\n\r\nabc\r\n--XyZ--\r\n");
-    set_body(row("part header line of 1100 bytes", "POST", "/verify", 413, "payload_too_large"),
-             mp, hl);
+    set_body(row("part header line of 1100 bytes", "POST", "/verify", 413, "payload_too_large"), mp,
+             hl);
     Buf many = {0};
     buf_str(&many, "--XyZ\r\nContent-Disposition: form-data; name=\"a\"\r\n");
     for (int i = 0; i < 20; i++)
@@ -528,8 +539,8 @@ START_TEST(malformed_requests) {
     Resp r = http_get(P, "/subjects/bad-enroll");
     ASSERT_JSON(r, 404);
     resp_free(&r);
-    Buf *all[] = {&fm0, &garbage, &tiny, &png_cut, &jpg_cut, &pgm_cut, &png_filter, &png_huge,
-                  &pgm_huge, &jpg_huge, &empty};
+    Buf *all[] = {&fm0,        &garbage,  &tiny,     &png_cut,  &jpg_cut, &pgm_cut,
+                  &png_filter, &png_huge, &pgm_huge, &jpg_huge, &empty};
     for (size_t i = 0; i < sizeof all / sizeof *all; i++)
         buf_free(all[i]);
 }
@@ -539,7 +550,12 @@ END_TEST
  * carries on. */
 START_TEST(endless_chunked_upload) {
     Buf huge = repeat("{\"image\":\"", 'A', 4 << 20, "\"}");
-    Resp r = http(P, &(Req){"POST", "/embed", "application/json", huge.p, huge.len, NULL, 1});
+    Resp r = http(P, &(Req){.method = "POST",
+                            .path = "/embed",
+                            .ctype = "application/json",
+                            .body = huge.p,
+                            .len = huge.len,
+                            .chunked = 1});
     ck_assert_msg(r.status == 413 || r.status == 0, "status %ld", r.status);
     if (r.status == 413)
         ck_assert_str_eq(error_code(&r), "payload_too_large");

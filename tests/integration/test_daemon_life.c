@@ -317,6 +317,39 @@ START_TEST(unkept_big_image_enrolls) {
 }
 END_TEST
 
+/* ---- TLS ---- */
+
+START_TEST(serves_https) {
+    char cert[600], key[600];
+    snprintf(cert, sizeof cert, "%s/tests/data/tls/cert.pem", H.srcroot);
+    snprintf(key, sizeof key, "%s/tests/data/tls/key.pem", H.srcroot);
+    const char *const tls[] = {"--tls-cert", cert, "--tls-key", key, NULL};
+    Own o;
+    own_init(&o, "tls");
+    own_start_ok(&o, H.model_a, tls);
+    Buf fm0 = img_file("fm0_c9.png");
+    Buf body = body_json((Field[]){IMAGE("a", fm0), IMAGE("b", fm0)}, 2);
+    Resp r = http(o.d.port, &(Req){.method = "POST",
+                                   .path = "/verify",
+                                   .ctype = "application/json",
+                                   .body = body.p,
+                                   .len = body.len,
+                                   .ca = cert});
+    ASSERT_JSON(r, 200);
+    ck_assert_double_eq_tol(jnum(r.json, "distance"), SAME_DISTANCE, 1e-6);
+    resp_free(&r);
+    /* Plain HTTP on the TLS port gets no HTTP answer. */
+    r = http_get(o.d.port, "/healthz");
+    ck_assert_msg(r.status != 200, "plain HTTP answered on the TLS port");
+    resp_free(&r);
+    r = http(o.d.port, &(Req){.method = "GET", .path = "/healthz", .ca = cert});
+    ASSERT_JSON(r, 200);
+    resp_free(&r);
+    own_stop_ok(&o);
+    buf_free(&body), buf_free(&fm0);
+}
+END_TEST
+
 /* ---- model change ---- */
 
 static double verify_subject_d(int port, const char *subject, const Buf *img) {
@@ -349,8 +382,8 @@ static void start_refused(Own *o, const char *model) {
 static int reembed(Own *o, const char *model) {
     char log[400];
     snprintf(log, sizeof log, "%s/reembed%d.log", o->dir, ++o->runs);
-    const char *const args[] = {"--reembed", "--model", model, "--db", o->db,
-                                "--train-if-missing", "no", NULL};
+    const char *const args[] = {"--reembed",          "--model", model, "--db", o->db,
+                                "--train-if-missing", "no",      NULL};
     int st = tool_run(log, args);
     if (log_has_sanitizer_report(log))
         log_dump(log);
@@ -430,6 +463,7 @@ TCase *tcase_lifecycle(void) {
     tcase_add_test(tc, persists_across_restart_and_kill9);
     tcase_add_test(tc, concurrent_enrolls_group_commit);
     tcase_add_test(tc, concurrent_enrolls_one_subject);
+    tcase_add_test(tc, serves_https);
     tcase_add_test(tc, kept_image_over_the_cap_is_413);
     tcase_add_test(tc, unkept_big_image_enrolls);
     tcase_add_test(tc, model_change_needs_reembed);
