@@ -340,11 +340,15 @@ int daemon_start(Daemon *d, const char *log, const char *const *args) {
 }
 
 int daemon_stop(Daemon *d) {
+    return daemon_signal_stop(d, SIGTERM);
+}
+
+int daemon_signal_stop(Daemon *d, int sig) {
     if (!d->pid)
         return d->status;
-    kill(d->pid, SIGTERM);
+    kill(d->pid, sig);
     if (wait_for(d->pid, 30, &d->status) != 0) {
-        fprintf(stderr, "daemon %d ignored SIGTERM for 30 s; killing it\n", (int)d->pid);
+        fprintf(stderr, "daemon %d ignored signal %d for 30 s; killing it\n", (int)d->pid, sig);
         return daemon_kill(d);
     }
     d->pid = 0;

@@ -71,6 +71,8 @@ int model_make(const char *path, unsigned seed);
 int daemon_start(Daemon *d, const char *log, const char *const *args);
 /* SIGTERM, then waits (SIGKILL after 30 s). Returns the wait status. */
 int daemon_stop(Daemon *d);
+/* The same with another signal. */
+int daemon_signal_stop(Daemon *d, int sig);
 /* SIGKILL and reap. Returns the wait status. */
 int daemon_kill(Daemon *d);
 /* Runs `siamesed ARGS...` to completion (killed after 120 s), output appended

@@ -357,6 +357,22 @@ START_TEST(enroll_get_delete) {
     ASSERT_JSON(r, 404);
     ck_assert_str_eq(error_code(&r), "sample_not_found");
     resp_free(&r);
+    /* Deleted samples leave the index: with both fm0 samples gone, the
+     * nearest of life-1 to fm0 is one of the others. */
+    Field v[] = {TEXT("subject", "life-1"), IMAGE("image", img[0])};
+    r = post_multipart(P, "/verify", v, 2, NULL);
+    ASSERT_JSON(r, 200);
+    ck_assert_double_eq(jnum(r.json, "sample"), id3);
+    resp_free(&r);
+    snprintf(path, sizeof path, "/subjects/life-1/samples/%.0f", id3);
+    r = http_delete(P, path);
+    ASSERT_JSON(r, 200);
+    resp_free(&r);
+    r = post_multipart(P, "/verify", v, 2, NULL);
+    ASSERT_JSON(r, 200);
+    ck_assert(jnum(r.json, "sample") == id1 || jnum(r.json, "sample") == id2);
+    ck_assert(jnum(r.json, "distance") > 1e-3);
+    resp_free(&r);
 
     /* A sample id of another subject is not this subject's. */
     double other;
@@ -374,7 +390,15 @@ START_TEST(enroll_get_delete) {
     r = http_delete(P, "/subjects/life-1");
     ASSERT_JSON(r, 200);
     ck_assert_str_eq(jstr(r.json, "subject"), "life-1");
-    ck_assert_double_eq(jnum(r.json, "deleted_samples"), 3);
+    ck_assert_double_eq(jnum(r.json, "deleted_samples"), 2);
+    resp_free(&r);
+    /* Gone from identify too, however many matches are asked for. */
+    Field q[] = {IMAGE("image", img[1]), TEXT("k", "1000")};
+    r = post_multipart(P, "/identify", q, 2, NULL);
+    ASSERT_JSON(r, 200);
+    const cJSON *m;
+    cJSON_ArrayForEach(m, cJSON_GetObjectItem(r.json, "matches"))
+        ck_assert_str_ne(jstr(m, "subject"), "life-1");
     resp_free(&r);
     r = http_get(P, "/subjects/life-1");
     ASSERT_JSON(r, 404);

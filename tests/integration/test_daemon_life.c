@@ -12,10 +12,13 @@
 #include <check.h>
 #include <math.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include "daemon_harness.h"
 
@@ -317,6 +320,92 @@ START_TEST(unkept_big_image_enrolls) {
 }
 END_TEST
 
+/* ---- one store, one daemon ---- */
+
+/* A second daemon on a database another daemon is serving: either it is
+ * refused, or what it answers agrees with the database (store.h: "a write
+ * that returned is visible to every later read"). An index loaded at start
+ * and never refreshed would say "subject_empty" for a subject GET shows with
+ * samples. */
+START_TEST(second_daemon_on_the_same_database) {
+    Own a, b;
+    own_init(&a, "twice");
+    own_start_ok(&a, H.model_a, NULL);
+    b = a;
+    b.d = (Daemon){0};
+    int serving = own_start(&b, H.model_a, NULL) == 0;
+    if (serving) {
+        Buf fm0 = img_file("fm0_c9.png");
+        enroll_one(a.d.port, "twice-1", &fm0, NULL);
+        cJSON *s = get_json(b.d.port, "/subjects/twice-1");
+        ck_assert_double_eq(jnum(s, "total"), 1);
+        cJSON_Delete(s);
+        double d = 0;
+        Field f[] = {TEXT("subject", "twice-1"), IMAGE("image", fm0)};
+        Resp r = post_multipart(b.d.port, "/verify", f, 2, NULL);
+        long status = r.status;
+        if (status == 200)
+            d = jnum(r.json, "distance");
+        char body[300];
+        snprintf(body, sizeof body, "%.280s", r.body);
+        resp_free(&r);
+        buf_free(&fm0);
+        own_stop_ok(&b);
+        own_stop_ok(&a);
+        ck_assert_msg(status == 200 && fabs(d - SAME_DISTANCE) < 1e-6,
+                      "a second daemon on the same database serves a stale index: GET "
+                      "/subjects/twice-1 shows 1 sample, verify answers %ld %s",
+                      status, body);
+    } else {
+        ck_assert_msg(WIFEXITED(b.d.status) && WEXITSTATUS(b.d.status) != 0,
+                      "second daemon: wait status 0x%x", b.d.status);
+        own_stop_ok(&a);
+    }
+}
+END_TEST
+
+/* A model file that does not exist (and --train-if-missing no): exit 1 with a
+ * message naming it; SIGINT stops a serving daemon as cleanly as SIGTERM. */
+START_TEST(missing_model_and_sigint) {
+    Own o;
+    own_init(&o, "nomodel");
+    char missing[400];
+    snprintf(missing, sizeof missing, "%s/no-such-model.safetensors", o.dir);
+    ck_assert_int_lt(own_start(&o, missing, NULL), 0);
+    ck_assert_msg(WIFEXITED(o.d.status) && WEXITSTATUS(o.d.status) == 1, "wait status 0x%x",
+                  o.d.status);
+    ck_assert_msg(file_has(o.d.log, "no-such-model.safetensors"),
+                  "the error does not name the file");
+    own_start_ok(&o, H.model_a, NULL);
+    int st = daemon_signal_stop(&o.d, SIGINT);
+    ck_assert_msg(exited_ok(st), "SIGINT: wait status 0x%x", st);
+}
+END_TEST
+
+/* A second signal while the daemon waits for a request in flight must not
+ * kill it (serve.c: "only the main thread, in sigwait(), ever sees them").
+ * The request is an upload left half-sent; closing it lets the stop finish. */
+START_TEST(second_signal_during_shutdown) {
+    Own o;
+    own_init(&o, "signals");
+    own_start_ok(&o, H.model_a, NULL);
+    const char *rq = "POST /verify HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+                     "Content-Length: 1000\r\n\r\n{\"a\":";
+    int fd = raw_connect(o.d.port);
+    ck_assert_int_ge(fd, 0);
+    ck_assert(send(fd, rq, strlen(rq), MSG_NOSIGNAL) == (ssize_t)strlen(rq));
+    usleep(100000);
+    kill(o.d.pid, SIGTERM);
+    usleep(300000); /* now in the grace period, past sigwait() */
+    kill(o.d.pid, SIGINT);
+    usleep(100000);
+    close(fd);
+    int st = daemon_stop(&o.d);
+    ck_assert_msg(exited_ok(st), "two signals: wait status 0x%x (%s)", st,
+                  WIFSIGNALED(st) ? strsignal(WTERMSIG(st)) : "exit code");
+}
+END_TEST
+
 /* ---- TLS ---- */
 
 START_TEST(serves_https) {
@@ -463,6 +552,9 @@ TCase *tcase_lifecycle(void) {
     tcase_add_test(tc, persists_across_restart_and_kill9);
     tcase_add_test(tc, concurrent_enrolls_group_commit);
     tcase_add_test(tc, concurrent_enrolls_one_subject);
+    tcase_add_test(tc, second_daemon_on_the_same_database);
+    tcase_add_test(tc, missing_model_and_sigint);
+    tcase_add_test(tc, second_signal_during_shutdown);
     tcase_add_test(tc, serves_https);
     tcase_add_test(tc, kept_image_over_the_cap_is_413);
     tcase_add_test(tc, unkept_big_image_enrolls);
