@@ -705,6 +705,37 @@ START_TEST(enroll_256_images) {
 }
 END_TEST
 
+/* Metadata up to 64 KiB is kept verbatim; one byte more is refused whole. */
+START_TEST(metadata_size_limit) {
+    Buf img = img_pgm(11, 28, 28), meta = {0};
+    buf_str(&meta, "{\"pad\":\"");
+    while (meta.len < 65536 - 2)
+        buf_add(&meta, "m", 1);
+    buf_str(&meta, "\"}");
+    ck_assert_uint_eq(meta.len, 65536);
+    Field f[] = {TEXT("subject", "meta-max"), IMAGE("image", img),
+                 JRAW("metadata", (char *)meta.p)};
+    Resp r = post_multipart(P, "/enroll", f, 3, NULL);
+    ASSERT_JSON(r, 201);
+    resp_free(&r);
+    r = http_get(P, "/subjects/meta-max");
+    ASSERT_JSON(r, 200);
+    const char *pad = jstr(cJSON_GetObjectItem(r.json, "metadata"), "pad");
+    ck_assert_msg(pad && strlen(pad) == 65536 - 10, "metadata came back changed");
+    resp_free(&r);
+    buf_str(&meta, " ");
+    f[0] = TEXT("subject", "meta-over");
+    f[2] = JRAW("metadata", (char *)meta.p);
+    r = post_multipart(P, "/enroll", f, 3, NULL);
+    ASSERT_JSON(r, 413);
+    resp_free(&r);
+    r = http_get(P, "/subjects/meta-over");
+    ASSERT_JSON(r, 404);
+    resp_free(&r);
+    buf_free(&img), buf_free(&meta);
+}
+END_TEST
+
 /* Clients that hang up mid-request are counted (code "other") and leave no
  * request in flight behind. */
 START_TEST(aborted_requests) {
@@ -816,6 +847,7 @@ TCase *tcase_routes(void) {
     tcase_add_test(tc, identify_ranks_the_enrolled_subject_first);
     tcase_add_test(tc, subjects_pagination);
     tcase_add_test(tc, enroll_256_images);
+    tcase_add_test(tc, metadata_size_limit);
     tcase_add_test(tc, aborted_requests);
     tcase_add_test(tc, auth_off_ignores_keys);
     tcase_add_test(tc, metrics_count_requests);

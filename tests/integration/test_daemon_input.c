@@ -448,6 +448,12 @@ static void table_bodies(void) {
         "{\"subject\":\"\xff\xfe\",\"image\":\"AA==\"}", 0, 400, "bad_request");
     lit("JSON \\u0000 in a string", "/enroll", "application/json",
         "{\"subject\":\"a\\u0000b\",\"image\":\"AA==\"}", 0, 400, "bad_request");
+    Buf values = repeat("{\"k\":[", '1', 1, "");
+    for (int i = 0; i < 10001; i++)
+        buf_str(&values, ",1");
+    buf_str(&values, "]}");
+    set_body(row("JSON with 10002 values", "POST", "/identify", 413, "payload_too_large"),
+             "application/json", values);
     Buf deep = repeat("{\"k\":", '[', 10000, "");
     for (int i = 0; i < 10000; i++)
         buf_str(&deep, "]");

@@ -13,6 +13,7 @@
 #include <math.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,6 +95,10 @@ START_TEST(persists_across_restart_and_kill9) {
     own_init(&o, "persist");
     Buf fm0 = img_file("fm0_c9.png"), fm2 = img_file("fm2_c1.png"), fm3 = img_file("fm3_c1.png");
     own_start_ok(&o, H.model_a, NULL);
+    Resp none = identify(o.d.port, &fm0, "3"); /* an empty store: no matches */
+    ASSERT_JSON(none, 200);
+    ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItem(none.json, "matches")), 0);
+    resp_free(&none);
     enroll_one(o.d.port, "p-a", &fm0, "{\"who\":\"a\"}");
     enroll_one(o.d.port, "p-b", &fm2, NULL);
     Buf extra = img_pgm(77, 28, 28);
@@ -176,6 +181,38 @@ static void *enroll_worker(void *arg) {
     return NULL;
 }
 
+/* Reads while the enrolls run: every answer a 200, identify sorted. */
+typedef struct {
+    int port, requests;
+    atomic_int *stop;
+    char err[300];
+} Reader;
+
+static void *read_worker(void *arg) {
+    Reader *rd = arg;
+    Buf img = img_pgm(1003, 28, 28);
+    while (!atomic_load(rd->stop) && !*rd->err) {
+        Resp r = identify(rd->port, &img, "10");
+        double prev = 0;
+        const cJSON *m;
+        cJSON_ArrayForEach(m, cJSON_GetObjectItem(r.json, "matches")) {
+            if (jnum(m, "distance") < prev)
+                snprintf(rd->err, sizeof rd->err, "identify not sorted: %.200s", r.body);
+            prev = jnum(m, "distance");
+        }
+        if (r.status != 200)
+            snprintf(rd->err, sizeof rd->err, "identify: %ld %.200s", r.status, r.body);
+        resp_free(&r);
+        r = http_get(rd->port, "/subjects?limit=50");
+        if (r.status != 200)
+            snprintf(rd->err, sizeof rd->err, "list: %ld %.200s", r.status, r.body);
+        resp_free(&r);
+        rd->requests += 2;
+    }
+    buf_free(&img);
+    return NULL;
+}
+
 START_TEST(concurrent_enrolls_group_commit) {
     Own o;
     own_init(&o, "concurrent");
@@ -187,8 +224,21 @@ START_TEST(concurrent_enrolls_group_commit) {
         w[t] = (Worker){.port = o.d.port, .t = t};
         ck_assert_int_eq(pthread_create(&th[t], NULL, enroll_worker, &w[t]), 0);
     }
+    atomic_int stop = 0;
+    pthread_t rth[2];
+    Reader rd[2];
+    for (int t = 0; t < 2; t++) {
+        rd[t] = (Reader){.port = o.d.port, .stop = &stop};
+        ck_assert_int_eq(pthread_create(&rth[t], NULL, read_worker, &rd[t]), 0);
+    }
     for (int t = 0; t < THREADS; t++)
         pthread_join(th[t], NULL);
+    atomic_store(&stop, 1);
+    for (int t = 0; t < 2; t++) {
+        pthread_join(rth[t], NULL);
+        ck_assert_msg(!*rd[t].err, "reader %d: %s", t, rd[t].err);
+        ck_assert_int_gt(rd[t].requests, 0);
+    }
     for (int t = 0; t < THREADS; t++)
         ck_assert_msg(w[t].ok == PER_THREAD, "thread %d: %d of %d enrolled; first failure %s", t,
                       w[t].ok, PER_THREAD, w[t].err);
