@@ -240,10 +240,10 @@ int exited_ok(int status) {
     return WIFEXITED(status) && WEXITSTATUS(status) == 0;
 }
 
-int model_make(const char *path, unsigned seed) {
+int model_make(const char *path, unsigned seed, const char *widths) {
     char s[16];
     snprintf(s, sizeof s, "%u", seed);
-    char *argv[] = {(char *)H.mkmodel, (char *)path, s, NULL};
+    char *argv[] = {(char *)H.mkmodel, (char *)path, s, (char *)widths, NULL};
     int st;
     pid_t pid = spawn(H.mkmodel, argv, NULL);
     if (pid < 0 || wait_for(pid, 60, &st) != 0)

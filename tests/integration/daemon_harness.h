@@ -58,8 +58,8 @@ typedef struct {
 
 /* A fresh directory under H.root named after tag (out: size bytes). 0 or -1. */
 int scratch_dir(const char *tag, char *out, size_t size);
-/* Runs mkmodel OUT SEED; 0 on success. */
-int model_make(const char *path, unsigned seed);
+/* Runs mkmodel OUT SEED [WIDTHS] (widths NULL: 128,128,128); 0 on success. */
+int model_make(const char *path, unsigned seed, const char *widths);
 
 /* Starts `siamesed --listen 127.0.0.1:PORT --train-if-missing no ARGS...`
  * (args NULL-terminated; --threads 2 added unless args set it) with stderr

@@ -427,7 +427,7 @@ START_TEST(subject_id_alphabet) {
     char longest[129];
     memset(longest, 'z', 128);
     longest[128] = 0;
-    const char *ids[] = {"a.B_c:d@e-9", "user@example.com", "0", longest};
+    const char *ids[] = {"a.B_c:d@e-9", "user@example.com", "0", longest, ".", "..", "-", "@:"};
     Buf img = img_pgm(3, 28, 28);
     for (size_t i = 0; i < sizeof ids / sizeof *ids; i++) {
         enroll(ids[i], &img, 1, NULL, NULL);
@@ -873,7 +873,7 @@ int main(int argc, char **argv) {
     int ok = mkdtemp(H.root) != NULL;
     snprintf(H.model_a, sizeof H.model_a, "%s/model-a.safetensors", H.root);
     snprintf(H.model_b, sizeof H.model_b, "%s/model-b.safetensors", H.root);
-    if (!ok || model_make(H.model_a, 11) < 0 || model_make(H.model_b, 22) < 0) {
+    if (!ok || model_make(H.model_a, 11, NULL) < 0 || model_make(H.model_b, 22, NULL) < 0) {
         fprintf(stderr, "test_daemon: cannot prepare %s and the models\n", H.root);
         return 1;
     }

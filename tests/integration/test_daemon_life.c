@@ -575,6 +575,51 @@ START_TEST(model_change_needs_reembed) {
 }
 END_TEST
 
+/* A new model with another embedding size (64): --reembed converts the
+ * store, and everything answers in 64 dimensions. */
+START_TEST(reembed_to_another_embedding_size) {
+    Own o;
+    own_init(&o, "reembed64");
+    char model_c[400];
+    snprintf(model_c, sizeof model_c, "%s/model-c.safetensors", o.dir);
+    ck_assert_int_eq(model_make(model_c, 33, "128,64"), 0);
+    Buf fm0 = img_file("fm0_c9.png"), fm2 = img_file("fm2_c1.png");
+    own_start_ok(&o, H.model_a, NULL);
+    enroll_one(o.d.port, "w-a", &fm0, NULL);
+    enroll_one(o.d.port, "w-b", &fm2, NULL);
+    own_stop_ok(&o);
+    start_refused(&o, model_c);
+    int st = reembed(&o, model_c);
+    if (!exited_ok(st))
+        log_dump(o.d.log);
+    ck_assert_msg(exited_ok(st), "--reembed to 64-d: wait status 0x%x", st);
+    own_start_ok(&o, model_c, NULL);
+    cJSON *m = get_json(o.d.port, "/model");
+    ck_assert_double_eq(jnum(m, "embedding_size"), 64);
+    cJSON_Delete(m);
+    Field e[] = {IMAGE("image", fm0)};
+    Resp r = post_multipart(o.d.port, "/embed", e, 1, NULL);
+    ASSERT_JSON(r, 200);
+    ck_assert_int_eq(
+        cJSON_GetArraySize(cJSON_GetArrayItem(cJSON_GetObjectItem(r.json, "embeddings"), 0)), 64);
+    resp_free(&r);
+    ck_assert_double_eq_tol(verify_subject_d(o.d.port, "w-b", &fm0),
+                            verify_pair_d(o.d.port, &fm2, &fm0), 1e-5);
+    ck_assert_double_eq_tol(verify_subject_d(o.d.port, "w-a", &fm0), SAME_DISTANCE, 1e-6);
+    r = identify(o.d.port, &fm2, "2");
+    ASSERT_JSON(r, 200);
+    ck_assert_str_eq(jstr(cJSON_GetArrayItem(cJSON_GetObjectItem(r.json, "matches"), 0), "subject"),
+                     "w-b");
+    resp_free(&r);
+    enroll_one(o.d.port, "w-c", &fm0, NULL); /* new samples are 64-d too */
+    own_stop_ok(&o);
+    own_start_ok(&o, model_c, NULL);
+    ck_assert_double_eq_tol(verify_subject_d(o.d.port, "w-c", &fm0), SAME_DISTANCE, 1e-6);
+    own_stop_ok(&o);
+    buf_free(&fm0), buf_free(&fm2);
+}
+END_TEST
+
 START_TEST(reembed_needs_kept_images) {
     Own o;
     own_init(&o, "noimages");
@@ -609,6 +654,7 @@ TCase *tcase_lifecycle(void) {
     tcase_add_test(tc, kept_image_over_the_cap_is_413);
     tcase_add_test(tc, unkept_big_image_enrolls);
     tcase_add_test(tc, model_change_needs_reembed);
+    tcase_add_test(tc, reembed_to_another_embedding_size);
     tcase_add_test(tc, reembed_needs_kept_images);
     return tc;
 }
