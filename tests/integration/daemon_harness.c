@@ -355,6 +355,15 @@ int daemon_signal_stop(Daemon *d, int sig) {
     return d->status;
 }
 
+int daemon_wait(Daemon *d, double seconds) {
+    if (!d->pid)
+        return d->status;
+    if (wait_for(d->pid, seconds, &d->status) != 0)
+        return daemon_kill(d), -1;
+    d->pid = 0;
+    return d->status;
+}
+
 int daemon_kill(Daemon *d) {
     if (!d->pid)
         return d->status;

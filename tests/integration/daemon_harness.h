@@ -73,6 +73,8 @@ int daemon_start(Daemon *d, const char *log, const char *const *args);
 int daemon_stop(Daemon *d);
 /* The same with another signal. */
 int daemon_signal_stop(Daemon *d, int sig);
+/* Waits for a daemon already told to stop; -1 (and SIGKILL) after seconds. */
+int daemon_wait(Daemon *d, double seconds);
 /* SIGKILL and reap. Returns the wait status. */
 int daemon_kill(Daemon *d);
 /* Runs `siamesed ARGS...` to completion (killed after 120 s), output appended

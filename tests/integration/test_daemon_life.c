@@ -432,6 +432,49 @@ START_TEST(missing_model_and_sigint) {
 }
 END_TEST
 
+/* SIGTERM while a request is half-sent: the daemon stops accepting new
+ * connections but finishes the request (its body arriving after the signal)
+ * and then exits 0. */
+START_TEST(finishes_requests_in_flight) {
+    Own o;
+    own_init(&o, "inflight");
+    own_start_ok(&o, H.model_a, NULL);
+    Buf fm0 = img_file("fm0_c9.png");
+    Buf body = body_json((Field[]){IMAGE("image", fm0)}, 1);
+    char head[256];
+    snprintf(head, sizeof head,
+             "POST /embed HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+             "Content-Length: %zu\r\nConnection: close\r\n\r\n",
+             body.len);
+    int fd = raw_connect(o.d.port);
+    ck_assert_int_ge(fd, 0);
+    size_t half = body.len / 2;
+    ck_assert(send(fd, head, strlen(head), MSG_NOSIGNAL) == (ssize_t)strlen(head));
+    ck_assert(send(fd, body.p, half, MSG_NOSIGNAL) == (ssize_t)half);
+    usleep(100000);
+    kill(o.d.pid, SIGTERM);
+    usleep(300000);
+    int late = raw_connect(o.d.port);
+    ck_assert_msg(late < 0, "a new connection was accepted after SIGTERM");
+    ck_assert(send(fd, body.p + half, body.len - half, MSG_NOSIGNAL) == (ssize_t)(body.len - half));
+    Buf got = {0};
+    char chunk[4096];
+    ssize_t k;
+    while ((k = recv(fd, chunk, sizeof chunk, 0)) > 0)
+        buf_add(&got, chunk, (size_t)k);
+    close(fd);
+    ck_assert_msg(got.p && strncmp((char *)got.p, "HTTP/1.1 200", 12) == 0, "reply: %.300s",
+                  got.p ? (char *)got.p : "(nothing)");
+    ck_assert_ptr_nonnull(strstr((char *)got.p, "\"embeddings\""));
+    double t0 = now_s();
+    int st = daemon_wait(&o.d, 30); /* no second signal: see the next test */
+    ck_assert_msg(exited_ok(st), "wait status 0x%x", st);
+    ck_assert_msg(now_s() - t0 < 5, "the stop took %.1f s after the last request", now_s() - t0);
+    ck_assert(!log_has_sanitizer_report(o.d.log));
+    buf_free(&got), buf_free(&body), buf_free(&fm0);
+}
+END_TEST
+
 /* A second signal while the daemon waits for a request in flight must not
  * kill it (serve.c: "only the main thread, in sigwait(), ever sees them").
  * The request is an upload left half-sent; closing it lets the stop finish. */
@@ -649,6 +692,7 @@ TCase *tcase_lifecycle(void) {
     tcase_add_test(tc, concurrent_enrolls_one_subject);
     tcase_add_test(tc, second_daemon_on_the_same_database);
     tcase_add_test(tc, missing_model_and_sigint);
+    tcase_add_test(tc, finishes_requests_in_flight);
     tcase_add_test(tc, second_signal_during_shutdown);
     tcase_add_test(tc, serves_https);
     tcase_add_test(tc, kept_image_over_the_cap_is_413);
