@@ -200,6 +200,12 @@ void handle_enroll(Server *srv, const HttpReq *req, Reply *rep) {
                                                  "[A-Za-z0-9._:@-]");
         goto out;
     }
+    for (int i = 0; srv->cfg->keep_images && i < n; i++)
+        if (req_get(f, "image", i)->len > STORE_IMAGE_MAX) {
+            reply_error(rep, 413, "image_too_large", "image #%d: kept images are at most %u "
+                        "bytes", i + 1, STORE_IMAGE_MAX);
+            goto out;
+        }
     if (!(emb = malloc((size_t)n * E * sizeof *emb))) {
         reply_error(rep, 503, "out_of_memory", "the server is out of memory");
         goto out;

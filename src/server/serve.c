@@ -3,15 +3,22 @@
  * wait for SIGTERM/SIGINT, finish the requests in flight, close everything.
  * Also --reembed, which rebuilds stored embeddings for a new model.
  *
- * Signals are blocked before any thread starts so that every thread inherits
- * the mask and only the main thread, in sigwait(), ever sees them.
+ * SIGTERM and SIGINT are caught by a handler that writes the signal number to
+ * a pipe the main thread waits on. A mask plus sigwait() would not do: threads
+ * started before main() (OpenBLAS's pool) do not have the signals blocked and
+ * would take the default action, killing the process mid-request. A second
+ * signal during shutdown just writes to the pipe again.
  */
 #include "siamese/serve.h"
 
 #include <libgen.h>
+#include <poll.h>
+#include <sys/file.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "server.h"
 #include "siamese/blas.h"
@@ -19,6 +26,63 @@
 #include "siamese/log.h"
 
 #define STOP_GRACE_S 10.0
+
+static int stop_pipe[2] = {-1, -1};
+
+static void on_stop_signal(int sig) {
+    int saved = errno;
+    unsigned char b = (unsigned char)sig;
+    ssize_t w = write(stop_pipe[1], &b, 1); /* fails only when a stop is already pending */
+    (void)w;
+    errno = saved;
+}
+
+/* Installs the handlers; SIGPIPE is ignored (a client that goes away is not
+ * a reason to die). */
+static int catch_signals(char *err) {
+    if (stop_pipe[0] < 0 && pipe2(stop_pipe, O_CLOEXEC | O_NONBLOCK) < 0)
+        return sm_err(err, -errno, "pipe: %s", strerror(errno));
+    struct sigaction sa = {.sa_handler = on_stop_signal};
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    if (sigaction(SIGTERM, &sa, NULL) < 0 || sigaction(SIGINT, &sa, NULL) < 0)
+        return sm_err(err, -errno, "sigaction: %s", strerror(errno));
+    signal(SIGPIPE, SIG_IGN);
+    return 0;
+}
+
+/* Blocks until a stop signal arrives; returns its number. */
+static int wait_stop(void) {
+    struct pollfd pfd = {.fd = stop_pipe[0], .events = POLLIN};
+    unsigned char b = 0;
+    for (;;) {
+        if (poll(&pfd, 1, -1) < 0 && errno != EINTR)
+            return SIGTERM;
+        if (read(stop_pipe[0], &b, 1) == 1)
+            return b;
+    }
+}
+
+/* One process owns a database: the index in memory mirrors the rows only if
+ * nobody else writes them. An flock on "<db>.lock" (not on the database file
+ * itself, whose POSIX locks SQLite owns) is released by the kernel however the
+ * process ends. Returns the lock's descriptor (kept open for life) or -errno. */
+static int lock_db(const char *db, char *err) {
+    char path[4096];
+    if (snprintf(path, sizeof path, "%s.lock", db) >= (int)sizeof path)
+        return sm_err(err, -ENAMETOOLONG, "%s: path too long", db);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return sm_err(err, -errno, "%s: %s", path, strerror(errno));
+    if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+        int e = errno;
+        close(fd);
+        if (e == EWOULDBLOCK)
+            return sm_err(err, -EBUSY, "%s is in use by another siamesed process", db);
+        return sm_err(err, -e, "%s: lock: %s", path, strerror(e));
+    }
+    return fd;
+}
 
 static int open_parts(const Config *cfg, Model **m, Store **st, int allow_stale, char *err) {
     int rc = model_load(cfg->model, m, err);
@@ -29,7 +93,7 @@ static int open_parts(const Config *cfg, Model **m, Store **st, int allow_stale,
         return sm_err(err, -ENOMEM, "out of memory");
     rc = sm_mkdirs(dirname(dir), err);
     free(dir);
-    if (rc < 0)
+    if (rc < 0 || (rc = lock_db(cfg->db, err)) < 0)
         return rc;
     StoreConfig sc = {.path = cfg->db, .fingerprint = model_fingerprint(*m),
                       .dim = model_embed_dim(*m), .keep_images = cfg->keep_images};
@@ -56,15 +120,9 @@ int serve_run(const Config *cfg, char *err) {
     Store *store = NULL;
     Http *http = NULL;
     Server srv = {.cfg = cfg, .started = sm_now()};
-    sigset_t sigs;
-    sigemptyset(&sigs);
-    sigaddset(&sigs, SIGTERM);
-    sigaddset(&sigs, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-    signal(SIGPIPE, SIG_IGN);
     blas_set_threads(1); /* one request per worker thread; no nested pools */
-    int rc = open_parts(cfg, &m, &store, 0, err);
-    if (rc < 0)
+    int rc = catch_signals(err);
+    if (rc < 0 || (rc = open_parts(cfg, &m, &store, 0, err)) < 0)
         goto out;
     srv.model = m, srv.store = store;
     srv.img_limits = (ImgLimits){cfg->max_image_width, cfg->max_image_height,
@@ -78,8 +136,7 @@ int serve_run(const Config *cfg, char *err) {
     if ((rc = http_start(&srv, &http, err)) < 0)
         goto out;
     log_start(&srv, http_port(http));
-    int sig = 0;
-    sigwait(&sigs, &sig);
+    int sig = wait_stop();
     log_info("siamesed: %s received, finishing requests in flight", strsignal(sig));
     http_stop(http, STOP_GRACE_S);
     log_info("siamesed: stopped");
