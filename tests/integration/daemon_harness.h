@@ -115,6 +115,11 @@ typedef struct {
 } Resp;
 
 Resp http(int port, const Req *rq);
+/* From begin to end, this thread's requests share one libcurl handle and so
+ * reuse its connection (keep-alive); end returns how many connections were
+ * opened meanwhile. */
+void http_keepalive_begin(void);
+int http_keepalive_end(void);
 /* A socket connected to 127.0.0.1:port, or -1. */
 int raw_connect(int port);
 /* Sends raw bytes on a new connection and reads one response (until the

@@ -118,15 +118,33 @@ static void set_method(CURL *c, const Req *rq, Reader *rd) {
         curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, m);
 }
 
+/* The calling thread's reused handle (http_keepalive_begin()), if any. */
+static __thread CURL *keep;
+static __thread int keep_connects;
+
+void http_keepalive_begin(void) {
+    if (!keep && !(keep = curl_easy_init()))
+        abort();
+    keep_connects = 0;
+}
+
+int http_keepalive_end(void) {
+    curl_easy_cleanup(keep);
+    keep = NULL;
+    return keep_connects;
+}
+
 Resp http(int port, const Req *rq) {
     Resp r = {0};
     Buf body = {0};
     Reader rd;
     char url[2048], line[2200];
     struct curl_slist *hdr = NULL;
-    CURL *c = curl_easy_init();
+    CURL *c = keep ? keep : curl_easy_init();
     if (!c)
         abort();
+    if (keep)
+        curl_easy_reset(c); /* options back to defaults; the connection stays */
     snprintf(url, sizeof url, "%s://127.0.0.1:%d%s", rq->ca ? "https" : "http", port, rq->path);
     if (rq->ca)
         curl_easy_setopt(c, CURLOPT_CAINFO, rq->ca);
@@ -154,8 +172,12 @@ Resp http(int port, const Req *rq) {
     r.curl_rc = (int)curl_easy_perform(c);
     if (r.curl_rc == CURLE_OK)
         curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
+    long connects = 0;
+    curl_easy_getinfo(c, CURLINFO_NUM_CONNECTS, &connects);
+    keep_connects += (int)connects;
     curl_slist_free_all(hdr);
-    curl_easy_cleanup(c);
+    if (!keep)
+        curl_easy_cleanup(c);
     resp_finish(&r, &body);
     return r;
 }

@@ -159,12 +159,13 @@ END_TEST
 enum { THREADS = 8, PER_THREAD = 25 };
 
 typedef struct {
-    int port, t, ok;
+    int port, t, ok, connects;
     char err[300];
 } Worker;
 
 static void *enroll_worker(void *arg) {
     Worker *w = arg;
+    http_keepalive_begin(); /* one easy handle per thread, one connection */
     for (int i = 0; i < PER_THREAD; i++) {
         char subject[32];
         snprintf(subject, sizeof subject, "c-%d-%02d", w->t, i);
@@ -178,6 +179,7 @@ static void *enroll_worker(void *arg) {
         resp_free(&r);
         buf_free(&img);
     }
+    w->connects = http_keepalive_end();
     return NULL;
 }
 
@@ -239,9 +241,13 @@ START_TEST(concurrent_enrolls_group_commit) {
         ck_assert_msg(!*rd[t].err, "reader %d: %s", t, rd[t].err);
         ck_assert_int_gt(rd[t].requests, 0);
     }
-    for (int t = 0; t < THREADS; t++)
+    for (int t = 0; t < THREADS; t++) {
         ck_assert_msg(w[t].ok == PER_THREAD, "thread %d: %d of %d enrolled; first failure %s", t,
                       w[t].ok, PER_THREAD, w[t].err);
+        ck_assert_msg(w[t].connects >= 1 && w[t].connects < PER_THREAD,
+                      "thread %d: %d connections for %d requests: no keep-alive", t, w[t].connects,
+                      PER_THREAD);
+    }
 
     cJSON *list = get_json(o.d.port, "/subjects?limit=1000");
     const cJSON *subjects = cJSON_GetObjectItem(list, "subjects");
