@@ -209,6 +209,7 @@ extern int harness_failures;
 TCase *tcase_routes(void);    /* test_daemon.c */
 TCase *tcase_input(void);     /* test_daemon_input.c */
 TCase *tcase_access(void);    /* test_daemon_access.c */
+TCase *tcase_openapi(void);   /* test_daemon_access.c */
 TCase *tcase_lifecycle(void); /* test_daemon_life.c */
 
 #endif

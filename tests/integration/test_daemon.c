@@ -12,7 +12,8 @@
  * every subject once, in order; metrics count what was asked). The other
  * test cases are in test_daemon_input.c (both body encodings, malformed
  * requests), test_daemon_access.c (API keys, the OpenAPI document) and
- * test_daemon_life.c (restarts, kill -9, concurrency, model change).
+ * test_daemon_life.c (restarts, kill -9, concurrency, model change, signals,
+ * TLS). Run one case with CK_RUN_CASE=routes|input|access|openapi|lifecycle.
  */
 #include <check.h>
 #include <curl/curl.h>
@@ -882,6 +883,7 @@ int main(int argc, char **argv) {
     suite_add_tcase(s, tcase_routes());
     suite_add_tcase(s, tcase_input());
     suite_add_tcase(s, tcase_access());
+    suite_add_tcase(s, tcase_openapi());
     suite_add_tcase(s, tcase_lifecycle());
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -309,6 +309,14 @@ TCase *tcase_access(void) {
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, api_keys_per_route);
     tcase_add_test(tc, early_refusal_closes_the_connection);
+    return tc;
+}
+
+/* The document check on a daemon of its own (keys on: it uses the write key). */
+TCase *tcase_openapi(void) {
+    TCase *tc = tcase_create("openapi");
+    tcase_add_unchecked_fixture(tc, access_setup, access_teardown);
+    tcase_set_timeout(tc, 120);
     tcase_add_test(tc, openapi_matches_the_routes);
     return tc;
 }
