@@ -206,7 +206,17 @@ extern int harness_failures;
 /* sqrt(1e-7): the distance the model reports for identical embeddings. */
 #define SAME_DISTANCE 3.1622776601683794e-4
 
+/* In test_daemon.c; these assert. Enrolls n (<= 8) images under subject
+ * (metadata: JSON object text or NULL); ids (may be NULL) get the new ids. */
+void enroll(int port, const char *subject, const Buf *imgs, int n, const char *metadata,
+            double *ids);
+/* The served model's fingerprint (a static buffer). */
+const char *fingerprint(int port);
+/* 1 for "2026-01-02T03:04:05.678Z". */
+int is_iso_time(const char *s);
+
 TCase *tcase_routes(void);    /* test_daemon.c */
+TCase *tcase_listing(void);   /* test_daemon_list.c */
 TCase *tcase_input(void);     /* test_daemon_input.c */
 TCase *tcase_access(void);    /* test_daemon_access.c */
 TCase *tcase_openapi(void);   /* test_daemon_access.c */

@@ -8,9 +8,9 @@
  * This file holds main(), the shared-daemon fixture and the route tests:
  * every route's status, Content-Type and JSON values (verify of an image with
  * itself is sqrt(1e-7); /verify equals the distance between the /embed
- * vectors; identify ranks the enrolled subject first; list pagination walks
- * every subject once, in order; metrics count what was asked). The other
- * test cases are in test_daemon_input.c (both body encodings, malformed
+ * vectors; identify ranks the enrolled subject first; enroll, get and delete
+ * keep the index in step). The other test cases are in test_daemon_list.c
+ * (pagination, size limits, metrics), test_daemon_input.c (both body encodings, malformed
  * requests), test_daemon_access.c (API keys, the OpenAPI document) and
  * test_daemon_life.c (restarts, kill -9, concurrency, model change, signals,
  * TLS). Run one case with CK_RUN_CASE=routes|input|access|openapi|lifecycle.
@@ -69,6 +69,45 @@ void shared_stop(Shared *s) {
     }
 }
 
+/* ---- helpers the test files share (they assert) ---- */
+
+void enroll(int port, const char *subject, const Buf *imgs, int n, const char *metadata,
+            double *ids) {
+    Field f[10] = {TEXT("subject", subject)};
+    int k = 1;
+    ck_assert_int_le(n, 8);
+    for (int i = 0; i < n; i++)
+        f[k++] = IMAGE("image", imgs[i]);
+    if (metadata)
+        f[k++] = JRAW("metadata", metadata);
+    Resp r = post_multipart(port, "/enroll", f, k, NULL);
+    ASSERT_JSON(r, 201);
+    cJSON *samples = cJSON_GetObjectItem(r.json, "samples");
+    ck_assert_int_eq(cJSON_GetArraySize(samples), n);
+    for (int i = 0; ids && i < n; i++)
+        ids[i] = jnum(cJSON_GetArrayItem(samples, i), "id");
+    resp_free(&r);
+}
+
+const char *fingerprint(int port) {
+    static char fp[80];
+    Resp r = http_get(port, "/model");
+    ASSERT_JSON(r, 200);
+    snprintf(fp, sizeof fp, "%s", jstr(r.json, "fingerprint"));
+    resp_free(&r);
+    return fp;
+}
+
+int is_iso_time(const char *s) {
+    static const char pat[] = "dddd-dd-ddTdd:dd:dd.dddZ";
+    if (!s || strlen(s) != sizeof pat - 1)
+        return 0;
+    for (size_t i = 0; pat[i]; i++)
+        if (pat[i] == 'd' ? s[i] < '0' || s[i] > '9' : s[i] != pat[i])
+            return 0;
+    return 1;
+}
+
 /* ---- helpers of the route tests ---- */
 
 static Shared S;
@@ -96,43 +135,6 @@ static cJSON *embed_of(const Buf *img) {
 static Resp verify_ab(const Buf *a, const Buf *b, const char *threshold) {
     Field f[] = {IMAGE("a", *a), IMAGE("b", *b), TEXT("threshold", threshold)};
     return post_multipart(P, "/verify", f, threshold ? 3 : 2, NULL);
-}
-
-/* Enrolls images under subject (multipart); ids (may be NULL) get the ids. */
-static void enroll(const char *subject, const Buf *imgs, int n, const char *metadata, double *ids) {
-    Field f[10] = {TEXT("subject", subject)};
-    int k = 1;
-    for (int i = 0; i < n; i++)
-        f[k++] = IMAGE("image", imgs[i]);
-    if (metadata)
-        f[k++] = JRAW("metadata", metadata);
-    Resp r = post_multipart(P, "/enroll", f, k, NULL);
-    ASSERT_JSON(r, 201);
-    cJSON *samples = cJSON_GetObjectItem(r.json, "samples");
-    ck_assert_int_eq(cJSON_GetArraySize(samples), n);
-    for (int i = 0; ids && i < n; i++)
-        ids[i] = jnum(cJSON_GetArrayItem(samples, i), "id");
-    resp_free(&r);
-}
-
-static const char *fingerprint(void) {
-    static char fp[80];
-    Resp r = http_get(P, "/model");
-    ASSERT_JSON(r, 200);
-    snprintf(fp, sizeof fp, "%s", jstr(r.json, "fingerprint"));
-    resp_free(&r);
-    return fp;
-}
-
-/* "2026-01-02T03:04:05.678Z" */
-static int is_iso_time(const char *s) {
-    static const char pat[] = "dddd-dd-ddTdd:dd:dd.dddZ";
-    if (!s || strlen(s) != sizeof pat - 1)
-        return 0;
-    for (size_t i = 0; pat[i]; i++)
-        if (pat[i] == 'd' ? s[i] < '0' || s[i] > '9' : s[i] != pat[i])
-            return 0;
-    return 1;
 }
 
 /* ---- /healthz, /model ---- */
@@ -186,7 +188,7 @@ START_TEST(verify_pair_matches_embed) {
     ck_assert_str_eq(jstr(r.json, "verdict"), "same");
     ck_assert_double_eq_tol(jnum(r.json, "threshold"), 0.5, 1e-9);
     ck_assert_double_eq_tol(jnum(r.json, "margin"), 1.0, 1e-9);
-    ck_assert_str_eq(jstr(r.json, "model"), fingerprint());
+    ck_assert_str_eq(jstr(r.json, "model"), fingerprint(P));
     resp_free(&r);
 
     /* The same picture as PNG and as PGM decodes to the same pixels. */
@@ -256,7 +258,7 @@ START_TEST(embed_many_formats) {
     const cJSON *list = cJSON_GetObjectItem(r.json, "embeddings");
     ck_assert_int_eq(cJSON_GetArraySize(list), N);
     ck_assert_double_eq(jnum(r.json, "dim"), 128);
-    ck_assert_str_eq(jstr(r.json, "model"), fingerprint());
+    ck_assert_str_eq(jstr(r.json, "model"), fingerprint(P));
     for (int i = 0; i < N; i++) {
         const cJSON *e = cJSON_GetArrayItem(list, i);
         ck_assert_int_eq(cJSON_GetArraySize(e), 128);
@@ -297,7 +299,7 @@ START_TEST(enroll_get_delete) {
     ck_assert_str_eq(jstr(r.json, "subject"), "life-1");
     ck_assert_double_eq(jnum(r.json, "total"), 2);
     ck_assert(cJSON_IsTrue(cJSON_GetObjectItem(r.json, "created")));
-    ck_assert_str_eq(jstr(r.json, "model"), fingerprint());
+    ck_assert_str_eq(jstr(r.json, "model"), fingerprint(P));
     ck_assert_int_eq(cJSON_GetArraySize(sample_ids(&r)), 2);
     double id0 = jnum(cJSON_GetArrayItem(sample_ids(&r), 0), "id");
     double id1 = jnum(cJSON_GetArrayItem(sample_ids(&r), 1), "id");
@@ -377,7 +379,7 @@ START_TEST(enroll_get_delete) {
 
     /* A sample id of another subject is not this subject's. */
     double other;
-    enroll("life-2", &img[1], 1, NULL, &other);
+    enroll(P, "life-2", &img[1], 1, NULL, &other);
     snprintf(path, sizeof path, "/subjects/life-1/samples/%.0f", other);
     r = http_delete(P, path);
     ASSERT_JSON(r, 404);
@@ -412,7 +414,7 @@ START_TEST(enroll_get_delete) {
 
     /* Enrolled again, it is new: one sample, no metadata, a fresh id. */
     double again;
-    enroll("life-1", &img[0], 1, NULL, &again);
+    enroll(P, "life-1", &img[0], 1, NULL, &again);
     ck_assert(again > id3);
     r = http_get(P, "/subjects/life-1");
     ASSERT_JSON(r, 200);
@@ -431,7 +433,7 @@ START_TEST(subject_id_alphabet) {
     const char *ids[] = {"a.B_c:d@e-9", "user@example.com", "0", longest, ".", "..", "-", "@:"};
     Buf img = img_pgm(3, 28, 28);
     for (size_t i = 0; i < sizeof ids / sizeof *ids; i++) {
-        enroll(ids[i], &img, 1, NULL, NULL);
+        enroll(P, ids[i], &img, 1, NULL, NULL);
         char path[200];
         snprintf(path, sizeof path, "/subjects/%s", ids[i]);
         Resp r = http_get(P, path);
@@ -453,7 +455,7 @@ END_TEST
 START_TEST(verify_subject) {
     Buf fm0 = img_file("fm0_c9.png"), fm2 = img_file("fm2_c1.png"), other = img_pgm(5, 28, 28);
     double id0, id2, idx;
-    enroll("vs-1", &fm0, 1, NULL, &id0);
+    enroll(P, "vs-1", &fm0, 1, NULL, &id0);
     Field f[] = {TEXT("subject", "vs-1"), IMAGE("image", fm0)};
     Resp r = post_multipart(P, "/verify", f, 2, NULL);
     ASSERT_JSON(r, 200);
@@ -461,7 +463,7 @@ START_TEST(verify_subject) {
     ck_assert_str_eq(jstr(r.json, "verdict"), "same");
     ck_assert_str_eq(jstr(r.json, "subject"), "vs-1");
     ck_assert_double_eq(jnum(r.json, "sample"), id0);
-    ck_assert_str_eq(jstr(r.json, "model"), fingerprint());
+    ck_assert_str_eq(jstr(r.json, "model"), fingerprint(P));
     resp_free(&r);
 
     /* Against a subject is the same distance as against its image. */
@@ -475,7 +477,7 @@ START_TEST(verify_subject) {
     resp_free(&r);
 
     /* With a second sample, the nearest one answers. */
-    enroll("vs-1", &fm2, 1, NULL, &id2);
+    enroll(P, "vs-1", &fm2, 1, NULL, &id2);
     r = post_multipart(P, "/verify", f, 2, NULL);
     ASSERT_JSON(r, 200);
     ck_assert_double_eq_tol(jnum(r.json, "distance"), SAME_DISTANCE, 1e-6);
@@ -483,7 +485,7 @@ START_TEST(verify_subject) {
     resp_free(&r);
 
     /* A subject whose samples were all deleted: 409. */
-    enroll("vs-empty", &other, 1, NULL, &idx);
+    enroll(P, "vs-empty", &other, 1, NULL, &idx);
     char path[80];
     snprintf(path, sizeof path, "/subjects/vs-empty/samples/%.0f", idx);
     r = http_delete(P, path);
@@ -522,7 +524,7 @@ START_TEST(identify_ranks_the_enrolled_subject_first) {
     const char *subj[] = {"id-c", "id-a", "id-b"};
     Buf img[3] = {img_file("fm3_c1.png"), img_file("baseline.jpg"), img_file("rgb16.ppm")};
     for (int i = 0; i < 3; i++)
-        enroll(subj[i], &img[i], 1, NULL, NULL);
+        enroll(P, subj[i], &img[i], 1, NULL, NULL);
     for (int i = 0; i < 3; i++) {
         Resp r = identify(&img[i], "3");
         ASSERT_JSON(r, 200);
@@ -532,7 +534,7 @@ START_TEST(identify_ranks_the_enrolled_subject_first) {
         ck_assert_double_eq_tol(jnum(cJSON_GetArrayItem(m, 0), "distance"), SAME_DISTANCE, 1e-6);
         ck_assert_str_eq(jstr(cJSON_GetArrayItem(m, 0), "verdict"), "same");
         ck_assert_double_eq_tol(jnum(r.json, "threshold"), 0.5, 1e-9);
-        ck_assert_str_eq(jstr(r.json, "model"), fingerprint());
+        ck_assert_str_eq(jstr(r.json, "model"), fingerprint(P));
         double prev = 0;
         for (int j = 0; j < 3; j++) {
             const cJSON *x = cJSON_GetArrayItem(m, j);
@@ -572,8 +574,8 @@ START_TEST(identify_ranks_the_enrolled_subject_first) {
 
     /* Equal distances are ordered by subject id. */
     Buf tie = img_file("gray2_interlaced.png");
-    enroll("tie-b", &tie, 1, NULL, NULL);
-    enroll("tie-a", &tie, 1, NULL, NULL);
+    enroll(P, "tie-b", &tie, 1, NULL, NULL);
+    enroll(P, "tie-a", &tie, 1, NULL, NULL);
     r = identify(&tie, "2");
     ASSERT_JSON(r, 200);
     const cJSON *m = cJSON_GetObjectItem(r.json, "matches");
@@ -583,181 +585,6 @@ START_TEST(identify_ranks_the_enrolled_subject_first) {
     buf_free(&tie);
     for (int i = 0; i < 3; i++)
         buf_free(&img[i]);
-}
-END_TEST
-
-/* ---- /subjects pagination ---- */
-
-START_TEST(subjects_pagination) {
-    Buf img = img_pgm(7, 28, 28);
-    for (int i = 6; i >= 0; i--) {
-        char id[16];
-        snprintf(id, sizeof id, "pg-%d", i);
-        enroll(id, &img, 1, NULL, NULL);
-    }
-    Resp all = http_get(P, "/subjects?limit=1000");
-    ASSERT_JSON(all, 200);
-    int total = cJSON_GetArraySize(cJSON_GetObjectItem(all.json, "subjects"));
-    ck_assert(cJSON_IsNull(cJSON_GetObjectItem(all.json, "next_cursor")));
-    ck_assert_int_ge(total, 7);
-
-    char path[300] = "/subjects?limit=3", prev[200] = "";
-    int seen = 0, pages = 0, pg_seen[7] = {0};
-    for (;;) {
-        Resp r = http_get(P, path);
-        ASSERT_JSON(r, 200);
-        const cJSON *list = cJSON_GetObjectItem(r.json, "subjects");
-        int n = cJSON_GetArraySize(list);
-        pages++;
-        ck_assert_int_le(n, 3);
-        for (int i = 0; i < n; i++) {
-            const cJSON *s = cJSON_GetArrayItem(list, i);
-            const char *id = jstr(s, "id");
-            ck_assert_ptr_nonnull(id);
-            ck_assert_msg(strcmp(prev, id) < 0, "'%s' after '%s'", id, prev);
-            snprintf(prev, sizeof prev, "%s", id);
-            ck_assert_str_eq(
-                jstr(s, "id"),
-                jstr(cJSON_GetArrayItem(cJSON_GetObjectItem(all.json, "subjects"), seen), "id"));
-            ck_assert(is_iso_time(jstr(s, "created_at")));
-            ck_assert(jnum(s, "samples") >= 0);
-            int k;
-            if (sscanf(id, "pg-%d", &k) == 1 && k >= 0 && k < 7 && strlen(id) == 4)
-                pg_seen[k]++;
-            seen++;
-        }
-        const cJSON *next = cJSON_GetObjectItem(r.json, "next_cursor");
-        if (cJSON_IsNull(next)) {
-            resp_free(&r);
-            break;
-        }
-        ck_assert_msg(cJSON_IsString(next) && n == 3, "page %d: %s", pages, r.body);
-        char *esc = curl_easy_escape(NULL, next->valuestring, 0);
-        snprintf(path, sizeof path, "/subjects?limit=3&cursor=%s", esc);
-        curl_free(esc);
-        resp_free(&r);
-        ck_assert_int_le(pages, total);
-    }
-    ck_assert_int_eq(seen, total);
-    ck_assert_int_eq(pages, (total + 2) / 3); /* the last page is the one with items */
-    for (int k = 0; k < 7; k++)
-        ck_assert_msg(pg_seen[k] == 1, "pg-%d seen %d times", k, pg_seen[k]);
-    resp_free(&all);
-
-    Resp r = http_get(P, "/subjects");
-    ASSERT_JSON(r, 200);
-    ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItem(r.json, "subjects")), total);
-    resp_free(&r);
-    buf_free(&img);
-}
-END_TEST
-
-/* ---- /metrics ---- */
-
-static double metric(const char *name, const char *const *labels) {
-    Resp r = http_get(P, "/metrics");
-    ASSERT_STATUS(r, 200);
-    double v = prom_sum(r.body, name, labels);
-    resp_free(&r);
-    return isnan(v) ? 0 : v;
-}
-
-/* Polls until the metric reaches want (the count lands just after the reply). */
-static double metric_reach(const char *name, const char *const *labels, double want) {
-    double v = 0, until = now_s() + 3;
-    while ((v = metric(name, labels)) < want && now_s() < until)
-        usleep(10000);
-    return v;
-}
-
-/* The most images one request may carry (256) are enrolled together. */
-START_TEST(enroll_256_images) {
-    Field f[258] = {TEXT("subject", "many-256")};
-    Buf img[256];
-    for (int i = 0; i < 256; i++) {
-        img[i] = img_pgm((uint32_t)(5000 + i), 1 + i % 5, 1 + i % 3);
-        f[1 + i] = IMAGE("image", img[i]);
-    }
-    Resp r = post_json(P, "/enroll", f, 257, NULL);
-    ASSERT_JSON(r, 201);
-    ck_assert_double_eq(jnum(r.json, "total"), 256);
-    const cJSON *ids = cJSON_GetObjectItem(r.json, "samples");
-    ck_assert_int_eq(cJSON_GetArraySize(ids), 256);
-    for (int i = 1; i < 256; i++) /* ids in image order, all distinct */
-        ck_assert(jnum(cJSON_GetArrayItem(ids, i), "id") >
-                  jnum(cJSON_GetArrayItem(ids, i - 1), "id"));
-    resp_free(&r);
-    r = http_get(P, "/subjects/many-256");
-    ASSERT_JSON(r, 200);
-    ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItem(r.json, "samples")), 256);
-    resp_free(&r);
-    /* The 100th image verifies against the subject at distance ~0. */
-    Field v[] = {TEXT("subject", "many-256"), IMAGE("image", img[99])};
-    r = post_multipart(P, "/verify", v, 2, NULL);
-    ASSERT_JSON(r, 200);
-    ck_assert_double_eq_tol(jnum(r.json, "distance"), SAME_DISTANCE, 1e-6);
-    resp_free(&r);
-    r = http_delete(P, "/subjects/many-256");
-    ASSERT_JSON(r, 200);
-    ck_assert_double_eq(jnum(r.json, "deleted_samples"), 256);
-    resp_free(&r);
-    for (int i = 0; i < 256; i++)
-        buf_free(&img[i]);
-}
-END_TEST
-
-/* Metadata up to 64 KiB is kept verbatim; one byte more is refused whole. */
-START_TEST(metadata_size_limit) {
-    Buf img = img_pgm(11, 28, 28), meta = {0};
-    buf_str(&meta, "{\"pad\":\"");
-    while (meta.len < 65536 - 2)
-        buf_add(&meta, "m", 1);
-    buf_str(&meta, "\"}");
-    ck_assert_uint_eq(meta.len, 65536);
-    Field f[] = {TEXT("subject", "meta-max"), IMAGE("image", img),
-                 JRAW("metadata", (char *)meta.p)};
-    Resp r = post_multipart(P, "/enroll", f, 3, NULL);
-    ASSERT_JSON(r, 201);
-    resp_free(&r);
-    r = http_get(P, "/subjects/meta-max");
-    ASSERT_JSON(r, 200);
-    const char *pad = jstr(cJSON_GetObjectItem(r.json, "metadata"), "pad");
-    ck_assert_msg(pad && strlen(pad) == 65536 - 10, "metadata came back changed");
-    resp_free(&r);
-    buf_str(&meta, " ");
-    f[0] = TEXT("subject", "meta-over");
-    f[2] = JRAW("metadata", (char *)meta.p);
-    r = post_multipart(P, "/enroll", f, 3, NULL);
-    ASSERT_JSON(r, 413);
-    resp_free(&r);
-    r = http_get(P, "/subjects/meta-over");
-    ASSERT_JSON(r, 404);
-    resp_free(&r);
-    buf_free(&img), buf_free(&meta);
-}
-END_TEST
-
-/* Clients that hang up mid-request are counted (code "other") and leave no
- * request in flight behind. */
-START_TEST(aborted_requests) {
-    const char *const other[] = {"route=\"verify\"", "code=\"other\"", NULL};
-    double before = metric("siamesed_http_requests_total", other);
-    for (int i = 0; i < 3; i++) {
-        const char *rq = "POST /verify HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
-                         "Content-Length: 1000\r\n\r\n{\"a\":";
-        int fd = raw_connect(P);
-        ck_assert_int_ge(fd, 0);
-        ck_assert(send(fd, rq, strlen(rq), MSG_NOSIGNAL) == (ssize_t)strlen(rq));
-        usleep(20000);
-        close(fd);
-    }
-    ck_assert_double_eq(metric_reach("siamesed_http_requests_total", other, before + 3),
-                        before + 3);
-    /* Only the scrape itself is in flight. */
-    double until = now_s() + 3, in_flight = 0;
-    while ((in_flight = metric("siamesed_in_flight_requests", NULL)) != 1 && now_s() < until)
-        usleep(10000);
-    ck_assert_double_eq(in_flight, 1);
 }
 END_TEST
 
@@ -775,66 +602,6 @@ START_TEST(auth_off_ignores_keys) {
 }
 END_TEST
 
-START_TEST(metrics_count_requests) {
-    Resp r = http_get(P, "/metrics");
-    ASSERT_STATUS(r, 200);
-    ck_assert_msg(strncmp(r.ctype, "text/plain", 10) == 0, "Content-Type %s", r.ctype);
-    ck_assert_ptr_nonnull(strstr(r.body, "# TYPE siamesed_http_requests_total counter"));
-    ck_assert_ptr_nonnull(strstr(r.body, "siamesed_http_request_duration_seconds_bucket"));
-    char info[160];
-    snprintf(info, sizeof info, "siamesed_model_info{fingerprint=\"%s\"", fingerprint());
-    ck_assert_msg(strstr(r.body, info), "no %s in\n%s", info, r.body);
-    ck_assert(!isnan(prom_sum(r.body, "siamesed_store_commits_total", NULL)));
-    ck_assert(prom_sum(r.body, "siamesed_in_flight_requests", NULL) >= 1);
-    resp_free(&r);
-
-    const char *const ok[] = {"route=\"healthz\"", "code=\"200\"", NULL};
-    const char *const nf[] = {"route=\"other\"", "code=\"404\"", NULL};
-    const char *const hz[] = {"route=\"healthz\"", NULL};
-    const char *const vf[] = {"route=\"verify\"", "code=\"400\"", NULL};
-    double h0 = metric("siamesed_http_requests_total", ok);
-    double n0 = metric("siamesed_http_requests_total", nf);
-    double c0 = metric("siamesed_http_request_duration_seconds_count", hz);
-    double v0 = metric("siamesed_http_requests_total", vf);
-    for (int i = 0; i < 3; i++) {
-        r = http_get(P, "/healthz");
-        resp_free(&r);
-    }
-    r = http_get(P, "/no/such/route");
-    ASSERT_JSON(r, 404);
-    resp_free(&r);
-    r = http(P, &(Req){.method = "POST",
-                       .path = "/verify",
-                       .ctype = "application/json",
-                       .body = "{}",
-                       .len = 2});
-    ASSERT_JSON(r, 400);
-    resp_free(&r);
-    ck_assert_double_eq(metric_reach("siamesed_http_requests_total", ok, h0 + 3), h0 + 3);
-    ck_assert_double_eq(metric_reach("siamesed_http_requests_total", nf, n0 + 1), n0 + 1);
-    ck_assert_double_eq(metric_reach("siamesed_http_request_duration_seconds_count", hz, c0 + 3),
-                        c0 + 3);
-    ck_assert_double_eq(metric_reach("siamesed_http_requests_total", vf, v0 + 1), v0 + 1);
-
-    /* The store gauges agree with the list. */
-    Buf img[2] = {img_pgm(9, 28, 28), img_pgm(10, 28, 28)};
-    enroll("metrics-1", img, 2, NULL, NULL);
-    buf_free(&img[0]), buf_free(&img[1]);
-    r = http_get(P, "/subjects?limit=1000");
-    ASSERT_JSON(r, 200);
-    int subjects = cJSON_GetArraySize(cJSON_GetObjectItem(r.json, "subjects"));
-    double samples = 0;
-    for (int i = 0; i < subjects; i++)
-        samples += jnum(cJSON_GetArrayItem(cJSON_GetObjectItem(r.json, "subjects"), i), "samples");
-    resp_free(&r);
-    ck_assert_double_eq(metric("siamesed_enrolled_subjects", NULL), subjects);
-    ck_assert_double_eq(metric("siamesed_enrolled_samples", NULL), samples);
-    double writes = metric("siamesed_store_writes_total", NULL);
-    ck_assert_msg(writes >= 1 && metric("siamesed_store_commits_total", NULL) <= writes,
-                  "commits above writes");
-}
-END_TEST
-
 TCase *tcase_routes(void) {
     TCase *tc = tcase_create("routes");
     tcase_add_unchecked_fixture(tc, routes_setup, routes_teardown);
@@ -846,12 +613,7 @@ TCase *tcase_routes(void) {
     tcase_add_test(tc, subject_id_alphabet);
     tcase_add_test(tc, verify_subject);
     tcase_add_test(tc, identify_ranks_the_enrolled_subject_first);
-    tcase_add_test(tc, subjects_pagination);
-    tcase_add_test(tc, enroll_256_images);
-    tcase_add_test(tc, metadata_size_limit);
-    tcase_add_test(tc, aborted_requests);
     tcase_add_test(tc, auth_off_ignores_keys);
-    tcase_add_test(tc, metrics_count_requests);
     return tc;
 }
 
@@ -881,6 +643,7 @@ int main(int argc, char **argv) {
     curl_global_init(CURL_GLOBAL_DEFAULT);
     Suite *s = suite_create("daemon");
     suite_add_tcase(s, tcase_routes());
+    suite_add_tcase(s, tcase_listing());
     suite_add_tcase(s, tcase_input());
     suite_add_tcase(s, tcase_access());
     suite_add_tcase(s, tcase_openapi());
