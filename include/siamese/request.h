@@ -127,4 +127,11 @@ const char *req_text(const ReqForm *f, const char *name);
  * parameter's name, which the caller adds). */
 int req_query_int(const char *s, long lo, long hi, long *out, char *err);
 
+/* Checks that text (len bytes) is one JSON object that a JSON body would
+ * accept: valid UTF-8, nested at most max_depth deep, at most max_values
+ * values, no duplicate keys, nothing after it. For JSON carried inside a
+ * field (e.g. enroll metadata). 0, or -EINVAL / -E2BIG with err. */
+int req_json_object_check(const char *text, size_t len, int max_depth, int max_values,
+                          char *err);
+
 #endif

@@ -255,33 +255,52 @@ static int json_text(ReqForm *f, const ReqLim *lim, const char *key, const cJSON
     return rc;
 }
 
-int req_parse_json(ReqForm *f, const ReqLim *lim, const uint8_t *body, size_t len, char *err) {
-    cJSON *root = NULL;
-    int rc = json_scan(lim, body, len, err);
+/* Parses len bytes as one JSON object under every check above; *out is the
+ * caller's (cJSON_Delete). */
+static int json_object(const ReqLim *lim, const uint8_t *s, size_t len, cJSON **out, char *err) {
+    int rc = json_scan(lim, s, len, err);
     if (rc < 0)
-        goto out;
+        return rc;
     const char *end = NULL;
-    root = cJSON_ParseWithLengthOpts((const char *)body, len, &end, 0);
+    cJSON *root = cJSON_ParseWithLengthOpts((const char *)s, len, &end, 0);
     if (!root || !cJSON_IsObject(root)) {
-        size_t at = end && end >= (const char *)body ? (size_t)(end - (const char *)body) : 0;
+        size_t at = end && end >= (const char *)s ? (size_t)(end - (const char *)s) : 0;
         rc = sm_err(err, -EINVAL, "malformed JSON near byte %zu", at);
         goto out;
     }
-    for (size_t i = (size_t)(end - (const char *)body); i < len; i++)
-        if (!is_ws(body[i])) {
+    for (size_t i = (size_t)(end - (const char *)s); i < len; i++)
+        if (!is_ws(s[i])) {
             rc = sm_err(err, -EINVAL, "data after the JSON object at byte %zu", i);
             goto out;
         }
     if ((rc = json_check_dups(root, err)) < 0)
         goto out;
-    for (cJSON *m = root->child; m && rc == 0; m = m->next) {
+    *out = root;
+    root = NULL;
+out:
+    cJSON_Delete(root);
+    return rc;
+}
+
+int req_json_object_check(const char *text, size_t len, int max_depth, int max_values,
+                          char *err) {
+    ReqLim lim = {.max_json_depth = max_depth, .max_json_values = max_values};
+    cJSON *root = NULL;
+    int rc = json_object(&lim, (const uint8_t *)text, len, &root, err);
+    cJSON_Delete(root);
+    return rc;
+}
+
+int req_parse_json(ReqForm *f, const ReqLim *lim, const uint8_t *body, size_t len, char *err) {
+    cJSON *root = NULL;
+    int rc = json_object(lim, body, len, &root, err);
+    for (cJSON *m = root ? root->child : NULL; m && rc == 0; m = m->next) {
         const char *key = m->string;
         if ((rc = req_check_name(key, strlen(key), err)) < 0 || cJSON_IsNull(m))
             continue;
         rc = req_is_image(lim, key) ? json_images(f, lim, key, m, err)
                                     : json_text(f, lim, key, m, err);
     }
-out:
     cJSON_Delete(root);
     return rc;
 }

@@ -141,19 +141,14 @@ out:
 }
 
 /* The metadata field: absent (NULL), or a JSON object within the limits. */
-static int metadata_of(const ReqForm *f, const char **out, Reply *rep) {
+static int metadata_of(Server *srv, const ReqForm *f, const char **out, Reply *rep) {
     if (form_text(f, "metadata", 0, out, rep) <= 0)
         return *out || req_count(f, "metadata") == 0 ? 0 : -1;
-    if (strlen(*out) > STORE_METADATA_MAX) {
-        reply_error(rep, 413, "metadata_too_large", "metadata exceeds %u bytes",
-                    STORE_METADATA_MAX);
-        return -1;
-    }
-    cJSON *o = cJSON_Parse(*out);
-    int ok = cJSON_IsObject(o);
-    cJSON_Delete(o);
-    if (!ok) {
-        reply_error(rep, 400, "bad_request", "metadata must be a JSON object");
+    char err[SM_ERRMAX];
+    int rc = req_json_object_check(*out, strlen(*out), srv->cfg->max_json_depth,
+                                   REQ_DEFAULT_MAX_JSON_VALUES, err);
+    if (rc < 0) {
+        reply_error(rep, 400, "bad_request", "metadata must be a JSON object: %s", err);
         return -1;
     }
     return 0;
@@ -193,7 +188,7 @@ void handle_enroll(Server *srv, const HttpReq *req, Reply *rep) {
     StoreSampleIn in[EMBED_MAX];
     int n, E = model_embed_dim(srv->model);
     if (form_parse(srv, req, fields, &f, rep) < 0 || form_text(f, "subject", 1, &subject, rep) < 0 ||
-        metadata_of(f, &metadata, rep) < 0 || (n = image_count(f, rep)) < 0)
+        metadata_of(srv, f, &metadata, rep) < 0 || (n = image_count(f, rep)) < 0)
         goto out;
     if (!store_subject_id_valid(subject)) {
         reply_error(rep, 400, "invalid_subject", "subject ids are 1-128 characters of "
@@ -214,7 +209,9 @@ void handle_enroll(Server *srv, const HttpReq *req, Reply *rep) {
         goto out;
     for (int i = 0; i < n; i++) {
         const ReqField *fl = req_get(f, "image", i);
-        in[i] = (StoreSampleIn){emb + (size_t)i * E, fl->data, fl->len, content_type_of(fl)};
+        in[i] = srv->cfg->keep_images
+                    ? (StoreSampleIn){emb + (size_t)i * E, fl->data, fl->len, content_type_of(fl)}
+                    : (StoreSampleIn){emb + (size_t)i * E, NULL, 0, NULL};
     }
     char err[SM_ERRMAX];
     StoreEnrolled res;

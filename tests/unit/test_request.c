@@ -696,6 +696,29 @@ START_TEST(test_seed_files) {
 }
 END_TEST
 
+START_TEST(test_json_object_check) {
+    static const struct { const char *text; int rc; } cases[] = {
+        {"{}", 0},
+        {"{\"a\":{\"b\":[1,2,{\"c\":null}]}}", 0},
+        {" {\"name\":\"Al\\u00e9\"} ", 0},
+        {"{\"a\":1}x", -EINVAL},           /* data after the object */
+        {"{\"a\":1,\"a\":2}", -EINVAL},     /* duplicate key */
+        {"[1]", -EINVAL},                   /* not an object */
+        {"{\"a\":[[[[1]]]]}", -EINVAL},     /* 5 levels > 4 */
+        {"{\"a\":[[[1]]]}", 0},             /* 4 levels */
+        {"{\"a\":", -EINVAL},
+        {"", -EINVAL},
+        {"{\"a\":[1,2,3,4,5,6,7,8,9]}", -E2BIG}, /* more than 8 values */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char err[SM_ERRMAX] = "";
+        int rc = req_json_object_check(cases[i].text, strlen(cases[i].text), 4, 8, err);
+        ck_assert_msg(rc == cases[i].rc, "case %zu '%s': %d (%s), want %d", i, cases[i].text, rc,
+                      err, cases[i].rc);
+    }
+}
+END_TEST
+
 static Suite *request_suite(void) {
     Suite *s = suite_create("request");
     TCase *tc = tcase_create("parse");
@@ -713,6 +736,7 @@ static Suite *request_suite(void) {
     tcase_add_loop_test(tc, test_query_int, 0, (int)SM_ARRAY_LEN(qcases));
     tcase_add_test(tc, test_query_absent);
     tcase_add_test(tc, test_seed_files);
+    tcase_add_test(tc, test_json_object_check);
     suite_add_tcase(s, tc);
     return s;
 }
