@@ -99,6 +99,7 @@ typedef struct {
     int connection_timeout; /* seconds */
     int max_json_depth;
     bool keep_images;
+    size_t max_db_size;     /* bytes; 0 = no limit */
     ConfigApiKey *api_keys; /* n_api_keys entries; NULL when 0 */
     int n_api_keys;
     char *tls_cert, *tls_key; /* both "" or both set */

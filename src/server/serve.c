@@ -96,7 +96,8 @@ static int open_parts(const Config *cfg, Model **m, Store **st, int allow_stale,
     if (rc < 0 || (rc = lock_db(cfg->db, err)) < 0)
         return rc;
     StoreConfig sc = {.path = cfg->db, .fingerprint = model_fingerprint(*m),
-                      .dim = model_embed_dim(*m), .keep_images = cfg->keep_images};
+                      .dim = model_embed_dim(*m), .keep_images = cfg->keep_images,
+                      .max_bytes = (int64_t)cfg->max_db_size};
     rc = store_open(&sc, st, err);
     if (rc == STORE_STALE && !allow_stale)
         return -ESTALE;

@@ -337,21 +337,21 @@ int configval_set(Config *cfg, const ConfigEntry *e, const char *v, char *why) {
     case CT_ENUM: rc = parse_enum(e, v, f, why); break;
     case CT_ADDR: {
         ConfigAddr *a = f;
-        char *host;
-        int port;
+        char *host = NULL;
+        int port = 0;
         if ((rc = parse_addr(e, v, &host, &port, why)) == 0)
             free(a->host), a->host = host, a->port = port;
         break;
     }
     case CT_INTLIST: {
-        int tmp[CONFIG_MAX_HIDDEN] = {0}, n;
+        int tmp[CONFIG_MAX_HIDDEN] = {0}, n = 0;
         if ((rc = parse_intlist(e, v, tmp, &n, why)) == 0)
             memcpy(f, tmp, sizeof tmp), *count = n;
         break;
     }
     case CT_KEYS: {
-        ConfigApiKey *k;
-        int n;
+        ConfigApiKey *k = NULL;
+        int n = 0;
         if ((rc = parse_keys(e, v, &k, &n, why)) == 0)
             free_keys(*(ConfigApiKey **)f, *count), *(ConfigApiKey **)f = k, *count = n;
         break;
