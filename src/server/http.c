@@ -227,13 +227,16 @@ int http_start(Server *srv, Http **out, char *err) {
         goto out;
     if (rc < 0)
         goto out;
-    unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_USE_ITC | MHD_USE_TURBO;
+    unsigned flags =
+        MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_USE_ITC | MHD_USE_TURBO;
     if (ss.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     if (cert)
         flags |= MHD_USE_TLS;
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    unsigned threads = (unsigned)(cfg->threads > 0 ? cfg->threads : cores > 0 ? cores : 1);
+    /* Workers block while an enroll waits for its commit: 4 per core keep the
+     * other connections moving and let more enrolls share each fsync. */
+    unsigned threads = (unsigned)(cfg->threads > 0 ? cfg->threads : cores > 0 ? 4 * cores : 4);
     h->srv = srv;
     struct MHD_OptionItem opts[12] = {
         {MHD_OPTION_SOCK_ADDR, 0, &ss},

@@ -47,7 +47,7 @@ static const ConfigEntry table[] = {
     {"train_if_missing", CT_BOOL, O(train_if_missing), 0, "yes",
      .help = "serve: train a default model from `data` first if `model` does not exist"},
     {"threads", CT_INT, O(threads), 0, "0", 0, 256,
-     .help = "HTTP worker threads and training BLAS threads; 0 = number of cores"},
+     .help = "HTTP worker threads (0 = 4 per core) and training BLAS threads (0 = one per core)"},
     {"max_body", CT_SIZE, O(max_body), 0, "16M", 1024, 1073741824,
      .help = "largest request body accepted"},
     {"max_image_width", CT_INT, O(max_image_width), 0, "4096", 1, 65535,
