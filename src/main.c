@@ -97,6 +97,7 @@ static int cmd_train(const Config *cfg, const char *out, char *err) {
         goto out;
     log_info("train: wrote %s (fingerprint %.16s…)", out, model_fingerprint(m));
     train_report_print(stdout, out, &rep, cfg->json, 1);
+    fflush(stdout); /* before serving, when this was the default model's training */
 out:
     model_free(m);
     dataset_free(train);
