@@ -11,6 +11,7 @@
 # The in-tree seeds (tests/fuzz/corpus/TARGET) are read, never written: new
 # interesting inputs go to FUZZ_WORK/TARGET/corpus (default /tmp/siamese-fuzz),
 # findings to FUZZ_WORK/TARGET/artifacts, the log to FUZZ_WORK/TARGET/fuzz.log.
+# tests/fuzz/TARGET.dict, where present, is given to libFuzzer as -dict.
 # A finding that matters is minimised (--minimize), copied into the seed corpus
 # as tests/fuzz/corpus/TARGET/crash-<what>, and fixed.
 # Exit status: 0 when the run ended with no finding, 1 when it left one, 2 on misuse.
@@ -82,9 +83,11 @@ mkdir -p "$work/$target/corpus" "$work/$target/artifacts"
 log="$work/$target/fuzz.log"
 before=$(ls "$work/$target/artifacts" | wc -l)
 echo "fuzz.sh: $target for ${seconds}s, log $log"
+dict=""
+[ -f "tests/fuzz/$target.dict" ] && dict="-dict=tests/fuzz/$target.dict"
 rc=0
 "$build/tests/fuzz/fuzz_$target" -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=10 \
-    -print_final_stats=1 -artifact_prefix="$work/$target/artifacts/" "$@" \
+    -print_final_stats=1 -artifact_prefix="$work/$target/artifacts/" $dict "$@" \
     "$work/$target/corpus" "tests/fuzz/corpus/$target" >"$log" 2>&1 || rc=$?
 execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
 if [ -z "$execs" ]; then # a crash skips the final stats; take the last status line
