@@ -152,6 +152,10 @@ out:
 int store_db_check(sqlite3 *db, char *err) {
     char res[256];
     int rc = pragma_text(db, "PRAGMA quick_check", res, sizeof res, err);
+    /* SQLite puts line breaks inside its findings; error messages are one line. */
+    for (char *p = res; *p; p++)
+        if (*p == '\n' || *p == '\r')
+            *p = ' ';
     if (rc == 0 && strcmp(res, "ok") != 0)
         rc = sm_err(err, -EINVAL, "the database is corrupt: %s", res);
     return rc;
