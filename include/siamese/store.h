@@ -234,10 +234,10 @@ int store_migrate_file(const char *path, const StoreMigration *list, int n, int 
 /* ---- The in-memory index ----
  *
  * All embeddings sit in one row-major float matrix (rows grow by doubling;
- * a removed row is filled by the last one), with each row's squared norm,
- * sample id and subject. Distances are ||q||^2 + ||x||^2 - 2 q.x with the dot
- * products from one cblas_sgemv; the reported distance of a hit is recomputed
- * directly as the model does. A pthread rwlock makes every call thread-safe:
+ * a removed row is filled by the last one), with each row's sample id and
+ * subject. A query computes every squared distance directly in one pass over
+ * the matrix (exact ranking, no |q|^2 + |x|^2 - 2 q.x cancellation); the
+ * distance reported for a hit is model_distance(), the model's own. A pthread rwlock makes every call thread-safe:
  * searches share it, changes take it alone. */
 
 typedef struct Index Index;

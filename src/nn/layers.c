@@ -13,12 +13,8 @@
 #include <string.h>
 
 #include "siamese/blas.h"
+#include "siamese/simd.h"
 
-#if defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__)
-#define SM_CLONES __attribute__((target_clones("default", "avx2", "avx512f")))
-#else
-#define SM_CLONES
-#endif
 
 void dense_forward(float *out, const float *inp, const float *weight, const float *bias, int N,
                    int C, int OC) {

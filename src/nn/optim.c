@@ -8,14 +8,10 @@
  * formulas in double precision, kept as the tests' yardstick.
  */
 #include "siamese/optim.h"
+#include "siamese/simd.h"
 
 #include <math.h>
 
-#if defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__)
-#define SM_CLONES __attribute__((target_clones("default", "avx2", "avx512f")))
-#else
-#define SM_CLONES
-#endif
 
 SM_CLONES void rmsprop_update(float *restrict p, const float *restrict g, float *restrict v,
                               size_t n, float lr, float rho, float eps) {

@@ -1,11 +1,14 @@
 /*
  * index.c — the in-memory nearest-neighbour index over every current sample.
  *
- * Rows: one row-major float matrix emb (cap x dim) with, per row, its squared
- * norm, sample id, subject slot and prev/next links of a per-subject list (so a
- * subject's rows are found without a scan). Rows grow by doubling; removing a
- * row moves the last row into its place, so the matrix stays dense for one
- * cblas_sgemv per query. Two open-addressing tables (linear probing, deletion
+ * Rows: one row-major float matrix emb (cap x dim) with, per row, its sample
+ * id, subject slot and prev/next links of a per-subject list (so a subject's
+ * rows are found without a scan). Rows grow by doubling; removing a row moves
+ * the last row into its place, so a query is one sequential pass over a dense
+ * matrix. That pass computes each distance directly, not as
+ * |q|^2 + |x|^2 - 2 q.x: the expansion is no cheaper (both stream the matrix
+ * once) and its cancellation misranks close candidates, which are exactly the
+ * ones identify must get right. Two open-addressing tables (linear probing, deletion
  * by backward shift, never more than half full) map sample id -> row and
  * subject id -> slot; slots live in an array with a free list.
  *
@@ -14,16 +17,17 @@
  * path. Search holds the rwlock shared; every change holds it exclusive.
  */
 #include "siamese/common.h"
+#include "siamese/layers.h"
+#include "siamese/model.h"
+#include "siamese/simd.h"
 #include "siamese/store.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define DIST_FLOOR 1e-7f     /* the model's clamp of the squared distance */
 #define ROWS_LIMIT (1 << 30) /* row and slot indices are int32_t */
 
 typedef struct {
@@ -42,7 +46,6 @@ struct Index {
     int dim;
     size_t n, cap;
     float *emb;   /* (cap, dim) */
-    float *norm2; /* (cap) squared norms */
     int64_t *sample;
     int32_t *subj; /* slot of each row */
     int32_t *prev, *next;
@@ -171,7 +174,6 @@ static int grow_rows(Index *ix, size_t need) {
     if (cap > ROWS_LIMIT)
         cap = ROWS_LIMIT;
     if (grow_array(&ix->emb, cap, (size_t)ix->dim * sizeof(float)) ||
-        grow_array(&ix->norm2, cap, sizeof(float)) ||
         grow_array(&ix->sample, cap, sizeof(int64_t)) ||
         grow_array(&ix->subj, cap, sizeof(int32_t)) ||
         grow_array(&ix->prev, cap, sizeof(int32_t)) ||
@@ -235,7 +237,6 @@ void index_free(Index *ix) {
         return;
     pthread_rwlock_destroy(&ix->lock);
     free(ix->emb);
-    free(ix->norm2);
     free(ix->sample);
     free(ix->subj);
     free(ix->prev);
@@ -272,28 +273,33 @@ int index_reserve(Index *ix, size_t rows, size_t subjects, char *err) {
     return rc;
 }
 
-static int all_finite(const float *v, int n) {
-    for (int i = 0; i < n; i++)
-        if (!isfinite(v[i]))
-            return 0;
-    return 1;
-}
-
-static float dot_self(const float *v, int n) {
-    float s = 0;
-    for (int i = 0; i < n; i++)
-        s += v[i] * v[i];
-    return s;
-}
-
-/* Exactly the model's distance: sqrt(max(sum (a-b)^2, 1e-7)). */
-static float dist_exact(const float *a, const float *b, int n) {
+/* An embedding is searchable when every element is finite and so is its
+ * squared norm (elements near 1e19 overflow it, and any distance with it). */
+static int embedding_ok(const float *v, int n) {
     float s = 0;
     for (int i = 0; i < n; i++) {
-        float d = a[i] - b[i];
-        s += d * d;
+        if (!isfinite(v[i]))
+            return 0;
+        s += v[i] * v[i];
     }
-    return sqrtf(fmaxf(s, DIST_FLOOR));
+    return isfinite(s);
+}
+
+/* Squared distance for ranking, in 16 independent lanes so that it
+ * vectorises; hits report the model's own distance (model_distance()). */
+SM_CLONES static float sq_dist(const float *x, const float *q, int n) {
+    float acc[16] = {0}, s = 0;
+    int i = 0;
+    for (; i + 16 <= n; i += 16)
+        for (int j = 0; j < 16; j++) {
+            float d = x[i + j] - q[i + j];
+            acc[j] += d * d;
+        }
+    for (; i < n; i++)
+        s += (x[i] - q[i]) * (x[i] - q[i]);
+    for (int j = 0; j < 16; j++)
+        s += acc[j];
+    return s;
 }
 
 static int32_t slot_new(Index *ix, const char *subject) {
@@ -312,7 +318,7 @@ int index_add(Index *ix, int64_t sample_id, const char *subject, const float *em
     if (sample_id <= 0 || !store_subject_id_valid(subject))
         return sm_err(err, -EINVAL, "index: invalid sample %lld or subject id",
                       (long long)sample_id);
-    if (!all_finite(emb, ix->dim))
+    if (!embedding_ok(emb, ix->dim))
         return sm_err(err, -EINVAL, "index: sample %lld has a non-finite embedding",
                       (long long)sample_id);
     pthread_rwlock_wrlock(&ix->lock);
@@ -328,7 +334,6 @@ int index_add(Index *ix, int64_t sample_id, const char *subject, const float *em
         slot = slot_new(ix, subject);
     int32_t r = (int32_t)ix->n++;
     memcpy(ix->emb + (size_t)r * ix->dim, emb, (size_t)ix->dim * sizeof(float));
-    ix->norm2[r] = dot_self(emb, ix->dim);
     ix->sample[r] = sample_id;
     ix->subj[r] = slot;
     Subj *sj = &ix->subjects[slot];
@@ -366,7 +371,6 @@ static void remove_row(Index *ix, int32_t r) {
         size_t pos = find_row_pos(ix, ix->sample[last]);
         memcpy(ix->emb + (size_t)r * ix->dim, ix->emb + (size_t)last * ix->dim,
                (size_t)ix->dim * sizeof(float));
-        ix->norm2[r] = ix->norm2[last];
         ix->sample[r] = ix->sample[last];
         ix->subj[r] = ix->subj[last];
         ix->prev[r] = ix->prev[last];
@@ -437,7 +441,7 @@ static void top_insert(const Index *ix, float *keys, int32_t *slots, int *m, int
 static void hit_fill(const Index *ix, int32_t row, const float *q, IndexHit *h) {
     snprintf(h->subject, sizeof h->subject, "%s", ix->subjects[ix->subj[row]].id);
     h->sample_id = ix->sample[row];
-    h->distance = dist_exact(q, ix->emb + (size_t)row * ix->dim, ix->dim);
+    h->distance = model_distance(q, ix->emb + (size_t)row * ix->dim, ix->dim);
 }
 
 static int hit_cmp(const void *a, const void *b) {
@@ -451,7 +455,7 @@ static int check_query(const Index *ix, const float *q, int k, IndexHit *hits, i
     *n = 0;
     if (k < 1 || !hits)
         return sm_err(err, -EINVAL, "index: k must be at least 1");
-    if (!all_finite(q, ix->dim))
+    if (!embedding_ok(q, ix->dim))
         return sm_err(err, -EINVAL, "index: query embedding is not finite");
     return 0;
 }
@@ -460,33 +464,31 @@ int index_topk(Index *ix, const float *q, int k, IndexHit *hits, int *n, char *e
     int rc = check_query(ix, q, k, hits, n, err);
     if (rc < 0)
         return rc;
-    float *dots = NULL, *keys = NULL;
+    float *d2 = NULL, *keys = NULL;
     int32_t *slots = NULL, *rows = NULL;
     pthread_rwlock_rdlock(&ix->lock);
     if (ix->n == 0)
         goto out;
     size_t kk = (size_t)k < ix->n_live ? (size_t)k : ix->n_live;
-    dots = malloc(ix->n * sizeof *dots);
+    d2 = malloc(ix->n * sizeof *d2);
     keys = malloc(kk * sizeof *keys);
     slots = malloc(kk * sizeof *slots);
     rows = malloc(ix->subj_cap * sizeof *rows);
-    if (!dots || !keys || !slots || !rows) {
+    if (!d2 || !keys || !slots || !rows) {
         rc = sm_err(err, -ENOMEM, "index: out of memory for a query over %zu rows", ix->n);
         goto out;
     }
-    cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)ix->n, ix->dim, 1.0f, ix->emb, ix->dim, q, 1,
-                0.0f, dots, 1);
-    float qn = dot_self(q, ix->dim);
+    for (size_t r = 0; r < ix->n; r++)
+        d2[r] = sq_dist(ix->emb + r * ix->dim, q, ix->dim);
     int m = 0;
     for (size_t s = 0; s < ix->n_slots; s++) {
         float best = INFINITY;
         int32_t best_row = -1;
         for (int32_t r = ix->subjects[s].count ? ix->subjects[s].head : -1; r != -1;
              r = ix->next[r]) {
-            /* Rounding can push the expansion below 0; the floor also clamps. */
-            float d2 = fmaxf(qn + ix->norm2[r] - 2.0f * dots[r], DIST_FLOOR);
-            if (d2 < best || (d2 == best && ix->sample[r] < ix->sample[best_row])) {
-                best = d2;
+            float d = d2[r];
+            if (best_row < 0 || d < best || (d == best && ix->sample[r] < ix->sample[best_row])) {
+                best = d;
                 best_row = r;
             }
         }
@@ -502,7 +504,7 @@ int index_topk(Index *ix, const float *q, int k, IndexHit *hits, int *n, char *e
     *n = m;
 out:
     pthread_rwlock_unlock(&ix->lock);
-    free(dots);
+    free(d2);
     free(keys);
     free(slots);
     free(rows);
@@ -524,7 +526,7 @@ int index_topk_ref(Index *ix, const float *q, int k, IndexHit *hits, int *n, cha
         all[s].distance = INFINITY;
     for (size_t r = 0; r < ix->n; r++) {
         IndexHit *h = &all[ix->subj[r]];
-        float d = dist_exact(q, ix->emb + r * ix->dim, ix->dim);
+        float d = model_distance(q, ix->emb + r * ix->dim, ix->dim);
         if (d < h->distance || (d == h->distance && ix->sample[r] < h->sample_id))
             hit_fill(ix, (int32_t)r, q, h);
     }
@@ -556,8 +558,8 @@ int index_nearest_in_subject(Index *ix, const char *subject, const float *q, Ind
     float best = INFINITY;
     int32_t best_row = -1;
     for (int32_t r = ix->subjects[slot].head; r != -1; r = ix->next[r]) {
-        float d = dist_exact(q, ix->emb + (size_t)r * ix->dim, ix->dim);
-        if (d < best || (d == best && ix->sample[r] < ix->sample[best_row])) {
+        float d = model_distance(q, ix->emb + (size_t)r * ix->dim, ix->dim);
+        if (best_row < 0 || d < best || (d == best && ix->sample[r] < ix->sample[best_row])) {
             best = d;
             best_row = r;
         }

@@ -320,6 +320,60 @@ START_TEST(readers_during_writes) {
 }
 END_TEST
 
+/* Candidates far from the origin and very close to the query: the
+ * |q|^2 + |x|^2 - 2 q.x expansion cannot rank these (its rounding error is
+ * larger than their differences); the index must, exactly as brute force in
+ * double precision does. */
+START_TEST(close_candidates_rank_exactly) {
+    Rng rng;
+    rng_seed(&rng, 7);
+    enum { S = 50, Q = 200 };
+    Index *ix = make(DIM);
+    char err[SM_ERRMAX], name[32];
+    float base[DIM], x[S][DIM], q[DIM];
+    for (int j = 0; j < DIM; j++)
+        base[j] = 1.15f + 0.01f * rng_uniform(&rng);
+    for (int s = 0; s < S; s++) {
+        for (int j = 0; j < DIM; j++)
+            x[s][j] = base[j] + 0.001f * (rng_uniform(&rng) - 0.5f);
+        snprintf(name, sizeof name, "s%02d", s);
+        ck_assert_int_eq(index_add(ix, s + 1, name, x[s], err), 0);
+    }
+    for (int t = 0; t < Q; t++) {
+        for (int j = 0; j < DIM; j++)
+            q[j] = base[j] + 0.001f * (rng_uniform(&rng) - 0.5f);
+        int best = 0;
+        for (int s = 1; s < S; s++)
+            if (model_dist(q, x[s], DIM) < model_dist(q, x[best], DIM))
+                best = s;
+        IndexHit h[3];
+        int n = 0;
+        ck_assert_int_eq(index_topk(ix, q, 3, h, &n, err), 0);
+        snprintf(name, sizeof name, "s%02d", best);
+        ck_assert_msg(n == 3 && strcmp(h[0].subject, name) == 0, "query %d: got %s, nearest %s",
+                      t, h[0].subject, name);
+    }
+    index_free(ix);
+}
+END_TEST
+
+/* Finite elements whose squared norm overflows cannot be ranked: refused. */
+START_TEST(overflowing_embeddings_refused) {
+    Index *ix = make(4);
+    char err[SM_ERRMAX];
+    float big[4] = {3e19f, 0, 0, 0}, ok[4] = {1, 2, 3, 4};
+    IndexHit h;
+    int n = 0;
+    ck_assert_int_eq(index_add(ix, 1, "a", big, err), -EINVAL);
+    ck_assert_int_eq(index_add(ix, 2, "a", ok, err), 0);
+    ck_assert_int_eq(index_topk(ix, big, 1, &h, &n, err), -EINVAL);
+    ck_assert_int_eq(index_nearest_in_subject(ix, "a", big, &h, err), -EINVAL);
+    ck_assert_int_eq(index_topk(ix, ok, 1, &h, &n, err), 0);
+    ck_assert(n == 1 && h.sample_id == 2);
+    index_free(ix);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("index");
     TCase *tc = tcase_create("index");
@@ -331,6 +385,8 @@ int main(void) {
     tcase_add_loop_test(tc, topk_matches_reference, 0, 3);
     tcase_add_test(tc, reserve_then_add);
     tcase_add_test(tc, readers_during_writes);
+    tcase_add_test(tc, close_candidates_rank_exactly);
+    tcase_add_test(tc, overflowing_embeddings_refused);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
