@@ -32,8 +32,10 @@ int sm_err(char *err, int code, const char *fmt, ...) __attribute__((format(prin
 int sm_read_file(const char *path, size_t max_bytes, uint8_t **out, size_t *len, char *err);
 
 /* Writes len bytes to path atomically: a temporary file in the same directory,
- * fsync, rename over path, fsync of the directory. On failure path is untouched
- * and no temporary file is left behind. */
+ * fsync, rename over path, fsync of the directory. A failure before the rename
+ * leaves path untouched and no temporary file behind; only a failed directory
+ * fsync comes after it, and then path already holds the new data (just not yet
+ * certainly durable). */
 int sm_write_file_atomic(const char *path, const void *data, size_t len, char *err);
 
 /* Creates directory path and its parents (mode 0755); existing ones are fine. */

@@ -310,7 +310,7 @@ static int read_arch(const StFile *f, ModelArch *a, char *err) {
         (rc = meta_int(f, "input_height", 1, 1024, &a->in_h, err)) < 0 ||
         (rc = meta_int(f, "input_width", 1, 1024, &a->in_w, err)) < 0 ||
         (rc = meta_int(f, "input_channels", 1, 1, &channels, err)) < 0 ||
-        (rc = meta_float(f, "dropout", 0.0f, 0.999f, &a->dropout, err)) < 0 ||
+        (rc = meta_float(f, "dropout", 0.0f, 1.0f, &a->dropout, err)) < 0 ||
         (rc = meta_str(f, "layers", &layers, err)) < 0 ||
         (rc = parse_layers(layers, a, err)) < 0 || (rc = model_arch_check(a, err)) < 0 ||
         (rc = meta_int(f, "embedding_size", 1, MODEL_MAX_WIDTH, &esize, err)) < 0)

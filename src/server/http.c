@@ -266,6 +266,8 @@ int http_start(Server *srv, Http **out, char *err) {
     h = NULL;
 out:
     free(cert);
+    if (key)
+        explicit_bzero(key, strlen(key)); /* libmicrohttpd has its own copy now */
     free(key);
     free(h);
     return rc;

@@ -120,10 +120,9 @@ void reply_internal(Reply *rep, int rc, const char *what, const char *err) {
     case -ENOMEM:
         reply_error(rep, 503, "out_of_memory", "%s: out of memory", what);
         return;
-    case -EINVAL:
-        reply_error(rep, 400, "bad_request", "%s: %s", what, err);
-        return;
     default:
+        /* Requests are validated before they reach a module, so anything else
+         * (-EINVAL included: a row that fails validation) is our failure. */
         log_error("%s: %s (%d)", what, err, rc);
         reply_error(rep, 500, "internal", "%s failed", what);
     }
@@ -260,9 +259,12 @@ double json_f32(float v) {
 }
 
 void iso_time(int64_t ms, char out[32]) {
+    /* Years 1970..9999; the store validates rows, this keeps the format whole. */
+    ms = ms < 0 ? 0 : ms > 253402300799999 ? 253402300799999 : ms;
     time_t t = (time_t)(ms / 1000);
     struct tm tm;
-    gmtime_r(&t, &tm);
+    if (!gmtime_r(&t, &tm))
+        memset(&tm, 0, sizeof tm);
     size_t n = strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
     snprintf(out + n, 32 - n, ".%03dZ", (int)(ms % 1000));
 }

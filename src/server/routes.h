@@ -29,7 +29,7 @@ int route_split(const char *path, char *buf, size_t size, char *seg[4]);
 /* Replies with obj (consumed) as JSON. */
 void reply_json(Reply *rep, int status, cJSON *obj);
 /* Maps a module's negative errno to a status: -ENOSPC 507, -ESTALE 503,
- * -ENOMEM 503, -EINVAL 400, others 500 (logged). */
+ * -ENOMEM 503, others 500 (logged): input is validated before modules see it. */
 void reply_internal(Reply *rep, int rc, const char *what, const char *err);
 
 /* Parses the body; any field not in allowed (NULL-terminated) is a 400.

@@ -11,7 +11,6 @@
 #include "siamese/common.h"
 #include "siamese/log.h"
 
-#define EMBED_MAX 256 /* images in one /embed or /enroll request */
 
 
 static const char *verdict(float d, float thr) { return d < thr ? "same" : "different"; }
@@ -101,12 +100,12 @@ out:
     req_free(f);
 }
 
-/* Image count of a request that takes 1..EMBED_MAX images; -1 with the reply. */
+/* Image count of a request that takes 1..STORE_ENROLL_MAX images; -1 with the reply. */
 static int image_count(const ReqForm *f, Reply *rep) {
     int n = req_count(f, "image");
-    if (n < 1 || n > EMBED_MAX) {
+    if (n < 1 || n > STORE_ENROLL_MAX) {
         reply_error(rep, n ? 413 : 400, n ? "too_many_images" : "missing_field",
-                    "give 1 to %d 'image' fields (got %d)", EMBED_MAX, n);
+                    "give 1 to %d 'image' fields (got %d)", STORE_ENROLL_MAX, n);
         return -1;
     }
     return n;
@@ -184,8 +183,8 @@ void handle_enroll(Server *srv, const HttpReq *req, Reply *rep) {
     ReqForm *f = NULL;
     const char *subject, *metadata;
     float *emb = NULL;
-    int64_t ids[EMBED_MAX];
-    StoreSampleIn in[EMBED_MAX];
+    int64_t ids[STORE_ENROLL_MAX];
+    StoreSampleIn in[STORE_ENROLL_MAX];
     int n, E = model_embed_dim(srv->model);
     if (form_parse(srv, req, fields, &f, rep) < 0 || form_text(f, "subject", 1, &subject, rep) < 0 ||
         metadata_of(srv, f, &metadata, rep) < 0 || (n = image_count(f, rep)) < 0)
@@ -231,11 +230,11 @@ void handle_identify(Server *srv, const HttpReq *req, Reply *rep) {
     const char *ktext;
     float q[MODEL_MAX_WIDTH], thr;
     IndexHit *hits = NULL;
-    double k = srv->cfg->identify_k;
+    long k = srv->cfg->identify_k;
     if (form_parse(srv, req, fields, &f, rep) < 0 || threshold_of(srv, f, &thr, rep) < 0 ||
         form_text(f, "k", 0, &ktext, rep) < 0 || form_single(f, "image", 1, rep) < 0)
         goto out;
-    if (ktext && (parse_number(ktext, 1, 1000, &k) < 0 || k != (int)k)) {
+    if (req_query_int(ktext, 1, 1000, &k, NULL) < 0) {
         reply_error(rep, 400, "bad_request", "k must be an integer in 1..1000");
         goto out;
     }

@@ -22,33 +22,31 @@ static int path_ids(const HttpReq *req, char *buf, size_t size, const char **sub
                                                  "[A-Za-z0-9._:@-]");
         return -1;
     }
-    double v;
-    if (sample && (n != 4 || parse_number(seg[3], 1, 9007199254740991.0, &v) < 0 ||
-                   v != (double)(int64_t)v || strspn(seg[3], "0123456789") != strlen(seg[3]))) {
+    long v = 0;
+    if (sample && (n != 4 || req_query_int(seg[3], 1, INT64_MAX, &v, NULL) != 0)) {
         reply_error(rep, 400, "bad_request", "sample ids are positive integers");
         return -1;
     }
     if (sample)
-        *sample = (int64_t)v;
+        *sample = v;
     return 0;
 }
 
 void handle_subjects(Server *srv, const HttpReq *req, Reply *rep) {
-    const char *ltext = req->query(req->conn, "limit"), *cursor = req->query(req->conn, "cursor");
-    double limit = 100;
-    if (ltext && (parse_number(ltext, 1, STORE_LIST_MAX, &limit) < 0 || limit != (int)limit ||
-                  strspn(ltext, "0123456789") != strlen(ltext))) {
+    const char *cursor = req->query(req->conn, "cursor");
+    char next[STORE_CURSOR_SIZE], err[SM_ERRMAX], after[STORE_SUBJECT_MAX + 1];
+    long limit = 100;
+    if (req_query_int(req->query(req->conn, "limit"), 1, STORE_LIST_MAX, &limit, err) < 0) {
         reply_error(rep, 400, "bad_request", "limit must be an integer in 1..%d", STORE_LIST_MAX);
+        return;
+    }
+    if (cursor && *cursor && store_cursor_decode(cursor, after, err) < 0) {
+        reply_error(rep, 400, "bad_request", "%s", err);
         return;
     }
     StoreListItem *items = NULL;
     int n = 0;
-    char next[STORE_CURSOR_SIZE], err[SM_ERRMAX];
     int rc = store_list(srv->store, cursor, (int)limit, &items, &n, next, err);
-    if (rc == -EINVAL) {
-        reply_error(rep, 400, "bad_request", "%s", err);
-        return;
-    }
     if (rc < 0) {
         reply_internal(rep, rc, "list", err);
         return;
@@ -195,8 +193,9 @@ void handle_metrics(Server *srv, const HttpReq *req, Reply *rep) {
     };
     char *text = NULL;
     size_t len = 0;
-    if (promstats_render(srv->stats, gauges, (int)SM_ARRAY_LEN(gauges), &text, &len) < 0) {
-        reply_error(rep, 503, "out_of_memory", "the server is out of memory");
+    int rc = promstats_render(srv->stats, gauges, (int)SM_ARRAY_LEN(gauges), &text, &len);
+    if (rc < 0) {
+        reply_internal(rep, rc, "metrics", "cannot render");
         return;
     }
     free(rep->body);

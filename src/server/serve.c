@@ -137,6 +137,8 @@ int serve_run(const Config *cfg, char *err) {
     if ((rc = http_start(&srv, &http, err)) < 0)
         goto out;
     log_start(&srv, http_port(http));
+    if (cfg->log_level == LOG_DEBUG)
+        config_log(cfg);
     int sig = wait_stop();
     log_info("siamesed: %s received, finishing requests in flight", strsignal(sig));
     http_stop(http, STOP_GRACE_S);

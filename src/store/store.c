@@ -230,7 +230,7 @@ int store_load_index(Store *s, sqlite3 *db, int64_t *stale, char *err) {
 
 /* ---- Open and close ---- */
 
-static int config_check(const StoreConfig *cfg, char *err) {
+static int store_config_check(const StoreConfig *cfg, char *err) {
     if (!cfg || !cfg->path || !cfg->path[0])
         return sm_err(err, -EINVAL, "store: no database path");
     if (!store_fingerprint_valid(cfg->fingerprint))
@@ -300,7 +300,7 @@ int store_open(const StoreConfig *cfg, Store **out, char *err) {
     int64_t stale = 0;
     Store *s = NULL;
     *out = NULL;
-    int rc = config_check(cfg, err);
+    int rc = store_config_check(cfg, err);
     if (rc < 0)
         return rc;
     if (!sqlite3_threadsafe())

@@ -280,6 +280,23 @@ static int check_inputs(const TrainConfig *tc, const Dataset *train, const Datas
     return 0;
 }
 
+/* The threshold is calibrated on validation pairs, so the split must make
+ * some: two classes with at least 2 held-out samples each. */
+static int check_val(const Dataset *val, char *err) {
+    int *count = calloc((size_t)val->n_classes + 1, sizeof *count), usable = 0;
+    if (!count)
+        return sm_err(err, -ENOMEM, "train: out of memory");
+    for (int i = 0; i < val->n; i++)
+        count[val->y[i]]++;
+    for (int c = 0; c < val->n_classes; c++)
+        usable += count[c] >= 2;
+    free(count);
+    if (usable < 2)
+        return sm_err(err, -EINVAL, "train: too little data for a validation split: at least "
+                                    "2 classes need 4 or more samples (or raise --val-fraction)");
+    return 0;
+}
+
 /* Trains for tc->epochs; fills rep->pairs_per_s, seconds, final_loss. */
 static int train_loop(Trainer *s, const PairSets *ps, const Dataset *val, TrainReport *rep,
                       char *err) {
@@ -302,9 +319,9 @@ static int train_loop(Trainer *s, const PairSets *ps, const Dataset *val, TrainR
             rc = sm_err(err, -EDOM, "train: loss diverged at epoch %d (try a smaller --lr)", e);
             break;
         }
-        if (tc->progress) {
-            Metrics vm;
-            rc = evaluate_pairs(s->model, val, ps->val, ps->n_val, 0.5f, NULL, &vm, err);
+        Metrics vm;
+        if (tc->progress &&
+            (rc = evaluate_pairs(s->model, val, ps->val, ps->n_val, 0.5f, NULL, &vm, err)) == 0) {
             double elapsed = sm_now() - t_start;
             report_epoch(tc->progress, isatty(fileno(tc->progress)), e, tc->epochs,
                          rep->final_loss, vm.accuracy, (double)ps->n_train / dt, elapsed,
@@ -351,7 +368,7 @@ int train_run(const TrainConfig *tc, Dataset *train, const Dataset *test, Model 
         goto out;
     blas_set_threads(tc->threads);
     if ((rc = dataset_split_off(train, tc->val_fraction, &val, err)) < 0 ||
-        (rc = build_pairsets(tc, train, val, test, &ps, err)) < 0 ||
+        (rc = check_val(val, err)) < 0 || (rc = build_pairsets(tc, train, val, test, &ps, err)) < 0 ||
         (rc = model_create(&tc->arch, stream_seed(tc->seed, STREAM_INIT), &m, err)) < 0 ||
         (rc = trainer_init(&s, tc, m, train, err)) < 0)
         goto out;

@@ -95,7 +95,7 @@ static const ConfigEntry table[] = {
     {"dropout", CT_FLOAT, O(dropout), 0, "0.1", 0, 1, .flags = CF_MAX_OPEN,
      .help = "dropout rate after every layer but the last"},
     {"seed", CT_U64, O(seed), 0, "1", .help = "seed of weights, pairs and dropout"},
-    {"val_fraction", CT_FLOAT, O(val_fraction), 0, "0.1", 0, 0.5,
+    {"val_fraction", CT_FLOAT, O(val_fraction), 0, "0.1", 0, 0.5, .flags = CF_MIN_OPEN,
      .help = "fraction of the training data held out to calibrate the threshold"},
     {"out", CT_PATH, O(out), 0, "", 0, PATH_MAXLEN,
      .help = "where --train writes the model; empty = `model`"},

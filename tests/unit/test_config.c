@@ -242,7 +242,7 @@ static const struct {
     {"hidden", "1;2"}, {"hidden", "1 2"}, {"hidden", "99999999999999999999"},
     {"dropout", "1"}, {"dropout", "-0.1"}, {"dropout", "1.5"},
     {"seed", "-1"}, {"seed", "18446744073709551616"}, {"seed", "abc"}, {"seed", ""},
-    {"seed", "+1"}, {"val_fraction", "0.51"}, {"val_fraction", "-0.01"},
+    {"seed", "+1"}, {"val_fraction", "0.51"}, {"val_fraction", "-0.01"}, {"val_fraction", "0"},
     {"out", "a\rb"}, {"json", "yesno"},
 };
 
@@ -331,7 +331,7 @@ static const struct {
     {"hidden", "8,7,6,5,4,3,2,1", "8,7,6,5,4,3,2,1"}, {"dropout", "0", "0"},
     {"dropout", "0.999", "0.999"}, {"seed", "0", "0"},
     {"seed", "18446744073709551615", "18446744073709551615"}, {"val_fraction", "0.5", "0.5"},
-    {"val_fraction", "0", "0"}, {"out", "--weird", "--weird"}, {"json", "yes", "yes"},
+    {"val_fraction", "0.001", "0.001"}, {"out", "--weird", "--weird"}, {"json", "yes", "yes"},
 };
 
 START_TEST(good_values_round_trip) {
