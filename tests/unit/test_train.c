@@ -107,6 +107,15 @@ START_TEST(bad_inputs_are_refused) {
     tc = quick_config(1, 1, 1);
     tc.batch = 0;
     ck_assert_int_eq(train_run(&tc, train, NULL, &m, &rep, err), -EINVAL);
+    /* Three samples per class: nothing can be held out for calibration. */
+    train->n = 9;
+    for (int i = 0; i < 9; i++)
+        train->y[i] = i % 3;
+    tc = quick_config(1, 1, 1);
+    m = NULL;
+    ck_assert_int_eq(train_run(&tc, train, NULL, &m, &rep, err), -EINVAL);
+    ck_assert_ptr_nonnull(strstr(err, "validation split"));
+    train->n = 500;
     /* One usable class: no negative pairs can be made. */
     for (int i = 0; i < train->n; i++)
         train->y[i] = 0;
