@@ -135,6 +135,11 @@ static float train_step(Trainer *s, const Pair *pairs, const int32_t *order, int
     size_t row = (size_t)s->D * sizeof(float);
     for (int i = 0; i < B; i++) {
         const Pair *p = &pairs[order[i]];
+        if (i + 4 < B) { /* rows are scattered: start the next ones' first lines early */
+            const Pair *n = &pairs[order[i + 4]];
+            __builtin_prefetch(d->x + (size_t)n->a * s->D);
+            __builtin_prefetch(d->x + (size_t)n->b * s->D);
+        }
         memcpy(s->x + (size_t)i * s->D, d->x + (size_t)p->a * s->D, row);
         memcpy(s->x + (size_t)(B + i) * s->D, d->x + (size_t)p->b * s->D, row);
         s->y[i] = p->y;
