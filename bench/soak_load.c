@@ -21,6 +21,7 @@
  * build: cc -O2 -std=c17 -D_GNU_SOURCE soak_load.c -o soak_load -lcurl -lpthread
  */
 #include <curl/curl.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -28,11 +29,10 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-#include <pthread.h>
 
 enum { R_VERIFY, R_VERIFY_SUBJECT, R_IDENTIFY, R_ENROLL, R_DELETE, R_GET, N_ROUTES };
-static const char *const route_name[N_ROUTES] = {"verify (pair)", "verify (subject)", "identify",
-                                                 "enroll", "delete", "get/list/health/metrics"};
+static const char *const route_name[N_ROUTES] = {
+    "verify (pair)", "verify (subject)", "identify", "enroll", "delete", "get/list/health/metrics"};
 
 enum { N_STATUS = 600, HIST = 4000, HIST_US = 100, OWN_MAX = 40, N_IMAGES = 64 };
 
@@ -169,8 +169,7 @@ static void do_enroll(Client *cl) {
     for (int i = 0; i < n; i++)
         part_image(m, "image", any_image(cl));
     if (perform(cl, R_ENROLL, "/enroll", NULL, m) == 201) {
-        snprintf(cl->own[(cl->first_own + cl->n_own) % OWN_MAX], sizeof cl->own[0], "%s",
-                 subject);
+        snprintf(cl->own[(cl->first_own + cl->n_own) % OWN_MAX], sizeof cl->own[0], "%s", subject);
         cl->n_own++;
     }
     curl_mime_free(m);
@@ -254,7 +253,8 @@ static double percentile(int route, double q) {
 
 static void report(double seconds) {
     long total = 0, transport = 0, server = 0, unexpected = 0;
-    printf("%-26s %8s  %s\n", "route", "requests", "statuses (count)       p50 / p99 / max-bucket ms");
+    printf("%-26s %8s  %s\n", "route", "requests",
+           "statuses (count)       p50 / p99 / max-bucket ms");
     for (int r = 0; r < N_ROUTES; r++) {
         long n = 0;
         char line[512] = "";
@@ -264,8 +264,8 @@ static void report(double seconds) {
             if (!k)
                 continue;
             n += k;
-            len += (size_t)snprintf(line + len, sizeof line - len, "%s%d:%ld", len ? " " : "",
-                                    s, k);
+            len +=
+                (size_t)snprintf(line + len, sizeof line - len, "%s%d:%ld", len ? " " : "", s, k);
             transport += s == 0 ? k : 0;
             server += s >= 500 ? k : 0;
             unexpected += s != 200 && s != 201 ? k : 0;

@@ -101,7 +101,8 @@ int rng_range(Rng *r, int lo, int hi) {
 void refused_in_one_line_ok(const Own *o, const char *needle) {
     int st = o->d.status;
     ck_assert_msg(!WIFSIGNALED(st), "the daemon died of signal %d (%s) instead of refusing",
-                  WIFSIGNALED(st) ? WTERMSIG(st) : 0, strsignal(WIFSIGNALED(st) ? WTERMSIG(st) : 0));
+                  WIFSIGNALED(st) ? WTERMSIG(st) : 0,
+                  strsignal(WIFSIGNALED(st) ? WTERMSIG(st) : 0));
     ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) != 0, "refused start: wait status 0x%x", st);
     Buf log;
     ck_assert_int_eq(slurp(o->d.log, &log), 0);

@@ -196,7 +196,10 @@ static int crash_trial(Own *o, int trial, int kill_ms, Ack *acks) {
     CrashWorker w[CRASH_THREADS];
     atomic_int stop = 0;
     for (int t = 0; t < CRASH_THREADS; t++) {
-        w[t] = (CrashWorker){.port = o->d.port, .trial = trial, .t = t, .stop = &stop,
+        w[t] = (CrashWorker){.port = o->d.port,
+                             .trial = trial,
+                             .t = t,
+                             .stop = &stop,
                              .acks = acks + t * WORKER_ACKS};
         ck_assert_int_eq(pthread_create(&th[t], NULL, crash_worker, &w[t]), 0);
     }
@@ -224,7 +227,8 @@ static int acks_missing_sql(const char *db, const Ack *a, int n) {
     sqlite3_stmt *st = NULL;
     int missing = 0;
     ck_assert_int_eq(sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-    ck_assert_int_eq(sqlite3_prepare_v2(h, "SELECT id FROM samples WHERE subject_id = ?1 ORDER BY id",
+    ck_assert_int_eq(sqlite3_prepare_v2(h,
+                                        "SELECT id FROM samples WHERE subject_id = ?1 ORDER BY id",
                                         -1, &st, NULL),
                      SQLITE_OK);
     for (int i = 0; i < n; i++) {
@@ -279,11 +283,14 @@ START_TEST(kill9_under_concurrent_enrolls) {
     int missing = acks_missing_sql(o.db, all, n_all);
     char res[256];
     db_text(o.db, "PRAGMA integrity_check", res, sizeof res);
+    long long stored = db_int(o.db, "SELECT count(*) FROM subjects");
     fprintf(stderr,
             "durability: %d kill -9 trials (kill at %d..%d ms into 6-thread enroll load), %d "
             "enrolls acknowledged (%d..%d per trial), %d lost after restart, %d missing at the "
-            "end; integrity_check %s; %.1f s\n",
-            TRIALS, kill_min, kill_max, n_all, fewest, most, lost, missing, res, now_s() - t0);
+            "end, %lld more stored whole though their answer never arrived, none half-stored; "
+            "integrity_check %s; %.1f s\n",
+            TRIALS, kill_min, kill_max, n_all, fewest, most, lost, missing, stored - n_all, res,
+            now_s() - t0);
     ck_assert_int_eq(missing, 0);
     ck_assert_str_eq(res, "ok");
     ck_assert_msg(n_all >= TRIALS, "only %d enrolls acknowledged in %d trials", n_all, TRIALS);
@@ -322,8 +329,9 @@ static int fill_until_507(int port, const char *prefix, uint32_t seed0, Ack *ack
 static void full_store_checks_ok(int port, const Ack *a, int n) {
     char first[200] = "", path[80];
     int missing = acks_missing(port, a, n, first, sizeof first);
-    ck_assert_msg(missing == 0, "%d of %d acknowledged enrolls unreadable on a full store, first %s",
-                  missing, n, first);
+    ck_assert_msg(missing == 0,
+                  "%d of %d acknowledged enrolls unreadable on a full store, first %s", missing, n,
+                  first);
     Buf img = img_pgm(a[0].seed, 28, 28);
     Field f[] = {TEXT("subject", a[0].subject), IMAGE("image", img)};
     Resp r = post_multipart(port, "/verify", f, 2, NULL);
@@ -496,8 +504,9 @@ START_TEST(real_full_filesystem) {
             "durability: 3 MiB tmpfs with a 1 MiB filler: %d enrolls acknowledged, then 507; "
             "removing the filler made enroll work again; stopped and restarted with the disk "
             "full again (%ld bytes filled): %s%.*s\n",
-            n - 1, filled, served ? "served everything" : "refused: ",
-            msg.len ? (int)msg.len - 1 : 0, msg.p ? (char *)msg.p : "");
+            n - 1, filled,
+            served ? "served everything" : "refused: ", msg.len ? (int)msg.len - 1 : 0,
+            msg.p ? (char *)msg.p : "");
     buf_free(&msg);
     ck_assert_int_eq(umount2(mnt, 0), 0);
     free(a);

@@ -113,12 +113,10 @@ START_TEST(corrupt_databases_refused) {
     Case cases[16];
     int n = 0;
     cases[n++] = (Case){"garbage", garbage(1, NULL, 65536)};
-    cases[n++] = (Case){"garbage after the SQLite magic",
-                                    garbage(2, "SQLite format 3", 65536)};
+    cases[n++] = (Case){"garbage after the SQLite magic", garbage(2, "SQLite format 3", 65536)};
     cases[n++] = (Case){"the first 100 bytes", prefix_of(&good, 100)};
     cases[n++] = (Case){"the first page only", prefix_of(&good, pg)};
-    cases[n++] = (Case){"cut in the middle of a page",
-                                    prefix_of(&good, size / 2 / pg * pg + 1000)};
+    cases[n++] = (Case){"cut in the middle of a page", prefix_of(&good, size / 2 / pg * pg + 1000)};
     cases[n++] = (Case){"the last page missing", prefix_of(&good, size - pg)};
     static const char *const tables[] = {"subjects", "samples", "samples_subject"};
     for (int i = 0; i < 3; i++) {
@@ -166,8 +164,9 @@ START_TEST(flipped_database_bytes) {
             served++;
         buf_free(&bytes);
     }
-    fprintf(stderr, "durability: 24 flipped bytes + a 1-byte truncation: %d served, %d refused "
-                    "cleanly, none crashed\n",
+    fprintf(stderr,
+            "durability: 24 flipped bytes + a 1-byte truncation: %d served, %d refused "
+            "cleanly, none crashed\n",
             served, refused);
     buf_free(&good);
 }

@@ -206,8 +206,9 @@ static void verify_once(int port, const char *from, const Buf *a, const Buf *b) 
     }
     char ctype[128];
     Buf body = body_multipart(f, 2, ctype, sizeof ctype), rq = {0};
-    buf_printf(&rq, "POST /verify HTTP/1.1\r\nHost: t\r\nContent-Type: %s\r\nContent-Length: "
-                    "%zu\r\nConnection: close\r\n\r\n",
+    buf_printf(&rq,
+               "POST /verify HTTP/1.1\r\nHost: t\r\nContent-Type: %s\r\nContent-Length: "
+               "%zu\r\nConnection: close\r\n\r\n",
                ctype, body.len);
     buf_add(&rq, body.p, body.len);
     int fd = connect_from(port, from), closed = 0;
@@ -279,8 +280,8 @@ static int slowloris_case(const SlowCase *c, Slowloris *s) {
             c->per_ip ? c->per_ip : "64 (default)", c->timeout ? c->timeout : "30 (default)",
             s->opened, c->trickle_s, c->silent_s, s->closed_trickling, s->closed_silent,
             s->longest_silence, still_open, n, c->honest_from ? " from " : "",
-            c->honest_from ? c->honest_from : "", lat[0] * 1e3, lat[n / 2] * 1e3,
-            lat[n - 1] * 1e3, rss0, rss1);
+            c->honest_from ? c->honest_from : "", lat[0] * 1e3, lat[n / 2] * 1e3, lat[n - 1] * 1e3,
+            rss0, rss1);
     ck_assert_int_eq(s->opened, SLOW_N);
     ck_assert_int_ge(n, 5);
     ck_assert_msg(lat[n - 1] < 1.0, "a /verify took %.3f s under slowloris", lat[n - 1]);
@@ -300,8 +301,10 @@ START_TEST(slowloris_short_timeout) {
     const SlowCase c = {"slow2", "2", "0", 4, 5, NULL};
     ck_assert_int_eq(slowloris_case(&c, &slow), 0);
     ck_assert_int_eq(slow.closed_silent, SLOW_N);
-    ck_assert_msg(slow.longest_silence < 2 + 1.5, "a silent connection lived %.2f s past its "
-                  "last byte with --connection-timeout 2", slow.longest_silence);
+    ck_assert_msg(slow.longest_silence < 2 + 1.5,
+                  "a silent connection lived %.2f s past its "
+                  "last byte with --connection-timeout 2",
+                  slow.longest_silence);
 }
 END_TEST
 
@@ -318,8 +321,7 @@ END_TEST
 START_TEST(slowloris_per_ip_cap) {
     const SlowCase c = {"slowip", NULL, NULL, 4, 0, "127.0.0.2"};
     int open = slowloris_case(&c, &slow);
-    ck_assert_msg(open <= 64, "%d connections from one address held with --max-per-ip 64",
-                  open);
+    ck_assert_msg(open <= 64, "%d connections from one address held with --max-per-ip 64", open);
     ck_assert_int_ge(slow.closed_trickling, SLOW_N - 64);
 }
 END_TEST
@@ -342,8 +344,9 @@ START_TEST(content_length_over_max_body) {
     /* Just over the limit, with the whole body sent (the daemon, not reading
      * it, may reset the connection after its answer). */
     Buf big = {0};
-    buf_printf(&big, "POST /embed HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
-                     "Content-Length: %d\r\n\r\n",
+    buf_printf(&big,
+               "POST /embed HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+               "Content-Length: %d\r\n\r\n",
                65537);
     for (int i = 0; i < 65537; i++)
         buf_add(&big, " ", 1);
@@ -486,9 +489,11 @@ START_TEST(tiny_requests_keep_alive) {
     for (int i = 0; i < 5000; i++) {
         Resp r = i % 3 == 0   ? http_get(o.d.port, "/healthz")
                  : i % 3 == 1 ? http_get(o.d.port, "/subjects?limit=1")
-                              : http(o.d.port, &(Req){.method = "POST", .path = "/embed",
+                              : http(o.d.port, &(Req){.method = "POST",
+                                                      .path = "/embed",
                                                       .ctype = "application/json",
-                                                      .body = "{}", .len = 2});
+                                                      .body = "{}",
+                                                      .len = 2});
         ck_assert_msg(r.status == want[i % 3], "request %d: %ld (curl %d) %.200s", i, r.status,
                       r.curl_rc, r.body);
         counts[i % 3]++;
@@ -517,9 +522,8 @@ START_TEST(tiny_requests_keep_alive) {
             break;
         buf_add(&got, chunk, (size_t)k);
         answered = 0;
-        for (const uint8_t *q = got.p; (q = memmem(q, got.len - (size_t)(q - got.p),
-                                                   "HTTP/1.1 200 ", 13));
-             q++)
+        for (const uint8_t *q = got.p;
+             (q = memmem(q, got.len - (size_t)(q - got.p), "HTTP/1.1 200 ", 13)); q++)
             answered++;
     }
     close(fd);
@@ -587,7 +591,9 @@ START_TEST(connection_flood) {
             "the rest held in the backlog unserved; a newcomer meanwhile: %s; after the flood "
             "closed, served again in %.0f ms\n",
             FLOOD_N, FLOOD_LIMIT, served,
-            late_status ? "answered" : closed ? "closed unserved" : "not served in 1.5 s",
+            late_status ? "answered"
+            : closed    ? "closed unserved"
+                        : "not served in 1.5 s",
             back * 1e3);
     ck_assert_msg(served >= FLOOD_LIMIT / 2 && served <= FLOOD_LIMIT,
                   "%d of %d flood connections served with a limit of %d", served, FLOOD_N,
