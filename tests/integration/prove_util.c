@@ -46,6 +46,16 @@ void own_stop_ok(Own *o) {
     ck_assert_msg(!log_has_sanitizer_report(o->d.log), "sanitizer report in %s", o->d.log);
 }
 
+void own_logs_clean_ok(const Own *o) {
+    for (int i = 1; i <= o->runs; i++) {
+        char log[400];
+        snprintf(log, sizeof log, "%s/run%d.log", o->dir, i);
+        if (log_has_sanitizer_report(log))
+            log_dump(log);
+        ck_assert_msg(!log_has_sanitizer_report(log), "sanitizer report in %s", log);
+    }
+}
+
 int slurp(const char *path, Buf *out) {
     FILE *f = fopen(path, "rb");
     char chunk[65536];

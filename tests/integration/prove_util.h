@@ -30,6 +30,8 @@ int own_start(Own *o, const char *model, const char *const *extra);
 void own_start_ok(Own *o, const char *model, const char *const *extra);
 /* SIGTERM: asserts exit 0 and no sanitizer report in the run's log. */
 void own_stop_ok(Own *o);
+/* Asserts that no run of o (killed ones included) logged a sanitizer report. */
+void own_logs_clean_ok(const Own *o);
 
 /* The whole file in *out (NUL-terminated); 0, or -1 if unreadable. */
 int slurp(const char *path, Buf *out);

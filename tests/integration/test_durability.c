@@ -280,6 +280,7 @@ START_TEST(kill9_under_concurrent_enrolls) {
         n_all += n;
     }
     own_stop_ok(&o);
+    own_logs_clean_ok(&o);
     int missing = acks_missing_sql(o.db, all, n_all);
     char res[256];
     db_text(o.db, "PRAGMA integrity_check", res, sizeof res);
