@@ -67,7 +67,8 @@ static const ConfigEntry table[] = {
     {"keep_images", CT_BOOL, O(keep_images), 0, "yes",
      .help = "store enrolled images in the database, not only their embeddings"},
     {"max_db_size", CT_SIZE, O(max_db_size), 0, "0", 0, 1099511627776.0,
-     .help = "largest the database may grow (0 = no limit); enroll answers 507 beyond it"},
+     .help = "largest the database file may grow, its write-ahead log aside (0 = no limit); "
+             "enroll answers 507 beyond it"},
     {"api_keys", CT_KEYS, O(api_keys), O(n_api_keys), "", 0, 0, 0, CONFIG_MAX_API_KEYS,
      .flags = CF_SECRET,
      .help = "comma-separated KEY:read or KEY:write entries (KEY: 16 to 256 characters of "
