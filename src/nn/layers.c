@@ -84,18 +84,25 @@ SM_CLONES void relu_backward(float *dinp, const float *dout, const float *out, s
         dinp[i] = out[i] > 0.0f ? dout[i] : 0.0f;
 }
 
-void dropout_forward(float *out, float *mask, const float *inp, size_t n, float p, Rng *rng) {
-    /* Each 64-bit draw gives four 16-bit uniforms; keep when u >= p. p is thus
-     * quantised to 1/65536, far below what changes training. */
-    const uint32_t cut = (uint32_t)(p * 65536.0f);
-    const float keep = 1.0f / (1.0f - p);
-    uint64_t r = 0;
+/* mask (n): keep (1/(1-p)) where a 16-bit hash of (key, i) is >= cut, else 0.
+ * A counter-based hash (murmur3's finaliser, a bijection on 32 bits) rather
+ * than a sequential generator, so that the loop vectorises. */
+SM_CLONES static void dropout_mask(float *mask, size_t n, uint32_t key, uint32_t cut, float keep) {
     for (size_t i = 0; i < n; i++) {
-        if ((i & 3) == 0)
-            r = rng_next(rng);
-        mask[i] = (uint32_t)(r & 0xffff) >= cut ? keep : 0.0f;
-        r >>= 16;
+        uint32_t h = (uint32_t)i * 0x9e3779b1u + key;
+        h ^= h >> 16;
+        h *= 0x85ebca6bu;
+        h ^= h >> 13;
+        h *= 0xc2b2ae35u;
+        h ^= h >> 16;
+        mask[i] = (h >> 16) >= cut ? keep : 0.0f;
     }
+}
+
+void dropout_forward(float *out, float *mask, const float *inp, size_t n, float p, Rng *rng) {
+    /* One draw per call keys the hash; p is quantised to 1/65536. */
+    dropout_mask(mask, n, (uint32_t)(rng_next(rng) >> 32), (uint32_t)(p * 65536.0f),
+                 1.0f / (1.0f - p));
     dropout_backward(out, inp, mask, n);
 }
 
