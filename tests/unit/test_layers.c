@@ -69,7 +69,10 @@ END_TEST
 
 START_TEST(dense_matches_reference) {
     /* The trainer's real shapes plus odd ones; backward accumulates into gradients. */
-    static const int shapes[][3] = {{256, 784, 128}, {256, 128, 128}, {3, 5, 2}, {1, 784, 128}};
+    /* The trainer's real shapes, the daemon's (1-2 rows: the small-row path),
+     * and odd ones on both sides of that path's cut (4 rows) and its lanes (16). */
+    static const int shapes[][3] = {{256, 784, 128}, {256, 128, 128}, {3, 5, 2},  {1, 784, 128},
+                                    {2, 784, 128},   {4, 33, 7},      {5, 33, 7}, {2, 16, 3}};
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         int n = shapes[s][0], c = shapes[s][1], oc = shapes[s][2];
         size_t ni = (size_t)n * c, nw = (size_t)oc * c, no = (size_t)n * oc;
