@@ -55,7 +55,9 @@ const ModelArch *model_arch(const Model *m);   /* borrowed, lives as long as m *
 int model_in_dim(const Model *m);              /* in_h * in_w */
 int model_embed_dim(const Model *m);           /* dims[n_layers-1] */
 size_t model_n_params(const Model *m);
-float *model_params(Model *m);                 /* borrowed: the contiguous buffer */
+/* Borrowed: the contiguous buffer, to change (a loaded model's transposed
+ * inference copy is dropped, since it would go stale). */
+float *model_params(Model *m);
 const float *model_params_const(const Model *m);
 size_t model_layer_offset(const Model *m, int layer); /* float offset of weight L; bias follows */
 

@@ -52,6 +52,59 @@ void dense_forward(float *out, const float *inp, const float *weight, const floa
     blas_sgemm(0, 1, N, OC, C, 1.0f, inp, C, weight, C, 1.0f, out, OC);
 }
 
+typedef float v16 __attribute__((vector_size(64)));
+
+/* 64 outputs of two rows (x1 NULL: one), kept in vector registers across all
+ * inputs, so that each weight row is read once for both. */
+SM_CLONES static void dense_t_block64(float *restrict o0, float *restrict o1,
+                                      const float *restrict x0, const float *restrict x1,
+                                      const float *restrict wt, const float *restrict bias,
+                                      int C, int OC) {
+    v16 a0[4], a1[4], w;
+    memcpy(a0, bias, sizeof a0);
+    memcpy(a1, bias, sizeof a1);
+    for (int c = 0; c < C; c++) {
+        const float v0 = x0[c], v1 = x1 ? x1[c] : 0.0f;
+        if (v0 == 0.0f && v1 == 0.0f)
+            continue;
+        const float *row = wt + (size_t)c * OC;
+        for (int k = 0; k < 4; k++) {
+            memcpy(&w, row + 16 * k, sizeof w);
+            a0[k] += v0 * w;
+            a1[k] += v1 * w;
+        }
+    }
+    memcpy(o0, a0, sizeof a0);
+    if (x1)
+        memcpy(o1, a1, sizeof a1);
+}
+
+/* Outputs past the last whole block of 64, one at a time. */
+static void dense_t_tail(float *o, const float *x, const float *wt, const float *bias, int j,
+                         int C, int OC) {
+    for (; j < OC; j++) {
+        float s = bias[j];
+        for (int c = 0; c < C; c++)
+            s += x[c] * wt[(size_t)c * OC + j];
+        o[j] = s;
+    }
+}
+
+void dense_forward_t(float *restrict out, const float *restrict inp,
+                     const float *restrict weight_t, const float *restrict bias, int N, int C,
+                     int OC) {
+    for (int n = 0; n < N; n += 2) {
+        float *o0 = out + (size_t)n * OC, *o1 = n + 1 < N ? o0 + OC : NULL;
+        const float *x0 = inp + (size_t)n * C, *x1 = o1 ? x0 + C : NULL;
+        int j = 0;
+        for (; j + 64 <= OC; j += 64)
+            dense_t_block64(o0 + j, o1 ? o1 + j : NULL, x0, x1, weight_t + j, bias + j, C, OC);
+        dense_t_tail(o0, x0, weight_t, bias, j, C, OC);
+        if (o1)
+            dense_t_tail(o1, x1, weight_t, bias, j, C, OC);
+    }
+}
+
 void dense_forward_ref(float *out, const float *inp, const float *weight, const float *bias,
                        int N, int C, int OC) {
     for (int n = 0; n < N; n++)

@@ -187,7 +187,8 @@ int form_text(const ReqForm *f, const char *name, int required, const char **out
     return 1;
 }
 
-int images_embed(Server *srv, const ReqForm *f, const char *name, int n, float *emb, Reply *rep) {
+int images_embed_refs(Server *srv, const ReqForm *f, const ImageRef *refs, int n, float *emb,
+                      Reply *rep) {
     int D = model_in_dim(srv->model);
     const ModelArch *a = model_arch(srv->model);
     float *x = malloc((size_t)n * D * sizeof *x);
@@ -196,26 +197,40 @@ int images_embed(Server *srv, const ReqForm *f, const char *name, int n, float *
         return -1;
     }
     for (int i = 0; i < n; i++) {
-        const ReqField *fl = req_get(f, name, i);
+        const ReqField *fl = req_get(f, refs[i].name, refs[i].idx);
         char err[SM_ERRMAX];
         int rc = img_load_mem(fl->data, fl->len, &srv->img_limits, a->in_h, a->in_w,
                               x + (size_t)i * D, err);
         if (rc < 0) {
             if (rc == -E2BIG)
-                reply_error(rep, 413, "image_too_large", "%s #%d: %s", name, i + 1, err);
+                reply_error(rep, 413, "image_too_large", "%s #%d: %s", refs[i].name,
+                            refs[i].idx + 1, err);
             else if (rc == -ENOMEM)
                 reply_error(rep, 503, "out_of_memory", "the server is out of memory");
             else
-                reply_error(rep, 422, "invalid_image", "%s #%d: %s", name, i + 1, err);
+                reply_error(rep, 422, "invalid_image", "%s #%d: %s", refs[i].name,
+                            refs[i].idx + 1, err);
             free(x);
             return -1;
         }
     }
+    /* One call for all: the model reads its weights once for two images. */
     int rc = model_embed(srv->model, x, n, emb);
     free(x);
     if (rc < 0)
         reply_error(rep, 503, "out_of_memory", "the server is out of memory");
     return rc < 0 ? -1 : 0;
+}
+
+int images_embed(Server *srv, const ReqForm *f, const char *name, int n, float *emb, Reply *rep) {
+    ImageRef refs[STORE_ENROLL_MAX];
+    if (n > STORE_ENROLL_MAX) {
+        reply_error(rep, 413, "too_many_images", "at most %d images", STORE_ENROLL_MAX);
+        return -1;
+    }
+    for (int i = 0; i < n; i++)
+        refs[i] = (ImageRef){name, i};
+    return images_embed_refs(srv, f, refs, n, emb, rep);
 }
 
 /* 1 if s is a plain decimal number: -?digits[.digits][e[+-]digits], as JSON

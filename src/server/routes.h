@@ -41,8 +41,17 @@ int form_parse(Server *srv, const HttpReq *req, const char *const *allowed, ReqF
 int form_single(const ReqForm *f, const char *name, int required, Reply *rep);
 /* form_single() for a text field; *out the text or NULL when absent. */
 int form_text(const ReqForm *f, const char *name, int required, const char **out, Reply *rep);
-/* Decodes and prepares the first n images named name and embeds them into emb
- * (n x embedding size). 0, or -1 with the reply filled (413/422/503). */
+/* One image of a form: the idx-th field called name. */
+typedef struct {
+    const char *name;
+    int idx;
+} ImageRef;
+
+/* Decodes and prepares the n images refs names and embeds them, in one call,
+ * into emb (n x embedding size). 0, or -1 with the reply filled (413/422/503). */
+int images_embed_refs(Server *srv, const ReqForm *f, const ImageRef *refs, int n, float *emb,
+                      Reply *rep);
+/* images_embed_refs() of the first n images called name (n <= STORE_ENROLL_MAX). */
 int images_embed(Server *srv, const ReqForm *f, const char *name, int n, float *emb, Reply *rep);
 
 /* Strict decimal/float parse of untrusted text in [lo, hi]; 0 or -1. */

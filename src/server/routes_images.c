@@ -89,12 +89,11 @@ void handle_verify(Server *srv, const HttpReq *req, Reply *rep) {
         reply_error(rep, 400, "bad_request", "image goes with subject; two images are a and b");
         goto out;
     }
+    static const ImageRef ab[] = {{"a", 0}, {"b", 0}};
     if (form_single(f, "a", 1, rep) < 0 || form_single(f, "b", 1, rep) < 0 ||
-        images_embed(srv, f, "a", 1, emb, rep) < 0)
+        images_embed_refs(srv, f, ab, 2, emb, rep) < 0)
         goto out;
     int E = model_embed_dim(srv->model);
-    if (images_embed(srv, f, "b", 1, emb + E, rep) < 0)
-        goto out;
     reply_json(rep, 200, verify_reply(srv, model_distance(emb, emb + E, E), thr));
 out:
     req_free(f);

@@ -96,6 +96,27 @@ START_TEST(dense_matches_reference) {
 }
 END_TEST
 
+START_TEST(transposed_forward_matches_reference) {
+    static const int shapes[][3] = {{1, 784, 128}, {2, 784, 128}, {3, 128, 64}, {2, 5, 3}};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        int n = shapes[s][0], c = shapes[s][1], oc = shapes[s][2];
+        float *inp = malloc((size_t)n * c * 4), *w = malloc((size_t)oc * c * 4);
+        float *wt = malloc((size_t)oc * c * 4), *b = malloc((size_t)oc * 4);
+        float *o1 = malloc((size_t)n * oc * 4), *o2 = malloc((size_t)n * oc * 4);
+        fill(inp, (size_t)n * c, -1, 1), fill(w, (size_t)oc * c, -0.1f, 0.1f), fill(b, oc, -1, 1);
+        for (int i = 0; i < n * c; i += 3)
+            inp[i] = 0.0f; /* the skipped zeros must not change the result */
+        for (int o = 0; o < oc; o++)
+            for (int k = 0; k < c; k++)
+                wt[(size_t)k * oc + o] = w[(size_t)o * c + k];
+        dense_forward_ref(o1, inp, w, b, n, c, oc);
+        dense_forward_t(o2, inp, wt, b, n, c, oc);
+        assert_close(o2, o1, (size_t)n * oc, 1e-5, "forward_t");
+        free(inp), free(w), free(wt), free(b), free(o1), free(o2);
+    }
+}
+END_TEST
+
 START_TEST(relu_forward_backward) {
     float x[] = {-2, -0.0f, 0, 1e-30f, 3}, y[5], g[5] = {1, 2, 3, 4, 5}, d[5];
     relu_forward(y, x, 5);
@@ -219,6 +240,7 @@ int main(int argc, char **argv) {
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, dense_gradients);
     tcase_add_test(tc, dense_matches_reference);
+    tcase_add_test(tc, transposed_forward_matches_reference);
     tcase_add_test(tc, relu_forward_backward);
     tcase_add_test(tc, dropout_is_inverted_and_seeded);
     tcase_add_test(tc, contrastive_gradients_generic);

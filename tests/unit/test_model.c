@@ -96,6 +96,25 @@ START_TEST(save_load_round_trip) {
     ck_assert_str_eq(model_training(back), "{\"dataset\":\"x\",\"epochs\":2}");
     ck_assert_str_eq(model_fingerprint(back), model_fingerprint(m));
     ck_assert_str_eq(model_path(back), path);
+    /* A loaded model embeds few rows through its transposed copy: same values. */
+    float x[3 * 784], e1[3 * 64], e2[3 * 64];
+    for (int i = 0; i < 3 * 784; i++)
+        x[i] = (float)((i * 7919) % 1000) / 1000.0f * (i % 5 != 0);
+    for (int n = 1; n <= 3; n++) {
+        ck_assert_int_eq(model_embed(m, x, n, e1), 0);
+        ck_assert_int_eq(model_embed(back, x, n, e2), 0);
+        for (int i = 0; i < n * 64; i++)
+            ck_assert_msg(fabsf(e1[i] - e2[i]) < 1e-5f, "n=%d emb[%d] %g vs %g", n, i, e1[i], e2[i]);
+    }
+    float *p = model_params(back); /* drops the copy: changes must show */
+    for (int i = 0; i < 784; i++)
+        p[i] += 1.0f; /* unit 0 of layer 0 now fires for any non-negative image */
+    ck_assert_int_eq(model_embed(back, x, 1, e2), 0);
+    ck_assert_int_eq(model_embed(m, x, 1, e1), 0);
+    int differs = 0;
+    for (int i = 0; i < 64; i++)
+        differs |= fabsf(e1[i] - e2[i]) > 1e-6f;
+    ck_assert_msg(differs, "a changed weight did not change the embedding");
     model_free(m), model_free(back);
 }
 END_TEST
