@@ -36,6 +36,14 @@ static const char *cpu_best_kernel(void) {
 }
 
 static void reexec(char **argv) {
+    /* Exec the binary by its real path, not /proc/self/exe, so the process
+     * keeps its name ("siamesed", not "exe") for ps, pkill and logs. */
+    char path[4096];
+    ssize_t n = readlink("/proc/self/exe", path, sizeof path - 1);
+    if (n > 0) {
+        path[n] = 0;
+        execv(path, argv);
+    }
     execv("/proc/self/exe", argv);
     log_warn("blas: cannot re-execute to select the kernel (%s); keeping %s", strerror(errno),
              blas_kernel());
