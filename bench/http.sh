@@ -6,7 +6,7 @@
 #   3. the daemon's RSS with the default model and an empty store;
 #   4. /identify latency with N (100k) samples enrolled.
 # Env: CONNS (64), DURATION (10s), THREADS (2, daemon and ceiling), N (100000), BUILD (build),
-# MODEL (default: trains one epoch into a temp dir). Needs wrk: scripts/install-deps.sh --bench.
+# MODEL (default: trains one epoch into a temp dir), ROUNDS (3). Needs wrk: scripts/install-deps.sh --bench.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 conns=${CONNS:-64}; duration=${DURATION:-10s}; threads=${THREADS:-2}; n=${N:-100000}
@@ -49,13 +49,24 @@ pids+=($!)
 wait_up "$p1"; sleep 0.5
 rss_kb=$(awk '/VmRSS/ {print $2}' "/proc/$dpid/status")
 export IMG_A=$peers/img/fm2_c1.png IMG_B=$peers/img/fm3_c1.png
-read -r v_rps v_p50 v_p99 v_bad < <(run_wrk "http://127.0.0.1:$p1/verify" "$peers/verify_post.lua")
-read -r h_rps h_p50 h_p99 h_bad < <(run_wrk "http://127.0.0.1:$p2/verify" "$peers/verify_post.lua")
+# The host is shared and noisy: ROUNDS interleaved runs of each, medians reported.
+for r in $(seq "${ROUNDS:-3}"); do
+    run_wrk "http://127.0.0.1:$p1/verify" "$peers/verify_post.lua" >> "$tmp/verify.txt"
+    run_wrk "http://127.0.0.1:$p2/verify" "$peers/verify_post.lua" >> "$tmp/ceiling.txt"
+done
 echo "machine: $(nproc) cores; wrk -t2 -c$conns -d$duration; daemon and ceiling with $threads threads"
-printf "%-28s %10s %9s %9s %8s\n" "" "req/s" "p50 ms" "p99 ms" "non-2xx"
-printf "%-28s %10s %9s %9s %8s\n" "siamesed POST /verify" "$v_rps" "$v_p50" "$v_p99" "$v_bad"
-printf "%-28s %10s %9s %9s %8s\n" "libmicrohttpd ceiling" "$h_rps" "$h_p50" "$h_p99" "$h_bad"
-echo "verify / ceiling: $(awk -v a="$v_rps" -v b="$h_rps" 'BEGIN { printf "%.0f%%", 100 * a / b }')"
+/usr/bin/python3 - "$tmp" <<'PY'
+import os, statistics, sys
+rows = lambda n: [list(map(float, l.split())) for l in open(os.path.join(sys.argv[1], n))]
+v, c = rows('verify.txt'), rows('ceiling.txt')
+med = lambda rs, i: statistics.median(r[i] for r in rs)
+print(f"{len(v)} rounds, medians (req/s of each round in brackets)")
+print(f"{'':26s}{'req/s':>9s}{'p50 ms':>9s}{'p99 ms':>9s}{'non-2xx':>9s}")
+for name, rs in (('siamesed POST /verify', v), ('libmicrohttpd ceiling', c)):
+    print(f"{name:26s}{med(rs, 0):9.0f}{med(rs, 1):9.3f}{med(rs, 2):9.3f}{sum(r[3] for r in rs):9.0f}"
+          f"   [{' '.join(f'{r[0]:.0f}' for r in rs)}]")
+print(f"verify / ceiling: {100 * med(v, 0) / med(c, 0):.0f}%")
+PY
 echo "daemon RSS, default model, empty store: $((rss_kb / 1024)) MiB ($rss_kb kB)"
 
 if [ "$n" -gt 0 ]; then
