@@ -55,14 +55,14 @@ int main(int argc, char **argv) {
     double t0 = sm_now();
     while (sm_now() - t0 < 2.0 || steps < 20) {
         for (int l = 1; l <= L; l++) /* forward */
-            blas_sgemm(0, 1, R, dims[l], dims[l - 1], 1, act[l - 1], dims[l - 1], w[l],
-                       dims[l - 1], 0, act[l], dims[l]);
+            blas_sgemm(0, 1, R, dims[l], dims[l - 1], 1, act[l - 1], dims[l - 1], w[l], dims[l - 1],
+                       0, act[l], dims[l]);
         for (int l = L; l >= 1; l--) { /* backward: dW always, dX above the first layer */
-            blas_sgemm(1, 0, dims[l], dims[l - 1], R, 1, grad[l], dims[l], act[l - 1],
-                       dims[l - 1], 1, dw[l], dims[l - 1]);
+            blas_sgemm(1, 0, dims[l], dims[l - 1], R, 1, grad[l], dims[l], act[l - 1], dims[l - 1],
+                       1, dw[l], dims[l - 1]);
             if (l > 1)
-                blas_sgemm(0, 0, R, dims[l - 1], dims[l], 1, grad[l], dims[l], w[l], dims[l - 1],
-                           0, grad[l - 1], dims[l - 1]);
+                blas_sgemm(0, 0, R, dims[l - 1], dims[l], 1, grad[l], dims[l], w[l], dims[l - 1], 0,
+                           grad[l - 1], dims[l - 1]);
         }
         steps++;
     }

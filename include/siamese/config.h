@@ -43,9 +43,9 @@
 
 #include "siamese/log.h"
 
-#define CONFIG_MAX_HIDDEN 8      /* = MODEL_MAX_LAYERS (checked in config.c) */
+#define CONFIG_MAX_HIDDEN 8 /* = MODEL_MAX_LAYERS (checked in config.c) */
 #define CONFIG_MAX_API_KEYS 256
-#define CONFIG_MAX_KEYS 64       /* room in Config.origin; the table is smaller */
+#define CONFIG_MAX_KEYS 64        /* room in Config.origin; the table is smaller */
 #define CONFIG_MAX_FILE (1 << 20) /* a config file larger than this is refused */
 
 typedef enum {
@@ -86,13 +86,13 @@ typedef struct {
 typedef struct {
     /* serving */
     ConfigAddr listen;
-    char *model;            /* model file */
-    char *db;               /* SQLite database */
-    char *data;             /* dataset for --train/--eval and the default model */
-    char *test_data;        /* test split; "" = the test split of `data` */
-    bool train_if_missing;  /* serve: train a default model if `model` is absent */
-    int threads;            /* 0 = number of cores */
-    size_t max_body;        /* bytes */
+    char *model;           /* model file */
+    char *db;              /* SQLite database */
+    char *data;            /* dataset for --train/--eval and the default model */
+    char *test_data;       /* test split; "" = the test split of `data` */
+    bool train_if_missing; /* serve: train a default model if `model` is absent */
+    int threads;           /* 0 = number of cores */
+    size_t max_body;       /* bytes */
     int max_image_width, max_image_height, max_image_pixels;
     int max_connections;
     int max_per_ip;         /* 0 = unlimited */
@@ -116,10 +116,10 @@ typedef struct {
     double dropout;
     uint64_t seed;
     double val_fraction;
-    char *out;              /* --train output; "" = `model` */
-    bool json;              /* print the final report as JSON on stdout */
+    char *out; /* --train output; "" = `model` */
+    bool json; /* print the final report as JSON on stdout */
     /* bookkeeping */
-    char *config_path;      /* the --config file, or NULL */
+    char *config_path;                     /* the --config file, or NULL */
     unsigned char origin[CONFIG_MAX_KEYS]; /* ConfigSource of config_key(i) */
 } Config;
 

@@ -25,29 +25,28 @@
 typedef enum { DATASET_TRAIN, DATASET_TEST } DatasetSplit;
 
 typedef struct {
-    int n;               /* samples */
-    int h, w;            /* prepared image size */
-    float *x;            /* n*h*w floats in [0,1], row per sample */
-    int *y;              /* n labels in [0, n_classes) */
+    int n;    /* samples */
+    int h, w; /* prepared image size */
+    float *x; /* n*h*w floats in [0,1], row per sample */
+    int *y;   /* n labels in [0, n_classes) */
     int n_classes;
-    char **class_names;  /* n_classes NUL-terminated names */
-    char *source;        /* the path it was read from */
-} Dataset;               /* every pointer owned; free with dataset_free() */
+    char **class_names; /* n_classes NUL-terminated names */
+    char *source;       /* the path it was read from */
+} Dataset;              /* every pointer owned; free with dataset_free() */
 
 /* Loads split of the dataset at path, prepared to want_h x want_w.
  * Returns 0, SM_ABSENT when the dataset has no such split (e.g. the test
  * split of a flat image directory), or a negative errno with err filled.
  * lim bounds each image (NULL: defaults). *out freed with dataset_free(). */
-int dataset_load(const char *path, DatasetSplit split, int want_h, int want_w,
-                 const ImgLimits *lim, Dataset **out, char *err);
+int dataset_load(const char *path, DatasetSplit split, int want_h, int want_w, const ImgLimits *lim,
+                 Dataset **out, char *err);
 void dataset_free(Dataset *d);
 
 /* Reads one IDX file (raw or gzip) of unsigned bytes: 1 dim (labels) or 3
  * dims (images). dims[] receives up to 3 sizes; *data (malloc'ed, caller
  * frees) the bytes. Rejects wrong magic, non-u8 types, a dimension count other
  * than 1 or 3, a declared size over max_bytes, and truncated or over-long data. */
-int idx_read(const char *path, size_t max_bytes, int *ndim, int dims[3], uint8_t **data,
-             char *err);
+int idx_read(const char *path, size_t max_bytes, int *ndim, int dims[3], uint8_t **data, char *err);
 /* The same from memory (raw, not gzip). */
 int idx_parse(const uint8_t *buf, size_t len, size_t max_bytes, int *ndim, int dims[3],
               uint8_t **data, char *err);

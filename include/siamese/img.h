@@ -28,16 +28,16 @@
 #include <stdint.h>
 
 typedef struct {
-    int max_width;        /* default 4096 */
-    int max_height;       /* default 4096 */
-    uint64_t max_pixels;  /* default 16 Mpx */
+    int max_width;       /* default 4096 */
+    int max_height;      /* default 4096 */
+    uint64_t max_pixels; /* default 16 Mpx */
 } ImgLimits;
 
 #define IMG_LIMITS_DEFAULT ((ImgLimits){4096, 4096, 16u << 20})
 
 typedef struct {
     int w, h;
-    uint8_t *px;          /* w*h gray bytes, row-major; owned: img_gray_free() */
+    uint8_t *px; /* w*h gray bytes, row-major; owned: img_gray_free() */
 } ImgGray;
 
 typedef enum { IMG_UNKNOWN = 0, IMG_PNG, IMG_JPEG, IMG_PNM } ImgFormat;
@@ -50,7 +50,7 @@ ImgFormat img_sniff(const void *buf, size_t len);
  * -ENOMEM. err says which. lim may be NULL for the defaults; limits that are
  * not positive are -EINVAL. On failure *out is zeroed. */
 int img_decode(const void *buf, size_t len, const ImgLimits *lim, ImgGray *out, char *err);
-void img_gray_free(ImgGray *g);   /* frees px and zeroes g; NULL or empty is fine */
+void img_gray_free(ImgGray *g); /* frees px and zeroes g; NULL or empty is fine */
 
 /* Resizes g to out_h x out_w and scales to [0,1] into out (out_h*out_w floats).
  * Each axis on its own: area average (fractional box) when shrinking, bilinear

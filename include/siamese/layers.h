@@ -24,16 +24,16 @@
 /* out (N,OC) = inp (N,C) . weight(OC,C)^T + bias (OC) */
 void dense_forward(float *out, const float *inp, const float *weight, const float *bias, int N,
                    int C, int OC);
-void dense_forward_ref(float *out, const float *inp, const float *weight, const float *bias,
-                       int N, int C, int OC);
+void dense_forward_ref(float *out, const float *inp, const float *weight, const float *bias, int N,
+                       int C, int OC);
 
 /* out (N,OC) = inp (N,C) . weight_t (C,OC) + bias (OC): the same product with
  * the weights stored transposed, for inference of a few rows (the daemon's
  * one or two images): every step is a contiguous multiply-add over all OC
  * outputs, with no horizontal sums, and zero inputs (ReLU's, and image
  * background) are skipped. Equals dense_forward_ref() up to rounding. */
-void dense_forward_t(float *out, const float *inp, const float *weight_t, const float *bias,
-                     int N, int C, int OC);
+void dense_forward_t(float *out, const float *inp, const float *weight_t, const float *bias, int N,
+                     int C, int OC);
 
 /* dout (N,OC), inp (N,C), weight (OC,C) -> dinp (N,C) (skipped when NULL),
  * dweight (OC,C) +=, dbias (OC) += */

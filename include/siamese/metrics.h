@@ -15,8 +15,8 @@
 
 typedef struct {
     size_t pairs;
-    double accuracy;             /* at the given fixed threshold (0.5 in the reference) */
-    double accuracy_calibrated;  /* at the calibrated threshold */
+    double accuracy;            /* at the given fixed threshold (0.5 in the reference) */
+    double accuracy_calibrated; /* at the calibrated threshold */
     double roc_auc;
     double eer;
     double tar_at_far_1e2;

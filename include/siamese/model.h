@@ -28,10 +28,10 @@
 #define MODEL_PREPROCESS "gray-rec601,alpha-over-black,resize-area-or-bilinear,scale-1/255"
 
 typedef struct {
-    int in_h, in_w;                 /* input image size; input width is in_h*in_w */
-    int n_layers;                   /* 1..MODEL_MAX_LAYERS */
-    int dims[MODEL_MAX_LAYERS];     /* output width of each dense layer */
-    float dropout;                  /* [0,1): after every layer but the last */
+    int in_h, in_w;             /* input image size; input width is in_h*in_w */
+    int n_layers;               /* 1..MODEL_MAX_LAYERS */
+    int dims[MODEL_MAX_LAYERS]; /* output width of each dense layer */
+    float dropout;              /* [0,1): after every layer but the last */
 } ModelArch;
 
 typedef struct Model Model;
@@ -51,9 +51,9 @@ int model_load(const char *path, Model **out, char *err);
  * the fingerprint. A failed save leaves any existing file at path untouched. */
 int model_save(Model *m, const char *path, char *err);
 
-const ModelArch *model_arch(const Model *m);   /* borrowed, lives as long as m */
-int model_in_dim(const Model *m);              /* in_h * in_w */
-int model_embed_dim(const Model *m);           /* dims[n_layers-1] */
+const ModelArch *model_arch(const Model *m); /* borrowed, lives as long as m */
+int model_in_dim(const Model *m);            /* in_h * in_w */
+int model_embed_dim(const Model *m);         /* dims[n_layers-1] */
 size_t model_n_params(const Model *m);
 /* Borrowed: the contiguous buffer, to change (a loaded model's transposed
  * inference copy is dropped, since it would go stale). */

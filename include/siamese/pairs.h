@@ -17,8 +17,8 @@
 #include "siamese/rng.h"
 
 typedef struct {
-    int32_t a, b;   /* sample indices */
-    float y;        /* 1 same class, 0 different */
+    int32_t a, b; /* sample indices */
+    float y;      /* 1 same class, 0 different */
 } Pair;
 
 /* labels (n) in [0, n_classes). *out (caller frees with free()) receives

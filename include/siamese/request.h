@@ -131,7 +131,6 @@ int req_query_int(const char *s, long lo, long hi, long *out, char *err);
  * accept: valid UTF-8, nested at most max_depth deep, at most max_values
  * values, no duplicate keys, nothing after it. For JSON carried inside a
  * field (e.g. enroll metadata). 0, or -EINVAL / -E2BIG with err. */
-int req_json_object_check(const char *text, size_t len, int max_depth, int max_values,
-                          char *err);
+int req_json_object_check(const char *text, size_t len, int max_depth, int max_values, char *err);
 
 #endif

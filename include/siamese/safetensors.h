@@ -19,13 +19,13 @@
 #include <stdint.h>
 
 #define ST_MAX_DIMS 4
-#define ST_MAX_HEADER (1u << 20)   /* 1 MiB of JSON header at most */
+#define ST_MAX_HEADER (1u << 20) /* 1 MiB of JSON header at most */
 
 typedef struct {
     const char *name;
-    int ndim;                      /* 0..ST_MAX_DIMS */
+    int ndim; /* 0..ST_MAX_DIMS */
     int64_t shape[ST_MAX_DIMS];
-    const float *data;             /* product(shape) floats */
+    const float *data; /* product(shape) floats */
 } StTensor;
 
 typedef struct {
@@ -55,8 +55,8 @@ int st_n_tensors(const StFile *f);
  * data section in that order too); NULL if i is out of range. Pointers are
  * borrowed until st_free(f). Each tensor's data starts on a 64-byte boundary. */
 const StTensor *st_tensor(const StFile *f, int i);
-const StTensor *st_find(const StFile *f, const char *name);   /* NULL if absent */
-const char *st_meta(const StFile *f, const char *key);        /* NULL if absent */
+const StTensor *st_find(const StFile *f, const char *name); /* NULL if absent */
+const char *st_meta(const StFile *f, const char *key);      /* NULL if absent */
 /* SHA-256 hex of the tensor bytes (64 chars). Borrowed. */
 const char *st_fingerprint(const StFile *f);
 

@@ -9,7 +9,7 @@
 #ifndef SIAMESE_SIMD_H
 #define SIAMESE_SIMD_H
 
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && \
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) &&                             \
     !defined(__SANITIZE_ADDRESS__)
 #define SM_CLONES __attribute__((target_clones("default", "avx2", "avx512f")))
 #else

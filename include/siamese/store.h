@@ -43,7 +43,8 @@
 #define STORE_CURSOR_SIZE 172          /* bytes of a cursor buffer, NUL included */
 
 /* Documented positive outcomes (SM_ABSENT = 1 comes from common.h). */
-#define STORE_STALE 2 /* store_open: samples from another model remain; run `siamesed --reembed`   \
+#define STORE_STALE                                                                                \
+    2                 /* store_open: samples from another model remain; run `siamesed --reembed`   \
                        */
 #define STORE_EMPTY 3 /* store_verify: the subject exists but has no samples */
 
@@ -237,8 +238,8 @@ int store_migrate_file(const char *path, const StoreMigration *list, int n, int 
  * a removed row is filled by the last one), with each row's sample id and
  * subject. A query computes every squared distance directly in one pass over
  * the matrix (exact ranking, no |q|^2 + |x|^2 - 2 q.x cancellation); the
- * distance reported for a hit is model_distance(), the model's own. A pthread rwlock makes every call thread-safe:
- * searches share it, changes take it alone. */
+ * distance reported for a hit is model_distance(), the model's own. A pthread rwlock makes every
+ * call thread-safe: searches share it, changes take it alone. */
 
 typedef struct Index Index;
 

@@ -27,9 +27,9 @@
 typedef enum { OPT_RMSPROP, OPT_ADAM } Optimizer;
 
 typedef struct {
-    ModelArch arch;        /* in_h/in_w must match the dataset */
+    ModelArch arch; /* in_h/in_w must match the dataset */
     int epochs, batch;
-    float lr;              /* RMSprop 1e-3 (rho 0.9, eps 1e-7); Adam 1e-3 (0.9, 0.999, 1e-7) */
+    float lr; /* RMSprop 1e-3 (rho 0.9, eps 1e-7); Adam 1e-3 (0.9, 0.999, 1e-7) */
     Optimizer optimizer;
     float margin;
     uint64_t seed;
@@ -40,10 +40,10 @@ typedef struct {
 } TrainConfig;
 
 typedef struct {
-    Metrics train, val, test;   /* test.pairs == 0 when there is no test split */
-    float threshold;            /* the calibrated threshold */
-    double pairs_per_s;         /* training throughput over all epochs */
-    double seconds;             /* training time */
+    Metrics train, val, test; /* test.pairs == 0 when there is no test split */
+    float threshold;          /* the calibrated threshold */
+    double pairs_per_s;       /* training throughput over all epochs */
+    double seconds;           /* training time */
     float final_loss;
 } TrainReport;
 

@@ -81,7 +81,8 @@ int blas_boot(char **argv, char *err) {
     if (strcmp(mode, "auto") == 0)
         want = cpu_best_kernel();
     else if (strspn(mode, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789") !=
-             strlen(mode) || strlen(mode) > 32)
+                 strlen(mode) ||
+             strlen(mode) > 32)
         return sm_err(err, -EINVAL, "blas_kernel: '%s' is not auto, system or a kernel name", mode);
     if (!want || strcasecmp(want, blas_kernel()) == 0)
         return 0;
@@ -98,12 +99,14 @@ const char *blas_kernel(void) {
     return name ? name : "unknown";
 }
 
-void blas_set_threads(int n) { openblas_set_num_threads(n < 1 ? 1 : n); }
+void blas_set_threads(int n) {
+    openblas_set_num_threads(n < 1 ? 1 : n);
+}
 
 void blas_sgemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
                 const float *B, int ldb, float beta, float *C, int ldc) {
-    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M,
-                N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N,
+                K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
 void blas_sgemm_ref(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
@@ -127,7 +130,8 @@ static int selftest_one(int ta, int tb, int M, int N, int K, Rng *rng, char *err
     size_t na = (size_t)M * K, nb = (size_t)K * N, nc = (size_t)M * N;
     float *a = malloc(na * sizeof *a), *b = malloc(nb * sizeof *b);
     float *c = malloc(nc * sizeof *c), *r = malloc(nc * sizeof *r);
-    float *aa = malloc(na * sizeof *aa), *ab = malloc(nb * sizeof *ab), *rb = malloc(nc * sizeof *rb);
+    float *aa = malloc(na * sizeof *aa), *ab = malloc(nb * sizeof *ab),
+          *rb = malloc(nc * sizeof *rb);
     int rc = 0;
     if (!a || !b || !c || !r || !aa || !ab || !rb) {
         rc = sm_err(err, -ENOMEM, "blas self-test: out of memory");
@@ -156,14 +160,19 @@ int blas_selftest(char *err) {
     /* The three products of a training step of the reference network (64
      * rows: the same kernels as a full batch at a quarter of the reference
      * loop's cost, which every start pays) and an odd shape for the edges. */
-    static const struct { int ta, tb, M, N, K; } cases[] = {
-        {0, 1, 64, 128, 784}, {0, 0, 64, 128, 128}, {1, 0, 128, 784, 64}, {0, 1, 37, 19, 53},
+    static const struct {
+        int ta, tb, M, N, K;
+    } cases[] = {
+        {0, 1, 64, 128, 784},
+        {0, 0, 64, 128, 128},
+        {1, 0, 128, 784, 64},
+        {0, 1, 37, 19, 53},
     };
     Rng rng;
     rng_seed(&rng, 42);
     for (size_t i = 0; i < SM_ARRAY_LEN(cases); i++) {
-        int rc = selftest_one(cases[i].ta, cases[i].tb, cases[i].M, cases[i].N, cases[i].K, &rng,
-                              err);
+        int rc =
+            selftest_one(cases[i].ta, cases[i].tb, cases[i].M, cases[i].N, cases[i].K, &rng, err);
         if (rc < 0)
             return rc;
     }

@@ -15,7 +15,6 @@
 #include "siamese/blas.h"
 #include "siamese/simd.h"
 
-
 /* Up to SMALL_ROWS rows (the daemon embeds one or two images at a time) the
  * product is a few dot products per weight row, and OpenBLAS's small-matrix
  * path spends more time in set-up than in arithmetic: dot each input row
@@ -58,8 +57,8 @@ typedef float v16 __attribute__((vector_size(64)));
  * inputs, so that each weight row is read once for both. */
 SM_CLONES static void dense_t_block64(float *restrict o0, float *restrict o1,
                                       const float *restrict x0, const float *restrict x1,
-                                      const float *restrict wt, const float *restrict bias,
-                                      int C, int OC) {
+                                      const float *restrict wt, const float *restrict bias, int C,
+                                      int OC) {
     v16 a0[4], a1[4], w;
     memcpy(a0, bias, sizeof a0);
     memcpy(a1, bias, sizeof a1);
@@ -80,8 +79,8 @@ SM_CLONES static void dense_t_block64(float *restrict o0, float *restrict o1,
 }
 
 /* Outputs past the last whole block of 64, one at a time. */
-static void dense_t_tail(float *o, const float *x, const float *wt, const float *bias, int j,
-                         int C, int OC) {
+static void dense_t_tail(float *o, const float *x, const float *wt, const float *bias, int j, int C,
+                         int OC) {
     for (; j < OC; j++) {
         float s = bias[j];
         for (int c = 0; c < C; c++)
@@ -90,9 +89,8 @@ static void dense_t_tail(float *o, const float *x, const float *wt, const float 
     }
 }
 
-void dense_forward_t(float *restrict out, const float *restrict inp,
-                     const float *restrict weight_t, const float *restrict bias, int N, int C,
-                     int OC) {
+void dense_forward_t(float *restrict out, const float *restrict inp, const float *restrict weight_t,
+                     const float *restrict bias, int N, int C, int OC) {
     for (int n = 0; n < N; n += 2) {
         float *o0 = out + (size_t)n * OC, *o1 = n + 1 < N ? o0 + OC : NULL;
         const float *x0 = inp + (size_t)n * C, *x1 = o1 ? x0 + C : NULL;
@@ -105,8 +103,8 @@ void dense_forward_t(float *restrict out, const float *restrict inp,
     }
 }
 
-void dense_forward_ref(float *out, const float *inp, const float *weight, const float *bias,
-                       int N, int C, int OC) {
+void dense_forward_ref(float *out, const float *inp, const float *weight, const float *bias, int N,
+                       int C, int OC) {
     for (int n = 0; n < N; n++)
         for (int o = 0; o < OC; o++) {
             double acc = bias[o];

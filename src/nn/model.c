@@ -19,9 +19,9 @@
 #include "siamese/rng.h"
 #include "siamese/safetensors.h"
 
-#define MODEL_MAX_FILE (1024u << 20)  /* 1 GiB: far above any sane MLP */
-#define EMBED_CHUNK 256               /* rows per inference pass: bounded scratch */
-#define SMALL_BATCH 4                 /* up to this many rows, the transposed path */
+#define MODEL_MAX_FILE (1024u << 20) /* 1 GiB: far above any sane MLP */
+#define EMBED_CHUNK 256              /* rows per inference pass: bounded scratch */
+#define SMALL_BATCH 4                /* up to this many rows, the transposed path */
 
 struct Model {
     ModelArch arch;
@@ -30,12 +30,14 @@ struct Model {
     float *params;                   /* 64-byte aligned, n_params floats */
     float *wt;                       /* weights transposed, same offsets; NULL unless loaded */
     float margin, threshold;
-    char *training;                  /* JSON object text */
+    char *training; /* JSON object text */
     char fingerprint[65];
     char *path;
 };
 
-static int layer_in(const ModelArch *a, int l) { return l == 0 ? a->in_h * a->in_w : a->dims[l - 1]; }
+static int layer_in(const ModelArch *a, int l) {
+    return l == 0 ? a->in_h * a->in_w : a->dims[l - 1];
+}
 
 int model_arch_check(const ModelArch *a, char *err) {
     if (a->in_h < 1 || a->in_w < 1 || a->in_h > 1024 || a->in_w > 1024 ||
@@ -108,25 +110,51 @@ void model_free(Model *m) {
     free(m);
 }
 
-const ModelArch *model_arch(const Model *m) { return &m->arch; }
-int model_in_dim(const Model *m) { return m->arch.in_h * m->arch.in_w; }
-int model_embed_dim(const Model *m) { return m->arch.dims[m->arch.n_layers - 1]; }
-size_t model_n_params(const Model *m) { return m->n_params; }
+const ModelArch *model_arch(const Model *m) {
+    return &m->arch;
+}
+int model_in_dim(const Model *m) {
+    return m->arch.in_h * m->arch.in_w;
+}
+int model_embed_dim(const Model *m) {
+    return m->arch.dims[m->arch.n_layers - 1];
+}
+size_t model_n_params(const Model *m) {
+    return m->n_params;
+}
 float *model_params(Model *m) {
     /* Whoever may change the parameters makes the transposed copy stale. */
     free(m->wt);
     m->wt = NULL;
     return m->params;
 }
-const float *model_params_const(const Model *m) { return m->params; }
-size_t model_layer_offset(const Model *m, int layer) { return m->offset[layer]; }
-float model_margin(const Model *m) { return m->margin; }
-float model_threshold(const Model *m) { return m->threshold; }
-void model_set_margin(Model *m, float margin) { m->margin = margin; }
-void model_set_threshold(Model *m, float threshold) { m->threshold = threshold; }
-const char *model_training(const Model *m) { return m->training; }
-const char *model_fingerprint(const Model *m) { return m->fingerprint; }
-const char *model_path(const Model *m) { return m->path; }
+const float *model_params_const(const Model *m) {
+    return m->params;
+}
+size_t model_layer_offset(const Model *m, int layer) {
+    return m->offset[layer];
+}
+float model_margin(const Model *m) {
+    return m->margin;
+}
+float model_threshold(const Model *m) {
+    return m->threshold;
+}
+void model_set_margin(Model *m, float margin) {
+    m->margin = margin;
+}
+void model_set_threshold(Model *m, float threshold) {
+    m->threshold = threshold;
+}
+const char *model_training(const Model *m) {
+    return m->training;
+}
+const char *model_fingerprint(const Model *m) {
+    return m->fingerprint;
+}
+const char *model_path(const Model *m) {
+    return m->path;
+}
 
 int model_set_training(Model *m, const char *json, char *err) {
     cJSON *obj = cJSON_Parse(json);
@@ -207,8 +235,8 @@ int model_save(Model *m, const char *path, char *err) {
         snprintf(names[2 * l], sizeof names[0], "dense.%d.weight", l);
         snprintf(names[2 * l + 1], sizeof names[0], "dense.%d.bias", l);
         t[2 * l] = (StTensor){names[2 * l], 2, {a->dims[l], layer_in(a, l)}, w};
-        t[2 * l + 1] = (StTensor){names[2 * l + 1], 1, {a->dims[l]},
-                                  w + (size_t)a->dims[l] * layer_in(a, l)};
+        t[2 * l + 1] =
+            (StTensor){names[2 * l + 1], 1, {a->dims[l]}, w + (size_t)a->dims[l] * layer_in(a, l)};
     }
     snprintf(num[0], sizeof num[0], "%d", MODEL_FORMAT_VERSION);
     snprintf(num[1], sizeof num[1], "%.9g", a->dropout);
@@ -218,10 +246,12 @@ int model_save(Model *m, const char *path, char *err) {
     snprintf(num[5], sizeof num[5], "%.9g", m->margin);
     snprintf(num[6], sizeof num[6], "%.9g", m->threshold);
     const StMeta meta[] = {
-        {"format", "siamesed"},     {"format_version", num[0]}, {"architecture", "mlp"},
-        {"layers", layers},         {"activation", "relu"},     {"dropout", num[1]},
-        {"input_height", num[2]},   {"input_width", num[3]},    {"input_channels", "1"},
-        {"preprocess", MODEL_PREPROCESS}, {"embedding_size", num[4]}, {"margin", num[5]},
+        {"format", "siamesed"},     {"format_version", num[0]},
+        {"architecture", "mlp"},    {"layers", layers},
+        {"activation", "relu"},     {"dropout", num[1]},
+        {"input_height", num[2]},   {"input_width", num[3]},
+        {"input_channels", "1"},    {"preprocess", MODEL_PREPROCESS},
+        {"embedding_size", num[4]}, {"margin", num[5]},
         {"threshold", num[6]},      {"training", m->training},
     };
     char fp[65];
@@ -278,7 +308,8 @@ static int meta_expect(const StFile *f, const char *key, const char *want, char 
     if (rc < 0)
         return rc;
     if (strcmp(s, want) != 0)
-        return sm_err(err, -EINVAL, "model file: %s is '%.40s', this build reads '%s'", key, s, want);
+        return sm_err(err, -EINVAL, "model file: %s is '%.40s', this build reads '%s'", key, s,
+                      want);
     return 0;
 }
 
@@ -322,8 +353,8 @@ static int read_arch(const StFile *f, ModelArch *a, char *err) {
         (rc = meta_int(f, "input_width", 1, 1024, &a->in_w, err)) < 0 ||
         (rc = meta_int(f, "input_channels", 1, 1, &channels, err)) < 0 ||
         (rc = meta_float(f, "dropout", 0.0f, 1.0f, &a->dropout, err)) < 0 ||
-        (rc = meta_str(f, "layers", &layers, err)) < 0 ||
-        (rc = parse_layers(layers, a, err)) < 0 || (rc = model_arch_check(a, err)) < 0 ||
+        (rc = meta_str(f, "layers", &layers, err)) < 0 || (rc = parse_layers(layers, a, err)) < 0 ||
+        (rc = model_arch_check(a, err)) < 0 ||
         (rc = meta_int(f, "embedding_size", 1, MODEL_MAX_WIDTH, &esize, err)) < 0)
         return rc;
     if (esize != a->dims[a->n_layers - 1])
@@ -401,12 +432,11 @@ int model_load(const char *path, Model **out, char *err) {
     if (rc < 0)
         goto out;
     if ((rc = read_arch(f, &arch, sub)) < 0 || (rc = check_tensors(f, &arch, sub)) < 0 ||
-        (rc = model_alloc(&arch, &m, sub)) < 0 ||
-        (rc = read_tensors(f, m, sub)) < 0 ||
+        (rc = model_alloc(&arch, &m, sub)) < 0 || (rc = read_tensors(f, m, sub)) < 0 ||
         (rc = meta_float(f, "margin", 1e-6f, 1e6f, &m->margin, sub)) < 0 ||
         (rc = meta_float(f, "threshold", 0.0f, 1e6f, &m->threshold, sub)) < 0 ||
-        (rc = model_set_training(m, st_meta(f, "training") ? st_meta(f, "training") : "{}",
-                                 sub)) < 0) {
+        (rc = model_set_training(m, st_meta(f, "training") ? st_meta(f, "training") : "{}", sub)) <
+            0) {
         sm_err(err, rc, "%s: %s", path, sub);
         goto out;
     }

@@ -12,7 +12,6 @@
 
 #include <math.h>
 
-
 SM_CLONES void rmsprop_update(float *restrict p, const float *restrict g, float *restrict v,
                               size_t n, float lr, float rho, float eps) {
     const float one_minus_rho = 1.0f - rho;

@@ -35,8 +35,8 @@ struct Http {
 
 typedef struct {
     RouteId route;
-    int refused;        /* a reply was queued from the headers alone */
-    int too_large;      /* the body outgrew max_body: discarding */
+    int refused;   /* a reply was queued from the headers alone */
+    int too_large; /* the body outgrew max_body: discarding */
     int status;
     uint8_t *body;
     size_t len, cap, discarded;
@@ -82,8 +82,9 @@ static int refuse_early(Server *srv, struct MHD_Connection *c, const char *metho
             return 1;
         }
         if (rc != 0) {
-            reply_error(rep, 401, "unauthorized", "%s", rc == AUTH_MISSING
-                        ? "missing or malformed Authorization: Bearer header" : "unknown API key");
+            reply_error(rep, 401, "unauthorized", "%s",
+                        rc == AUTH_MISSING ? "missing or malformed Authorization: Bearer header"
+                                           : "unknown API key");
             rep->bearer_challenge = 1;
             return 1;
         }
@@ -151,8 +152,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         reply_error(&rep, 413, "payload_too_large", "the body exceeds %zu bytes",
                     srv->cfg->max_body);
     } else {
-        HttpReq req = {method, url, MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type"),
-                       st->body ? st->body : (const uint8_t *)"", st->len, query_lookup, c};
+        HttpReq req = {method,
+                       url,
+                       MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type"),
+                       st->body ? st->body : (const uint8_t *)"",
+                       st->len,
+                       query_lookup,
+                       c};
         route_handle(srv, st->route, &req, &rep);
     }
     return queue_reply(c, st, &rep);
@@ -195,8 +201,10 @@ static void mhd_log(void *cls, const char *fmt, va_list ap) {
 
 /* Resolves cfg->listen into a socket address (numeric or a host name). */
 static int resolve(const ConfigAddr *a, struct sockaddr_storage *ss, char *err) {
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-                             .ai_flags = AI_PASSIVE}, *res = NULL;
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE},
+                    *res = NULL;
     char port[8];
     snprintf(port, sizeof port, "%d", a->port);
     int rc = getaddrinfo(*a->host ? a->host : NULL, port, &hints, &res);
@@ -223,12 +231,12 @@ int http_start(Server *srv, Http **out, char *err) {
     Http *h = calloc(1, sizeof *h);
     int rc = h ? resolve(&cfg->listen, &ss, err) : sm_err(err, -ENOMEM, "out of memory");
     if (rc == 0 && *cfg->tls_cert &&
-        ((rc = read_pem(cfg->tls_cert, &cert, err)) < 0 || (rc = read_pem(cfg->tls_key, &key, err)) < 0))
+        ((rc = read_pem(cfg->tls_cert, &cert, err)) < 0 ||
+         (rc = read_pem(cfg->tls_key, &key, err)) < 0))
         goto out;
     if (rc < 0)
         goto out;
-    unsigned flags =
-        MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_USE_ITC | MHD_USE_TURBO;
+    unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_USE_ITC | MHD_USE_TURBO;
     if (ss.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     if (cert)
@@ -256,8 +264,10 @@ int http_start(Server *srv, Http **out, char *err) {
     h->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_ARRAY, opts,
                             MHD_OPTION_END);
     if (!h->d) {
-        rc = sm_err(err, -EADDRINUSE, "cannot listen on %s:%d (in use, not permitted, or bad "
-                                      "TLS files)", cfg->listen.host, cfg->listen.port);
+        rc = sm_err(err, -EADDRINUSE,
+                    "cannot listen on %s:%d (in use, not permitted, or bad "
+                    "TLS files)",
+                    cfg->listen.host, cfg->listen.port);
         goto out;
     }
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
@@ -273,7 +283,9 @@ out:
     return rc;
 }
 
-int http_port(const Http *h) { return h->port; }
+int http_port(const Http *h) {
+    return h->port;
+}
 
 void http_stop(Http *h, double grace_s) {
     if (!h)

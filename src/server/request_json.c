@@ -282,8 +282,7 @@ out:
     return rc;
 }
 
-int req_json_object_check(const char *text, size_t len, int max_depth, int max_values,
-                          char *err) {
+int req_json_object_check(const char *text, size_t len, int max_depth, int max_values, char *err) {
     ReqLim lim = {.max_json_depth = max_depth, .max_json_values = max_values};
     cJSON *root = NULL;
     int rc = json_object(&lim, (const uint8_t *)text, len, &root, err);

@@ -22,8 +22,8 @@
 #include "siamese/log.h"
 
 const char *const route_names[ROUTE_COUNT] = {
-    "verify", "enroll", "embed", "identify", "subjects", "subject",
-    "sample", "model",  "healthz", "metrics", "other",
+    "verify", "enroll", "embed",   "identify", "subjects", "subject",
+    "sample", "model",  "healthz", "metrics",  "other",
 };
 
 int route_split(const char *path, char *buf, size_t size, char *seg[4]) {
@@ -47,7 +47,11 @@ int route_split(const char *path, char *buf, size_t size, char *seg[4]) {
 }
 
 RouteId route_match(const char *method, const char *path, int *need_write, const char **allow) {
-    static const struct { const char *path, *method; RouteId id; int write; } fixed[] = {
+    static const struct {
+        const char *path, *method;
+        RouteId id;
+        int write;
+    } fixed[] = {
         {"verify", "POST", ROUTE_VERIFY, 0},    {"enroll", "POST", ROUTE_ENROLL, 1},
         {"embed", "POST", ROUTE_EMBED, 0},      {"identify", "POST", ROUTE_IDENTIFY, 0},
         {"subjects", "GET", ROUTE_SUBJECTS, 0}, {"model", "GET", ROUTE_MODEL, 0},
@@ -67,7 +71,8 @@ RouteId route_match(const char *method, const char *path, int *need_write, const
                 *need_write = fixed[i].write;
                 return fixed[i].id;
             }
-    if (n >= 2 && strcmp(seg[0], "subjects") == 0 && (n == 2 || (n == 4 && !strcmp(seg[2], "samples")))) {
+    if (n >= 2 && strcmp(seg[0], "subjects") == 0 &&
+        (n == 2 || (n == 4 && !strcmp(seg[2], "samples")))) {
         *allow = n == 2 ? "GET, DELETE" : "DELETE";
         if (strcmp(method, "DELETE") == 0) {
             *need_write = 1;
@@ -208,8 +213,8 @@ int images_embed_refs(Server *srv, const ReqForm *f, const ImageRef *refs, int n
             else if (rc == -ENOMEM)
                 reply_error(rep, 503, "out_of_memory", "the server is out of memory");
             else
-                reply_error(rep, 422, "invalid_image", "%s #%d: %s", refs[i].name,
-                            refs[i].idx + 1, err);
+                reply_error(rep, 422, "invalid_image", "%s #%d: %s", refs[i].name, refs[i].idx + 1,
+                            err);
             free(x);
             return -1;
         }
@@ -286,16 +291,36 @@ void iso_time(int64_t ms, char out[32]) {
 
 void route_handle(Server *srv, RouteId id, const HttpReq *req, Reply *rep) {
     switch (id) {
-    case ROUTE_VERIFY: handle_verify(srv, req, rep); break;
-    case ROUTE_ENROLL: handle_enroll(srv, req, rep); break;
-    case ROUTE_EMBED: handle_embed(srv, req, rep); break;
-    case ROUTE_IDENTIFY: handle_identify(srv, req, rep); break;
-    case ROUTE_SUBJECTS: handle_subjects(srv, req, rep); break;
-    case ROUTE_SUBJECT: handle_subject(srv, req, rep); break;
-    case ROUTE_SAMPLE: handle_sample(srv, req, rep); break;
-    case ROUTE_MODEL: handle_model(srv, req, rep); break;
-    case ROUTE_HEALTHZ: handle_healthz(srv, req, rep); break;
-    case ROUTE_METRICS: handle_metrics(srv, req, rep); break;
+    case ROUTE_VERIFY:
+        handle_verify(srv, req, rep);
+        break;
+    case ROUTE_ENROLL:
+        handle_enroll(srv, req, rep);
+        break;
+    case ROUTE_EMBED:
+        handle_embed(srv, req, rep);
+        break;
+    case ROUTE_IDENTIFY:
+        handle_identify(srv, req, rep);
+        break;
+    case ROUTE_SUBJECTS:
+        handle_subjects(srv, req, rep);
+        break;
+    case ROUTE_SUBJECT:
+        handle_subject(srv, req, rep);
+        break;
+    case ROUTE_SAMPLE:
+        handle_sample(srv, req, rep);
+        break;
+    case ROUTE_MODEL:
+        handle_model(srv, req, rep);
+        break;
+    case ROUTE_HEALTHZ:
+        handle_healthz(srv, req, rep);
+        break;
+    case ROUTE_METRICS:
+        handle_metrics(srv, req, rep);
+        break;
     default: {
         int need_write;
         const char *allow;

@@ -11,9 +11,9 @@
 #include "siamese/common.h"
 #include "siamese/log.h"
 
-
-
-static const char *verdict(float d, float thr) { return d < thr ? "same" : "different"; }
+static const char *verdict(float d, float thr) {
+    return d < thr ? "same" : "different";
+}
 
 /* The effective threshold: the optional "threshold" field, else the model's. */
 static int threshold_of(Server *srv, const ReqForm *f, float *thr, Reply *rep) {
@@ -48,8 +48,9 @@ static void verify_subject(Server *srv, const ReqForm *f, const char *subject, f
     IndexHit hit;
     char err[SM_ERRMAX];
     if (!store_subject_id_valid(subject)) {
-        reply_error(rep, 400, "invalid_subject", "subject ids are 1-128 characters of "
-                                                 "[A-Za-z0-9._:@-]");
+        reply_error(rep, 400, "invalid_subject",
+                    "subject ids are 1-128 characters of "
+                    "[A-Za-z0-9._:@-]");
         return;
     }
     if (form_single(f, "image", 1, rep) < 0 || images_embed(srv, f, "image", 1, q, rep) < 0)
@@ -154,10 +155,14 @@ static int metadata_of(Server *srv, const ReqForm *f, const char **out, Reply *r
 
 static const char *content_type_of(const ReqField *fl) {
     switch (img_sniff(fl->data, fl->len)) {
-    case IMG_PNG: return "image/png";
-    case IMG_JPEG: return "image/jpeg";
-    case IMG_PNM: return "image/x-portable-anymap";
-    default: return "application/octet-stream";
+    case IMG_PNG:
+        return "image/png";
+    case IMG_JPEG:
+        return "image/jpeg";
+    case IMG_PNM:
+        return "image/x-portable-anymap";
+    default:
+        return "application/octet-stream";
     }
 }
 
@@ -185,18 +190,22 @@ void handle_enroll(Server *srv, const HttpReq *req, Reply *rep) {
     int64_t ids[STORE_ENROLL_MAX];
     StoreSampleIn in[STORE_ENROLL_MAX];
     int n, E = model_embed_dim(srv->model);
-    if (form_parse(srv, req, fields, &f, rep) < 0 || form_text(f, "subject", 1, &subject, rep) < 0 ||
-        metadata_of(srv, f, &metadata, rep) < 0 || (n = image_count(f, rep)) < 0)
+    if (form_parse(srv, req, fields, &f, rep) < 0 ||
+        form_text(f, "subject", 1, &subject, rep) < 0 || metadata_of(srv, f, &metadata, rep) < 0 ||
+        (n = image_count(f, rep)) < 0)
         goto out;
     if (!store_subject_id_valid(subject)) {
-        reply_error(rep, 400, "invalid_subject", "subject ids are 1-128 characters of "
-                                                 "[A-Za-z0-9._:@-]");
+        reply_error(rep, 400, "invalid_subject",
+                    "subject ids are 1-128 characters of "
+                    "[A-Za-z0-9._:@-]");
         goto out;
     }
     for (int i = 0; srv->cfg->keep_images && i < n; i++)
         if (req_get(f, "image", i)->len > STORE_IMAGE_MAX) {
-            reply_error(rep, 413, "image_too_large", "image #%d: kept images are at most %u "
-                        "bytes", i + 1, STORE_IMAGE_MAX);
+            reply_error(rep, 413, "image_too_large",
+                        "image #%d: kept images are at most %u "
+                        "bytes",
+                        i + 1, STORE_IMAGE_MAX);
             goto out;
         }
     if (!(emb = malloc((size_t)n * E * sizeof *emb))) {

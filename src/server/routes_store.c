@@ -18,8 +18,9 @@ static int path_ids(const HttpReq *req, char *buf, size_t size, const char **sub
     int n = route_split(req->path, buf, size, seg);
     *subject = n >= 2 ? seg[1] : "";
     if (!store_subject_id_valid(*subject)) {
-        reply_error(rep, 400, "invalid_subject", "subject ids are 1-128 characters of "
-                                                 "[A-Za-z0-9._:@-]");
+        reply_error(rep, 400, "invalid_subject",
+                    "subject ids are 1-128 characters of "
+                    "[A-Za-z0-9._:@-]");
         return -1;
     }
     long v = 0;
@@ -188,8 +189,8 @@ void handle_metrics(Server *srv, const HttpReq *req, Reply *rep) {
         {"store_commits_total", "Store transactions committed", (double)st.commits, NULL, 1},
         {"store_writes_total", "Store write operations", (double)st.writes, NULL, 1},
         {"model_info", "The served model", 1, info, 0},
-        {"in_flight_requests", "Requests being handled", (double)atomic_load(&srv->in_flight),
-         NULL, 0},
+        {"in_flight_requests", "Requests being handled", (double)atomic_load(&srv->in_flight), NULL,
+         0},
     };
     char *text = NULL;
     size_t len = 0;

@@ -11,13 +11,13 @@
  */
 #include "siamese/serve.h"
 
+#include <fcntl.h>
 #include <libgen.h>
 #include <poll.h>
-#include <sys/file.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include "server.h"
@@ -95,8 +95,10 @@ static int open_parts(const Config *cfg, Model **m, Store **st, int allow_stale,
     free(dir);
     if (rc < 0 || (rc = lock_db(cfg->db, err)) < 0)
         return rc;
-    StoreConfig sc = {.path = cfg->db, .fingerprint = model_fingerprint(*m),
-                      .dim = model_embed_dim(*m), .keep_images = cfg->keep_images,
+    StoreConfig sc = {.path = cfg->db,
+                      .fingerprint = model_fingerprint(*m),
+                      .dim = model_embed_dim(*m),
+                      .keep_images = cfg->keep_images,
                       .max_bytes = (int64_t)cfg->max_db_size};
     rc = store_open(&sc, st, err);
     if (rc == STORE_STALE && !allow_stale)
@@ -110,8 +112,8 @@ static void log_start(const Server *srv, int port) {
     log_info("siamesed: model %s (fingerprint %s, %d-d embeddings, threshold %.4f)",
              model_path(srv->model), model_fingerprint(srv->model), model_embed_dim(srv->model),
              model_threshold(srv->model));
-    log_info("siamesed: store %s: %lld subjects, %lld samples; blas %s; auth %s%s",
-             srv->cfg->db, (long long)subjects, (long long)samples, blas_kernel(),
+    log_info("siamesed: store %s: %lld subjects, %lld samples; blas %s; auth %s%s", srv->cfg->db,
+             (long long)subjects, (long long)samples, blas_kernel(),
              srv->cfg->n_api_keys ? "on" : "off", *srv->cfg->tls_cert ? "; tls on" : "");
     log_info("siamesed: listening on %s:%d", srv->cfg->listen.host, port);
 }
@@ -126,8 +128,8 @@ int serve_run(const Config *cfg, char *err) {
     if (rc < 0 || (rc = open_parts(cfg, &m, &store, 0, err)) < 0)
         goto out;
     srv.model = m, srv.store = store;
-    srv.img_limits = (ImgLimits){cfg->max_image_width, cfg->max_image_height,
-                                 (uint64_t)cfg->max_image_pixels};
+    srv.img_limits =
+        (ImgLimits){cfg->max_image_width, cfg->max_image_height, (uint64_t)cfg->max_image_pixels};
     if ((rc = auth_new(cfg->api_keys, cfg->n_api_keys, &srv.auth, err)) < 0)
         goto out;
     if (!(srv.stats = promstats_new(route_names, ROUTE_COUNT))) {
@@ -177,13 +179,12 @@ int serve_reembed(const Config *cfg, char *err) {
     int64_t done = 0;
     int rc = open_parts(cfg, &m, &store, 1, err);
     if (rc == 0) {
-        ReembedCtx ctx = {m, {cfg->max_image_width, cfg->max_image_height,
-                              (uint64_t)cfg->max_image_pixels}};
+        ReembedCtx ctx = {
+            m, {cfg->max_image_width, cfg->max_image_height, (uint64_t)cfg->max_image_pixels}};
         rc = store_reembed(store, reembed_one, &ctx, &done, err);
     }
     if (rc == 0)
-        log_info("reembed: %lld samples now carry model %s", (long long)done,
-                 model_fingerprint(m));
+        log_info("reembed: %lld samples now carry model %s", (long long)done, model_fingerprint(m));
     store_close(store);
     model_free(m);
     return rc;

@@ -42,15 +42,15 @@ typedef struct {
     Auth *auth;
     PromStats *stats;
     ImgLimits img_limits;
-    double started;            /* sm_now() at start */
-    atomic_int in_flight;      /* requests between first call and completion */
+    double started;       /* sm_now() at start */
+    atomic_int in_flight; /* requests between first call and completion */
 } Server;
 
 typedef struct {
-    const char *method;        /* "GET", "POST", ... */
-    const char *path;          /* URL path, without the query */
-    const char *content_type;  /* header, or NULL */
-    const uint8_t *body;       /* the whole body (NUL-terminated), len bytes */
+    const char *method;       /* "GET", "POST", ... */
+    const char *path;         /* URL path, without the query */
+    const char *content_type; /* header, or NULL */
+    const uint8_t *body;      /* the whole body (NUL-terminated), len bytes */
     size_t len;
     /* Query parameter lookup: the value, or NULL if absent. */
     const char *(*query)(void *conn, const char *key);
@@ -59,11 +59,11 @@ typedef struct {
 
 typedef struct {
     int status;
-    char *body;                /* malloc'ed, owned by the reply */
+    char *body; /* malloc'ed, owned by the reply */
     size_t len;
-    const char *content_type;  /* static string */
-    const char *allow;         /* Allow header for 405, static */
-    int bearer_challenge;      /* send WWW-Authenticate: Bearer */
+    const char *content_type; /* static string */
+    const char *allow;        /* Allow header for 405, static */
+    int bearer_challenge;     /* send WWW-Authenticate: Bearer */
 } Reply;
 
 /* Route table lookup. Returns the route and, through *need_write, whether it

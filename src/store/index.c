@@ -45,7 +45,7 @@ struct Index {
     pthread_rwlock_t lock;
     int dim;
     size_t n, cap;
-    float *emb;   /* (cap, dim) */
+    float *emb; /* (cap, dim) */
     int64_t *sample;
     int32_t *subj; /* slot of each row */
     int32_t *prev, *next;

@@ -24,8 +24,14 @@
 #include "siamese/report.h"
 
 /* Independent RNG streams, all derived from the user's seed. */
-enum { STREAM_INIT, STREAM_PAIRS_TRAIN, STREAM_PAIRS_VAL, STREAM_PAIRS_TEST, STREAM_SHUFFLE,
-       STREAM_DROPOUT };
+enum {
+    STREAM_INIT,
+    STREAM_PAIRS_TRAIN,
+    STREAM_PAIRS_VAL,
+    STREAM_PAIRS_TEST,
+    STREAM_SHUFFLE,
+    STREAM_DROPOUT
+};
 
 static uint64_t stream_seed(uint64_t seed, int stream) {
     return seed * 0x9e3779b97f4a7c15ull + (uint64_t)stream * 0xd1b54a32d192ed03ull;
@@ -35,18 +41,18 @@ typedef struct {
     const TrainConfig *tc;
     Model *model;
     const Dataset *data;
-    int L, D, E, maxw, B;   /* layers, input width, embedding width, widest layer, max pairs */
-    float *grad;            /* n_params: gradients, same layout as the parameters */
-    float *opt;             /* optimiser state: v (RMSprop) or m then v (Adam) */
-    float *x;               /* (2B, D) gathered inputs */
-    float *h[MODEL_MAX_LAYERS];    /* (2B, dims[l]) post-ReLU */
+    int L, D, E, maxw, B;       /* layers, input width, embedding width, widest layer, max pairs */
+    float *grad;                /* n_params: gradients, same layout as the parameters */
+    float *opt;                 /* optimiser state: v (RMSprop) or m then v (Adam) */
+    float *x;                   /* (2B, D) gathered inputs */
+    float *h[MODEL_MAX_LAYERS]; /* (2B, dims[l]) post-ReLU */
     float *drop[MODEL_MAX_LAYERS]; /* (2B, dims[l]) after dropout, when applied */
     float *mask[MODEL_MAX_LAYERS];
-    float *g0, *g1;         /* (2B, maxw) gradient scratch */
-    float *dist, *y;        /* (B) */
-    float *act;             /* the one activation allocation */
+    float *g0, *g1;  /* (2B, maxw) gradient scratch */
+    float *dist, *y; /* (B) */
+    float *act;      /* the one activation allocation */
     Rng dropout_rng;
-    int t;                  /* optimiser step count */
+    int t; /* optimiser step count */
 } Trainer;
 
 static int has_dropout(const Trainer *s, int l) {
@@ -163,8 +169,15 @@ static float train_step(Trainer *s, const Pair *pairs, const int32_t *order, int
 void train_config_default(TrainConfig *tc) {
     *tc = (TrainConfig){
         .arch = {.in_h = 28, .in_w = 28, .n_layers = 3, .dims = {128, 128, 128}, .dropout = 0.1f},
-        .epochs = 20, .batch = 128, .lr = 1e-3f, .optimizer = OPT_RMSPROP, .margin = 1.0f,
-        .seed = 1, .threads = 1, .val_fraction = 0.1, .data_name = "",
+        .epochs = 20,
+        .batch = 128,
+        .lr = 1e-3f,
+        .optimizer = OPT_RMSPROP,
+        .margin = 1.0f,
+        .seed = 1,
+        .threads = 1,
+        .val_fraction = 0.1,
+        .data_name = "",
     };
 }
 
@@ -187,8 +200,8 @@ static int pair_distances(const Model *m, const Dataset *d, const Pair *p, size_
 
 /* Metrics of a pair set at 0.5 and at thr_cal; *calibrated (optional) gets the
  * accuracy-maximising threshold of these pairs. */
-static int evaluate_pairs(const Model *m, const Dataset *d, const Pair *p, size_t n,
-                          float thr_cal, float *calibrated, Metrics *out, char *err) {
+static int evaluate_pairs(const Model *m, const Dataset *d, const Pair *p, size_t n, float thr_cal,
+                          float *calibrated, Metrics *out, char *err) {
     float *dist = malloc(n * sizeof *dist), *y = malloc(n * sizeof *y);
     int rc = dist && y ? 0 : sm_err(err, -ENOMEM, "evaluate: out of memory");
     if (rc == 0)
@@ -202,8 +215,7 @@ static int evaluate_pairs(const Model *m, const Dataset *d, const Pair *p, size_
     return rc;
 }
 
-static int make_pairs(const Dataset *d, uint64_t seed, int stream, Pair **p, size_t *n,
-                      char *err) {
+static int make_pairs(const Dataset *d, uint64_t seed, int stream, Pair **p, size_t *n, char *err) {
     Rng rng;
     rng_seed(&rng, stream_seed(seed, stream));
     return pairs_make(d->y, d->n, d->n_classes, &rng, p, n, NULL, err);
@@ -211,8 +223,8 @@ static int make_pairs(const Dataset *d, uint64_t seed, int stream, Pair **p, siz
 
 int train_evaluate(const Model *m, const Dataset *d, uint64_t seed, Metrics *out, char *err) {
     if (d->h * d->w != model_in_dim(m))
-        return sm_err(err, -EINVAL, "evaluate: images are %dx%d, the model takes %dx%d", d->h,
-                      d->w, model_arch(m)->in_h, model_arch(m)->in_w);
+        return sm_err(err, -EINVAL, "evaluate: images are %dx%d, the model takes %dx%d", d->h, d->w,
+                      model_arch(m)->in_h, model_arch(m)->in_w);
     Pair *p = NULL;
     size_t n = 0;
     int rc = make_pairs(d, seed, STREAM_PAIRS_TEST, &p, &n, err);
@@ -276,8 +288,9 @@ static int check_inputs(const TrainConfig *tc, const Dataset *train, const Datas
         return rc;
     if (tc->epochs < 1 || tc->batch < 1 || !(tc->lr > 0) || !(tc->margin > 0) ||
         !(tc->val_fraction > 0 && tc->val_fraction < 1))
-        return sm_err(err, -EINVAL, "train: epochs, batch, lr, margin and val_fraction must be "
-                                    "positive (val_fraction below 1)");
+        return sm_err(err, -EINVAL,
+                      "train: epochs, batch, lr, margin and val_fraction must be "
+                      "positive (val_fraction below 1)");
     if (train->h != tc->arch.in_h || train->w != tc->arch.in_w ||
         (test && (test->h != train->h || test->w != train->w)))
         return sm_err(err, -EINVAL, "train: images are %dx%d, the network takes %dx%d", train->h,
@@ -297,8 +310,9 @@ static int check_val(const Dataset *val, char *err) {
         usable += count[c] >= 2;
     free(count);
     if (usable < 2)
-        return sm_err(err, -EINVAL, "train: too little data for a validation split: at least "
-                                    "2 classes need 4 or more samples (or raise --val-fraction)");
+        return sm_err(err, -EINVAL,
+                      "train: too little data for a validation split: at least "
+                      "2 classes need 4 or more samples (or raise --val-fraction)");
     return 0;
 }
 
@@ -328,8 +342,8 @@ static int train_loop(Trainer *s, const PairSets *ps, const Dataset *val, TrainR
         if (tc->progress &&
             (rc = evaluate_pairs(s->model, val, ps->val, ps->n_val, 0.5f, NULL, &vm, err)) == 0) {
             double elapsed = sm_now() - t_start;
-            report_epoch(tc->progress, isatty(fileno(tc->progress)), e, tc->epochs,
-                         rep->final_loss, vm.accuracy, (double)ps->n_train / dt, elapsed,
+            report_epoch(tc->progress, isatty(fileno(tc->progress)), e, tc->epochs, rep->final_loss,
+                         vm.accuracy, (double)ps->n_train / dt, elapsed,
                          elapsed / e * (tc->epochs - e));
         }
     }
@@ -340,9 +354,8 @@ static int train_loop(Trainer *s, const PairSets *ps, const Dataset *val, TrainR
 }
 
 /* Metrics of every split; the validation pairs choose the threshold. */
-static int train_finish(const TrainConfig *tc, Model *m, const Dataset *train,
-                        const Dataset *val, const Dataset *test, const PairSets *ps,
-                        TrainReport *rep, char *err) {
+static int train_finish(const TrainConfig *tc, Model *m, const Dataset *train, const Dataset *val,
+                        const Dataset *test, const PairSets *ps, TrainReport *rep, char *err) {
     int rc = evaluate_pairs(m, val, ps->val, ps->n_val, 0, &rep->threshold, &rep->val, err);
     if (rc == 0)
         rc = evaluate_pairs(m, train, ps->train, ps->n_train, rep->threshold, NULL, &rep->train,
@@ -373,13 +386,15 @@ int train_run(const TrainConfig *tc, Dataset *train, const Dataset *test, Model 
         goto out;
     blas_set_threads(tc->threads);
     if ((rc = dataset_split_off(train, tc->val_fraction, &val, err)) < 0 ||
-        (rc = check_val(val, err)) < 0 || (rc = build_pairsets(tc, train, val, test, &ps, err)) < 0 ||
+        (rc = check_val(val, err)) < 0 ||
+        (rc = build_pairsets(tc, train, val, test, &ps, err)) < 0 ||
         (rc = model_create(&tc->arch, stream_seed(tc->seed, STREAM_INIT), &m, err)) < 0 ||
         (rc = trainer_init(&s, tc, m, train, err)) < 0)
         goto out;
     if (tc->progress)
-        fprintf(tc->progress, "train: %zu pairs (%d samples), validation %zu pairs, test %zu "
-                              "pairs; blas %s, %d thread(s)\n",
+        fprintf(tc->progress,
+                "train: %zu pairs (%d samples), validation %zu pairs, test %zu "
+                "pairs; blas %s, %d thread(s)\n",
                 ps.n_train, train->n, ps.n_val, ps.n_test, blas_kernel(), tc->threads);
     if ((rc = train_loop(&s, &ps, val, rep, err)) < 0 ||
         (rc = train_finish(tc, m, train, val, test, &ps, rep, err)) < 0)

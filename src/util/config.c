@@ -75,8 +75,7 @@ static const ConfigEntry table[] = {
              "A-Z a-z 0-9 . _ ~ + / = -; write also allows reading); empty = no key needed"},
     {"tls_cert", CT_PATH, O(tls_cert), 0, "", 0, PATH_MAXLEN,
      .help = "PEM certificate chain for HTTPS, set with tls_key; empty = plain HTTP"},
-    {"tls_key", CT_PATH, O(tls_key), 0, "", 0, PATH_MAXLEN,
-     .help = "PEM private key of tls_cert"},
+    {"tls_key", CT_PATH, O(tls_key), 0, "", 0, PATH_MAXLEN, .help = "PEM private key of tls_cert"},
     {"log_level", CT_ENUM, O(log_level), 0, "info", .words = log_words,
      .help = "least severe messages logged"},
     {"blas_kernel", CT_STRING, O(blas_kernel), 0, "auto", 1, 64,
@@ -87,8 +86,7 @@ static const ConfigEntry table[] = {
      .help = "passes over the training pairs"},
     {"batch", CT_INT, O(batch), 0, "128", 1, 65536, .help = "pairs per training step"},
     {"lr", CT_FLOAT, O(lr), 0, "0.001", 0, 10, .flags = CF_MIN_OPEN, .help = "learning rate"},
-    {"optimizer", CT_ENUM, O(optimizer), 0, "rmsprop", .words = opt_words,
-     .help = "optimiser"},
+    {"optimizer", CT_ENUM, O(optimizer), 0, "rmsprop", .words = opt_words, .help = "optimiser"},
     {"margin", CT_FLOAT, O(margin), 0, "1", 0, 100, .flags = CF_MIN_OPEN,
      .help = "contrastive loss margin"},
     {"hidden", CT_INTLIST, O(hidden), O(n_hidden), "128,128,128", 1, MODEL_MAX_WIDTH, 1,
@@ -190,8 +188,9 @@ static int file_value(char *s, char **value, char *why) {
             if (*r == '"')
                 break;
             if (*r == '\\' && r[1] != '"' && r[1] != '\\')
-                return sm_err(why, -EINVAL, "has an unknown escape in its value (only \\\" "
-                                            "and \\\\)");
+                return sm_err(why, -EINVAL,
+                              "has an unknown escape in its value (only \\\" "
+                              "and \\\\)");
             *w++ = *r == '\\' ? *++r : *r;
         }
         r++;
@@ -211,8 +210,7 @@ static int file_value(char *s, char **value, char *why) {
 
 /* One line: blank, comment, or "key value". at is "path:line"; first_line[]
  * records where each key was set in this file, to report duplicates. */
-static int file_line(Config *cfg, const char *at, char *s, int lineno, int *first_line,
-                     char *err) {
+static int file_line(Config *cfg, const char *at, char *s, int lineno, int *first_line, char *err) {
     char why[SM_ERRMAX], kb[48], where[SM_ERRMAX + 64], *value = NULL;
     while (isspace((unsigned char)*s))
         s++;
@@ -343,8 +341,10 @@ static int next_arg(int argc, char **argv, int *i, Arg *a, char *err) {
     else if (a->e && a->e->type == CT_BOOL)
         a->value = next && next[0] != '-' ? argv[(*i)++] : "yes";
     else if (!next || strncmp(next, "--", 2) == 0)
-        return sm_err(err, -EINVAL, "option --%.*s needs a value (--%.*s=VALUE if it starts "
-                                    "with --)", (int)len, name, (int)len, name);
+        return sm_err(err, -EINVAL,
+                      "option --%.*s needs a value (--%.*s=VALUE if it starts "
+                      "with --)",
+                      (int)len, name, (int)len, name);
     else
         a->value = argv[(*i)++];
     return 0;
@@ -438,8 +438,10 @@ int config_check(const Config *cfg, char *err) {
     for (int i = 0; i < cfg->n_api_keys; i++)
         for (int j = i + 1; j < cfg->n_api_keys; j++)
             if (strcmp(cfg->api_keys[i].key, cfg->api_keys[j].key) == 0)
-                return sm_err(err, -EINVAL, "api_keys (set by %s): entries %d and %d have the "
-                                            "same key", origin_of(cfg, "api_keys"), i + 1, j + 1);
+                return sm_err(err, -EINVAL,
+                              "api_keys (set by %s): entries %d and %d have the "
+                              "same key",
+                              origin_of(cfg, "api_keys"), i + 1, j + 1);
     return 0;
 }
 
@@ -456,13 +458,17 @@ int config_format(const Config *cfg, const char *key, char *buf, size_t size) {
     return o.len < size ? 0 : -ENOSPC;
 }
 
-size_t config_n_keys(void) { return N_KEYS; }
-const char *config_key(size_t i) { return i < N_KEYS ? table[i].name : NULL; }
+size_t config_n_keys(void) {
+    return N_KEYS;
+}
+const char *config_key(size_t i) {
+    return i < N_KEYS ? table[i].name : NULL;
+}
 
 static const char *const metavar[] = {
-    [CT_STRING] = "TEXT",    [CT_PATH] = "PATH",       [CT_INT] = "N",
-    [CT_U64] = "N",          [CT_SIZE] = "BYTES",      [CT_FLOAT] = "X",
-    [CT_BOOL] = "[yes|no]",  [CT_ENUM] = "WORD",       [CT_ADDR] = "HOST:PORT",
+    [CT_STRING] = "TEXT",     [CT_PATH] = "PATH",          [CT_INT] = "N",
+    [CT_U64] = "N",           [CT_SIZE] = "BYTES",         [CT_FLOAT] = "X",
+    [CT_BOOL] = "[yes|no]",   [CT_ENUM] = "WORD",          [CT_ADDR] = "HOST:PORT",
     [CT_INTLIST] = "N,N,...", [CT_KEYS] = "KEY:SCOPE,...",
 };
 
@@ -524,28 +530,34 @@ static cJSON *json_value(const Config *cfg, const ConfigEntry *e) {
     char buf[VALUE_TEXT_MAX];
     ConfigOut o = {buf, sizeof buf, 0};
     switch (e->type) {
-    case CT_INT: return cJSON_CreateNumber(*(const int *)f);
-    case CT_SIZE: return cJSON_CreateNumber((double)*(const size_t *)f);
-    case CT_FLOAT: return cJSON_CreateNumber(*(const double *)f);
-    case CT_BOOL: return cJSON_CreateBool(*(const bool *)f);
+    case CT_INT:
+        return cJSON_CreateNumber(*(const int *)f);
+    case CT_SIZE:
+        return cJSON_CreateNumber((double)*(const size_t *)f);
+    case CT_FLOAT:
+        return cJSON_CreateNumber(*(const double *)f);
+    case CT_BOOL:
+        return cJSON_CreateBool(*(const bool *)f);
     case CT_U64:
         /* A JSON number is a double: beyond 2^53 the seed goes out as text. */
         if (*(const uint64_t *)f <= (1ull << 53))
             return cJSON_CreateNumber((double)*(const uint64_t *)f);
         break;
-    case CT_INTLIST: return cJSON_CreateIntArray((const int *)f, n);
+    case CT_INTLIST:
+        return cJSON_CreateIntArray((const int *)f, n);
     case CT_KEYS: {
         const ConfigApiKey *keys = *(ConfigApiKey *const *)f;
         cJSON *k = cJSON_CreateObject();
         int w = 0;
         for (int i = 0; i < n; i++)
             w += keys[i].scope == CONFIG_SCOPE_WRITE;
-        if (k && (!cJSON_AddNumberToObject(k, "read", n - w) ||
-                  !cJSON_AddNumberToObject(k, "write", w)))
+        if (k &&
+            (!cJSON_AddNumberToObject(k, "read", n - w) || !cJSON_AddNumberToObject(k, "write", w)))
             cJSON_Delete(k), k = NULL;
         return k;
     }
-    default: break;
+    default:
+        break;
     }
     configval_format(&o, cfg, e);
     return cJSON_CreateString(buf);

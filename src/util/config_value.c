@@ -22,7 +22,9 @@
 
 #include "siamese/common.h"
 
-static void *field(Config *cfg, const ConfigEntry *e) { return (char *)cfg + e->off; }
+static void *field(Config *cfg, const ConfigEntry *e) {
+    return (char *)cfg + e->off;
+}
 static const void *cfield(const Config *cfg, const ConfigEntry *e) {
     return (const char *)cfg + e->off;
 }
@@ -123,9 +125,8 @@ static int parse_float(const ConfigEntry *e, const char *v, double *out, char *w
     bool lo_ok = (e->flags & CF_MIN_OPEN) ? x > e->min : x >= e->min;
     bool hi_ok = (e->flags & CF_MAX_OPEN) ? x < e->max : x <= e->max;
     if (!lo_ok || !hi_ok)
-        return sm_err(why, -ERANGE, "out of range %c%g, %g%c",
-                      (e->flags & CF_MIN_OPEN) ? '(' : '[', e->min, e->max,
-                      (e->flags & CF_MAX_OPEN) ? ')' : ']');
+        return sm_err(why, -ERANGE, "out of range %c%g, %g%c", (e->flags & CF_MIN_OPEN) ? '(' : '[',
+                      e->min, e->max, (e->flags & CF_MAX_OPEN) ? ')' : ']');
     *out = x;
     return 0;
 }
@@ -257,8 +258,10 @@ static int parse_key_item(const char *s, size_t len, int idx, ConfigApiKey *k, c
         return sm_err(why, -EINVAL, "item %d: key must be 16 to 256 characters", idx);
     for (size_t i = 0; i < klen; i++)
         if (!key_char(s[i]))
-            return sm_err(why, -EINVAL, "item %d: key has a character outside "
-                                        "A-Z a-z 0-9 . _ ~ + / = -", idx);
+            return sm_err(why, -EINVAL,
+                          "item %d: key has a character outside "
+                          "A-Z a-z 0-9 . _ ~ + / = -",
+                          idx);
     if (slen == 4 && memcmp(colon + 1, "read", 4) == 0)
         k->scope = CONFIG_SCOPE_READ;
     else if (slen == 5 && memcmp(colon + 1, "write", 5) == 0)
@@ -330,11 +333,21 @@ int configval_set(Config *cfg, const ConfigEntry *e, const char *v, char *why) {
             *(int *)f = (int)x;
         break;
     }
-    case CT_U64: rc = parse_u64(v, f, why); break;
-    case CT_SIZE: rc = parse_size(e, v, f, why); break;
-    case CT_FLOAT: rc = parse_float(e, v, f, why); break;
-    case CT_BOOL: rc = parse_bool(v, f, why); break;
-    case CT_ENUM: rc = parse_enum(e, v, f, why); break;
+    case CT_U64:
+        rc = parse_u64(v, f, why);
+        break;
+    case CT_SIZE:
+        rc = parse_size(e, v, f, why);
+        break;
+    case CT_FLOAT:
+        rc = parse_float(e, v, f, why);
+        break;
+    case CT_BOOL:
+        rc = parse_bool(v, f, why);
+        break;
+    case CT_ENUM:
+        rc = parse_enum(e, v, f, why);
+        break;
     case CT_ADDR: {
         ConfigAddr *a = f;
         char *host = NULL;
@@ -404,12 +417,24 @@ void configval_format(ConfigOut *o, const Config *cfg, const ConfigEntry *e) {
     config_put(o, "%s", ""); /* the buffer reads "" even if nothing follows */
     switch (e->type) {
     case CT_STRING:
-    case CT_PATH: config_put(o, "%s", *(char *const *)f ? *(char *const *)f : ""); break;
-    case CT_INT: config_put(o, "%d", *(const int *)f); break;
-    case CT_U64: config_put(o, "%" PRIu64, *(const uint64_t *)f); break;
-    case CT_SIZE: put_size(o, *(const size_t *)f); break;
-    case CT_FLOAT: put_double(o, *(const double *)f); break;
-    case CT_BOOL: config_put(o, "%s", *(const bool *)f ? "yes" : "no"); break;
+    case CT_PATH:
+        config_put(o, "%s", *(char *const *)f ? *(char *const *)f : "");
+        break;
+    case CT_INT:
+        config_put(o, "%d", *(const int *)f);
+        break;
+    case CT_U64:
+        config_put(o, "%" PRIu64, *(const uint64_t *)f);
+        break;
+    case CT_SIZE:
+        put_size(o, *(const size_t *)f);
+        break;
+    case CT_FLOAT:
+        put_double(o, *(const double *)f);
+        break;
+    case CT_BOOL:
+        config_put(o, "%s", *(const bool *)f ? "yes" : "no");
+        break;
     case CT_ENUM: {
         int v = *(const int *)f, k = 0;
         while (e->words[k] && k < v)
@@ -437,9 +462,15 @@ void configval_format(ConfigOut *o, const Config *cfg, const ConfigEntry *e) {
 void configval_bounds(ConfigOut *o, const ConfigEntry *e) {
     switch (e->type) {
     case CT_STRING:
-    case CT_PATH: config_put(o, "%s", e->min > 0 ? "non-empty" : "may be empty"); break;
-    case CT_INT: config_put(o, "%.0f..%.0f", e->min, e->max); break;
-    case CT_U64: config_put(o, "0..%" PRIu64, UINT64_MAX); break;
+    case CT_PATH:
+        config_put(o, "%s", e->min > 0 ? "non-empty" : "may be empty");
+        break;
+    case CT_INT:
+        config_put(o, "%.0f..%.0f", e->min, e->max);
+        break;
+    case CT_U64:
+        config_put(o, "0..%" PRIu64, UINT64_MAX);
+        break;
     case CT_SIZE:
         put_size(o, (unsigned long long)e->min);
         config_put(o, "..");
@@ -449,16 +480,21 @@ void configval_bounds(ConfigOut *o, const ConfigEntry *e) {
         config_put(o, "%c%g, %g%c", e->flags & CF_MIN_OPEN ? '(' : '[', e->min, e->max,
                    e->flags & CF_MAX_OPEN ? ')' : ']');
         break;
-    case CT_BOOL: config_put(o, "yes|no"); break;
+    case CT_BOOL:
+        config_put(o, "yes|no");
+        break;
     case CT_ENUM:
         for (int i = 0; e->words[i]; i++)
             config_put(o, "%s%s", i ? "|" : "", e->words[i]);
         break;
-    case CT_ADDR: config_put(o, "port %.0f..%.0f", e->min, e->max); break;
+    case CT_ADDR:
+        config_put(o, "port %.0f..%.0f", e->min, e->max);
+        break;
     case CT_INTLIST:
         config_put(o, "%d..%d items, each %.0f..%.0f", e->n_min, e->n_max, e->min, e->max);
         break;
-    case CT_KEYS: config_put(o, "up to %d entries; secret", e->n_max); break;
+    case CT_KEYS:
+        config_put(o, "up to %d entries; secret", e->n_max);
+        break;
     }
 }
-

@@ -40,7 +40,7 @@ typedef struct {
     int n_min, n_max;         /* lists: number of items */
     const char *const *words; /* enums: NULL-terminated */
     unsigned flags;
-    const char *section;      /* --help heading that starts at this entry */
+    const char *section; /* --help heading that starts at this entry */
     const char *help;
 } ConfigEntry;
 

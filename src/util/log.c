@@ -13,7 +13,9 @@
 static LogLevel min_level = LOG_INFO;
 static const char *const names[] = {"debug", "info", "warn", "error"};
 
-void log_set_level(LogLevel level) { min_level = level; }
+void log_set_level(LogLevel level) {
+    min_level = level;
+}
 
 int log_parse_level(const char *s, LogLevel *out) {
     for (int i = 0; i < 4; i++)

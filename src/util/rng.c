@@ -16,7 +16,9 @@ void rng_seed(Rng *r, uint64_t seed) {
         r->s[i] = splitmix64(&seed);
 }
 
-static inline uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+static inline uint64_t rotl(uint64_t x, int k) {
+    return (x << k) | (x >> (64 - k));
+}
 
 uint64_t rng_next(Rng *r) {
     uint64_t *s = r->s;
@@ -44,4 +46,6 @@ uint32_t rng_below(Rng *r, uint32_t n) {
     return (uint32_t)(m >> 32);
 }
 
-float rng_uniform(Rng *r) { return (float)(rng_next(r) >> 40) * (1.0f / 16777216.0f); }
+float rng_uniform(Rng *r) {
+    return (float)(rng_next(r) >> 40) * (1.0f / 16777216.0f);
+}

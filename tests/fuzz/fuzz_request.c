@@ -124,8 +124,8 @@ static void check_lookup(const ReqForm *f, const char *name) {
         FUZZ_CHECK(req_text(f, name) == NULL);
 }
 
-static void check_form(const ReqForm *f, const ReqLimits *lim, bool multipart,
-                       const uint8_t *body, size_t blen) {
+static void check_form(const ReqForm *f, const ReqLimits *lim, bool multipart, const uint8_t *body,
+                       size_t blen) {
     int n = req_n_fields(f);
     FUZZ_CHECK(n >= 0 && n <= lim->max_parts);
     FUZZ_CHECK(req_field(f, -1) == NULL && req_field(f, n) == NULL);

@@ -26,8 +26,8 @@ int main(int argc, char **argv) {
         /* Non-zero biases so the check covers them too. */
         float *p = model_params(m);
         for (int l = 0; l < arch.n_layers; l++) {
-            float *b = p + model_layer_offset(m, l) +
-                       (size_t)arch.dims[l] * (l ? arch.dims[l - 1] : 784);
+            float *b =
+                p + model_layer_offset(m, l) + (size_t)arch.dims[l] * (l ? arch.dims[l - 1] : 784);
             for (int i = 0; i < arch.dims[l]; i++)
                 b[i] = 0.01f * (float)((i % 7) - 2);
         }

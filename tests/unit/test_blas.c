@@ -28,13 +28,18 @@ static void assert_close(const float *a, const float *b, size_t n, double tol, c
 }
 
 START_TEST(sgemm_matches_reference) {
-    static const int shapes[][5] = {{0, 1, 256, 128, 784}, {0, 0, 256, 784, 128},
-                                    {1, 0, 128, 784, 256}, {1, 1, 17, 9, 33}, {0, 0, 1, 1, 1}};
+    static const int shapes[][5] = {{0, 1, 256, 128, 784},
+                                    {0, 0, 256, 784, 128},
+                                    {1, 0, 128, 784, 256},
+                                    {1, 1, 17, 9, 33},
+                                    {0, 0, 1, 1, 1}};
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
-        int ta = shapes[s][0], tb = shapes[s][1], M = shapes[s][2], Nn = shapes[s][3], K = shapes[s][4];
+        int ta = shapes[s][0], tb = shapes[s][1], M = shapes[s][2], Nn = shapes[s][3],
+            K = shapes[s][4];
         float *a = malloc((size_t)M * K * 4), *b = malloc((size_t)K * Nn * 4);
         float *c1 = malloc((size_t)M * Nn * 4), *c2 = malloc((size_t)M * Nn * 4);
-        fill(a, (size_t)M * K, -1, 1), fill(b, (size_t)K * Nn, -1, 1), fill(c1, (size_t)M * Nn, -1, 1);
+        fill(a, (size_t)M * K, -1, 1), fill(b, (size_t)K * Nn, -1, 1),
+            fill(c1, (size_t)M * Nn, -1, 1);
         memcpy(c2, c1, (size_t)M * Nn * 4);
         blas_sgemm(ta, tb, M, Nn, K, 0.5f, a, ta ? M : K, b, tb ? K : Nn, 2.0f, c1, Nn);
         blas_sgemm_ref(ta, tb, M, Nn, K, 0.5f, a, ta ? M : K, b, tb ? K : Nn, 2.0f, c2, Nn);

@@ -16,8 +16,8 @@
 #include "siamese/common.h"
 #include "siamese/config.h"
 
-#define KEY_A "0123456789abcdef"         /* 16 characters: the shortest key */
-#define KEY_B "AZaz09._~+/=-xyzw"        /* every allowed punctuation mark */
+#define KEY_A "0123456789abcdef"  /* 16 characters: the shortest key */
+#define KEY_B "AZaz09._~+/=-xyzw" /* every allowed punctuation mark */
 
 static char tmp_path[64];
 
@@ -210,40 +210,123 @@ END_TEST
 static const struct {
     const char *key, *value;
 } bad_values[] = {
-    {"listen", ""}, {"listen", "abc"}, {"listen", "1.2.3.4"}, {"listen", "1.2.3.4:"},
-    {"listen", "1.2.3.4:65536"}, {"listen", "1.2.3.4:http"},
-    {"listen", ":80"}, {"listen", "::1:80"}, {"listen", "[::1:80"}, {"listen", "[zz]:80"},
-    {"listen", "[]:80"}, {"listen", "999.1.1.1:80"}, {"listen", "-bad:80"},
-    {"listen", "a..b:80"}, {"listen", "a_b:80"}, {"listen", "[1.2.3.4]:80"},
-    {"model", ""}, {"model", "a\tb"}, {"db", ""}, {"data", ""}, {"test_data", "x\x7f"},
-    {"train_if_missing", "maybe"}, {"train_if_missing", ""}, {"train_if_missing", "2"},
-    {"threads", "-1"}, {"threads", "257"}, {"threads", "1.5"}, {"threads", ""},
-    {"threads", " 1"}, {"threads", "1x"}, {"threads", "+-1"}, {"threads", "99999999999999999999"},
-    {"max_body", "1023"}, {"max_body", "1025M"}, {"max_body", "2G"}, {"max_body", "1T"},
-    {"max_body", "abc"}, {"max_body", "-1"}, {"max_body", "16MB"}, {"max_body", "M"},
-    {"max_body", "99999999999999999999G"}, {"max_body", "18014398509481984K"},
-    {"max_image_width", "0"}, {"max_image_width", "65536"}, {"max_image_height", "0"},
-    {"max_image_pixels", "0"}, {"max_image_pixels", "268435457"},
-    {"max_connections", "0"}, {"max_connections", "100001"}, {"max_per_ip", "-1"},
-    {"max_per_ip", "100001"}, {"connection_timeout", "0"}, {"connection_timeout", "3601"},
-    {"max_json_depth", "0"}, {"max_json_depth", "1001"}, {"keep_images", "yess"},
-    {"api_keys", "short:read"}, {"api_keys", KEY_A ":admin"}, {"api_keys", KEY_A},
-    {"api_keys", KEY_A "!:read"}, {"api_keys", ","}, {"api_keys", KEY_A ":read,"},
-    {"api_keys", KEY_A ":read,," KEY_B ":read"}, {"api_keys", ":read"},
-    {"api_keys", KEY_A ":READ"}, {"api_keys", KEY_A "::read"},
-    {"tls_cert", "a\nb"}, {"log_level", "loud"}, {"log_level", "INFO"}, {"log_level", ""},
-    {"blas_kernel", ""}, {"identify_k", "0"}, {"identify_k", "1001"},
-    {"epochs", "0"}, {"epochs", "10001"}, {"batch", "0"}, {"batch", "65537"},
-    {"lr", "0"}, {"lr", "-1"}, {"lr", "10.5"}, {"lr", "nan"}, {"lr", "inf"}, {"lr", "0x10"},
-    {"lr", "1e999"}, {"lr", "1e"}, {"lr", "."}, {"lr", ""}, {"lr", "1,5"},
-    {"optimizer", "sgd"}, {"optimizer", "Adam"}, {"margin", "0"}, {"margin", "100.1"},
-    {"hidden", ""}, {"hidden", "0"}, {"hidden", "4097"}, {"hidden", "1,2,3,4,5,6,7,8,9"},
-    {"hidden", "1,,2"}, {"hidden", "1,"}, {"hidden", ",1"}, {"hidden", "a"}, {"hidden", "-1"},
-    {"hidden", "1;2"}, {"hidden", "1 2"}, {"hidden", "99999999999999999999"},
-    {"dropout", "1"}, {"dropout", "-0.1"}, {"dropout", "1.5"},
-    {"seed", "-1"}, {"seed", "18446744073709551616"}, {"seed", "abc"}, {"seed", ""},
-    {"seed", "+1"}, {"val_fraction", "0.51"}, {"val_fraction", "-0.01"}, {"val_fraction", "0"},
-    {"out", "a\rb"}, {"json", "yesno"},
+    {"listen", ""},
+    {"listen", "abc"},
+    {"listen", "1.2.3.4"},
+    {"listen", "1.2.3.4:"},
+    {"listen", "1.2.3.4:65536"},
+    {"listen", "1.2.3.4:http"},
+    {"listen", ":80"},
+    {"listen", "::1:80"},
+    {"listen", "[::1:80"},
+    {"listen", "[zz]:80"},
+    {"listen", "[]:80"},
+    {"listen", "999.1.1.1:80"},
+    {"listen", "-bad:80"},
+    {"listen", "a..b:80"},
+    {"listen", "a_b:80"},
+    {"listen", "[1.2.3.4]:80"},
+    {"model", ""},
+    {"model", "a\tb"},
+    {"db", ""},
+    {"data", ""},
+    {"test_data", "x\x7f"},
+    {"train_if_missing", "maybe"},
+    {"train_if_missing", ""},
+    {"train_if_missing", "2"},
+    {"threads", "-1"},
+    {"threads", "257"},
+    {"threads", "1.5"},
+    {"threads", ""},
+    {"threads", " 1"},
+    {"threads", "1x"},
+    {"threads", "+-1"},
+    {"threads", "99999999999999999999"},
+    {"max_body", "1023"},
+    {"max_body", "1025M"},
+    {"max_body", "2G"},
+    {"max_body", "1T"},
+    {"max_body", "abc"},
+    {"max_body", "-1"},
+    {"max_body", "16MB"},
+    {"max_body", "M"},
+    {"max_body", "99999999999999999999G"},
+    {"max_body", "18014398509481984K"},
+    {"max_image_width", "0"},
+    {"max_image_width", "65536"},
+    {"max_image_height", "0"},
+    {"max_image_pixels", "0"},
+    {"max_image_pixels", "268435457"},
+    {"max_connections", "0"},
+    {"max_connections", "100001"},
+    {"max_per_ip", "-1"},
+    {"max_per_ip", "100001"},
+    {"connection_timeout", "0"},
+    {"connection_timeout", "3601"},
+    {"max_json_depth", "0"},
+    {"max_json_depth", "1001"},
+    {"keep_images", "yess"},
+    {"api_keys", "short:read"},
+    {"api_keys", KEY_A ":admin"},
+    {"api_keys", KEY_A},
+    {"api_keys", KEY_A "!:read"},
+    {"api_keys", ","},
+    {"api_keys", KEY_A ":read,"},
+    {"api_keys", KEY_A ":read,," KEY_B ":read"},
+    {"api_keys", ":read"},
+    {"api_keys", KEY_A ":READ"},
+    {"api_keys", KEY_A "::read"},
+    {"tls_cert", "a\nb"},
+    {"log_level", "loud"},
+    {"log_level", "INFO"},
+    {"log_level", ""},
+    {"blas_kernel", ""},
+    {"identify_k", "0"},
+    {"identify_k", "1001"},
+    {"epochs", "0"},
+    {"epochs", "10001"},
+    {"batch", "0"},
+    {"batch", "65537"},
+    {"lr", "0"},
+    {"lr", "-1"},
+    {"lr", "10.5"},
+    {"lr", "nan"},
+    {"lr", "inf"},
+    {"lr", "0x10"},
+    {"lr", "1e999"},
+    {"lr", "1e"},
+    {"lr", "."},
+    {"lr", ""},
+    {"lr", "1,5"},
+    {"optimizer", "sgd"},
+    {"optimizer", "Adam"},
+    {"margin", "0"},
+    {"margin", "100.1"},
+    {"hidden", ""},
+    {"hidden", "0"},
+    {"hidden", "4097"},
+    {"hidden", "1,2,3,4,5,6,7,8,9"},
+    {"hidden", "1,,2"},
+    {"hidden", "1,"},
+    {"hidden", ",1"},
+    {"hidden", "a"},
+    {"hidden", "-1"},
+    {"hidden", "1;2"},
+    {"hidden", "1 2"},
+    {"hidden", "99999999999999999999"},
+    {"dropout", "1"},
+    {"dropout", "-0.1"},
+    {"dropout", "1.5"},
+    {"seed", "-1"},
+    {"seed", "18446744073709551616"},
+    {"seed", "abc"},
+    {"seed", ""},
+    {"seed", "+1"},
+    {"val_fraction", "0.51"},
+    {"val_fraction", "-0.01"},
+    {"val_fraction", "0"},
+    {"out", "a\rb"},
+    {"json", "yesno"},
 };
 
 START_TEST(bad_values_file_line) {
@@ -308,30 +391,56 @@ END_TEST
 static const struct {
     const char *key, *value, *canonical;
 } good_values[] = {
-    {"listen", "[::1]:9000", "[::1]:9000"}, {"listen", "localhost:1", "localhost:1"},
+    {"listen", "[::1]:9000", "[::1]:9000"},
+    {"listen", "localhost:1", "localhost:1"},
     {"listen", "0.0.0.0:65535", "0.0.0.0:65535"},
-    {"listen", "my-host.example:80", "my-host.example:80"}, {"listen", "[::]:80", "[::]:80"},
-    {"listen", "127.0.0.1:0", "127.0.0.1:0"}, {"model", "a b/c#d", "a b/c#d"},
+    {"listen", "my-host.example:80", "my-host.example:80"},
+    {"listen", "[::]:80", "[::]:80"},
+    {"listen", "127.0.0.1:0", "127.0.0.1:0"},
+    {"model", "a b/c#d", "a b/c#d"},
     {"test_data", "", ""},
-    {"train_if_missing", "TRUE", "yes"}, {"train_if_missing", "Off", "no"},
-    {"train_if_missing", "1", "yes"}, {"train_if_missing", "0", "no"},
-    {"keep_images", "false", "no"}, {"keep_images", "ON", "yes"},
-    {"threads", "256", "256"}, {"threads", "0", "0"}, {"threads", "007", "7"},
-    {"max_body", "1K", "1K"}, {"max_body", "1024", "1K"}, {"max_body", "1025", "1025"},
-    {"max_body", "1g", "1G"}, {"max_body", "1536K", "1536K"}, {"max_body", "1024m", "1G"},
-    {"max_image_pixels", "268435456", "268435456"}, {"max_per_ip", "0", "0"},
-    {"api_keys", "", ""}, {"api_keys", " ", ""},
+    {"train_if_missing", "TRUE", "yes"},
+    {"train_if_missing", "Off", "no"},
+    {"train_if_missing", "1", "yes"},
+    {"train_if_missing", "0", "no"},
+    {"keep_images", "false", "no"},
+    {"keep_images", "ON", "yes"},
+    {"threads", "256", "256"},
+    {"threads", "0", "0"},
+    {"threads", "007", "7"},
+    {"max_body", "1K", "1K"},
+    {"max_body", "1024", "1K"},
+    {"max_body", "1025", "1025"},
+    {"max_body", "1g", "1G"},
+    {"max_body", "1536K", "1536K"},
+    {"max_body", "1024m", "1G"},
+    {"max_image_pixels", "268435456", "268435456"},
+    {"max_per_ip", "0", "0"},
+    {"api_keys", "", ""},
+    {"api_keys", " ", ""},
     {"api_keys", KEY_A ":read, " KEY_B ":write", "(2 keys redacted)"},
-    {"log_level", "debug", "debug"}, {"log_level", "error", "error"},
-    {"blas_kernel", "SkylakeX", "SkylakeX"}, {"identify_k", "1000", "1000"},
-    {"lr", "1e-3", "0.001"}, {"lr", "10", "10"}, {"lr", "0.0001", "0.0001"},
-    {"lr", "3.14159265358979", "3.14159265358979"}, {"optimizer", "adam", "adam"},
-    {"margin", "100", "100"}, {"margin", "1e-9", "1e-09"},
-    {"hidden", "64", "64"}, {"hidden", " 1 , 4096 ,2 ", "1,4096,2"},
-    {"hidden", "8,7,6,5,4,3,2,1", "8,7,6,5,4,3,2,1"}, {"dropout", "0", "0"},
-    {"dropout", "0.999", "0.999"}, {"seed", "0", "0"},
-    {"seed", "18446744073709551615", "18446744073709551615"}, {"val_fraction", "0.5", "0.5"},
-    {"val_fraction", "0.001", "0.001"}, {"out", "--weird", "--weird"}, {"json", "yes", "yes"},
+    {"log_level", "debug", "debug"},
+    {"log_level", "error", "error"},
+    {"blas_kernel", "SkylakeX", "SkylakeX"},
+    {"identify_k", "1000", "1000"},
+    {"lr", "1e-3", "0.001"},
+    {"lr", "10", "10"},
+    {"lr", "0.0001", "0.0001"},
+    {"lr", "3.14159265358979", "3.14159265358979"},
+    {"optimizer", "adam", "adam"},
+    {"margin", "100", "100"},
+    {"margin", "1e-9", "1e-09"},
+    {"hidden", "64", "64"},
+    {"hidden", " 1 , 4096 ,2 ", "1,4096,2"},
+    {"hidden", "8,7,6,5,4,3,2,1", "8,7,6,5,4,3,2,1"},
+    {"dropout", "0", "0"},
+    {"dropout", "0.999", "0.999"},
+    {"seed", "0", "0"},
+    {"seed", "18446744073709551615", "18446744073709551615"},
+    {"val_fraction", "0.5", "0.5"},
+    {"val_fraction", "0.001", "0.001"},
+    {"out", "--weird", "--weird"},
+    {"json", "yes", "yes"},
 };
 
 START_TEST(good_values_round_trip) {
@@ -399,10 +508,9 @@ START_TEST(precedence) {
     char err[SM_ERRMAX];
     const char *path = CONF("threads 1\nepochs 2\nbatch 3\nlr 0.5\n");
     const char *const env[] = {"PATH=/usr/bin", "SIAMESED_EPOCHS=4", "SIAMESED_BATCH=5",
-                               "SIAMESEDX=1", "SM_SIAMESED_Y=2", NULL};
+                               "SIAMESEDX=1",   "SM_SIAMESED_Y=2",   NULL};
     /* --config comes after a flag on purpose: the file is still read first. */
-    ck_assert_msg(parse(ARGS("--batch", "6", "--config", path), env, &c, &m, err) == 0, "%s",
-                  err);
+    ck_assert_msg(parse(ARGS("--batch", "6", "--config", path), env, &c, &m, err) == 0, "%s", err);
     ck_assert_int_eq(c.threads, 1);
     ck_assert_double_eq(c.lr, 0.5);
     ck_assert_int_eq(c.epochs, 4);
@@ -428,11 +536,11 @@ START_TEST(flag_syntax) {
     Config c;
     ConfigMode m;
     char err[SM_ERRMAX];
-    ck_assert_int_eq(parse(ARGS("--threads", "4", "--max-body=2M", "--json", "--keep-images",
-                                "no", "--train-if-missing=off", "--out=--weird", "--test-data=",
-                                "--hidden", "16,8"),
-                           NULL, &c, &m, err),
-                     0);
+    ck_assert_int_eq(
+        parse(ARGS("--threads", "4", "--max-body=2M", "--json", "--keep-images", "no",
+                   "--train-if-missing=off", "--out=--weird", "--test-data=", "--hidden", "16,8"),
+              NULL, &c, &m, err),
+        0);
     ck_assert_int_eq(c.threads, 4);
     ck_assert_uint_eq(c.max_body, 2u << 20);
     ck_assert(c.json);
@@ -610,9 +718,9 @@ START_TEST(cross_field) {
     /* ... and a flag can empty one of them again. */
     ck_assert_int_eq(parse(ARGS("--config", path, "--tls-cert="), env, &c, &m, err), -EINVAL);
     unlink(path);
-    ck_assert_int_eq(parse(ARGS("--api-keys", KEY_A ":read," KEY_B ":read," KEY_A ":write"), NULL,
-                           &c, &m, err),
-                     -EINVAL);
+    ck_assert_int_eq(
+        parse(ARGS("--api-keys", KEY_A ":read," KEY_B ":read," KEY_A ":write"), NULL, &c, &m, err),
+        -EINVAL);
     ck_assert_ptr_nonnull(strstr(err, "entries 1 and 3 have the same key"));
     ck_assert_ptr_null(strstr(err, KEY_A));
     ck_assert_int_eq(config_init(&c, err), 0);
@@ -664,8 +772,16 @@ START_TEST(help_mentions_every_key) {
         ck_assert_msg(strstr(text, want_flag), "help lacks %s", want_flag);
         ck_assert_msg(strstr(text, want_env), "help lacks %s", want_env);
     }
-    const char *also[] = {"--train", "--eval", "--reembed", "--help", "--version", "--config FILE",
-                          "default 127.0.0.1:8080", "(0, 10]", "1K..1G", "Precedence"};
+    const char *also[] = {"--train",
+                          "--eval",
+                          "--reembed",
+                          "--help",
+                          "--version",
+                          "--config FILE",
+                          "default 127.0.0.1:8080",
+                          "(0, 10]",
+                          "1K..1G",
+                          "Precedence"};
     for (size_t i = 0; i < sizeof also / sizeof also[0]; i++)
         ck_assert_msg(strstr(text, also[i]), "help lacks %s", also[i]);
     free(text);

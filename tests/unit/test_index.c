@@ -350,8 +350,8 @@ START_TEST(close_candidates_rank_exactly) {
         int n = 0;
         ck_assert_int_eq(index_topk(ix, q, 3, h, &n, err), 0);
         snprintf(name, sizeof name, "s%02d", best);
-        ck_assert_msg(n == 3 && strcmp(h[0].subject, name) == 0, "query %d: got %s, nearest %s",
-                      t, h[0].subject, name);
+        ck_assert_msg(n == 3 && strcmp(h[0].subject, name) == 0, "query %d: got %s, nearest %s", t,
+                      h[0].subject, name);
     }
     index_free(ix);
 }

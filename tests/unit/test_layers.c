@@ -78,7 +78,8 @@ START_TEST(dense_matches_reference) {
         size_t ni = (size_t)n * c, nw = (size_t)oc * c, no = (size_t)n * oc;
         float *inp = malloc(ni * 4), *w = malloc(nw * 4), *b = malloc(oc * 4), *o1 = malloc(no * 4);
         float *o2 = malloc(no * 4), *di1 = malloc(ni * 4), *di2 = malloc(ni * 4);
-        float *dw1 = malloc(nw * 4), *dw2 = malloc(nw * 4), *db1 = malloc(oc * 4), *db2 = malloc(oc * 4);
+        float *dw1 = malloc(nw * 4), *dw2 = malloc(nw * 4), *db1 = malloc(oc * 4),
+              *db2 = malloc(oc * 4);
         fill(inp, ni, 0, 1), fill(w, nw, -0.1f, 0.1f), fill(b, oc, -1, 1), fill(o1, no, -1, 1);
         fill(dw1, nw, -1, 1), fill(db1, oc, -1, 1);
         memcpy(dw2, dw1, nw * 4), memcpy(db2, db1, oc * 4);

@@ -28,7 +28,9 @@ static Model *new_model(uint64_t seed) {
     return m;
 }
 
-static void path_of(char *buf, const char *name) { snprintf(buf, 512, "%s/%s", dir, name); }
+static void path_of(char *buf, const char *name) {
+    snprintf(buf, 512, "%s/%s", dir, name);
+}
 
 START_TEST(glorot_init) {
     Model *m = new_model(3);
@@ -40,10 +42,10 @@ START_TEST(glorot_init) {
         lo = fminf(lo, w[i]), hi = fmaxf(hi, w[i]), sum += w[i];
         ck_assert(fabsf(w[i]) <= r0);
     }
-    ck_assert(lo < -0.95f * r0 && hi > 0.95f * r0);      /* fills the range */
-    ck_assert(fabs(sum / (784 * 128)) < 0.01 * r0);      /* centred */
+    ck_assert(lo < -0.95f * r0 && hi > 0.95f * r0); /* fills the range */
+    ck_assert(fabs(sum / (784 * 128)) < 0.01 * r0); /* centred */
     for (int i = 0; i < 128; i++)
-        ck_assert(w[784 * 128 + i] == 0.0f);             /* zero biases */
+        ck_assert(w[784 * 128 + i] == 0.0f); /* zero biases */
     Model *same = new_model(3), *other = new_model(4);
     ck_assert(memcmp(w, model_params_const(same), model_n_params(m) * 4) == 0);
     ck_assert(memcmp(w, model_params_const(other), model_n_params(m) * 4) != 0);
@@ -104,7 +106,8 @@ START_TEST(save_load_round_trip) {
         ck_assert_int_eq(model_embed(m, x, n, e1), 0);
         ck_assert_int_eq(model_embed(back, x, n, e2), 0);
         for (int i = 0; i < n * 64; i++)
-            ck_assert_msg(fabsf(e1[i] - e2[i]) < 1e-5f, "n=%d emb[%d] %g vs %g", n, i, e1[i], e2[i]);
+            ck_assert_msg(fabsf(e1[i] - e2[i]) < 1e-5f, "n=%d emb[%d] %g vs %g", n, i, e1[i],
+                          e2[i]);
     }
     float *p = model_params(back); /* drops the copy: changes must show */
     for (int i = 0; i < 784; i++)
@@ -128,7 +131,7 @@ static int write_variant(const char *path, const char *key, const char *value, i
     if (nan_weight)
         p[5] = NAN;
     StTensor t[6];
-    const char *names[] = {"dense.0.weight", "dense.0.bias", "dense.1.weight",
+    const char *names[] = {"dense.0.weight", "dense.0.bias",   "dense.1.weight",
                            "dense.1.bias",   "dense.2.weight", "dense.2.bias"};
     const int dims[] = {784, 128, 128, 64};
     int nt = 0;
@@ -139,11 +142,13 @@ static int write_variant(const char *path, const char *key, const char *value, i
         if (drop_tensor != 2 * l + 1)
             t[nt++] = (StTensor){names[2 * l + 1], 1, {dims[l + 1]}, w + dims[l + 1] * dims[l]};
     }
-    StMeta meta[] = {{"format", "siamesed"}, {"format_version", "1"}, {"architecture", "mlp"},
-                     {"layers", "784,128,128,64"}, {"activation", "relu"}, {"dropout", "0.1"},
-                     {"input_height", "28"}, {"input_width", "28"}, {"input_channels", "1"},
-                     {"preprocess", MODEL_PREPROCESS}, {"embedding_size", "64"}, {"margin", "1"},
-                     {"threshold", "0.5"}, {"training", "{}"}};
+    StMeta meta[] = {{"format", "siamesed"},   {"format_version", "1"},
+                     {"architecture", "mlp"},  {"layers", "784,128,128,64"},
+                     {"activation", "relu"},   {"dropout", "0.1"},
+                     {"input_height", "28"},   {"input_width", "28"},
+                     {"input_channels", "1"},  {"preprocess", MODEL_PREPROCESS},
+                     {"embedding_size", "64"}, {"margin", "1"},
+                     {"threshold", "0.5"},     {"training", "{}"}};
     int nm = 0;
     StMeta out[16];
     for (size_t i = 0; i < sizeof meta / sizeof meta[0]; i++) {
@@ -161,26 +166,40 @@ static int write_variant(const char *path, const char *key, const char *value, i
 }
 
 START_TEST(loader_rejects_bad_models) {
-    static const struct { const char *key, *value; int drop, nan; } cases[] = {
-        {NULL, NULL, -1, 0},                        /* control: loads */
-        {"format", "other", -1, 0},        {"format_version", "2", -1, 0},
-        {"format_version", "1x", -1, 0},   {"architecture", "cnn", -1, 0},
-        {"layers", "784,128,128", -1, 0},  {"layers", "100,128,128,64", -1, 0},
-        {"layers", "784,,128,64", -1, 0},  {"layers", "784,128,128,-64", -1, 0},
-        {"input_height", "0", -1, 0},      {"input_width", "99999999999", -1, 0},
-        {"input_channels", "3", -1, 0},    {"embedding_size", "128", -1, 0},
-        {"margin", "nan", -1, 0},          {"margin", "-1", -1, 0},
-        {"threshold", "inf", -1, 0},       {"dropout", "1", -1, 0},
-        {"training", "[]", -1, 0},         {"preprocess", "bgr", -1, 0},
-        {"activation", "tanh", -1, 0},     {"layers", NULL, -1, 0},
-        {"margin", NULL, -1, 0},           {NULL, NULL, 3, 0},
+    static const struct {
+        const char *key, *value;
+        int drop, nan;
+    } cases[] = {
+        {NULL, NULL, -1, 0}, /* control: loads */
+        {"format", "other", -1, 0},
+        {"format_version", "2", -1, 0},
+        {"format_version", "1x", -1, 0},
+        {"architecture", "cnn", -1, 0},
+        {"layers", "784,128,128", -1, 0},
+        {"layers", "100,128,128,64", -1, 0},
+        {"layers", "784,,128,64", -1, 0},
+        {"layers", "784,128,128,-64", -1, 0},
+        {"input_height", "0", -1, 0},
+        {"input_width", "99999999999", -1, 0},
+        {"input_channels", "3", -1, 0},
+        {"embedding_size", "128", -1, 0},
+        {"margin", "nan", -1, 0},
+        {"margin", "-1", -1, 0},
+        {"threshold", "inf", -1, 0},
+        {"dropout", "1", -1, 0},
+        {"training", "[]", -1, 0},
+        {"preprocess", "bgr", -1, 0},
+        {"activation", "tanh", -1, 0},
+        {"layers", NULL, -1, 0},
+        {"margin", NULL, -1, 0},
+        {NULL, NULL, 3, 0},
         {NULL, NULL, -1, 1},
     };
     char path[512], err[256];
     path_of(path, "bad.safetensors");
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        ck_assert_int_eq(write_variant(path, cases[i].key, cases[i].value, cases[i].drop,
-                                       cases[i].nan), 0);
+        ck_assert_int_eq(
+            write_variant(path, cases[i].key, cases[i].value, cases[i].drop, cases[i].nan), 0);
         Model *m = NULL;
         err[0] = 0;
         int rc = model_load(path, &m, err);
@@ -222,9 +241,8 @@ static size_t vm_size(void) {
 START_TEST(loader_checks_tensors_before_allocating) {
     char path[512], err[256] = "";
     path_of(path, "bigarch.safetensors");
-    ck_assert_int_eq(write_variant(path, "layers", "784,4096,4096,4096,4096,4096,4096,4096,64", -1,
-                                   0),
-                     0);
+    ck_assert_int_eq(
+        write_variant(path, "layers", "784,4096,4096,4096,4096,4096,4096,4096,64", -1, 0), 0);
     size_t now = vm_size();
     ck_assert_uint_gt(now, 0);
     struct rlimit old, cap;

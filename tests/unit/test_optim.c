@@ -38,10 +38,14 @@ static void run(int adam) {
     free(p1), free(p2), free(g), free(m1), free(m2), free(v1), free(v2);
 }
 
-START_TEST(rmsprop_matches_reference) { run(0); }
+START_TEST(rmsprop_matches_reference) {
+    run(0);
+}
 END_TEST
 
-START_TEST(adam_matches_reference) { run(1); }
+START_TEST(adam_matches_reference) {
+    run(1);
+}
 END_TEST
 
 START_TEST(first_steps_by_hand) {

@@ -697,15 +697,18 @@ START_TEST(test_seed_files) {
 END_TEST
 
 START_TEST(test_json_object_check) {
-    static const struct { const char *text; int rc; } cases[] = {
+    static const struct {
+        const char *text;
+        int rc;
+    } cases[] = {
         {"{}", 0},
         {"{\"a\":{\"b\":[1,2,{\"c\":null}]}}", 0},
         {" {\"name\":\"Al\\u00e9\"} ", 0},
-        {"{\"a\":1}x", -EINVAL},           /* data after the object */
-        {"{\"a\":1,\"a\":2}", -EINVAL},     /* duplicate key */
-        {"[1]", -EINVAL},                   /* not an object */
-        {"{\"a\":[[[[1]]]]}", -EINVAL},     /* 5 levels > 4 */
-        {"{\"a\":[[[1]]]}", 0},             /* 4 levels */
+        {"{\"a\":1}x", -EINVAL},        /* data after the object */
+        {"{\"a\":1,\"a\":2}", -EINVAL}, /* duplicate key */
+        {"[1]", -EINVAL},               /* not an object */
+        {"{\"a\":[[[[1]]]]}", -EINVAL}, /* 5 levels > 4 */
+        {"{\"a\":[[[1]]]}", 0},         /* 4 levels */
         {"{\"a\":", -EINVAL},
         {"", -EINVAL},
         {"{\"a\":[1,2,3,4,5,6,7,8,9]}", -E2BIG}, /* more than 8 values */
