@@ -100,6 +100,11 @@ void reply_error(Reply *rep, int status, const char *code, const char *fmt, ...)
     rep->content_type = "application/json";
 }
 
+void reply_bad_subject(Reply *rep) {
+    reply_error(rep, 400, "invalid_subject", "subject ids are 1-%d characters of [A-Za-z0-9._:@-]",
+                STORE_SUBJECT_MAX);
+}
+
 void reply_json(Reply *rep, int status, cJSON *obj) {
     char *s = obj ? cJSON_PrintUnformatted(obj) : NULL;
     cJSON_Delete(obj);

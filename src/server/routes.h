@@ -26,6 +26,8 @@ void handle_metrics(Server *srv, const HttpReq *req, Reply *rep);
  * is longer, has more segments or an empty one. "/" gives 0. */
 int route_split(const char *path, char *buf, size_t size, char *seg[4]);
 
+/* 400 invalid_subject, naming the documented id alphabet. */
+void reply_bad_subject(Reply *rep);
 /* Replies with obj (consumed) as JSON. */
 void reply_json(Reply *rep, int status, cJSON *obj);
 /* Maps a module's negative errno to a status: -ENOSPC 507, -ESTALE 503,

@@ -48,9 +48,7 @@ static void verify_subject(Server *srv, const ReqForm *f, const char *subject, f
     IndexHit hit;
     char err[SM_ERRMAX];
     if (!store_subject_id_valid(subject)) {
-        reply_error(rep, 400, "invalid_subject",
-                    "subject ids are 1-128 characters of "
-                    "[A-Za-z0-9._:@-]");
+        reply_bad_subject(rep);
         return;
     }
     if (form_single(f, "image", 1, rep) < 0 || images_embed(srv, f, "image", 1, q, rep) < 0)
@@ -111,18 +109,22 @@ static int image_count(const ReqForm *f, Reply *rep) {
     return n;
 }
 
+/* Embeds the n "image" fields into *emb (malloc'ed, the caller frees it). */
+static int embed_all(Server *srv, const ReqForm *f, int n, float **emb, Reply *rep) {
+    if (!(*emb = malloc((size_t)n * model_embed_dim(srv->model) * sizeof **emb))) {
+        reply_error(rep, 503, "out_of_memory", "the server is out of memory");
+        return -1;
+    }
+    return images_embed(srv, f, "image", n, *emb, rep);
+}
+
 void handle_embed(Server *srv, const HttpReq *req, Reply *rep) {
     static const char *const fields[] = {"image", NULL};
     ReqForm *f = NULL;
     float *emb = NULL;
     int n, E = model_embed_dim(srv->model);
-    if (form_parse(srv, req, fields, &f, rep) < 0 || (n = image_count(f, rep)) < 0)
-        goto out;
-    if (!(emb = malloc((size_t)n * E * sizeof *emb))) {
-        reply_error(rep, 503, "out_of_memory", "the server is out of memory");
-        goto out;
-    }
-    if (images_embed(srv, f, "image", n, emb, rep) < 0)
+    if (form_parse(srv, req, fields, &f, rep) < 0 || (n = image_count(f, rep)) < 0 ||
+        embed_all(srv, f, n, &emb, rep) < 0)
         goto out;
     cJSON *o = cJSON_CreateObject(), *list = cJSON_AddArrayToObject(o, "embeddings");
     for (int i = 0; i < n; i++) {
@@ -195,24 +197,16 @@ void handle_enroll(Server *srv, const HttpReq *req, Reply *rep) {
         (n = image_count(f, rep)) < 0)
         goto out;
     if (!store_subject_id_valid(subject)) {
-        reply_error(rep, 400, "invalid_subject",
-                    "subject ids are 1-128 characters of "
-                    "[A-Za-z0-9._:@-]");
+        reply_bad_subject(rep);
         goto out;
     }
     for (int i = 0; srv->cfg->keep_images && i < n; i++)
         if (req_get(f, "image", i)->len > STORE_IMAGE_MAX) {
-            reply_error(rep, 413, "image_too_large",
-                        "image #%d: kept images are at most %u "
-                        "bytes",
+            reply_error(rep, 413, "image_too_large", "image #%d: kept images are at most %u bytes",
                         i + 1, STORE_IMAGE_MAX);
             goto out;
         }
-    if (!(emb = malloc((size_t)n * E * sizeof *emb))) {
-        reply_error(rep, 503, "out_of_memory", "the server is out of memory");
-        goto out;
-    }
-    if (images_embed(srv, f, "image", n, emb, rep) < 0)
+    if (embed_all(srv, f, n, &emb, rep) < 0)
         goto out;
     for (int i = 0; i < n; i++) {
         const ReqField *fl = req_get(f, "image", i);

@@ -18,9 +18,7 @@ static int path_ids(const HttpReq *req, char *buf, size_t size, const char **sub
     int n = route_split(req->path, buf, size, seg);
     *subject = n >= 2 ? seg[1] : "";
     if (!store_subject_id_valid(*subject)) {
-        reply_error(rep, 400, "invalid_subject",
-                    "subject ids are 1-128 characters of "
-                    "[A-Za-z0-9._:@-]");
+        reply_bad_subject(rep);
         return -1;
     }
     long v = 0;
