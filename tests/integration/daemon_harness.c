@@ -73,7 +73,7 @@ void buf_free(Buf *b) {
     *b = (Buf){0};
 }
 
-static int file_read(const char *path, Buf *out) {
+int buf_read_file(const char *path, Buf *out) {
     FILE *f = fopen(path, "rb");
     char chunk[8192];
     size_t n;
@@ -91,7 +91,7 @@ Buf img_file(const char *name) {
     char path[600];
     Buf b;
     snprintf(path, sizeof path, "%s/tests/data/img/%s", H.srcroot, name);
-    if (file_read(path, &b) < 0) {
+    if (buf_read_file(path, &b) < 0) {
         fprintf(stderr, "cannot read fixture %s\n", path);
         abort();
     }
@@ -136,7 +136,7 @@ double now_s(void) {
 
 int file_has(const char *path, const char *needle) {
     Buf b;
-    if (file_read(path, &b) < 0)
+    if (buf_read_file(path, &b) < 0)
         return 0;
     int found = memmem(b.p, b.len, needle, strlen(needle)) != NULL;
     buf_free(&b);
@@ -155,7 +155,7 @@ int log_has_sanitizer_report(const char *log) {
 
 void log_dump(const char *log) {
     Buf b;
-    if (file_read(log, &b) < 0)
+    if (buf_read_file(log, &b) < 0)
         return;
     size_t from = b.len > 4000 ? b.len - 4000 : 0;
     fprintf(stderr, "---- %s (last %zu bytes) ----\n%s\n----\n", log, b.len - from,
@@ -271,7 +271,7 @@ static long file_size(const char *path) {
 /* 1 if what the log gained since offset says the port was taken. */
 static int port_taken(const char *log, long offset) {
     Buf b;
-    if (file_read(log, &b) < 0)
+    if (buf_read_file(log, &b) < 0)
         return 0;
     int taken = (size_t)offset <= b.len &&
                 memmem(b.p + offset, b.len - (size_t)offset, "cannot listen", 13) != NULL;

@@ -37,6 +37,9 @@ void buf_add(Buf *b, const void *p, size_t n);
 void buf_str(Buf *b, const char *s);
 void buf_printf(Buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void buf_free(Buf *b);
+/* The whole file in *out (NUL-terminated; free with buf_free()); 0, or -1 if
+ * unreadable. */
+int buf_read_file(const char *path, Buf *out);
 
 /* tests/data/img/NAME read whole; aborts the process if it cannot be read. */
 Buf img_file(const char *name);

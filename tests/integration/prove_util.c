@@ -56,20 +56,6 @@ void own_logs_clean_ok(const Own *o) {
     }
 }
 
-int slurp(const char *path, Buf *out) {
-    FILE *f = fopen(path, "rb");
-    char chunk[65536];
-    size_t n;
-    *out = (Buf){0};
-    if (!f)
-        return -1;
-    buf_add(out, "", 0);
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
-        buf_add(out, chunk, n);
-    fclose(f);
-    return 0;
-}
-
 int spit(const char *path, const void *p, size_t n) {
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     if (fd < 0)
@@ -115,7 +101,7 @@ void refused_in_one_line_ok(const Own *o, const char *needle) {
                   strsignal(WIFSIGNALED(st) ? WTERMSIG(st) : 0));
     ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) != 0, "refused start: wait status 0x%x", st);
     Buf log;
-    ck_assert_int_eq(slurp(o->d.log, &log), 0);
+    ck_assert_int_eq(buf_read_file(o->d.log, &log), 0);
     const char *text = (const char *)log.p, *nl = strchr(text, '\n');
     int one_line = nl && (size_t)(nl - text) + 1 == log.len;
     int named = strncmp(text, "siamesed: ", 10) == 0 && strstr(text, needle);

@@ -33,8 +33,6 @@ void own_stop_ok(Own *o);
 /* Asserts that no run of o (killed ones included) logged a sanitizer report. */
 void own_logs_clean_ok(const Own *o);
 
-/* The whole file in *out (NUL-terminated); 0, or -1 if unreadable. */
-int slurp(const char *path, Buf *out);
 /* Writes n bytes to path (created or truncated); 0 or -1. */
 int spit(const char *path, const void *p, size_t n);
 

@@ -490,7 +490,7 @@ START_TEST(real_full_filesystem) {
     }
     Buf msg = {0};
     if (!served)
-        slurp(o.d.log, &msg);
+        buf_read_file(o.d.log, &msg);
     ck_assert_int_eq(unlink(filler2), 0);
     ck_assert_int_eq(unlink(filler3), 0);
     own_start_ok(&o, H.model_a, NULL);

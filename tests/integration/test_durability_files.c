@@ -67,7 +67,7 @@ static int try_start(Own *o, const char *model, const char *path, const Buf *byt
     refused_in_one_line_ok(o, path);
     if (bytes) {
         Buf after;
-        ck_assert_int_eq(slurp(path, &after), 0);
+        ck_assert_int_eq(buf_read_file(path, &after), 0);
         ck_assert_msg(after.len == bytes->len && memcmp(after.p, bytes->p, after.len) == 0,
                       "the refused start changed %s (%zu bytes, were %zu)", path, after.len,
                       bytes->len);
@@ -93,7 +93,7 @@ static Buf real_db(char *path, size_t size, int *page_size) {
     }
     own_stop_ok(&o);
     Buf b;
-    ck_assert_int_eq(slurp(o.db, &b), 0);
+    ck_assert_int_eq(buf_read_file(o.db, &b), 0);
     ck_assert_msg(b.len > 16 && memcmp(b.p, "SQLite format 3", 16) == 0, "not a database");
     *page_size = b.p[16] << 8 | b.p[17];
     if (*page_size == 1)
@@ -136,7 +136,7 @@ START_TEST(corrupt_databases_refused) {
         ck_assert_msg(refused, "the daemon served a database that is %s%s", cases[i].what,
                       i >= n - 3 ? " (its root page flipped)" : "");
         Buf msg;
-        slurp(o.d.log, &msg);
+        buf_read_file(o.d.log, &msg);
         fprintf(stderr, "durability: database %s -> exit %d: %s", cases[i].what,
                 WEXITSTATUS(o.d.status), (char *)msg.p);
         buf_free(&msg);
@@ -176,7 +176,7 @@ END_TEST
 
 static Buf model_bytes(size_t *header_len) {
     Buf m;
-    ck_assert_int_eq(slurp(H.model_a, &m), 0);
+    ck_assert_int_eq(buf_read_file(H.model_a, &m), 0);
     ck_assert_uint_gt(m.len, 8);
     uint64_t h = 0;
     for (int i = 7; i >= 0; i--)
@@ -213,7 +213,7 @@ START_TEST(corrupt_models_refused) {
         ck_assert_msg(try_start(&o, path, path, &cases[i].bytes), "served a model file: %s",
                       cases[i].what);
         Buf msg;
-        slurp(o.d.log, &msg);
+        buf_read_file(o.d.log, &msg);
         fprintf(stderr, "durability: model %s -> exit %d: %s", cases[i].what,
                 WEXITSTATUS(o.d.status), (char *)msg.p);
         buf_free(&msg);
