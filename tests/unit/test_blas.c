@@ -13,18 +13,12 @@
 #include "siamese/blas.h"
 #include "siamese/rng.h"
 
+#include "check_util.h"
+
 static Rng rng;
 
 static void fill(float *x, size_t n, float lo, float hi) {
-    for (size_t i = 0; i < n; i++)
-        x[i] = lo + (hi - lo) * rng_uniform(&rng);
-}
-
-static void assert_close(const float *a, const float *b, size_t n, double tol, const char *what) {
-    for (size_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - b[i]), scale = fmax(1.0, fabs((double)b[i]));
-        ck_assert_msg(d <= tol * scale, "%s[%zu]: %.7g vs %.7g", what, i, a[i], b[i]);
-    }
+    check_fill(&rng, x, n, lo, hi);
 }
 
 START_TEST(sgemm_matches_reference) {
@@ -43,7 +37,7 @@ START_TEST(sgemm_matches_reference) {
         memcpy(c2, c1, (size_t)M * Nn * 4);
         blas_sgemm(ta, tb, M, Nn, K, 0.5f, a, ta ? M : K, b, tb ? K : Nn, 2.0f, c1, Nn);
         blas_sgemm_ref(ta, tb, M, Nn, K, 0.5f, a, ta ? M : K, b, tb ? K : Nn, 2.0f, c2, Nn);
-        assert_close(c1, c2, (size_t)M * Nn, 1e-4, "sgemm");
+        check_close(c1, c2, (size_t)M * Nn, 1e-4, "sgemm");
         free(a), free(b), free(c1), free(c2);
     }
     char err[256];
@@ -76,9 +70,6 @@ int main(int argc, char **argv) {
     tcase_add_test(tc, sgemm_matches_reference);
     tcase_add_test(tc, auto_mode_picks_the_cpus_kernel);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    int failed = check_run(s);
     return failed ? 1 : 0;
 }

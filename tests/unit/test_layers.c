@@ -14,18 +14,12 @@
 #include "siamese/layers.h"
 #include "siamese/rng.h"
 
+#include "check_util.h"
+
 static Rng rng;
 
 static void fill(float *x, size_t n, float lo, float hi) {
-    for (size_t i = 0; i < n; i++)
-        x[i] = lo + (hi - lo) * rng_uniform(&rng);
-}
-
-static void assert_close(const float *a, const float *b, size_t n, double tol, const char *what) {
-    for (size_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - b[i]), scale = fmax(1.0, fabs((double)b[i]));
-        ck_assert_msg(d <= tol * scale, "%s[%zu]: %.7g vs %.7g", what, i, a[i], b[i]);
-    }
+    check_fill(&rng, x, n, lo, hi);
 }
 
 /* Dense: loss = sum(out * r); its gradients are dense_backward with dout = r. */
@@ -85,12 +79,12 @@ START_TEST(dense_matches_reference) {
         memcpy(dw2, dw1, nw * 4), memcpy(db2, db1, oc * 4);
         dense_forward(o2, inp, w, b, n, c, oc);
         dense_forward_ref(o1, inp, w, b, n, c, oc);
-        assert_close(o2, o1, no, 1e-4, "forward");
+        check_close(o2, o1, no, 1e-4, "forward");
         dense_backward(di2, dw2, db2, o1, inp, w, n, c, oc);
         dense_backward_ref(di1, dw1, db1, o1, inp, w, n, c, oc);
-        assert_close(di2, di1, ni, 1e-4, "dinp");
-        assert_close(dw2, dw1, nw, 1e-4, "dweight");
-        assert_close(db2, db1, oc, 1e-4, "dbias");
+        check_close(di2, di1, ni, 1e-4, "dinp");
+        check_close(dw2, dw1, nw, 1e-4, "dweight");
+        check_close(db2, db1, oc, 1e-4, "dbias");
         free(inp), free(w), free(b), free(o1), free(o2), free(di1), free(di2);
         free(dw1), free(dw2), free(db1), free(db2);
     }
@@ -112,7 +106,7 @@ START_TEST(transposed_forward_matches_reference) {
                 wt[(size_t)k * oc + o] = w[(size_t)o * c + k];
         dense_forward_ref(o1, inp, w, b, n, c, oc);
         dense_forward_t(o2, inp, wt, b, n, c, oc);
-        assert_close(o2, o1, (size_t)n * oc, 1e-5, "forward_t");
+        check_close(o2, o1, (size_t)n * oc, 1e-5, "forward_t");
         free(inp), free(w), free(wt), free(b), free(o1), free(o2);
     }
 }
@@ -122,10 +116,10 @@ START_TEST(relu_forward_backward) {
     float x[] = {-2, -0.0f, 0, 1e-30f, 3}, y[5], g[5] = {1, 2, 3, 4, 5}, d[5];
     relu_forward(y, x, 5);
     float want[] = {0, 0, 0, 1e-30f, 3};
-    assert_close(y, want, 5, 0, "relu");
+    check_close(y, want, 5, 0, "relu");
     relu_backward(d, g, y, 5);
     float wantd[] = {0, 0, 0, 4, 5};
-    assert_close(d, wantd, 5, 0, "relu'");
+    check_close(d, wantd, 5, 0, "relu'");
 }
 END_TEST
 
@@ -148,10 +142,10 @@ START_TEST(dropout_is_inverted_and_seeded) {
     ck_assert_msg(abs(zeros - M / 10) < 600, "dropped %d of %d", zeros, M);
     ck_assert_msg(fabs(sum / M - 1.0) < 0.01, "mean %.4f, inverted dropout keeps 1", sum / M);
     dropout_backward(g, x, mask, M);
-    assert_close(g, mask, M, 0, "dropout'");
+    check_close(g, mask, M, 0, "dropout'");
     rng_seed(&r2, 7);
     dropout_forward(g, x, x, M, 0.1f, &r2);
-    assert_close(x, mask, M, 0, "same seed, same mask");
+    check_close(x, mask, M, 0, "same seed, same mask");
     free(x), free(y), free(mask), free(g);
 }
 END_TEST
@@ -247,10 +241,7 @@ int main(int argc, char **argv) {
     tcase_add_test(tc, contrastive_gradients_generic);
     tcase_add_test(tc, contrastive_values_and_edges);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    int failed = check_run(s);
     fprintf(stderr, "blas kernel: %s\n", blas_kernel());
     return failed ? 1 : 0;
 }

@@ -18,6 +18,8 @@
 #include "siamese/rng.h"
 #include "siamese/safetensors.h"
 
+#include "check_util.h"
+
 static char dir[] = "/tmp/sm-test-model-XXXXXX";
 static const ModelArch ref_arch = {28, 28, 3, {128, 128, 64}, 0.1f};
 
@@ -286,10 +288,7 @@ int main(int argc, char **argv) {
     tcase_add_test(tc, loader_checks_tensors_before_allocating);
     tcase_add_test(tc, failed_save_keeps_old_file);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    int failed = check_run(s);
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd) != 0)

@@ -11,6 +11,8 @@
 #include "siamese/optim.h"
 #include "siamese/rng.h"
 
+#include "check_util.h"
+
 enum { N = 100003 }; /* odd: exercises the vector loops' tails */
 
 static void run(int adam) {
@@ -68,9 +70,6 @@ int main(void) {
     tcase_add_test(tc, adam_matches_reference);
     tcase_add_test(tc, first_steps_by_hand);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    int failed = check_run(s);
     return failed ? 1 : 0;
 }

@@ -16,6 +16,8 @@
 #include "siamese/dataset.h"
 #include "siamese/train.h"
 
+#include "check_util.h"
+
 #define FMNIST "/usr/share/datasets/fashion-mnist"
 
 /* The first n samples of a split (n <= its size). */
@@ -139,9 +141,6 @@ int main(int argc, char **argv) {
     tcase_add_loop_test(tc, fixed_seed_is_bit_identical, 0, 2);
     tcase_add_test(tc, bad_inputs_are_refused);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    int failed = check_run(s);
     return failed ? 1 : 0;
 }
