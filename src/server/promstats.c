@@ -4,9 +4,10 @@
  *
  * Each route has its own block of atomic counters, aligned to a cache line
  * so that threads answering different routes do not contend for one line.
- * Buckets are stored non-cumulatively (one increment per observation) and
- * summed when rendered, so the +Inf bucket and _count are by construction
- * the same number. Latency sums are kept as integer nanoseconds, because C11
+ * Latency is kept per route and status code. Buckets are stored
+ * non-cumulatively (one increment per observation) and summed when rendered,
+ * so the request count, the +Inf bucket and _count are by construction the
+ * same number. Latency sums are kept as integer nanoseconds, because C11
  * has no atomic floating-point addition and a compare-and-swap loop on a
  * double would make observe() retry under contention; 2^64 ns is 584 years.
  */
@@ -32,10 +33,10 @@ static const double bounds[] = {PROM_BUCKETS};
 #define N_BOUNDS (int)(sizeof bounds / sizeof bounds[0])
 #define MAX_SUM_NS 1e18 /* one observation adds at most this (31 years) */
 
+/* Per status code (last: "other"), buckets (last: above every bound). */
 typedef struct {
-    _Alignas(64) atomic_uint_fast64_t count[N_CODES + 1]; /* last: "other" */
-    atomic_uint_fast64_t bucket[N_BOUNDS + 1];            /* last: above every bound */
-    atomic_uint_fast64_t sum_ns;
+    _Alignas(64) atomic_uint_fast64_t bucket[N_CODES + 1][N_BOUNDS + 1];
+    atomic_uint_fast64_t sum_ns[N_CODES + 1];
 } RouteStats;
 
 struct PromStats {
@@ -55,13 +56,12 @@ PromStats *promstats_new(const char *const *routes, int n_routes) {
     if (!p || !(p->names = calloc((size_t)n_routes, sizeof *p->names)) ||
         !(p->r = aligned_alloc(_Alignof(RouteStats), size)))
         goto fail;
-    for (int i = 0; i <= n_routes; i++) {
-        for (int c = 0; c <= N_CODES; c++)
-            atomic_init(&p->r[i].count[c], 0);
-        for (int b = 0; b <= N_BOUNDS; b++)
-            atomic_init(&p->r[i].bucket[b], 0);
-        atomic_init(&p->r[i].sum_ns, 0);
-    }
+    for (int i = 0; i <= n_routes; i++)
+        for (int c = 0; c <= N_CODES; c++) {
+            for (int b = 0; b <= N_BOUNDS; b++)
+                atomic_init(&p->r[i].bucket[c][b], 0);
+            atomic_init(&p->r[i].sum_ns[c], 0);
+        }
     p->n = n_routes;
     for (int i = 0; i < n_routes; i++)
         if (!(p->names[i] = strdup(routes[i])))
@@ -100,9 +100,9 @@ void promstats_observe(PromStats *p, int route, int status, double seconds) {
         b++;
     double ns = seconds * 1e9;
     uint64_t add = ns < MAX_SUM_NS ? (uint64_t)llround(ns) : (uint64_t)MAX_SUM_NS;
-    atomic_fetch_add_explicit(&r->count[code_index(status)], 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&r->bucket[b], 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&r->sum_ns, add, memory_order_relaxed);
+    int c = code_index(status);
+    atomic_fetch_add_explicit(&r->bucket[c][b], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&r->sum_ns[c], add, memory_order_relaxed);
 }
 
 /* ---- rendering ----------------------------------------------------------- */
@@ -185,47 +185,63 @@ static uint64_t load(const atomic_uint_fast64_t *a) {
     return atomic_load_explicit(a, memory_order_relaxed);
 }
 
+/* Observations of route i with code index c. */
+static uint64_t code_count(const PromStats *p, int i, int c) {
+    uint64_t n = 0;
+    for (int k = 0; k <= N_BOUNDS; k++)
+        n += load(&p->r[i].bucket[c][k]);
+    return n;
+}
+
+/* route="...",code="..." (the label pairs every series of one cell carries). */
+static void cell_labels(Buf *b, const PromStats *p, int i, int c) {
+    buf_printf(b, "route=\"");
+    buf_escaped(b, route_name(p, i), true);
+    if (c < N_CODES)
+        buf_printf(b, "\",code=\"%d\"", codes[c]);
+    else
+        buf_printf(b, "\",code=\"other\"");
+}
+
 static void render_counters(Buf *b, const PromStats *p) {
     family(b, REQS, "HTTP requests answered, by route and status code.", "counter");
     for (int i = 0; i <= p->n; i++)
         for (int c = 0; c <= N_CODES; c++) {
-            uint64_t v = load(&p->r[i].count[c]);
+            uint64_t v = code_count(p, i, c);
             if (v == 0)
                 continue;
-            buf_printf(b, PREFIX REQS "{route=\"");
-            buf_escaped(b, route_name(p, i), true);
-            if (c < N_CODES)
-                buf_printf(b, "\",code=\"%d\"} %llu\n", codes[c], (unsigned long long)v);
-            else
-                buf_printf(b, "\",code=\"other\"} %llu\n", (unsigned long long)v);
+            buf_printf(b, PREFIX REQS "{");
+            cell_labels(b, p, i, c);
+            buf_printf(b, "} %llu\n", (unsigned long long)v);
         }
 }
 
-static void render_histogram(Buf *b, const PromStats *p, int i) {
-    uint64_t cum = 0;
-    for (int k = 0; k <= N_BOUNDS; k++) {
-        cum += load(&p->r[i].bucket[k]);
-        buf_printf(b, PREFIX DUR "_bucket{route=\"");
-        buf_escaped(b, route_name(p, i), true);
-        if (k < N_BOUNDS)
-            buf_printf(b, "\",le=\"%g\"} %llu\n", bounds[k], (unsigned long long)cum);
-        else
-            buf_printf(b, "\",le=\"+Inf\"} %llu\n", (unsigned long long)cum);
-    }
-    buf_printf(b, PREFIX DUR "_sum{route=\"");
-    buf_escaped(b, route_name(p, i), true);
-    buf_printf(b, "\"} ");
-    buf_value(b, (double)load(&p->r[i].sum_ns) / 1e9);
-    buf_printf(b, "\n" PREFIX DUR "_count{route=\"");
-    buf_escaped(b, route_name(p, i), true);
-    buf_printf(b, "\"} %llu\n", (unsigned long long)cum);
-}
-
-static bool unknown_used(const PromStats *p) {
-    for (int k = 0; k <= N_BOUNDS; k++)
-        if (load(&p->r[p->n].bucket[k]))
-            return true;
-    return false;
+/* One histogram per route and status code seen. */
+static void render_histograms(Buf *b, const PromStats *p) {
+    family(b, DUR, "Time from a request's arrival to the end of its reply, by route and status.",
+           "histogram");
+    for (int i = 0; i <= p->n; i++)
+        for (int c = 0; c <= N_CODES; c++) {
+            if (code_count(p, i, c) == 0)
+                continue;
+            uint64_t cum = 0;
+            for (int k = 0; k <= N_BOUNDS; k++) {
+                cum += load(&p->r[i].bucket[c][k]);
+                buf_printf(b, PREFIX DUR "_bucket{");
+                cell_labels(b, p, i, c);
+                if (k < N_BOUNDS)
+                    buf_printf(b, ",le=\"%g\"} %llu\n", bounds[k], (unsigned long long)cum);
+                else
+                    buf_printf(b, ",le=\"+Inf\"} %llu\n", (unsigned long long)cum);
+            }
+            buf_printf(b, PREFIX DUR "_sum{");
+            cell_labels(b, p, i, c);
+            buf_printf(b, "} ");
+            buf_value(b, (double)load(&p->r[i].sum_ns[c]) / 1e9);
+            buf_printf(b, "\n" PREFIX DUR "_count{");
+            cell_labels(b, p, i, c);
+            buf_printf(b, "} %llu\n", (unsigned long long)cum);
+        }
 }
 
 static bool name_ok(const char *s) {
@@ -301,11 +317,7 @@ int promstats_render(const PromStats *p, const PromGauge *gauges, int n_gauges, 
     buf_printf(&b, "%s", "");
     if (p) {
         render_counters(&b, p);
-        family(&b, DUR, "Time from a request's arrival to the end of its reply.", "histogram");
-        for (int i = 0; i < p->n; i++)
-            render_histogram(&b, p, i);
-        if (unknown_used(p))
-            render_histogram(&b, p, p->n);
+        render_histograms(&b, p);
     }
     render_gauges(&b, gauges, n_gauges);
     if (b.failed) {
