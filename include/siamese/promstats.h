@@ -2,8 +2,8 @@
  * promstats.h — the daemon's request counters and latency histograms, served
  * in the Prometheus text exposition format (version 0.0.4).
  *
- * A PromStats holds, for each route named at creation, a counter per status
- * code and a latency histogram. promstats_observe() is called once per
+ * A PromStats holds, for each route named at creation and each status code,
+ * a latency histogram (whose count is also the request counter). promstats_observe() is called once per
  * finished request from any worker thread; it only does relaxed atomic
  * additions (C11 atomics, no lock), so it never blocks. promstats_render()
  * reads the counters (a snapshot that is consistent per histogram: its
@@ -13,7 +13,7 @@
  * Metrics, all prefixed "siamesed_":
  *   http_requests_total{route,code}              counter, for each (route, code)
  *                                                pair seen at least once
- *   http_request_duration_seconds{route,le}      histogram, for every route:
+ *   http_request_duration_seconds{route,code,le} histogram, for the same pairs:
  *                                                _bucket (cumulative), _sum, _count
  *   <gauge name>{<gauge labels>}                 each caller gauge
  * code is one of PROM_CODES below, or "other" for any other status (e.g. 499
