@@ -3,12 +3,13 @@
  * in the Prometheus text exposition format (version 0.0.4).
  *
  * A PromStats holds, for each route named at creation and each status code,
- * a latency histogram (whose count is also the request counter). promstats_observe() is called once per
- * finished request from any worker thread; it only does relaxed atomic
- * additions (C11 atomics, no lock), so it never blocks. promstats_render()
- * reads the counters (a snapshot that is consistent per histogram: its
- * _count is the sum of its buckets) and appends gauges the caller computes at
- * scrape time (store sizes, model info, requests in flight...).
+ * a latency histogram (whose count is also the request counter).
+ * promstats_observe() is called once per finished request from any worker
+ * thread; it only does relaxed atomic additions (C11 atomics, no lock), so it
+ * never blocks. promstats_render() reads the counters (a snapshot that is
+ * consistent per histogram: its _count is the sum of its buckets) and appends
+ * gauges the caller computes at scrape time (store sizes, model info,
+ * requests in flight...).
  *
  * Metrics, all prefixed "siamesed_":
  *   http_requests_total{route,code}              counter, for each (route, code)
