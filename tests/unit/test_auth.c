@@ -9,6 +9,8 @@
 #include "siamese/auth.h"
 #include "siamese/common.h"
 
+#include "check_util.h"
+
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -169,9 +171,5 @@ static Suite *auth_suite(void) {
 }
 
 int main(void) {
-    SRunner *sr = srunner_create(auth_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return check_run(auth_suite());
 }

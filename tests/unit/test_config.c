@@ -16,6 +16,8 @@
 #include "siamese/common.h"
 #include "siamese/config.h"
 
+#include "check_util.h"
+
 #define KEY_A "0123456789abcdef"  /* 16 characters: the shortest key */
 #define KEY_B "AZaz09._~+/=-xyzw" /* every allowed punctuation mark */
 
@@ -864,9 +866,5 @@ int main(void) {
     tcase_add_test(tc, shipped_config_is_the_defaults);
     tcase_add_test(tc, dump_and_log);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return check_run(s);
 }

@@ -17,6 +17,8 @@
 #include "siamese/common.h"
 #include "siamese/dataset.h"
 
+#include "check_util.h"
+
 #define FASHION_DIR "/usr/share/datasets/fashion-mnist"
 
 /* ---- helpers --------------------------------------------------------------- */
@@ -668,9 +670,5 @@ int main(void) {
     tcase_add_test(ds, split_off);
     tcase_add_test(ds, split_off_bounds);
     suite_add_tcase(s, ds);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return check_run(s);
 }

@@ -17,6 +17,8 @@
 #include "siamese/common.h"
 #include "siamese/img.h"
 
+#include "check_util.h"
+
 #include <check.h>
 #include <math.h>
 #include <png.h>
@@ -569,9 +571,5 @@ int main(int argc, char **argv) {
     Suite *s = img_suite();
     if (argc == 3 && strcmp(argv[1], "--write-fixtures") == 0)
         s = test_img_fixtures_writer_suite(argv[2]);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? 0 : 1;
+    return check_run(s);
 }

@@ -16,6 +16,8 @@
 #include "siamese/rng.h"
 #include "siamese/store.h"
 
+#include "check_util.h"
+
 #define DIM 16
 #define TOL 1e-4f
 
@@ -388,9 +390,5 @@ int main(void) {
     tcase_add_test(tc, close_candidates_rank_exactly);
     tcase_add_test(tc, overflowing_embeddings_refused);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return check_run(s);
 }

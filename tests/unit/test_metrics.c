@@ -11,6 +11,8 @@
 #include "siamese/metrics.h"
 #include "siamese/rng.h"
 
+#include "check_util.h"
+
 #define EPS 1e-9
 
 static Metrics run(const float *d, const float *y, size_t n, float thr) {
@@ -218,9 +220,5 @@ int main(void) {
     tcase_add_test(tc, calibrate_simple);
     tcase_add_loop_test(tc, random_vs_brute_force, 0, 20);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return check_run(s);
 }

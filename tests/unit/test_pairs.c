@@ -9,6 +9,8 @@
 #include "siamese/common.h"
 #include "siamese/pairs.h"
 
+#include "check_util.h"
+
 /* The k-th sample of class c in dataset order, or -1. */
 static int nth_of_class(const int *labels, int n, int c, int k) {
     for (int i = 0; i < n; i++)
@@ -148,9 +150,5 @@ int main(void) {
     tcase_add_test(tc, too_few_classes);
     tcase_add_test(tc, determinism);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return check_run(s);
 }

@@ -10,6 +10,8 @@
 #include "siamese/common.h"
 #include "siamese/promstats.h"
 
+#include "check_util.h"
+
 #include <check.h>
 #include <math.h>
 #include <pthread.h>
@@ -395,9 +397,5 @@ static Suite *promstats_suite(void) {
 }
 
 int main(void) {
-    SRunner *sr = srunner_create(promstats_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return check_run(promstats_suite());
 }

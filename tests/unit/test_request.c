@@ -13,6 +13,8 @@
 #include "siamese/common.h"
 #include "siamese/request.h"
 
+#include "check_util.h"
+
 #include <check.h>
 #include <dirent.h>
 #include <limits.h>
@@ -745,9 +747,5 @@ static Suite *request_suite(void) {
 }
 
 int main(void) {
-    SRunner *sr = srunner_create(request_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return check_run(request_suite());
 }

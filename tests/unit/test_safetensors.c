@@ -12,6 +12,8 @@
 #include "siamese/common.h"
 #include "siamese/safetensors.h"
 
+#include "check_util.h"
+
 #include <check.h>
 #include <dirent.h>
 #include <stdio.h>
@@ -599,9 +601,5 @@ static Suite *safetensors_suite(void) {
 }
 
 int main(void) {
-    SRunner *sr = srunner_create(safetensors_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return check_run(safetensors_suite());
 }

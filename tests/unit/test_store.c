@@ -30,6 +30,8 @@
 #include "siamese/rng.h"
 #include "siamese/store.h"
 
+#include "check_util.h"
+
 static char dir[64], db_path[128];
 
 static void setup(void) {
@@ -635,9 +637,5 @@ int main(void) {
     tcase_add_test(tc, invalid_rows_refused);
     tcase_add_test(tc, disk_full_loses_nothing);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return check_run(s);
 }
