@@ -27,6 +27,10 @@ static ImgLimits limits_of(const Config *cfg) {
                        (uint64_t)cfg->max_image_pixels};
 }
 
+static DatasetLoad load_of(const Config *cfg, const ImgLimits *lim, int h, int w) {
+    return (DatasetLoad){.want_h = h, .want_w = w, .lim = lim, .skip_bad = cfg->skip_bad_images};
+}
+
 static int threads_of(const Config *cfg) {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     return cfg->threads > 0 ? cfg->threads : n > 0 ? (int)n : 1;
@@ -56,9 +60,10 @@ static int check_writable(const char *path, char *err) {
 static int load_test(const Config *cfg, int h, int w, Dataset **test, char *err) {
     ImgLimits lim = limits_of(cfg);
     const char *path = *cfg->test_data ? cfg->test_data : cfg->data;
-    int rc = dataset_load(path, DATASET_TEST, h, w, &lim, test, err);
+    DatasetLoad opt = load_of(cfg, &lim, h, w);
+    int rc = dataset_load_with(path, DATASET_TEST, &opt, test, err);
     if (rc == SM_ABSENT && *cfg->test_data)
-        rc = dataset_load(path, DATASET_TRAIN, h, w, &lim, test, err);
+        rc = dataset_load_with(path, DATASET_TRAIN, &opt, test, err);
     return rc == SM_ABSENT ? 0 : rc;
 }
 
@@ -82,11 +87,12 @@ static int cmd_train(const Config *cfg, const char *out, char *err) {
     TrainConfig tc;
     TrainReport rep;
     ImgLimits lim = limits_of(cfg);
+    DatasetLoad opt = load_of(cfg, &lim, 0, 0);
     int rc = check_writable(out, err);
     if (rc < 0)
         goto out;
     log_info("train: loading %s", cfg->data);
-    if ((rc = dataset_load(cfg->data, DATASET_TRAIN, 0, 0, &lim, &train, err)) != 0) {
+    if ((rc = dataset_load_with(cfg->data, DATASET_TRAIN, &opt, &train, err)) != 0) {
         if (rc == SM_ABSENT)
             rc = sm_err(err, -ENOENT, "%s: no training data", cfg->data);
         goto out;
@@ -116,7 +122,8 @@ static int cmd_eval(const Config *cfg, char *err) {
     const ModelArch *a = model_arch(m);
     rep.threshold = model_threshold(m);
     blas_set_threads(threads_of(cfg));
-    rc = dataset_load(cfg->data, DATASET_TRAIN, a->in_h, a->in_w, &lim, &train, err);
+    DatasetLoad opt = load_of(cfg, &lim, a->in_h, a->in_w);
+    rc = dataset_load_with(cfg->data, DATASET_TRAIN, &opt, &train, err);
     if (rc == SM_ABSENT)
         rc = sm_err(err, -ENOENT, "%s: no data", cfg->data);
     if (rc < 0 || (rc = load_test(cfg, a->in_h, a->in_w, &test, err)) < 0 ||

@@ -116,8 +116,9 @@ typedef struct {
     double dropout;
     uint64_t seed;
     double val_fraction;
-    char *out; /* --train output; "" = `model` */
-    bool json; /* print the final report as JSON on stdout */
+    bool skip_bad_images; /* dataset images that do not decode: skip and count */
+    char *out;            /* --train output; "" = `model` */
+    bool json;            /* print the final report as JSON on stdout */
     /* bookkeeping */
     char *config_path;                     /* the --config file, or NULL */
     unsigned char origin[CONFIG_MAX_KEYS]; /* ConfigSource of config_key(i) */

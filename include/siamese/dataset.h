@@ -6,8 +6,15 @@
  *     train-labels-idx1-ubyte for the train split, t10k-images-idx3-ubyte and
  *     t10k-labels-idx1-ubyte for the test split, each raw or .gz;
  *   - an image directory: DIR/<class name>/<image>.{png,jpg,jpeg,pgm,ppm}; if DIR
- *     has subdirectories "train" and "test" they are the two splits, otherwise
- *     DIR is the train split and has no test split.
+ *     has a subdirectory "train" or "test" (or both), those are the splits
+ *     (DIR/train/<class>/..., DIR/test/<class>/...; a missing one is SM_ABSENT,
+ *     and any other folder beside them is an error, as it would be ignored);
+ *     otherwise DIR is the train split and has no test split.
+ * In class folders, files without an image extension are counted
+ * (skipped_other) and ignored; hidden entries (".name") are ignored silently.
+ * A class present in one split only is normal (open-set layouts): labels are
+ * positions in the sorted union of both splits' folder names, so a class has
+ * the same label, and the same name, in both.
  * Images are prepared by the image module into want_h x want_w floats in [0,1]
  * (IDX images included, so every path goes through one preparation).
  */
@@ -30,17 +37,34 @@ typedef struct {
     float *x; /* n*h*w floats in [0,1], row per sample */
     int *y;   /* n labels in [0, n_classes) */
     int n_classes;
-    char **class_names; /* n_classes NUL-terminated names */
+    char **class_names; /* n_classes NUL-terminated names: folder names; IDX: "0", "1", ... */
     char *source;       /* the path it was read from */
+    char *split_path;   /* where this split's images are: DIR/test, DIR, an IDX images file */
+    int skipped_other;  /* files in class folders without an image extension */
+    int skipped_bad;    /* image files that did not decode (DatasetLoad.skip_bad) */
 } Dataset;              /* every pointer owned; free with dataset_free() */
 
-/* Loads split of the dataset at path, prepared to want_h x want_w.
+typedef struct {
+    int want_h, want_w;   /* prepared size; 0, 0: that of the first train image */
+    const ImgLimits *lim; /* bounds each image; NULL: IMG_LIMITS_DEFAULT */
+    int skip_bad;         /* an image that does not decode: warn, count, go on (else fail) */
+} DatasetLoad;
+
+/* Loads split of the dataset at path as opt says (NULL: all defaults).
  * Returns 0, SM_ABSENT when the dataset has no such split (e.g. the test
- * split of a flat image directory), or a negative errno with err filled.
- * lim bounds each image (NULL: defaults). *out freed with dataset_free(). */
+ * split of a flat image directory), or a negative errno with err filled
+ * (a file that does not decode names the file; with skip_bad it is skipped
+ * and counted instead, unless no image is left). *out freed with
+ * dataset_free(). */
+int dataset_load_with(const char *path, DatasetSplit split, const DatasetLoad *opt, Dataset **out,
+                      char *err);
+/* dataset_load_with() with {want_h, want_w, lim} and skip_bad off. */
 int dataset_load(const char *path, DatasetSplit split, int want_h, int want_w, const ImgLimits *lim,
                  Dataset **out, char *err);
 void dataset_free(Dataset *d);
+
+/* Samples per class: counts[c] for c < d->n_classes (the caller's array). */
+void dataset_class_counts(const Dataset *d, int *counts);
 
 /* Reads one IDX file (raw or gzip) of unsigned bytes: 1 dim (labels) or 3
  * dims (images). dims[] receives up to 3 sizes; *data (malloc'ed, caller

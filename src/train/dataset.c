@@ -14,6 +14,7 @@
  */
 #include "siamese/dataset.h"
 
+#include <assert.h>
 #include <dirent.h>
 #include <fcntl.h>
 #include <math.h>
@@ -24,6 +25,7 @@
 #include <sys/stat.h>
 
 #include "siamese/common.h"
+#include "siamese/log.h"
 
 /* The largest IDX payload accepted: Fashion-MNIST's train images are 47 MB. */
 #define DATASET_IDX_MAX_BYTES ((size_t)1 << 30)
@@ -108,6 +110,7 @@ void dataset_free(Dataset *d) {
     free(d->x);
     free(d->y);
     free(d->source);
+    free(d->split_path);
     free(d);
 }
 
@@ -223,6 +226,8 @@ static int dataset_load_idx(const char *dir, DatasetSplit split, int want_h, int
     int oh = want_h ? want_h : h, ow = want_w ? want_w : w;
     if ((rc = dataset_new(n, oh, ow, n_classes, dir, &d, err)) < 0)
         goto out;
+    d->split_path = ipath;
+    ipath = NULL;
     for (int c = 0; c < n_classes; c++)
         if (asprintf(&d->class_names[c], "%d", c) < 0) {
             d->class_names[c] = NULL;
@@ -262,8 +267,10 @@ static int has_image_ext(const char *name) {
 
 /* Appends to out the visible entries of dir that are directories (want_dirs)
  * or image files (!want_dirs), stopping with -EFBIG past limit entries. A
- * missing dir adds nothing. Names are appended unsorted. */
-static int list_dir(const char *dir, int want_dirs, size_t limit, StrList *out, char *err) {
+ * missing dir adds nothing. Names are appended unsorted. *other (may be NULL)
+ * counts the visible regular files that are not images. */
+static int list_dir(const char *dir, int want_dirs, size_t limit, StrList *out, int *other,
+                    char *err) {
     DIR *dh = opendir(dir);
     if (!dh)
         return errno == ENOENT ? 0 : sm_err(err, -errno, "%s: %s", dir, strerror(errno));
@@ -274,6 +281,8 @@ static int list_dir(const char *dir, int want_dirs, size_t limit, StrList *out, 
         if (e->d_name[0] == '.' || fstatat(dirfd(dh), e->d_name, &st, 0) < 0)
             continue;
         int ok = want_dirs ? S_ISDIR(st.st_mode) : S_ISREG(st.st_mode) && has_image_ext(e->d_name);
+        if (!ok && other && S_ISREG(st.st_mode) && !has_image_ext(e->d_name))
+            ++*other;
         if (!ok)
             continue;
         if (out->n >= limit) {
@@ -297,8 +306,10 @@ typedef struct {
 } Samples;
 
 /* Lists split_dir/<class>/<image> for every class in classes (a class folder
- * missing from this split contributes nothing). */
-static int samples_collect(const char *split_dir, const StrList *classes, Samples *s, char *err) {
+ * missing from this split contributes nothing); *other (may be NULL) counts
+ * the files that are not images. */
+static int samples_collect(const char *split_dir, const StrList *classes, Samples *s, int *other,
+                           char *err) {
     int rc = 0;
     for (size_t c = 0; c < classes->n && rc == 0; c++) {
         StrList files = {0};
@@ -307,7 +318,7 @@ static int samples_collect(const char *split_dir, const StrList *classes, Sample
         if (!cdir)
             rc = sm_err(err, -ENOMEM, "out of memory");
         else
-            rc = list_dir(cdir, 0, DATASET_MAX_SAMPLES - before, &files, err);
+            rc = list_dir(cdir, 0, DATASET_MAX_SAMPLES - before, &files, other, err);
         if (rc == 0 && files.n > 0) {
             qsort(files.v, files.n, sizeof *files.v, cmp_str);
             int *lab = realloc(s->labels, (before + files.n) * sizeof(int));
@@ -347,91 +358,164 @@ static int image_size(const char *path, const ImgLimits *lim, int *h, int *w, ch
     return 0;
 }
 
-/* The native size for want == 0: that of the first image of the train split,
- * so that both splits of one dataset come out the same size. */
-static int first_image_size(const char *train_dir, const StrList *classes, const ImgLimits *lim,
+/* Whether a failure to load one image may be skipped under skip_bad: any
+ * but running out of memory. */
+static int skippable(int rc) {
+    return rc < 0 && rc != -ENOMEM;
+}
+
+/* The native size for want == 0: that of the first image of the train split
+ * (the first that decodes, under skip_bad), so that both splits of one
+ * dataset come out the same size. */
+static int first_image_size(const char *train_dir, const StrList *classes, const DatasetLoad *opt,
                             int *h, int *w, char *err) {
     Samples s = {0};
-    int rc = samples_collect(train_dir, classes, &s, err);
+    int rc = samples_collect(train_dir, classes, &s, NULL, err);
     if (rc == 0 && s.paths.n == 0)
         rc = sm_err(err, -ENOENT, "%s: no images", train_dir);
-    if (rc == 0)
-        rc = image_size(s.paths.v[0], lim, h, w, err);
+    for (size_t i = 0; rc == 0 && i < s.paths.n; i++) {
+        rc = image_size(s.paths.v[i], opt->lim, h, w, err);
+        if (rc == 0 || !opt->skip_bad || !skippable(rc))
+            break;
+        rc = i + 1 < s.paths.n ? 0 : sm_err(err, rc, "%s: no image decodes", train_dir);
+    }
     strlist_free(&s.paths);
     free(s.labels);
     return rc;
 }
 
-/* Loads every listed file into d (already sized to match s). */
-static int samples_load(const Samples *s, const ImgLimits *lim, Dataset *d, char *err) {
+/* Loads every listed file into d (already sized to match s). Under skip_bad
+ * a file that does not load is logged, counted in d->skipped_bad and left
+ * out, and d->n shrinks to the images kept. */
+static int samples_load(const Samples *s, const DatasetLoad *opt, Dataset *d, char *err) {
     char why[SM_ERRMAX];
-    size_t opx = (size_t)d->h * (size_t)d->w;
+    size_t opx = (size_t)d->h * (size_t)d->w, k = 0;
     for (size_t i = 0; i < s->paths.n; i++) {
         const char *p = s->paths.v[i];
         why[0] = 0;
-        int rc = img_load_file(p, lim, d->h, d->w, d->x + i * opx, why);
+        int rc = img_load_file(p, opt->lim, d->h, d->w, d->x + k * opx, why);
+        int named = strncmp(why, p, strlen(p)) == 0;
+        if (rc < 0 && opt->skip_bad && skippable(rc)) {
+            log_warn("dataset: skipped %s%s%s", named ? "" : p, named ? "" : ": ", why);
+            d->skipped_bad++;
+            continue;
+        }
         if (rc < 0)
-            return strncmp(why, p, strlen(p)) == 0 ? sm_err(err, rc, "%s", why)
-                                                   : sm_err(err, rc, "%s: %s", p, why);
-        d->y[i] = s->labels[i];
+            return named ? sm_err(err, rc, "%s", why) : sm_err(err, rc, "%s: %s", p, why);
+        d->y[k++] = s->labels[i];
     }
+    d->n = (int)k;
+    if (k == 0)
+        return sm_err(err, -EINVAL, "%s: none of its %zu images decodes", d->split_path,
+                      s->paths.n);
     return 0;
 }
 
-static int dataset_load_imgdir(const char *dir, DatasetSplit split, int want_h, int want_w,
-                               const ImgLimits *lim, Dataset **out, char *err) {
+/* The split folders of an image directory: DIR/train and DIR/test when either
+ * exists (the other NULL if absent), else DIR itself as the train split. */
+typedef struct {
+    char *train, *test;
+} Layout;
+
+static void layout_free(Layout *l) {
+    free(l->train);
+    free(l->test);
+    *l = (Layout){0};
+}
+
+/* With train/ or test/ present, any other folder beside them would be
+ * silently ignored: refuse it instead. */
+static int layout_check_top(const char *dir, char *err) {
+    StrList top = {0};
+    int rc = list_dir(dir, 1, DATASET_MAX_CLASSES, &top, NULL, err);
+    for (size_t i = 0; rc == 0 && i < top.n; i++)
+        if (strcmp(top.v[i], "train") != 0 && strcmp(top.v[i], "test") != 0)
+            rc = sm_err(err, -EINVAL,
+                        "%s: folder '%s' beside train/ or test/ would be ignored: class folders "
+                        "go in %s/train/<class>/ and %s/test/<class>/",
+                        dir, top.v[i], dir, dir);
+    strlist_free(&top);
+    return rc;
+}
+
+static int layout_find(const char *dir, Layout *l, char *err) {
+    *l = (Layout){path_join(dir, "train"), path_join(dir, "test")};
+    if (!l->train || !l->test) {
+        layout_free(l);
+        return sm_err(err, -ENOMEM, "out of memory");
+    }
+    int has_train = is_dir(l->train), has_test = is_dir(l->test), rc = 0;
+    if (!has_train && !has_test) {
+        layout_free(l);
+        l->train = strdup(dir);
+        return l->train ? 0 : sm_err(err, -ENOMEM, "out of memory");
+    }
+    if (!has_train)
+        free(l->train), l->train = NULL;
+    if (!has_test)
+        free(l->test), l->test = NULL;
+    if ((rc = layout_check_top(dir, err)) < 0)
+        layout_free(l);
+    return rc;
+}
+
+/* Labels are positions in the sorted union of both splits' class names, so a
+ * class means the same label in train and test. */
+static int layout_classes(const char *dir, const Layout *l, StrList *classes, char *err) {
+    int rc = 0;
+    if (l->train)
+        rc = list_dir(l->train, 1, DATASET_MAX_CLASSES, classes, NULL, err);
+    if (rc == 0 && l->test)
+        rc = list_dir(l->test, 1, 2 * (size_t)DATASET_MAX_CLASSES, classes, NULL, err);
+    if (rc < 0)
+        return rc;
+    strlist_sort_unique(classes);
+    if (classes->n == 0)
+        return sm_err(err, -ENOENT, "%s: no class folders (and no IDX files)", dir);
+    if (classes->n > DATASET_MAX_CLASSES)
+        return sm_err(err, -EFBIG, "%s: more than %d classes", dir, DATASET_MAX_CLASSES);
+    return 0;
+}
+
+static int dataset_load_imgdir(const char *dir, DatasetSplit split, const DatasetLoad *opt,
+                               Dataset **out, char *err) {
     StrList classes = {0};
     Samples s = {0};
     Dataset *d = NULL;
-    char *train_dir = path_join(dir, "train"), *test_dir = path_join(dir, "test");
-    int rc = 0, h = want_h, w = want_w;
-    if (!train_dir || !test_dir) {
-        rc = sm_err(err, -ENOMEM, "out of memory");
+    Layout lay = {0};
+    int rc = layout_find(dir, &lay, err), h = opt->want_h, w = opt->want_w, other = 0;
+    if (rc < 0)
+        goto out;
+    const char *split_dir = split == DATASET_TEST ? lay.test : lay.train;
+    if (!split_dir) {
+        rc = SM_ABSENT;
         goto out;
     }
-    if (!is_dir(train_dir) || !is_dir(test_dir)) {
-        if (split == DATASET_TEST) {
-            rc = SM_ABSENT;
-            goto out;
-        }
-        free(train_dir);
-        if (!(train_dir = strdup(dir))) {
-            rc = sm_err(err, -ENOMEM, "out of memory");
-            goto out;
-        }
-        free(test_dir);
-        test_dir = NULL;
-    }
-    /* Labels are positions in the sorted union of both splits' class names,
-     * so a class means the same label in train and test. */
-    if ((rc = list_dir(train_dir, 1, DATASET_MAX_CLASSES, &classes, err)) < 0 ||
-        (test_dir &&
-         (rc = list_dir(test_dir, 1, 2 * (size_t)DATASET_MAX_CLASSES, &classes, err)) < 0))
+    if ((rc = layout_classes(dir, &lay, &classes, err)) < 0)
         goto out;
-    strlist_sort_unique(&classes);
-    if (classes.n == 0 || classes.n > DATASET_MAX_CLASSES) {
-        rc = sm_err(err, classes.n ? -EFBIG : -ENOENT, "%s: %s", dir,
-                    classes.n ? "too many classes" : "no class folders (and no IDX files)");
-        goto out;
-    }
-    const char *split_dir = split == DATASET_TEST ? test_dir : train_dir;
-    if ((rc = samples_collect(split_dir, &classes, &s, err)) < 0)
+    if ((rc = samples_collect(split_dir, &classes, &s, &other, err)) < 0)
         goto out;
     if (s.paths.n == 0) {
         rc = sm_err(err, -ENOENT, "%s: no images (.png .jpg .jpeg .pgm .ppm)", split_dir);
         goto out;
     }
-    if ((h == 0 || w == 0) && (rc = first_image_size(train_dir, &classes, lim, &h, &w, err)) < 0)
+    if ((h == 0 || w == 0) &&
+        (rc = first_image_size(lay.train ? lay.train : lay.test, &classes, opt, &h, &w, err)) < 0)
         goto out;
-    h = want_h ? want_h : h;
-    w = want_w ? want_w : w;
+    h = opt->want_h ? opt->want_h : h;
+    w = opt->want_w ? opt->want_w : w;
     if ((rc = dataset_new((int)s.paths.n, h, w, (int)classes.n, dir, &d, err)) < 0)
         goto out;
+    d->skipped_other = other;
+    if (!(d->split_path = strdup(split_dir))) {
+        rc = sm_err(err, -ENOMEM, "out of memory");
+        goto out;
+    }
     for (size_t c = 0; c < classes.n; c++) {
         d->class_names[c] = classes.v[c]; /* ownership moves to d */
         classes.v[c] = NULL;
     }
-    if ((rc = samples_load(&s, lim, d, err)) < 0)
+    if ((rc = samples_load(&s, opt, d, err)) < 0)
         goto out;
     *out = d;
     d = NULL;
@@ -440,30 +524,43 @@ out:
     strlist_free(&classes);
     strlist_free(&s.paths);
     free(s.labels);
-    free(train_dir);
-    free(test_dir);
+    layout_free(&lay);
     return rc;
 }
 
-int dataset_load(const char *path, DatasetSplit split, int want_h, int want_w, const ImgLimits *lim,
-                 Dataset **out, char *err) {
+int dataset_load_with(const char *path, DatasetSplit split, const DatasetLoad *opt, Dataset **out,
+                      char *err) {
     ImgLimits dflt = IMG_LIMITS_DEFAULT;
+    DatasetLoad o = opt ? *opt : (DatasetLoad){0};
     struct stat st;
-    if (!lim)
-        lim = &dflt;
+    if (!o.lim)
+        o.lim = &dflt;
     if (split != DATASET_TRAIN && split != DATASET_TEST)
         return sm_err(err, -EINVAL, "bad dataset split %d", (int)split);
-    if (want_h < 0 || want_w < 0 || want_h > lim->max_height || want_w > lim->max_width)
-        return sm_err(err, -EINVAL, "bad prepared image size %dx%d", want_h, want_w);
+    if (o.want_h < 0 || o.want_w < 0 || o.want_h > o.lim->max_height || o.want_w > o.lim->max_width)
+        return sm_err(err, -EINVAL, "bad prepared image size %dx%d", o.want_h, o.want_w);
     if (stat(path, &st) < 0)
         return sm_err(err, -errno, "%s: %s", path, strerror(errno));
     if (!S_ISDIR(st.st_mode))
         return sm_err(err, -ENOTDIR, "%s: a dataset is a directory", path);
     if (idx_dir_detect(path))
-        return dataset_load_idx(path, split, want_h, want_w, lim, out, err);
-    return dataset_load_imgdir(path, split, want_h, want_w, lim, out, err);
+        return dataset_load_idx(path, split, o.want_h, o.want_w, o.lim, out, err);
+    return dataset_load_imgdir(path, split, &o, out, err);
 }
 
+int dataset_load(const char *path, DatasetSplit split, int want_h, int want_w, const ImgLimits *lim,
+                 Dataset **out, char *err) {
+    DatasetLoad o = {.want_h = want_h, .want_w = want_w, .lim = lim};
+    return dataset_load_with(path, split, &o, out, err);
+}
+
+void dataset_class_counts(const Dataset *d, int *counts) {
+    memset(counts, 0, (size_t)d->n_classes * sizeof *counts);
+    for (int i = 0; i < d->n; i++) {
+        assert(d->y[i] >= 0 && d->y[i] < d->n_classes);
+        counts[d->y[i]]++;
+    }
+}
 /* ---- validation split ----------------------------------------------------- */
 
 /* How many of a class's count samples move to the validation set. */
@@ -497,6 +594,10 @@ int dataset_split_off(Dataset *d, double frac, Dataset **val, char *err) {
         nv += split_count(count[c], frac);
     if ((rc = dataset_new(nv, d->h, d->w, d->n_classes, d->source, &v, err)) < 0)
         goto out;
+    if (d->split_path && !(v->split_path = strdup(d->split_path))) {
+        rc = sm_err(err, -ENOMEM, "out of memory");
+        goto out;
+    }
     for (int c = 0; c < d->n_classes; c++)
         if (!(v->class_names[c] = strdup(d->class_names[c]))) {
             rc = sm_err(err, -ENOMEM, "out of memory");

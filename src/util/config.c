@@ -96,6 +96,8 @@ static const ConfigEntry table[] = {
     {"seed", CT_U64, O(seed), 0, "1", .help = "seed of weights, pairs and dropout"},
     {"val_fraction", CT_FLOAT, O(val_fraction), 0, "0.1", 0, 0.5, .flags = CF_MIN_OPEN,
      .help = "fraction of the training data held out to calibrate the threshold"},
+    {"skip_bad_images", CT_BOOL, O(skip_bad_images), 0, "no",
+     .help = "image directories: skip (and count) images that do not decode instead of stopping"},
     {"out", CT_PATH, O(out), 0, "", 0, PATH_MAXLEN,
      .help = "where --train writes the model; empty = `model`"},
     {"json", CT_BOOL, O(json), 0, "no", .help = "print the final report as JSON on stdout"},

@@ -484,6 +484,14 @@ START_TEST(imgdir_splits) {
     ck_assert_int_eq(d->y[0], 0);
     ck_assert_int_eq(d->y[1], 2);
     ck_assert_int_eq(d->y[2], 2);
+    ck_assert_int_eq(d->skipped_other, 1); /* cat/notes.txt */
+    ck_assert_int_eq(d->skipped_bad, 0);
+    ck_assert_str_eq(d->split_path, train);
+    int counts[3];
+    dataset_class_counts(d, counts);
+    ck_assert_int_eq(counts[0], 1);
+    ck_assert_int_eq(counts[1], 0); /* bird is a test-only class */
+    ck_assert_int_eq(counts[2], 2);
     check_pgm_sample(d, 0, 5); /* ant/x */
     check_pgm_sample(d, 1, 2); /* cat/a.PGM sorts before cat/b.pgm */
     check_pgm_sample(d, 2, 1);
@@ -495,6 +503,8 @@ START_TEST(imgdir_splits) {
     ck_assert_int_eq(d->n, 2);
     ck_assert_int_eq(d->y[0], 0);
     ck_assert_int_eq(d->y[1], 1);
+    ck_assert_str_eq(d->split_path, test);
+    ck_assert_int_eq(d->skipped_other, 0);
     check_pgm_sample(d, 0, 7);
     check_pgm_sample(d, 1, 6);
     dataset_free(d);
@@ -512,24 +522,95 @@ START_TEST(imgdir_flat) {
     char *dir = tmpdir_make(), err[SM_ERRMAX] = "";
     mkdir_in(dir, "one");
     mkdir_in(dir, "two");
-    mkdir_in(dir, "train"); /* without "test" this is just a class */
-    char *one = join(dir, "one"), *two = join(dir, "two"), *tr = join(dir, "train");
+    char *one = join(dir, "one"), *two = join(dir, "two");
     pgm_in(one, "1.pgm", 10);
     pgm_in(one, "2.jpeg.pgm", 11);
     pgm_in(two, "1.pgm", 12);
-    pgm_in(tr, "1.pgm", 13);
     Dataset *d = NULL;
     ck_assert_msg(dataset_load(dir, DATASET_TRAIN, 0, 0, NULL, &d, err) == 0, "%s", err);
-    ck_assert_int_eq(d->n_classes, 3);
-    ck_assert_str_eq(d->class_names[2], "two");
-    ck_assert_int_eq(d->n, 4);
-    ck_assert_int_eq(d->y[3], 2);
+    ck_assert_int_eq(d->n_classes, 2);
+    ck_assert_str_eq(d->class_names[1], "two");
+    ck_assert_int_eq(d->n, 3);
+    ck_assert_int_eq(d->y[2], 1);
+    ck_assert_str_eq(d->split_path, dir);
     check_pgm_sample(d, 1, 11);
     dataset_free(d);
     d = NULL;
     ck_assert_int_eq(dataset_load(dir, DATASET_TEST, 0, 0, NULL, &d, err), SM_ABSENT);
     ck_assert_ptr_null(d);
-    free(one), free(two), free(tr);
+    free(one), free(two);
+    tmpdir_remove(dir);
+}
+END_TEST
+
+/* DIR/train without DIR/test: train/ is the train split, there is no test
+ * split; a folder beside train/ is refused rather than silently ignored. */
+START_TEST(imgdir_train_only) {
+    char *dir = tmpdir_make(), err[SM_ERRMAX] = "";
+    mkdir_in(dir, "train");
+    char *tr = join(dir, "train");
+    mkdir_in(tr, "a");
+    mkdir_in(tr, "b");
+    char *a = join(tr, "a"), *b = join(tr, "b");
+    pgm_in(a, "1.pgm", 20);
+    pgm_in(b, "1.pgm", 21);
+    pgm_in(b, "2.pgm", 22);
+    Dataset *d = NULL;
+    ck_assert_msg(dataset_load(dir, DATASET_TRAIN, 0, 0, NULL, &d, err) == 0, "%s", err);
+    ck_assert_int_eq(d->n_classes, 2);
+    ck_assert_str_eq(d->class_names[0], "a");
+    ck_assert_str_eq(d->class_names[1], "b");
+    ck_assert_int_eq(d->n, 3);
+    ck_assert_str_eq(d->split_path, tr);
+    check_pgm_sample(d, 2, 22);
+    dataset_free(d);
+    d = NULL;
+    ck_assert_int_eq(dataset_load(dir, DATASET_TEST, 0, 0, NULL, &d, err), SM_ABSENT);
+    ck_assert_ptr_null(d);
+    mkdir_in(dir, "stray");
+    err[0] = 0;
+    ck_assert_int_eq(dataset_load(dir, DATASET_TRAIN, 0, 0, NULL, &d, err), -EINVAL);
+    ck_assert_msg(strstr(err, "'stray'") != NULL, "%s", err);
+    ck_assert_ptr_null(d);
+    free(a), free(b), free(tr);
+    tmpdir_remove(dir);
+}
+END_TEST
+
+/* skip_bad: an image that does not decode is counted and left out, the
+ * others keep their labels; with none left it is still an error. */
+START_TEST(imgdir_skip_bad) {
+    char *dir = tmpdir_make(), err[SM_ERRMAX] = "";
+    mkdir_in(dir, "x");
+    mkdir_in(dir, "y");
+    char *x = join(dir, "x"), *y = join(dir, "y");
+    write_in(x, "0bad.png", "\x89PNG\r\n\x1a\nnot really", 19, 0);
+    pgm_in(x, "1.pgm", 30);
+    write_in(y, "a.jpg", "", 0, 0);
+    pgm_in(y, "b.pgm", 31);
+    write_in(y, "labels.csv", "b,y\n", 4, 0);
+    Dataset *d = NULL;
+    ck_assert_int_lt(dataset_load(dir, DATASET_TRAIN, 0, 0, NULL, &d, err), 0);
+    ck_assert_ptr_null(d);
+    DatasetLoad opt = {.skip_bad = 1};
+    ck_assert_msg(dataset_load_with(dir, DATASET_TRAIN, &opt, &d, err) == 0, "%s", err);
+    ck_assert_int_eq(d->n, 2);
+    ck_assert_int_eq(d->skipped_bad, 2);
+    ck_assert_int_eq(d->skipped_other, 1);
+    ck_assert_int_eq(d->y[0], 0);
+    ck_assert_int_eq(d->y[1], 1);
+    check_pgm_sample(d, 0, 30);
+    check_pgm_sample(d, 1, 31);
+    dataset_free(d);
+    d = NULL;
+    char *p1 = join(x, "1.pgm"), *p2 = join(y, "b.pgm");
+    ck_assert_int_eq(unlink(p1), 0);
+    ck_assert_int_eq(unlink(p2), 0);
+    err[0] = 0;
+    ck_assert_int_lt(dataset_load_with(dir, DATASET_TRAIN, &opt, &d, err), 0);
+    ck_assert(strlen(err) > 0);
+    ck_assert_ptr_null(d);
+    free(p1), free(p2), free(x), free(y);
     tmpdir_remove(dir);
 }
 END_TEST
@@ -666,6 +747,8 @@ int main(void) {
     tcase_add_test(ds, fashion_mnist);
     tcase_add_test(ds, imgdir_splits);
     tcase_add_test(ds, imgdir_flat);
+    tcase_add_test(ds, imgdir_train_only);
+    tcase_add_test(ds, imgdir_skip_bad);
     tcase_add_test(ds, imgdir_errors);
     tcase_add_test(ds, split_off);
     tcase_add_test(ds, split_off_bounds);
