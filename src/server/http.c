@@ -34,7 +34,7 @@ struct Http {
 };
 
 typedef struct {
-    RouteId route;
+    const Route *route;
     int refused;   /* a reply was queued from the headers alone */
     int too_large; /* the body outgrew max_body: discarding */
     int status;
@@ -71,12 +71,10 @@ static enum MHD_Result queue_reply(struct MHD_Connection *c, ReqState *st, Reply
  * fills rep when the request is refused before its body. */
 static int refuse_early(Server *srv, struct MHD_Connection *c, const char *method, const char *url,
                         ReqState *st, Reply *rep) {
-    int need_write = 0;
-    const char *allow = NULL;
-    st->route = route_match(method, url, &need_write, &allow);
-    if (st->route != ROUTE_HEALTHZ) {
+    st->route = route_match(method, url);
+    if (route_scope(st->route) != ROUTE_PUBLIC) {
         const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
-        int rc = auth_check(srv->auth, h, need_write);
+        int rc = auth_check(srv->auth, h, route_scope(st->route) == ROUTE_WRITE);
         if (rc == AUTH_FORBIDDEN) {
             reply_error(rep, 403, "forbidden", "this API key may only read");
             return 1;
@@ -182,9 +180,9 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
             inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, ip, sizeof ip);
     }
     int status = toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? st->status : 499;
-    log_info("%s %s %d %zu %.2fms %s", ip, route_names[st->route], status, st->len, dt * 1e3,
+    log_info("%s %s %d %zu %.2fms %s", ip, route_name(st->route), status, st->len, dt * 1e3,
              toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "ok" : "aborted");
-    promstats_observe(srv->stats, (int)st->route, status, dt);
+    promstats_observe(srv->stats, route_metric(st->route), status, dt);
     free(st->body);
     free(st);
     *con_cls = NULL;

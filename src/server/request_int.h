@@ -1,6 +1,7 @@
 /*
- * request_int.h — what request.c (form storage, Content-Type, multipart) and
- * request_json.c (JSON bodies) share. Not part of the module's contract.
+ * request_int.h — what request_form.c (form storage), request.c
+ * (Content-Type, multipart) and request_json.c (JSON bodies) share. Not part of the module's
+ * contract.
  */
 #ifndef SIAMESE_REQUEST_INT_H
 #define SIAMESE_REQUEST_INT_H
@@ -34,6 +35,9 @@ int req_check_name(const char *name, size_t len, char *err);
 /* Checks a text field (not an image): at most lim->max_text bytes (-E2BIG)
  * and UTF-8 (-EINVAL). */
 int req_check_text(const ReqLim *lim, const char *name, const uint8_t *data, size_t len, char *err);
+
+/* An empty form (free with req_free()), or NULL when out of memory. */
+ReqForm *req_form_new(void);
 
 /* Appends a field, taking ownership of the malloc'ed name, data (len bytes
  * plus a NUL at data[len]), ctype and fname (the last two may be NULL): they

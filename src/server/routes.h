@@ -1,8 +1,9 @@
 /*
- * routes.h — private to src/server: the handlers (one per route, split over
- * routes_images.c and routes_store.c) and the helpers they share (routes.c).
- * Every handler fills the Reply on every path; a helper that returns -1 has
- * already put the error reply in place.
+ * routes.h — private to src/server: the route table's row, the handlers (one
+ * per row, split over routes_images.c and routes_store.c) and the helpers
+ * they share (replies in routes_reply.c, bodies and images in
+ * routes_input.c). Every handler fills the Reply on every path; a helper that
+ * returns -1 has already put the error reply in place.
  */
 #ifndef SIAMESE_ROUTES_H
 #define SIAMESE_ROUTES_H
@@ -11,20 +12,26 @@
 
 #include "server.h"
 
-void handle_verify(Server *srv, const HttpReq *req, Reply *rep);
-void handle_enroll(Server *srv, const HttpReq *req, Reply *rep);
-void handle_embed(Server *srv, const HttpReq *req, Reply *rep);
-void handle_identify(Server *srv, const HttpReq *req, Reply *rep);
-void handle_subjects(Server *srv, const HttpReq *req, Reply *rep);
-void handle_subject(Server *srv, const HttpReq *req, Reply *rep);
-void handle_sample(Server *srv, const HttpReq *req, Reply *rep);
-void handle_model(Server *srv, const HttpReq *req, Reply *rep);
-void handle_healthz(Server *srv, const HttpReq *req, Reply *rep);
-void handle_metrics(Server *srv, const HttpReq *req, Reply *rep);
+/* The path's variable segments, NUL-terminated, borrowed for the call. */
+typedef struct {
+    const char *id;     /* {id}, or NULL */
+    const char *sample; /* {sample}, or NULL */
+} RouteArgs;
 
-/* Splits "/a/b/c" into at most 4 segments in buf; the count, or -1 if the path
- * is longer, has more segments or an empty one. "/" gives 0. */
-int route_split(const char *path, char *buf, size_t size, char *seg[4]);
+typedef void RouteFn(Server *srv, const HttpReq *req, const RouteArgs *args, Reply *rep);
+
+/* One row of the table in routes.c. */
+struct Route {
+    const char *method;  /* "GET" (also answers HEAD), "POST", "DELETE" */
+    const char *pattern; /* "/subjects/{id}": {id} and {sample} match one segment */
+    RouteScope scope;
+    RouteFn *handle;
+    const char *name; /* metrics route label and access-log name */
+};
+
+RouteFn handle_verify, handle_enroll, handle_embed, handle_identify;
+RouteFn handle_subjects, handle_subject_get, handle_subject_delete, handle_sample_delete;
+RouteFn handle_model, handle_healthz, handle_metrics;
 
 /* 400 invalid_subject, naming the documented id alphabet. */
 void reply_bad_subject(Reply *rep);

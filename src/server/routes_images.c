@@ -68,7 +68,8 @@ static void verify_subject(Server *srv, const ReqForm *f, const char *subject, f
     }
 }
 
-void handle_verify(Server *srv, const HttpReq *req, Reply *rep) {
+void handle_verify(Server *srv, const HttpReq *req, const RouteArgs *args, Reply *rep) {
+    (void)args;
     static const char *const fields[] = {"a", "b", "subject", "image", "threshold", NULL};
     ReqForm *f = NULL;
     const char *subject;
@@ -118,7 +119,8 @@ static int embed_all(Server *srv, const ReqForm *f, int n, float **emb, Reply *r
     return images_embed(srv, f, "image", n, *emb, rep);
 }
 
-void handle_embed(Server *srv, const HttpReq *req, Reply *rep) {
+void handle_embed(Server *srv, const HttpReq *req, const RouteArgs *args, Reply *rep) {
+    (void)args;
     static const char *const fields[] = {"image", NULL};
     ReqForm *f = NULL;
     float *emb = NULL;
@@ -184,7 +186,8 @@ static void enroll_reply(Server *srv, const char *subject, const int64_t *ids, i
     reply_json(rep, 201, o);
 }
 
-void handle_enroll(Server *srv, const HttpReq *req, Reply *rep) {
+void handle_enroll(Server *srv, const HttpReq *req, const RouteArgs *args, Reply *rep) {
+    (void)args;
     static const char *const fields[] = {"subject", "image", "metadata", NULL};
     ReqForm *f = NULL;
     const char *subject, *metadata;
@@ -226,7 +229,8 @@ out:
     req_free(f);
 }
 
-void handle_identify(Server *srv, const HttpReq *req, Reply *rep) {
+void handle_identify(Server *srv, const HttpReq *req, const RouteArgs *args, Reply *rep) {
+    (void)args;
     static const char *const fields[] = {"image", "k", "threshold", NULL};
     ReqForm *f = NULL;
     const char *ktext;

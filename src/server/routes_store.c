@@ -3,6 +3,7 @@
  * get, delete a subject or one sample) and the ones about the daemon itself
  * (model, healthz, metrics).
  */
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,17 +13,14 @@
 #include "siamese/common.h"
 
 /* The subject id (and sample id) of /subjects/{id}[/samples/{sample}]. */
-static int path_ids(const HttpReq *req, char *buf, size_t size, const char **subject,
-                    int64_t *sample, Reply *rep) {
-    char *seg[4];
-    int n = route_split(req->path, buf, size, seg);
-    *subject = n >= 2 ? seg[1] : "";
-    if (!store_subject_id_valid(*subject)) {
+static int path_ids(const RouteArgs *args, int64_t *sample, Reply *rep) {
+    assert(args->id);
+    if (!store_subject_id_valid(args->id)) {
         reply_bad_subject(rep);
         return -1;
     }
     long v = 0;
-    if (sample && (n != 4 || req_query_int(seg[3], 1, INT64_MAX, &v, NULL) != 0)) {
+    if (sample && req_query_int(args->sample, 1, INT64_MAX, &v, NULL) != 0) {
         reply_error(rep, 400, "bad_request", "sample ids are positive integers");
         return -1;
     }
@@ -31,7 +29,8 @@ static int path_ids(const HttpReq *req, char *buf, size_t size, const char **sub
     return 0;
 }
 
-void handle_subjects(Server *srv, const HttpReq *req, Reply *rep) {
+void handle_subjects(Server *srv, const HttpReq *req, const RouteArgs *args, Reply *rep) {
+    (void)args;
     const char *cursor = req->query(req->conn, "cursor");
     char next[STORE_CURSOR_SIZE], err[SM_ERRMAX], after[STORE_SUBJECT_MAX + 1];
     long limit = 100;
@@ -88,30 +87,34 @@ static void subject_reply(const StoreSubject *s, Reply *rep) {
     reply_json(rep, 200, o);
 }
 
-void handle_subject(Server *srv, const HttpReq *req, Reply *rep) {
-    char buf[512], err[SM_ERRMAX];
-    const char *subject;
-    if (path_ids(req, buf, sizeof buf, &subject, NULL, rep) < 0)
+void handle_subject_delete(Server *srv, const HttpReq *req, const RouteArgs *args, Reply *rep) {
+    char err[SM_ERRMAX];
+    int64_t removed = 0;
+    (void)req;
+    if (path_ids(args, NULL, rep) < 0)
         return;
-    if (strcmp(req->method, "DELETE") == 0) {
-        int64_t removed = 0;
-        int rc = store_delete_subject(srv->store, subject, &removed, err);
-        if (rc == SM_ABSENT) {
-            reply_error(rep, 404, "subject_not_found", "no subject '%s'", subject);
-        } else if (rc < 0) {
-            reply_internal(rep, rc, "delete", err);
-        } else {
-            cJSON *o = cJSON_CreateObject();
-            cJSON_AddStringToObject(o, "subject", subject);
-            cJSON_AddNumberToObject(o, "deleted_samples", (double)removed);
-            reply_json(rep, 200, o);
-        }
-        return;
+    int rc = store_delete_subject(srv->store, args->id, &removed, err);
+    if (rc == SM_ABSENT) {
+        reply_error(rep, 404, "subject_not_found", "no subject '%s'", args->id);
+    } else if (rc < 0) {
+        reply_internal(rep, rc, "delete", err);
+    } else {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "subject", args->id);
+        cJSON_AddNumberToObject(o, "deleted_samples", (double)removed);
+        reply_json(rep, 200, o);
     }
+}
+
+void handle_subject_get(Server *srv, const HttpReq *req, const RouteArgs *args, Reply *rep) {
+    char err[SM_ERRMAX];
     StoreSubject *s = NULL;
-    int rc = store_get(srv->store, subject, &s, err);
+    (void)req;
+    if (path_ids(args, NULL, rep) < 0)
+        return;
+    int rc = store_get(srv->store, args->id, &s, err);
     if (rc == SM_ABSENT)
-        reply_error(rep, 404, "subject_not_found", "no subject '%s'", subject);
+        reply_error(rep, 404, "subject_not_found", "no subject '%s'", args->id);
     else if (rc < 0)
         reply_internal(rep, rc, "get", err);
     else
@@ -119,11 +122,12 @@ void handle_subject(Server *srv, const HttpReq *req, Reply *rep) {
     store_subject_free(s);
 }
 
-void handle_sample(Server *srv, const HttpReq *req, Reply *rep) {
-    char buf[512], err[SM_ERRMAX];
-    const char *subject;
-    int64_t sample, remaining = 0;
-    if (path_ids(req, buf, sizeof buf, &subject, &sample, rep) < 0)
+void handle_sample_delete(Server *srv, const HttpReq *req, const RouteArgs *args, Reply *rep) {
+    char err[SM_ERRMAX];
+    const char *subject = args->id;
+    int64_t sample = 0, remaining = 0;
+    (void)req;
+    if (path_ids(args, &sample, rep) < 0)
         return;
     int rc = store_delete_sample(srv->store, subject, sample, &remaining, err);
     if (rc == SM_ABSENT) {
@@ -140,7 +144,8 @@ void handle_sample(Server *srv, const HttpReq *req, Reply *rep) {
     }
 }
 
-void handle_model(Server *srv, const HttpReq *req, Reply *rep) {
+void handle_model(Server *srv, const HttpReq *req, const RouteArgs *args, Reply *rep) {
+    (void)args;
     const Model *m = srv->model;
     const ModelArch *a = model_arch(m);
     (void)req;
@@ -164,7 +169,8 @@ void handle_model(Server *srv, const HttpReq *req, Reply *rep) {
     reply_json(rep, 200, o);
 }
 
-void handle_healthz(Server *srv, const HttpReq *req, Reply *rep) {
+void handle_healthz(Server *srv, const HttpReq *req, const RouteArgs *args, Reply *rep) {
+    (void)args;
     (void)req;
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "status", "ok");
@@ -172,7 +178,8 @@ void handle_healthz(Server *srv, const HttpReq *req, Reply *rep) {
     reply_json(rep, 200, o);
 }
 
-void handle_metrics(Server *srv, const HttpReq *req, Reply *rep) {
+void handle_metrics(Server *srv, const HttpReq *req, const RouteArgs *args, Reply *rep) {
+    (void)args;
     int64_t subjects = 0, samples = 0;
     StoreStats st;
     char info[160];

@@ -132,7 +132,7 @@ int serve_run(const Config *cfg, char *err) {
         (ImgLimits){cfg->max_image_width, cfg->max_image_height, (uint64_t)cfg->max_image_pixels};
     if ((rc = auth_new(cfg->api_keys, cfg->n_api_keys, &srv.auth, err)) < 0)
         goto out;
-    if (!(srv.stats = promstats_new(route_names, ROUTE_COUNT))) {
+    if (!(srv.stats = route_stats_new())) {
         rc = sm_err(err, -ENOMEM, "out of memory");
         goto out;
     }

@@ -19,21 +19,6 @@
 #include "siamese/request.h"
 #include "siamese/store.h"
 
-typedef enum {
-    ROUTE_VERIFY,
-    ROUTE_ENROLL,
-    ROUTE_EMBED,
-    ROUTE_IDENTIFY,
-    ROUTE_SUBJECTS,
-    ROUTE_SUBJECT,
-    ROUTE_SAMPLE,
-    ROUTE_MODEL,
-    ROUTE_HEALTHZ,
-    ROUTE_METRICS,
-    ROUTE_OTHER, /* unknown paths and refused requests */
-    ROUTE_COUNT
-} RouteId;
-
 /* Read-only after start, except the atomics and what the modules guard. */
 typedef struct {
     const Config *cfg;
@@ -66,17 +51,32 @@ typedef struct {
     int bearer_challenge;     /* send WWW-Authenticate: Bearer */
 } Reply;
 
-/* Route table lookup. Returns the route and, through *need_write, whether it
- * needs a write-scoped key. A known path with the wrong method gives ROUTE_OTHER
- * with *allow set to the methods it takes; an unknown path ROUTE_OTHER and
- * *allow NULL. */
-RouteId route_match(const char *method, const char *path, int *need_write, const char **allow);
+/* Who may call a route: anyone (no key even when keys are configured), a
+ * key with read scope, or only a key with write scope. */
+typedef enum { ROUTE_PUBLIC, ROUTE_READ, ROUTE_WRITE } RouteScope;
 
-/* Route names for metrics and logs, indexed by RouteId. */
-extern const char *const route_names[ROUTE_COUNT];
+typedef struct Route Route;
 
-/* Answers req on route id into rep (always filled, errors included). */
-void route_handle(Server *srv, RouteId id, const HttpReq *req, Reply *rep);
+/* The route for method and path (the table is in routes.c). Never NULL: a
+ * path no row matches, or a known path with a method it does not take, gives
+ * the "other" route, whose handler answers 404 or 405. Borrowed, static. */
+const Route *route_match(const char *method, const char *path);
+
+/* Who may call r. */
+RouteScope route_scope(const Route *r);
+
+/* r's name in metrics and the access log; rows that share a name share an
+ * index in [0, route_metric_count()). */
+const char *route_name(const Route *r);
+int route_metric(const Route *r);
+int route_metric_count(void);
+
+/* A PromStats with one route label per metric name (free with
+ * promstats_free()), or NULL when out of memory. */
+PromStats *route_stats_new(void);
+
+/* Answers req on route r into rep (always filled, errors included). */
+void route_handle(Server *srv, const Route *r, const HttpReq *req, Reply *rep);
 
 /* Fills rep with {"error":{"code":code,"message":...}} and status. */
 void reply_error(Reply *rep, int status, const char *code, const char *fmt, ...)

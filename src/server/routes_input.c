@@ -1,0 +1,115 @@
+/*
+ * routes_input.c — what handlers take from a request: the body parsed into
+ * fields with unknown ones refused, single and text fields, and images
+ * decoded, prepared and embedded.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "routes.h"
+#include "siamese/common.h"
+
+int form_parse(Server *srv, const HttpReq *req, const char *const *allowed, ReqForm **form,
+               Reply *rep) {
+    static const char *const image_fields[] = {"a", "b", "image", NULL};
+    char err[SM_ERRMAX];
+    ReqLimits lim = {.max_parts = STORE_ENROLL_MAX + 8,
+                     .max_json_depth = srv->cfg->max_json_depth,
+                     .max_json_values = STORE_ENROLL_MAX + 1024,
+                     .max_header_line = REQ_DEFAULT_MAX_HEADER_LINE,
+                     .max_text = STORE_METADATA_MAX,
+                     .image_fields = image_fields};
+    int rc = req_parse(req->content_type, req->body, req->len, &lim, form, err);
+    if (rc == -EPROTONOSUPPORT)
+        reply_error(rep, 415, "unsupported_media_type", "%s", err);
+    else if (rc == -E2BIG)
+        reply_error(rep, 413, "payload_too_large", "%s", err);
+    else if (rc < 0)
+        reply_error(rep, 400, "bad_request", "%s", err);
+    if (rc < 0)
+        return -1;
+    for (int i = 0; i < req_n_fields(*form); i++) {
+        const char *name = req_field(*form, i)->name;
+        int known = 0;
+        for (const char *const *a = allowed; *a && !known; a++)
+            known = strcmp(*a, name) == 0;
+        if (!known) {
+            reply_error(rep, 400, "unknown_field", "unknown field '%.64s'", name);
+            req_free(*form);
+            *form = NULL;
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int form_single(const ReqForm *f, const char *name, int required, Reply *rep) {
+    int n = req_count(f, name);
+    if (n > 1) {
+        reply_error(rep, 400, "bad_request", "field '%s' given %d times", name, n);
+        return -1;
+    }
+    if (n == 0 && required) {
+        reply_error(rep, 400, "missing_field", "field '%s' is required", name);
+        return -1;
+    }
+    return n;
+}
+
+int form_text(const ReqForm *f, const char *name, int required, const char **out, Reply *rep) {
+    *out = NULL;
+    int n = form_single(f, name, required, rep);
+    if (n <= 0)
+        return n;
+    if (!(*out = req_text(f, name))) {
+        reply_error(rep, 400, "bad_request", "field '%s' is not text", name);
+        return -1;
+    }
+    return 1;
+}
+
+int images_embed_refs(Server *srv, const ReqForm *f, const ImageRef *refs, int n, float *emb,
+                      Reply *rep) {
+    int D = model_in_dim(srv->model);
+    const ModelArch *a = model_arch(srv->model);
+    float *x = malloc((size_t)n * D * sizeof *x);
+    if (!x) {
+        reply_error(rep, 503, "out_of_memory", "the server is out of memory");
+        return -1;
+    }
+    for (int i = 0; i < n; i++) {
+        const ReqField *fl = req_get(f, refs[i].name, refs[i].idx);
+        char err[SM_ERRMAX];
+        int rc = img_load_mem(fl->data, fl->len, &srv->img_limits, a->in_h, a->in_w,
+                              x + (size_t)i * D, err);
+        if (rc < 0) {
+            if (rc == -E2BIG)
+                reply_error(rep, 413, "image_too_large", "%s #%d: %s", refs[i].name,
+                            refs[i].idx + 1, err);
+            else if (rc == -ENOMEM)
+                reply_error(rep, 503, "out_of_memory", "the server is out of memory");
+            else
+                reply_error(rep, 422, "invalid_image", "%s #%d: %s", refs[i].name, refs[i].idx + 1,
+                            err);
+            free(x);
+            return -1;
+        }
+    }
+    /* One call for all: the model reads its weights once for two images. */
+    int rc = model_embed(srv->model, x, n, emb);
+    free(x);
+    if (rc < 0)
+        reply_error(rep, 503, "out_of_memory", "the server is out of memory");
+    return rc < 0 ? -1 : 0;
+}
+
+int images_embed(Server *srv, const ReqForm *f, const char *name, int n, float *emb, Reply *rep) {
+    ImageRef refs[STORE_ENROLL_MAX];
+    if (n > STORE_ENROLL_MAX) {
+        reply_error(rep, 413, "too_many_images", "at most %d images", STORE_ENROLL_MAX);
+        return -1;
+    }
+    for (int i = 0; i < n; i++)
+        refs[i] = (ImageRef){name, i};
+    return images_embed_refs(srv, f, refs, n, emb, rep);
+}

@@ -1,0 +1,126 @@
+/*
+ * routes_reply.c — the replies every handler builds: JSON bodies, the error
+ * body, module errors mapped to statuses, and how numbers and times print.
+ *
+ * Error statuses, one rule each: a malformed request is 400, an image that
+ * does not decode is 422, anything over a size or dimension limit is 413, an
+ * unsupported body type 415, a missing subject 404, a full disk 507, a store
+ * that cannot serve yet 503, and only our own failures are 500.
+ */
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "routes.h"
+#include "siamese/common.h"
+#include "siamese/log.h"
+
+void reply_error(Reply *rep, int status, const char *code, const char *fmt, ...) {
+    char msg[SM_ERRMAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    cJSON *o = cJSON_CreateObject(), *e = cJSON_AddObjectToObject(o, "error");
+    cJSON_AddStringToObject(e, "code", code);
+    cJSON_AddStringToObject(e, "message", msg);
+    free(rep->body);
+    rep->body = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    rep->status = status;
+    rep->len = rep->body ? strlen(rep->body) : 0;
+    rep->content_type = "application/json";
+}
+
+void reply_bad_subject(Reply *rep) {
+    reply_error(rep, 400, "invalid_subject", "subject ids are 1-%d characters of [A-Za-z0-9._:@-]",
+                STORE_SUBJECT_MAX);
+}
+
+void reply_json(Reply *rep, int status, cJSON *obj) {
+    char *s = obj ? cJSON_PrintUnformatted(obj) : NULL;
+    cJSON_Delete(obj);
+    if (!s) {
+        reply_error(rep, 503, "out_of_memory", "the server is out of memory");
+        return;
+    }
+    free(rep->body);
+    rep->body = s;
+    rep->len = strlen(s);
+    rep->status = status;
+    rep->content_type = "application/json";
+}
+
+void reply_internal(Reply *rep, int rc, const char *what, const char *err) {
+    switch (rc) {
+    case -ENOSPC:
+        reply_error(rep, 507, "insufficient_storage", "%s: %s", what, err);
+        return;
+    case -ESTALE:
+        reply_error(rep, 503, "store_stale", "%s: %s", what, err);
+        return;
+    case -ENOMEM:
+        reply_error(rep, 503, "out_of_memory", "%s: out of memory", what);
+        return;
+    default:
+        /* Requests are validated before they reach a module, so anything else
+         * (-EINVAL included: a row that fails validation) is our failure. */
+        log_error("%s: %s (%d)", what, err, rc);
+        reply_error(rep, 500, "internal", "%s failed", what);
+    }
+}
+
+/* 1 if s is a plain decimal number: -?digits[.digits][e[+-]digits], as JSON
+ * writes numbers (no spaces, hex, inf or nan, which strtod would accept). */
+static int is_decimal(const char *s) {
+    size_t i = s[0] == '-';
+    size_t d = strspn(s + i, "0123456789");
+    if (d == 0)
+        return 0;
+    i += d;
+    if (s[i] == '.') {
+        d = strspn(s + i + 1, "0123456789");
+        if (d == 0)
+            return 0;
+        i += d + 1;
+    }
+    if (s[i] == 'e' || s[i] == 'E') {
+        i += 1 + (s[i + 1] == '+' || s[i + 1] == '-');
+        d = strspn(s + i, "0123456789");
+        if (d == 0)
+            return 0;
+        i += d;
+    }
+    return s[i] == 0;
+}
+
+int parse_number(const char *s, double lo, double hi, double *out) {
+    if (!s || strlen(s) > 32 || !is_decimal(s))
+        return -1;
+    double v = strtod(s, NULL);
+    if (!isfinite(v) || v < lo || v > hi)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+double json_f32(float v) {
+    char buf[32];
+    snprintf(buf, sizeof buf, "%.7g", v);
+    return strtod(buf, NULL);
+}
+
+void iso_time(int64_t ms, char out[32]) {
+    /* Years 1970..9999; the store validates rows, this keeps the format whole. */
+    ms = ms < 0 ? 0 : ms > 253402300799999 ? 253402300799999 : ms;
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    if (!gmtime_r(&t, &tm))
+        memset(&tm, 0, sizeof tm);
+    size_t n = strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out + n, 32 - n, ".%03dZ", (int)(ms % 1000));
+}

@@ -1,0 +1,115 @@
+/*
+ * test_routes.c — unit tests for the route table (src/server/routes.c):
+ * which row each method and path reach, the scope each row demands, the
+ * metric names rows share, and the 404/405 answers (with the Allow list
+ * derived from the table) for paths and methods no row takes.
+ */
+#include "siamese/common.h"
+#include "src/server/routes.h"
+
+#include "check_util.h"
+
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const struct {
+    const char *method, *path, *name;
+    RouteScope scope;
+} cases[] = {
+    {"POST", "/verify", "verify", ROUTE_READ},
+    {"POST", "/enroll", "enroll", ROUTE_WRITE},
+    {"POST", "/embed", "embed", ROUTE_READ},
+    {"POST", "/identify", "identify", ROUTE_READ},
+    {"GET", "/subjects", "subjects", ROUTE_READ},
+    {"HEAD", "/subjects", "subjects", ROUTE_READ},
+    {"GET", "/subjects/alice", "subject", ROUTE_READ},
+    {"DELETE", "/subjects/alice", "subject", ROUTE_WRITE},
+    {"DELETE", "/subjects/alice/samples/3", "sample", ROUTE_WRITE},
+    {"GET", "/model", "model", ROUTE_READ},
+    {"GET", "/healthz", "healthz", ROUTE_PUBLIC},
+    {"GET", "/metrics", "metrics", ROUTE_READ},
+    /* Nothing else reaches a handler. */
+    {"GET", "/verify", "other", ROUTE_READ},
+    {"POST", "/subjects", "other", ROUTE_READ},
+    {"GET", "/subjects/alice/samples/3", "other", ROUTE_READ},
+    {"DELETE", "/subjects/alice/samples", "other", ROUTE_READ},
+    {"DELETE", "/subjects/", "other", ROUTE_READ},
+    {"GET", "/subjects/", "other", ROUTE_READ},
+    {"GET", "/subjects//x", "other", ROUTE_READ},
+    {"GET", "/healthz/", "other", ROUTE_READ},
+    {"GET", "/", "other", ROUTE_READ},
+    {"GET", "", "other", ROUTE_READ},
+    {"GET", "healthz", "other", ROUTE_READ},
+    {"DELETE", "/subjects/a/other/3", "other", ROUTE_READ},
+    {"DELETE", "/subjects/a/samples/3/x", "other", ROUTE_READ},
+};
+
+START_TEST(test_match) {
+    const char *m = cases[_i].method, *p = cases[_i].path;
+    const Route *r = route_match(m, p);
+    ck_assert_ptr_nonnull(r);
+    ck_assert_msg(strcmp(route_name(r), cases[_i].name) == 0, "%s %s: %s, want %s", m, p,
+                  route_name(r), cases[_i].name);
+    ck_assert_msg(route_scope(r) == cases[_i].scope, "%s %s: scope %d", m, p, route_scope(r));
+}
+END_TEST
+
+START_TEST(test_metrics_shared) {
+    /* GET and DELETE /subjects/{id} are one series; "other" is its own. */
+    ck_assert_int_eq(route_metric(route_match("GET", "/subjects/a")),
+                     route_metric(route_match("DELETE", "/subjects/a")));
+    ck_assert_int_ne(route_metric(route_match("GET", "/subjects/a")),
+                     route_metric(route_match("GET", "/subjects")));
+    int n = route_metric_count(), other = route_metric(route_match("GET", "/nope"));
+    ck_assert_int_eq(n, 11); /* 12 rows, two share "subject", plus "other" */
+    ck_assert_int_eq(other, n - 1);
+    for (size_t i = 0; i < SM_ARRAY_LEN(cases); i++) {
+        int k = route_metric(route_match(cases[i].method, cases[i].path));
+        ck_assert(k >= 0 && k < n);
+    }
+}
+END_TEST
+
+/* What route_handle() answers for method and path on the "other" route. */
+static Reply answer(const char *method, const char *path) {
+    HttpReq req = {.method = method, .path = path, .body = (const uint8_t *)""};
+    Reply rep = {0};
+    route_handle(NULL, route_match(method, path), &req, &rep);
+    return rep;
+}
+
+START_TEST(test_not_allowed) {
+    static const struct {
+        const char *method, *path, *allow;
+    } c[] = {
+        {"GET", "/verify", "POST"},
+        {"DELETE", "/subjects", "GET"},
+        {"POST", "/subjects/alice", "GET, DELETE"},
+        {"GET", "/subjects/alice/samples/1", "DELETE"},
+        {"PUT", "/healthz", "GET"},
+    };
+    for (size_t i = 0; i < SM_ARRAY_LEN(c); i++) {
+        Reply rep = answer(c[i].method, c[i].path);
+        ck_assert_int_eq(rep.status, 405);
+        ck_assert_str_eq(rep.allow, c[i].allow);
+        ck_assert_ptr_nonnull(strstr(rep.body, "\"method_not_allowed\""));
+        free(rep.body);
+    }
+    Reply rep = answer("GET", "/subjects/a/nope");
+    ck_assert_int_eq(rep.status, 404);
+    ck_assert_ptr_null(rep.allow);
+    ck_assert_ptr_nonnull(strstr(rep.body, "\"not_found\""));
+    free(rep.body);
+}
+END_TEST
+
+int main(void) {
+    Suite *s = suite_create("routes");
+    TCase *tc = tcase_create("table");
+    tcase_add_loop_test(tc, test_match, 0, (int)SM_ARRAY_LEN(cases));
+    tcase_add_test(tc, test_metrics_shared);
+    tcase_add_test(tc, test_not_allowed);
+    suite_add_tcase(s, tc);
+    return check_run(s);
+}
