@@ -168,6 +168,8 @@ static int run(int argc, char **argv, char **envp, char *err) {
         rc = cmd_eval(&cfg, err);
         break;
     case CONFIG_MODE_SERVE:
+        if ((rc = serve_prepare(&cfg, err)) < 0)
+            break;
         if (cfg.train_if_missing && access(cfg.model, F_OK) != 0) {
             log_info("serve: no model at %s; training the default model on %s", cfg.model,
                      cfg.data);

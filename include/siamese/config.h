@@ -27,7 +27,8 @@
  * Types: string; path; int (min..max); size (bytes, optional K/M/G suffix,
  * powers of 1024); float (bounds open or closed); bool (yes/no, true/false,
  * on/off, 1/0, any case); enum (a fixed list of words); host:port (IPv4,
- * [IPv6] or a host name, then a port); lists, comma-separated: `hidden`
+ * [IPv6] or a host name, then a port; ":port" alone is every interface,
+ * host ""); lists, comma-separated: `hidden`
  * ("128,128,128") and `api_keys` ("KEY:read,KEY:write").
  *
  * Modes are not settings: the command line holds at most one of --train,
@@ -102,6 +103,8 @@ typedef struct {
     size_t max_db_size;     /* bytes; 0 = no limit */
     ConfigApiKey *api_keys; /* n_api_keys entries; NULL when 0 */
     int n_api_keys;
+    char *api_key_file;   /* "" = none; serve creates it if missing */
+    bool allow_anonymous; /* serve keyless on a non-loopback address */
     char *tls_cert, *tls_key; /* both "" or both set */
     LogLevel log_level;
     char *blas_kernel;
@@ -147,6 +150,13 @@ int config_parse(int argc, char **argv, char **envp, Config *cfg, ConfigMode *mo
  * CONFIG_SRC_SET). -ENOENT for an unknown key, -EINVAL/-ERANGE for a bad
  * value; on failure the old value is kept. */
 int config_set(Config *cfg, const char *key, const char *value, char *err);
+
+/* Appends one API key (e.g. read from api_key_file) to cfg->api_keys after
+ * checking it as an api_keys entry would be, and that it is not listed yet.
+ * where names its source in messages, which never show the key. 0, or
+ * -EINVAL/-ERANGE/-ENOMEM with err; on failure cfg is unchanged. */
+int config_add_api_key(Config *cfg, const char *key, ConfigScope scope, const char *where,
+                       char *err);
 
 /* Applies a config file over cfg (origin CONFIG_SRC_FILE). On failure cfg may
  * hold the values of the lines before the bad one and is still valid. */

@@ -115,7 +115,9 @@ static void log_start(const Server *srv, int port) {
     log_info("siamesed: store %s: %lld subjects, %lld samples; blas %s; auth %s%s", srv->cfg->db,
              (long long)subjects, (long long)samples, blas_kernel(),
              srv->cfg->n_api_keys ? "on" : "off", *srv->cfg->tls_cert ? "; tls on" : "");
-    log_info("siamesed: listening on %s:%d", srv->cfg->listen.host, port);
+    const char *host = srv->cfg->listen.host;
+    log_info("siamesed: listening on %s:%d%s", *host ? host : "*", port,
+             *host ? "" : " (every interface)");
 }
 
 int serve_run(const Config *cfg, char *err) {

@@ -35,7 +35,8 @@ static const char *const opt_words[] = {"rmsprop", "adam", NULL};
 
 static const ConfigEntry table[] = {
     {"listen", CT_ADDR, O(listen), 0, "127.0.0.1:8080", 0, 65535, .section = "Serving",
-     .help = "address and port the HTTP server listens on; port 0 = any free port"},
+     .help = "address and port the HTTP server listens on (:PORT = every interface, which "
+             "needs API keys or allow_anonymous); port 0 = any free port"},
     {"model", CT_PATH, O(model), 0, "siamesed-data/model.safetensors", 1, PATH_MAXLEN,
      .help = "model file the server loads and --train writes (unless `out` is set)"},
     {"db", CT_PATH, O(db), 0, "siamesed-data/siamesed.db", 1, PATH_MAXLEN,
@@ -73,6 +74,12 @@ static const ConfigEntry table[] = {
      .flags = CF_SECRET,
      .help = "comma-separated KEY:read or KEY:write entries (KEY: 16 to 256 characters of "
              "A-Z a-z 0-9 . _ ~ + / = -; write also allows reading); empty = no key needed"},
+    {"api_key_file", CT_PATH, O(api_key_file), 0, "", 0, PATH_MAXLEN,
+     .help = "file holding one write key, used beside api_keys; serve creates it with a random "
+             "key (mode 0600, printed once in the log) if missing and api_keys is empty; "
+             "empty = none"},
+    {"allow_anonymous", CT_BOOL, O(allow_anonymous), 0, "no",
+     .help = "serve without API keys on an address other than loopback (refused otherwise)"},
     {"tls_cert", CT_PATH, O(tls_cert), 0, "", 0, PATH_MAXLEN,
      .help = "PEM certificate chain for HTTPS, set with tls_key; empty = plain HTTP"},
     {"tls_key", CT_PATH, O(tls_key), 0, "", 0, PATH_MAXLEN, .help = "PEM private key of tls_cert"},
@@ -164,6 +171,27 @@ int config_set(Config *cfg, const char *key, const char *value, char *err) {
     if (!e)
         return sm_err(err, -ENOENT, "unknown key '%s'", config_shown(key, kb, sizeof kb));
     return apply(cfg, e, value, CONFIG_SRC_SET, e->name, err);
+}
+
+int config_add_api_key(Config *cfg, const char *key, ConfigScope scope, const char *where,
+                       char *err) {
+    char why[SM_ERRMAX];
+    if (configval_key_check(key, strlen(key), why) < 0)
+        return sm_err(err, -EINVAL, "%s: %s", where, why);
+    for (int i = 0; i < cfg->n_api_keys; i++)
+        if (strcmp(cfg->api_keys[i].key, key) == 0)
+            return sm_err(err, -EINVAL, "%s: the key is already listed in api_keys", where);
+    if (cfg->n_api_keys >= CONFIG_MAX_API_KEYS)
+        return sm_err(err, -ERANGE, "%s: api_keys already holds %d keys", where,
+                      CONFIG_MAX_API_KEYS);
+    ConfigApiKey *k = realloc(cfg->api_keys, (size_t)(cfg->n_api_keys + 1) * sizeof *k);
+    if (!k)
+        return sm_err(err, -ENOMEM, "out of memory");
+    cfg->api_keys = k;
+    if (!(k[cfg->n_api_keys].key = strdup(key)))
+        return sm_err(err, -ENOMEM, "out of memory");
+    k[cfg->n_api_keys++].scope = scope;
+    return 0;
 }
 
 void config_free(Config *cfg) {

@@ -176,14 +176,15 @@ static bool valid_hostname(const char *h, size_t n) {
     return !all_numeric; /* "999.1.1.1" is a bad address, not a name */
 }
 
-/* "host:port", "[v6]:port". *host is malloc'ed (brackets removed). */
+/* "host:port", "[v6]:port", or ":port" (every interface: *host is "").
+ * *host is malloc'ed (brackets removed). */
 static int parse_addr(const ConfigEntry *e, const char *v, char **host, int *port, char *why) {
     const char *colon = strrchr(v, ':'), *h = v;
     size_t hlen = colon ? (size_t)(colon - v) : 0;
     char buf[256], shown[48];
     struct in6_addr a6;
-    if (!colon || hlen == 0)
-        return sm_err(why, -EINVAL, "not HOST:PORT");
+    if (!colon)
+        return sm_err(why, -EINVAL, "not HOST:PORT (or :PORT for every interface)");
     if (v[0] == '[') {
         if (hlen < 3 || v[hlen - 1] != ']')
             return sm_err(why, -EINVAL, "not [IPv6]:PORT");
@@ -194,7 +195,9 @@ static int parse_addr(const ConfigEntry *e, const char *v, char **host, int *por
     memcpy(buf, h, hlen);
     buf[hlen] = 0;
     bool bracketed = h != v, colons = memchr(buf, ':', hlen) != NULL, ok;
-    if (bracketed)
+    if (hlen == 0)
+        ok = true;
+    else if (bracketed)
         ok = inet_pton(AF_INET6, buf, &a6) == 1;
     else
         ok = !colons && (inet_pton(AF_INET, buf, &a6) == 1 || valid_hostname(buf, hlen));
@@ -248,20 +251,24 @@ static bool key_char(char c) {
     return isalnum((unsigned char)c) || (c && strchr("._~+/=-", c));
 }
 
+int configval_key_check(const char *key, size_t klen, char *why) {
+    if (klen < 16 || klen > 256)
+        return sm_err(why, -EINVAL, "key must be 16 to 256 characters");
+    for (size_t i = 0; i < klen; i++)
+        if (!key_char(key[i]))
+            return sm_err(why, -EINVAL, "key has a character outside A-Z a-z 0-9 . _ ~ + / = -");
+    return 0;
+}
+
 /* One "KEY:scope" item of length len (already trimmed). Never echoes the key. */
 static int parse_key_item(const char *s, size_t len, int idx, ConfigApiKey *k, char *why) {
     const char *colon = memchr(s, ':', len);
     if (!colon)
         return sm_err(why, -EINVAL, "item %d is not KEY:read or KEY:write", idx);
     size_t klen = (size_t)(colon - s), slen = len - klen - 1;
-    if (klen < 16 || klen > 256)
-        return sm_err(why, -EINVAL, "item %d: key must be 16 to 256 characters", idx);
-    for (size_t i = 0; i < klen; i++)
-        if (!key_char(s[i]))
-            return sm_err(why, -EINVAL,
-                          "item %d: key has a character outside "
-                          "A-Z a-z 0-9 . _ ~ + / = -",
-                          idx);
+    char kwhy[SM_ERRMAX];
+    if (configval_key_check(s, klen, kwhy) < 0)
+        return sm_err(why, -EINVAL, "item %d: %s", idx, kwhy);
     if (slen == 4 && memcmp(colon + 1, "read", 4) == 0)
         k->scope = CONFIG_SCOPE_READ;
     else if (slen == 5 && memcmp(colon + 1, "write", 5) == 0)

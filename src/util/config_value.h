@@ -63,6 +63,9 @@ void configval_free(Config *cfg, const ConfigEntry *e);
 void configval_format(ConfigOut *o, const Config *cfg, const ConfigEntry *e);
 /* The bounds for --help: "1..256", "(0, 10]", "1..8 items, each 1..4096". */
 void configval_bounds(ConfigOut *o, const ConfigEntry *e);
+/* 0 if key (klen bytes) is a valid API key: 16..256 characters of
+ * [A-Za-z0-9._~+/=-]; -EINVAL with the reason (never the key) otherwise. */
+int configval_key_check(const char *key, size_t klen, char *why);
 /* A printable prefix of untrusted text (buf of size >= 8 bytes), for errors. */
 const char *config_shown(const char *v, char *buf, size_t size);
 

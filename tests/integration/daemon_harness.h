@@ -224,5 +224,6 @@ TCase *tcase_input(void);     /* test_daemon_input.c */
 TCase *tcase_access(void);    /* test_daemon_access.c */
 TCase *tcase_openapi(void);   /* test_daemon_access.c */
 TCase *tcase_lifecycle(void); /* test_daemon_life.c */
+TCase *tcase_safety(void);    /* test_daemon_safe.c */
 
 #endif

@@ -218,7 +218,6 @@ static const struct {
     {"listen", "1.2.3.4:"},
     {"listen", "1.2.3.4:65536"},
     {"listen", "1.2.3.4:http"},
-    {"listen", ":80"},
     {"listen", "::1:80"},
     {"listen", "[::1:80"},
     {"listen", "[zz]:80"},
@@ -399,6 +398,7 @@ static const struct {
     {"listen", "my-host.example:80", "my-host.example:80"},
     {"listen", "[::]:80", "[::]:80"},
     {"listen", "127.0.0.1:0", "127.0.0.1:0"},
+    {"listen", ":80", ":80"}, /* every interface */
     {"model", "a b/c#d", "a b/c#d"},
     {"test_data", "", ""},
     {"train_if_missing", "TRUE", "yes"},
