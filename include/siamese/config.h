@@ -103,8 +103,8 @@ typedef struct {
     size_t max_db_size;     /* bytes; 0 = no limit */
     ConfigApiKey *api_keys; /* n_api_keys entries; NULL when 0 */
     int n_api_keys;
-    char *api_key_file;   /* "" = none; serve creates it if missing */
-    bool allow_anonymous; /* serve keyless on a non-loopback address */
+    char *api_key_file;       /* "" = none; serve creates it if missing */
+    bool allow_anonymous;     /* serve keyless on a non-loopback address */
     char *tls_cert, *tls_key; /* both "" or both set */
     LogLevel log_level;
     char *blas_kernel;
