@@ -7,7 +7,7 @@ set -eu
 pkgs="gcc pkg-config meson ninja-build git ca-certificates
 libopenblas-dev libmicrohttpd-dev libcjson-dev libsqlite3-dev sqlite3 check
 libpng-dev libjpeg62-turbo-dev zlib1g-dev nettle-dev libcurl4-openssl-dev
-python3 python3-numpy dataset-fashion-mnist clang-format"
+python3 python3-numpy dataset-fashion-mnist clang-format gnutls-bin"
 if [ "${1:-}" = "--bench" ]; then
     pkgs="$pkgs wrk python3-torch procps"
 fi

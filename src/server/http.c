@@ -222,6 +222,14 @@ static int read_pem(const char *path, char **out, char *err) {
     return rc;
 }
 
+/* TLS 1.2 and 1.3 only, forward-secret key exchange (ECDHE) and AEAD ciphers
+ * only, no SHA-1 signatures: what GnuTLS would otherwise also accept (TLS
+ * 1.0/1.1, static RSA, CBC with HMAC-SHA1) is refused at the handshake. */
+static const char tls_priorities[] =
+    "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:-CIPHER-ALL:+AES-256-GCM:+AES-128-GCM:"
+    "+CHACHA20-POLY1305:-MAC-ALL:+AEAD:-KX-ALL:+ECDHE-ECDSA:+ECDHE-RSA:-SIGN-RSA-SHA1:"
+    "-SIGN-ECDSA-SHA1:%SAFE_RENEGOTIATION";
+
 int http_start(Server *srv, Http **out, char *err) {
     const Config *cfg = srv->cfg;
     struct sockaddr_storage ss;
@@ -234,7 +242,11 @@ int http_start(Server *srv, Http **out, char *err) {
         goto out;
     if (rc < 0)
         goto out;
-    unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_USE_ITC | MHD_USE_TURBO;
+    /* Not MHD_USE_TURBO: with it, libmicrohttpd 0.9.75 never times out a TLS
+     * connection stuck in its handshake, leaves the ones a client closes
+     * mid-handshake in CLOSE-WAIT (still counted against the connection
+     * limits) and spins its workers in epoll_wait(0). */
+    unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_USE_ITC;
     if (ss.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     if (cert)
@@ -257,6 +269,7 @@ int http_start(Server *srv, Http **out, char *err) {
     if (cert) {
         opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, cert};
         opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, key};
+        opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)tls_priorities};
     }
     opts[n] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
     h->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_ARRAY, opts,
