@@ -31,6 +31,12 @@ static DatasetLoad load_of(const Config *cfg, const ImgLimits *lim, int h, int w
     return (DatasetLoad){.want_h = h, .want_w = w, .lim = lim, .skip_bad = cfg->skip_bad_images};
 }
 
+static PairsMode pairs_of(const Config *cfg) {
+    return cfg->pairs == CONFIG_PAIRS_KERAS ? PAIRS_KERAS
+           : cfg->pairs == CONFIG_PAIRS_ALL ? PAIRS_ALL
+                                            : PAIRS_AUTO;
+}
+
 static int threads_of(const Config *cfg) {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     return cfg->threads > 0 ? cfg->threads : n > 0 ? (int)n : 1;
@@ -77,6 +83,7 @@ static int train_config_from(const Config *cfg, const Dataset *train, TrainConfi
     tc->optimizer = cfg->optimizer == CONFIG_OPT_ADAM ? OPT_ADAM : OPT_RMSPROP;
     tc->margin = (float)cfg->margin, tc->seed = cfg->seed, tc->threads = threads_of(cfg);
     tc->val_fraction = cfg->val_fraction, tc->data_name = cfg->data, tc->progress = stderr;
+    tc->pairs = pairs_of(cfg);
     return model_arch_check(&tc->arch, err);
 }
 
@@ -127,8 +134,8 @@ static int cmd_eval(const Config *cfg, char *err) {
     if (rc == SM_ABSENT)
         rc = sm_err(err, -ENOENT, "%s: no data", cfg->data);
     if (rc < 0 || (rc = load_test(cfg, a->in_h, a->in_w, &test, err)) < 0 ||
-        (rc = train_evaluate(m, train, cfg->seed, &rep.train, err)) < 0 ||
-        (test && (rc = train_evaluate(m, test, cfg->seed, &rep.test, err)) < 0))
+        (rc = train_evaluate(m, train, pairs_of(cfg), cfg->seed, &rep.train, err)) < 0 ||
+        (test && (rc = train_evaluate(m, test, pairs_of(cfg), cfg->seed, &rep.test, err)) < 0))
         goto out;
     train_report_print(stdout, cfg->model, &rep, cfg->json, 0);
 out:

@@ -59,6 +59,11 @@ typedef enum {
 } ConfigMode;
 
 typedef enum { CONFIG_OPT_RMSPROP, CONFIG_OPT_ADAM } ConfigOptimizer;
+typedef enum {
+    CONFIG_PAIRS_AUTO,
+    CONFIG_PAIRS_KERAS,
+    CONFIG_PAIRS_ALL
+} ConfigPairs; /* pairs.h order */
 
 typedef enum { CONFIG_SCOPE_READ, CONFIG_SCOPE_WRITE } ConfigScope;
 
@@ -119,6 +124,7 @@ typedef struct {
     double dropout;
     uint64_t seed;
     double val_fraction;
+    ConfigPairs pairs;
     bool skip_bad_images; /* dataset images that do not decode: skip and count */
     char *out;            /* --train output; "" = `model` */
     bool json;            /* print the final report as JSON on stdout */

@@ -23,6 +23,7 @@
 #include "siamese/dataset.h"
 #include "siamese/metrics.h"
 #include "siamese/model.h"
+#include "siamese/pairs.h"
 
 typedef enum { OPT_RMSPROP, OPT_ADAM } Optimizer;
 
@@ -35,15 +36,17 @@ typedef struct {
     uint64_t seed;
     int threads;           /* OpenBLAS threads */
     double val_fraction;   /* of each class's training samples, for calibration */
+    PairsMode pairs;       /* pairing of every split (pairs.h); AUTO resolves per split */
     const char *data_name; /* recorded in the model's training summary */
     FILE *progress;        /* per-epoch lines (and a live bar if a tty); NULL: silent */
 } TrainConfig;
 
 typedef struct {
-    Metrics train, val, test; /* test.pairs == 0 when there is no test split */
-    float threshold;          /* the calibrated threshold */
-    double pairs_per_s;       /* training throughput over all epochs */
-    double seconds;           /* training time */
+    Metrics train, val, test;                     /* test.pairs == 0 when there is no test split */
+    PairsInfo train_pairs, val_pairs, test_pairs; /* how each split was paired */
+    float threshold;                              /* the calibrated threshold */
+    double pairs_per_s;                           /* training throughput over all epochs */
+    double seconds;                               /* training time */
     float final_loss;
 } TrainReport;
 
@@ -56,9 +59,10 @@ void train_config_default(TrainConfig *tc);
 int train_run(const TrainConfig *tc, Dataset *train, const Dataset *test, Model **out,
               TrainReport *rep, char *err);
 
-/* Distances of every pair of d built as the recipe does with seed, then the
+/* Distances of every pair of d built as mode says with seed, then the
  * metrics at threshold 0.5 and at the model's threshold. For --eval. */
-int train_evaluate(const Model *m, const Dataset *d, uint64_t seed, Metrics *out, char *err);
+int train_evaluate(const Model *m, const Dataset *d, PairsMode mode, uint64_t seed, Metrics *out,
+                   char *err);
 
 /* Prints the final report (human table on f, or one JSON object when json). */
 void train_report_print(FILE *f, const char *model_path, const TrainReport *rep, int json,

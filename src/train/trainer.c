@@ -9,6 +9,7 @@
  */
 #include "siamese/train.h"
 
+#include <assert.h>
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stdlib.h>
@@ -177,6 +178,7 @@ void train_config_default(TrainConfig *tc) {
         .seed = 1,
         .threads = 1,
         .val_fraction = 0.1,
+        .pairs = PAIRS_AUTO,
         .data_name = "",
     };
 }
@@ -215,19 +217,23 @@ static int evaluate_pairs(const Model *m, const Dataset *d, const Pair *p, size_
     return rc;
 }
 
-static int make_pairs(const Dataset *d, uint64_t seed, int stream, Pair **p, size_t *n, char *err) {
-    Rng rng;
-    rng_seed(&rng, stream_seed(seed, stream));
-    return pairs_make(d->y, d->n, d->n_classes, &rng, p, n, NULL, err);
+static int make_pairs(const Dataset *d, PairsMode mode, int epoch, uint64_t seed, int stream,
+                      Pair **p, size_t *n, PairsInfo *info, char *err) {
+    int rc =
+        pairs_build(mode, epoch, d->y, d->n, d->n_classes, stream_seed(seed, stream), p, info, err);
+    *n = rc == 0 ? info->n : 0;
+    return rc;
 }
 
-int train_evaluate(const Model *m, const Dataset *d, uint64_t seed, Metrics *out, char *err) {
+int train_evaluate(const Model *m, const Dataset *d, PairsMode mode, uint64_t seed, Metrics *out,
+                   char *err) {
     if (d->h * d->w != model_in_dim(m))
         return sm_err(err, -EINVAL, "evaluate: images are %dx%d, the model takes %dx%d", d->h, d->w,
                       model_arch(m)->in_h, model_arch(m)->in_w);
     Pair *p = NULL;
     size_t n = 0;
-    int rc = make_pairs(d, seed, STREAM_PAIRS_TEST, &p, &n, err);
+    PairsInfo info;
+    int rc = make_pairs(d, mode, 0, seed, STREAM_PAIRS_TEST, &p, &n, &info, err);
     if (rc == 0)
         rc = evaluate_pairs(m, d, p, n, model_threshold(m), NULL, out, err);
     free(p);
@@ -263,6 +269,7 @@ static double run_epoch(Trainer *s, const Pair *p, int32_t *order, size_t n, Rng
 typedef struct {
     Pair *train, *val, *test;
     size_t n_train, n_val, n_test;
+    PairsInfo i_train, i_val, i_test;
 } PairSets;
 
 static void pairsets_free(PairSets *ps) {
@@ -273,12 +280,33 @@ static void pairsets_free(PairSets *ps) {
 
 static int build_pairsets(const TrainConfig *tc, const Dataset *train, const Dataset *val,
                           const Dataset *test, PairSets *ps, char *err) {
-    int rc = make_pairs(train, tc->seed, STREAM_PAIRS_TRAIN, &ps->train, &ps->n_train, err);
+    int rc = make_pairs(train, tc->pairs, 0, tc->seed, STREAM_PAIRS_TRAIN, &ps->train, &ps->n_train,
+                        &ps->i_train, err);
     if (rc == 0)
-        rc = make_pairs(val, tc->seed, STREAM_PAIRS_VAL, &ps->val, &ps->n_val, err);
+        rc = make_pairs(val, tc->pairs, 0, tc->seed, STREAM_PAIRS_VAL, &ps->val, &ps->n_val,
+                        &ps->i_val, err);
     if (rc == 0 && test)
-        rc = make_pairs(test, tc->seed, STREAM_PAIRS_TEST, &ps->test, &ps->n_test, err);
+        rc = make_pairs(test, tc->pairs, 0, tc->seed, STREAM_PAIRS_TEST, &ps->test, &ps->n_test,
+                        &ps->i_test, err);
     return rc;
+}
+
+/* Every-image pairs are redrawn each epoch (their count does not change);
+ * the recipe's stay as they are. */
+static int redraw_train_pairs(const TrainConfig *tc, const Dataset *train, PairSets *ps, int epoch,
+                              char *err) {
+    if (ps->i_train.mode != PAIRS_ALL || epoch == 0)
+        return 0;
+    Pair *p = NULL;
+    size_t n = 0;
+    int rc = make_pairs(train, PAIRS_ALL, epoch, tc->seed, STREAM_PAIRS_TRAIN, &p, &n, &ps->i_train,
+                        err);
+    if (rc < 0)
+        return rc;
+    assert(n == ps->n_train);
+    free(ps->train);
+    ps->train = p;
+    return 0;
 }
 
 static int check_inputs(const TrainConfig *tc, const Dataset *train, const Dataset *test,
@@ -317,8 +345,7 @@ static int check_val(const Dataset *val, char *err) {
 }
 
 /* Trains for tc->epochs; fills rep->pairs_per_s, seconds, final_loss. */
-static int train_loop(Trainer *s, const PairSets *ps, const Dataset *val, TrainReport *rep,
-                      char *err) {
+static int train_loop(Trainer *s, PairSets *ps, const Dataset *val, TrainReport *rep, char *err) {
     const TrainConfig *tc = s->tc;
     int32_t *order = malloc(ps->n_train * sizeof *order);
     if (!order)
@@ -330,6 +357,8 @@ static int train_loop(Trainer *s, const PairSets *ps, const Dataset *val, TrainR
     double train_time = 0, t_start = sm_now();
     int rc = 0;
     for (int e = 1; e <= tc->epochs && rc == 0; e++) {
+        if ((rc = redraw_train_pairs(tc, s->data, ps, e - 1, err)) < 0)
+            break;
         double t0 = sm_now();
         rep->final_loss = (float)run_epoch(s, ps->train, order, ps->n_train, &rng, e);
         double dt = sm_now() - t0;
@@ -364,6 +393,7 @@ static int train_finish(const TrainConfig *tc, Model *m, const Dataset *train, c
         rc = evaluate_pairs(m, test, ps->test, ps->n_test, rep->threshold, NULL, &rep->test, err);
     if (rc < 0)
         return rc;
+    rep->train_pairs = ps->i_train, rep->val_pairs = ps->i_val, rep->test_pairs = ps->i_test;
     model_set_margin(m, tc->margin);
     model_set_threshold(m, rep->threshold);
     char *summary = report_training_json(tc, train, rep);
@@ -393,9 +423,10 @@ int train_run(const TrainConfig *tc, Dataset *train, const Dataset *test, Model 
         goto out;
     if (tc->progress)
         fprintf(tc->progress,
-                "train: %zu pairs (%d samples), validation %zu pairs, test %zu "
+                "train: %zu pairs (%d samples, pairs %s), validation %zu pairs, test %zu "
                 "pairs; blas %s, %d thread(s)\n",
-                ps.n_train, train->n, ps.n_val, ps.n_test, blas_kernel(), tc->threads);
+                ps.n_train, train->n, pairs_mode_name(ps.i_train.mode), ps.n_val, ps.n_test,
+                blas_kernel(), tc->threads);
     if ((rc = train_loop(&s, &ps, val, rep, err)) < 0 ||
         (rc = train_finish(tc, m, train, val, test, &ps, rep, err)) < 0)
         goto out;

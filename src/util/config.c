@@ -23,7 +23,8 @@
 
 _Static_assert(CONFIG_MAX_HIDDEN == MODEL_MAX_LAYERS, "hidden must fit a ModelArch");
 /* Enum fields are written through an int pointer. */
-_Static_assert(sizeof(LogLevel) == sizeof(int) && sizeof(ConfigOptimizer) == sizeof(int),
+_Static_assert(sizeof(LogLevel) == sizeof(int) && sizeof(ConfigOptimizer) == sizeof(int) &&
+                   sizeof(ConfigPairs) == sizeof(int),
                "enum fields must be int-sized");
 
 #define O(f) offsetof(Config, f)
@@ -32,6 +33,7 @@ _Static_assert(sizeof(LogLevel) == sizeof(int) && sizeof(ConfigOptimizer) == siz
 
 static const char *const log_words[] = {"debug", "info", "warn", "error", NULL};
 static const char *const opt_words[] = {"rmsprop", "adam", NULL};
+static const char *const pairs_words[] = {"auto", "keras", "all", NULL};
 
 static const ConfigEntry table[] = {
     {"listen", CT_ADDR, O(listen), 0, "127.0.0.1:8080", 0, 65535, .section = "Serving",
@@ -103,6 +105,10 @@ static const ConfigEntry table[] = {
     {"seed", CT_U64, O(seed), 0, "1", .help = "seed of weights, pairs and dropout"},
     {"val_fraction", CT_FLOAT, O(val_fraction), 0, "0.1", 0, 0.5, .flags = CF_MIN_OPEN,
      .help = "fraction of the training data held out to calibrate the threshold"},
+    {"pairs", CT_ENUM, O(pairs), 0, "auto", .words = pairs_words,
+     .help = "training pairs: keras (the recipe's: every class cut to the smallest), all (every "
+             "image anchors a positive and a negative pair, redrawn each epoch), or auto (keras "
+             "unless it would leave more than 10% of the images out)"},
     {"skip_bad_images", CT_BOOL, O(skip_bad_images), 0, "no",
      .help = "image directories: skip (and count) images that do not decode instead of stopping"},
     {"out", CT_PATH, O(out), 0, "", 0, PATH_MAXLEN,

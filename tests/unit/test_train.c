@@ -61,7 +61,7 @@ START_TEST(short_run_learns) {
     ck_assert_ptr_nonnull(strstr(model_training(m), "\"dataset\":\"fmnist-slice\""));
     /* Metrics the model reproduces from its own file state. */
     Metrics again;
-    ck_assert_int_eq(train_evaluate(m, test, 1, &again, err), 0);
+    ck_assert_int_eq(train_evaluate(m, test, PAIRS_AUTO, 1, &again, err), 0);
     ck_assert_double_eq_tol(again.accuracy, rep.test.accuracy, 1e-9);
     model_free(m), dataset_free(train), dataset_free(test);
 }
@@ -129,6 +129,38 @@ START_TEST(bad_inputs_are_refused) {
 }
 END_TEST
 
+/* Fashion-MNIST with class 0 cut to 8 samples: the recipe's pairs would keep
+ * 8 of each class (the issue's model at chance); every-image pairs, chosen
+ * automatically and redrawn each epoch, keep them all and learn. */
+START_TEST(imbalanced_uses_every_image) {
+    Dataset *train = slice(DATASET_TRAIN, 3000), *test = slice(DATASET_TEST, 1000);
+    size_t px = (size_t)train->h * (size_t)train->w;
+    int k = 0, zeros = 0;
+    for (int i = 0; i < train->n; i++) {
+        if (train->y[i] == 0 && zeros++ >= 8)
+            continue;
+        memmove(train->x + (size_t)k * px, train->x + (size_t)i * px, px * sizeof(float));
+        train->y[k++] = train->y[i];
+    }
+    train->n = k;
+    TrainConfig tc = quick_config(3, 1, 1);
+    Model *m = NULL;
+    TrainReport rep;
+    char err[256];
+    ck_assert_msg(train_run(&tc, train, test, &m, &rep, err) == 0, "%s", err);
+    ck_assert_int_eq(rep.train_pairs.mode, PAIRS_ALL);
+    ck_assert_int_eq(rep.train_pairs.epoch, 2); /* redrawn for the third epoch */
+    ck_assert_int_ge(rep.train_pairs.used, (int)(0.9 * train->n));
+    ck_assert_uint_eq(rep.train.pairs, 2 * (size_t)train->n);
+    ck_assert_double_lt(rep.train_pairs.keras_share, 0.1);
+    fprintf(stderr, "imbalanced: test acc %.4f auc %.4f\n", rep.test.accuracy, rep.test.roc_auc);
+    ck_assert_double_ge(rep.test.roc_auc, 0.85);
+    model_free(m);
+    dataset_free(train);
+    dataset_free(test);
+}
+END_TEST
+
 int main(int argc, char **argv) {
     (void)argc;
     char err[256];
@@ -140,6 +172,7 @@ int main(int argc, char **argv) {
     tcase_add_test(tc, short_run_learns);
     tcase_add_loop_test(tc, fixed_seed_is_bit_identical, 0, 2);
     tcase_add_test(tc, bad_inputs_are_refused);
+    tcase_add_test(tc, imbalanced_uses_every_image);
     suite_add_tcase(s, tc);
     int failed = check_run(s);
     return failed ? 1 : 0;
