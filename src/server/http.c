@@ -264,8 +264,9 @@ int http_start(Server *srv, Http **out, char *err) {
         {MHD_OPTION_CONNECTION_TIMEOUT, cfg->connection_timeout, NULL},
         {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, srv},
         {MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_log, NULL},
+        {MHD_OPTION_UNESCAPE_CALLBACK, (intptr_t)route_unescape, NULL},
     };
-    int n = 7;
+    int n = 8;
     if (cert) {
         opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, cert};
         opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, key};

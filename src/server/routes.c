@@ -180,3 +180,27 @@ void route_handle(Server *srv, const Route *r, const HttpReq *req, Reply *rep) {
         r = &route_other; /* not the request r was matched for */
     r->handle(srv, req, &args, rep);
 }
+
+static int hex_digit(char c) {
+    return c >= '0' && c <= '9'   ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
+}
+
+size_t route_unescape(void *cls, struct MHD_Connection *c, char *s) {
+    (void)cls, (void)c;
+    char *out = s;
+    for (const char *p = s; *p;) {
+        int hi = p[0] == '%' ? hex_digit(p[1]) : -1, lo = hi >= 0 ? hex_digit(p[2]) : -1;
+        int v = hi * 16 + lo;
+        if (lo < 0 || v == 0 || v == '/') {
+            *out++ = *p++;
+            continue;
+        }
+        *out++ = (char)v;
+        p += 3;
+    }
+    *out = 0;
+    return (size_t)(out - s);
+}

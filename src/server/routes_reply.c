@@ -19,12 +19,53 @@
 #include "siamese/common.h"
 #include "siamese/log.h"
 
+/* Length of the well-formed UTF-8 sequence at s (no overlongs, surrogates or
+ * code points past U+10FFFF), or 0. */
+static size_t utf8_seq(const unsigned char *s) {
+    static const struct {
+        unsigned char mask, lead, lo1, hi1;
+        size_t len;
+    } forms[] = {
+        {0xe0, 0xc0, 0x80, 0xbf, 2}, {0xf0, 0xe0, 0x80, 0xbf, 3}, {0xf8, 0xf0, 0x80, 0xbf, 4}};
+    if (s[0] < 0x80)
+        return 1;
+    for (size_t f = 0; f < SM_ARRAY_LEN(forms); f++) {
+        if ((s[0] & forms[f].mask) != forms[f].lead)
+            continue;
+        size_t n = forms[f].len;
+        for (size_t i = 1; i < n; i++)
+            if ((s[i] & 0xc0) != 0x80)
+                return 0;
+        unsigned c1 = s[1];
+        if ((n == 2 && s[0] < 0xc2) || (n == 3 && s[0] == 0xe0 && c1 < 0xa0) ||
+            (n == 3 && s[0] == 0xed && c1 > 0x9f) || (n == 4 && s[0] == 0xf0 && c1 < 0x90) ||
+            (n == 4 && (s[0] > 0xf4 || (s[0] == 0xf4 && c1 > 0x8f))))
+            return 0;
+        return n;
+    }
+    return 0;
+}
+
+/* Replaces every byte that is not part of well-formed UTF-8 with '?', so a
+ * message that quotes the client (a path, a field name) stays valid JSON
+ * text whatever bytes were sent. */
+static void utf8_clean(char *s) {
+    for (unsigned char *p = (unsigned char *)s; *p;) {
+        size_t n = utf8_seq(p);
+        if (n == 0)
+            *p++ = '?';
+        else
+            p += n;
+    }
+}
+
 void reply_error(Reply *rep, int status, const char *code, const char *fmt, ...) {
     char msg[SM_ERRMAX];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    utf8_clean(msg);
     cJSON *o = cJSON_CreateObject(), *e = cJSON_AddObjectToObject(o, "error");
     cJSON_AddStringToObject(e, "code", code);
     cJSON_AddStringToObject(e, "message", msg);

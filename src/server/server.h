@@ -75,6 +75,15 @@ int route_metric_count(void);
  * promstats_free()), or NULL when out of memory. */
 PromStats *route_stats_new(void);
 
+/* libmicrohttpd's unescape callback (MHD_OPTION_UNESCAPE_CALLBACK), for the
+ * path and every query key and value: decodes %HH in place, except %00 and
+ * %2F, which stay as the three characters. So a decoded NUL cannot cut a
+ * value short and an encoded '/' cannot add a path segment: routing sees the
+ * segments the client sent, and "alice%2Fsamples%2F1" or "alice%00x" is an
+ * invalid subject id, not another route or "alice". Returns the new length. */
+struct MHD_Connection;
+size_t route_unescape(void *cls, struct MHD_Connection *c, char *s);
+
 /* Answers req on route r into rep (always filled, errors included). */
 void route_handle(Server *srv, const Route *r, const HttpReq *req, Reply *rep);
 

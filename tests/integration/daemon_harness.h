@@ -225,5 +225,6 @@ TCase *tcase_access(void);    /* test_daemon_access.c */
 TCase *tcase_openapi(void);   /* test_daemon_access.c */
 TCase *tcase_lifecycle(void); /* test_daemon_life.c */
 TCase *tcase_safety(void);    /* test_daemon_safe.c */
+TCase *tcase_security(void);  /* test_daemon_sec.c */
 
 #endif

@@ -10,6 +10,7 @@
 #include "check_util.h"
 
 #include <check.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -104,12 +105,39 @@ START_TEST(test_not_allowed) {
 }
 END_TEST
 
+START_TEST(test_unescape) {
+    static const struct {
+        const char *in, *out;
+    } c[] = {
+        {"/subjects/%61lice", "/subjects/alice"},
+        {"a%2Fb%2fc", "a%2Fb%2fc"}, /* '/' stays escaped */
+        {"a%00b", "a%00b"},         /* so does NUL */
+        {"%41%4a%4A%7e", "AJJ~"},
+        {"%", "%"},
+        {"%4", "%4"},
+        {"%zz%4g", "%zz%4g"},
+        {"%252F", "%2F"}, /* decoded once, not twice */
+        {"%C3%A9", "\xc3\xa9"},
+        {"", ""},
+    };
+    for (size_t i = 0; i < SM_ARRAY_LEN(c); i++) {
+        char buf[64];
+        snprintf(buf, sizeof buf, "%s", c[i].in);
+        size_t n = route_unescape(NULL, NULL, buf);
+        ck_assert_msg(strcmp(buf, c[i].out) == 0, "'%s' -> '%s', want '%s'", c[i].in, buf,
+                      c[i].out);
+        ck_assert_uint_eq(n, strlen(c[i].out));
+    }
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("routes");
     TCase *tc = tcase_create("table");
     tcase_add_loop_test(tc, test_match, 0, (int)SM_ARRAY_LEN(cases));
     tcase_add_test(tc, test_metrics_shared);
     tcase_add_test(tc, test_not_allowed);
+    tcase_add_test(tc, test_unescape);
     suite_add_tcase(s, tc);
     return check_run(s);
 }

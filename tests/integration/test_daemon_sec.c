@@ -1,0 +1,116 @@
+/*
+ * test_daemon_sec.c — what an outside attacker tried (issue 13), on a daemon
+ * with authentication off, each test failing on the daemon before its fix:
+ *   - percent-escapes cannot change the route: %2F does not add a path
+ *     segment and %00 does not cut a subject id short (400 invalid_subject,
+ *     nothing deleted), while other escapes still decode;
+ *   - error bodies are valid UTF-8 JSON whatever bytes the path held;
+ *   - a query value that decodes to NUL is refused, not truncated.
+ */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon_harness.h"
+
+static Shared S;
+#define P (S.d.port)
+
+static void sec_setup(void) {
+    shared_start(&S, "sec", NULL);
+}
+static void sec_teardown(void) {
+    shared_stop(&S);
+}
+
+/* The number of samples GET /subjects/{id} reports. */
+static double sample_total(const char *subject) {
+    char path[128];
+    snprintf(path, sizeof path, "/subjects/%s", subject);
+    Resp r = http_get(P, path);
+    ASSERT_JSON(r, 200);
+    double n = jnum(r.json, "total");
+    resp_free(&r);
+    return n;
+}
+
+static void expect_error(Resp r, int status, const char *code) {
+    ASSERT_JSON(r, status);
+    const char *c = error_code(&r);
+    ck_assert_msg(c && strcmp(c, code) == 0, "error code %s, want %s: %s", c ? c : "(none)", code,
+                  r.body);
+    resp_free(&r);
+}
+
+START_TEST(escapes_keep_the_route) {
+    ck_assert_msg(P > 0, "the shared daemon did not start");
+    Buf imgs[2] = {img_file("fm0_c9.png"), img_file("fm2_c1.png")};
+    enroll(P, "esc-alice", imgs, 2, NULL, NULL);
+    const char *const bad[] = {
+        "/subjects/esc-alice%2Fsamples%2F1",
+        "/subjects/esc-alice%2fsamples%2f1",
+        "/subjects/esc-alice%00zzz",
+        "/subjects/esc-alice%00",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        expect_error(http_delete(P, bad[i]), 400, "invalid_subject");
+        expect_error(http_get(P, bad[i]), 400, "invalid_subject");
+    }
+    ck_assert_double_eq(sample_total("esc-alice"), 2);
+    /* Escapes of ordinary characters still decode. */
+    ck_assert_double_eq(sample_total("%65sc-alice"), 2);
+    /* An escaped '/' in a sample id is not a segment either. */
+    expect_error(http_delete(P, "/subjects/esc-alice/samples/1%2F2"), 400, "bad_request");
+    ck_assert_double_eq(sample_total("esc-alice"), 2);
+    buf_free(&imgs[0]), buf_free(&imgs[1]);
+}
+END_TEST
+
+/* 1 if len bytes at s are well-formed UTF-8. */
+static int utf8_ok(const unsigned char *s, size_t len) {
+    for (size_t i = 0; i < len;) {
+        size_t n = s[i] < 0x80 ? 1 : (s[i] & 0xe0) == 0xc0 ? 2 : (s[i] & 0xf0) == 0xe0 ? 3 : 4;
+        if ((s[i] & 0xf8) == 0xf8 || (n == 2 && s[i] < 0xc2) || i + n > len)
+            return 0;
+        for (size_t k = 1; k < n; k++)
+            if ((s[i + k] & 0xc0) != 0x80)
+                return 0;
+        i += n;
+    }
+    return 1;
+}
+
+START_TEST(error_bodies_are_utf8) {
+    ck_assert_msg(P > 0, "the shared daemon did not start");
+    static const char raw[] = "GET /caf\xe9/\xff\xfe/%C3%28/x\xf0\x9f\x98 HTTP/1.1\r\n"
+                              "Host: 127.0.0.1\r\nConnection: close\r\n\r\n";
+    Resp r = http_raw(P, raw, sizeof raw - 1);
+    ASSERT_STATUS(r, 404);
+    ck_assert_msg(utf8_ok((const unsigned char *)r.body, r.len), "not UTF-8: %s", r.body);
+    ck_assert_msg(r.json && error_code(&r) && strcmp(error_code(&r), "not_found") == 0, "%s",
+                  r.body);
+    resp_free(&r);
+}
+END_TEST
+
+START_TEST(query_nul_refused) {
+    ck_assert_msg(P > 0, "the shared daemon did not start");
+    expect_error(http_get(P, "/subjects?cursor=%00"), 400, "bad_request");
+    expect_error(http_get(P, "/subjects?cursor=%00abc"), 400, "bad_request");
+    expect_error(http_get(P, "/subjects?limit=5%00"), 400, "bad_request");
+    Resp r = http_get(P, "/subjects?limit=%35"); /* still decodes: limit=5 */
+    ASSERT_JSON(r, 200);
+    resp_free(&r);
+}
+END_TEST
+
+TCase *tcase_security(void) {
+    TCase *tc = tcase_create("security");
+    tcase_add_unchecked_fixture(tc, sec_setup, sec_teardown);
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, escapes_keep_the_route);
+    tcase_add_test(tc, error_bodies_are_utf8);
+    tcase_add_test(tc, query_nul_refused);
+    return tc;
+}
