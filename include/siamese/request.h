@@ -20,12 +20,14 @@
  *       whitespace ignored, an optional "data:<type>;base64," prefix whose
  *       <type> becomes the field's content type), either one string or an
  *       array of strings (one field per element, in order). Other members
- *       become text fields: strings as their text, numbers as cJSON prints
- *       them ("k": 5 gives "5"), booleans as "true"/"false", objects and
- *       arrays as compact JSON text. null means absent; an empty image
- *       array likewise yields no field. Duplicate keys (at any depth) are
- *       rejected, as are invalid UTF-8, raw control characters in strings and
- *       the escape \u0000 (which cJSON would silently truncate at).
+ *       become text fields: strings as their text, anything else as the
+ *       body spells it, whitespace around it trimmed ("k": 5 gives "5",
+ *       1234567890123456789 stays that, objects keep their inner spacing).
+ *       A number with a leading zero (01, -007) is refused. null means
+ *       absent; an empty image array likewise yields no field. Duplicate
+ *       keys (at any depth) are rejected, as are invalid UTF-8, raw control
+ *       characters in strings and the escape \u0000 (which cJSON would
+ *       silently truncate at).
  *
  * Fields not named in image_fields are text: at most max_text bytes, valid
  * UTF-8 (in multipart too). Image fields are binary and bounded only by the

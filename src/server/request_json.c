@@ -19,6 +19,7 @@
 
 #include "siamese/common.h"
 
+#include <assert.h>
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <nettle/base64.h>
@@ -55,6 +56,17 @@ static int scan_string(const uint8_t *s, size_t n, size_t *i, char *err) {
     return sm_err(err, -EINVAL, "unterminated JSON string");
 }
 
+/* 1 if a number starts at s[i] with a zero followed by a digit ("01",
+ * "-007"), which JSON does not allow and cJSON would read as decimal. Digits
+ * after '.', 'e' or another digit are not the start of a number. */
+static bool leading_zero(const uint8_t *s, size_t n, size_t i) {
+    bool starts = i == 0 || !strchr("0123456789.eE+-", s[i - 1]);
+    if (!starts || (s[i] != '-' && s[i] != '0'))
+        return false;
+    size_t z = i + (s[i] == '-');
+    return z + 1 < n && s[z] == '0' && s[z + 1] >= '0' && s[z + 1] <= '9';
+}
+
 /* The checks cJSON does not make or makes too late; see the file comment.
  * Counting '{', '[' and ',' outside strings bounds the number of values. */
 static int json_scan(const ReqLim *lim, const uint8_t *s, size_t n, char *err) {
@@ -83,6 +95,8 @@ static int json_scan(const ReqLim *lim, const uint8_t *s, size_t n, char *err) {
                 return sm_err(err, -EINVAL, "unbalanced JSON at byte %zu", i);
         } else if (c == ',') {
             values++;
+        } else if (leading_zero(s, n, i)) {
+            return sm_err(err, -EINVAL, "number with a leading zero at byte %zu", i);
         } else if (c < 0x20 && !is_ws(c)) {
             return sm_err(err, -EINVAL, "control character in JSON at byte %zu", i);
         }
@@ -231,17 +245,49 @@ static int json_images(ReqForm *f, const ReqLim *lim, const char *key, cJSON *it
     return rc;
 }
 
-/* Any other member, as text: strings as they are, the rest as compact JSON. */
-static int json_text(ReqForm *f, const ReqLim *lim, const char *key, const cJSON *item, char *err) {
+/* Where a top-level member's value is in the body: len bytes at off. */
+typedef struct {
+    size_t off, len;
+} Span;
+
+/* The value spans of the first max members of the (already validated)
+ * object in s, in body order, whitespace trimmed; returns how many. */
+static int member_spans(const uint8_t *s, size_t n, Span *out, int max) {
+    int depth = 0, k = 0;
+    size_t start = 0;
+    for (size_t i = 0; i < n && k < max; i++) {
+        uint8_t c = s[i];
+        if (c == '"') {
+            scan_string(s, n, &i, NULL);
+        } else if (c == '{' || c == '[') {
+            depth++;
+        } else if (c == ':' && depth == 1) {
+            start = i + 1;
+        } else if (start && depth == 1 && (c == ',' || c == '}')) {
+            size_t a = start, b = i;
+            while (a < b && is_ws(s[a]))
+                a++;
+            while (b > a && is_ws(s[b - 1]))
+                b--;
+            out[k++] = (Span){a, b - a};
+            start = 0;
+        }
+        if (c == '}' || c == ']')
+            depth--;
+    }
+    return k;
+}
+
+/* Any other member, as text: strings as they are, the rest as the body
+ * spelled them (raw, a validated JSON value), so a number in metadata
+ * such as 1234567890123456789 is kept digit for digit. */
+static int json_text(ReqForm *f, const ReqLim *lim, const char *key, const cJSON *item,
+                     const char *raw, size_t raw_len, char *err) {
     if (cJSON_IsNumber(item) && !isfinite(item->valuedouble))
         return sm_err(err, -EINVAL, "field '%.64s': number out of range", key);
-    char *printed = cJSON_IsString(item) ? NULL : cJSON_PrintUnformatted(item);
-    const char *t = cJSON_IsString(item) ? item->valuestring : printed;
-    int rc = 0;
-    if (!t)
-        return sm_err(err, -ENOMEM, "out of memory");
-    size_t len = strlen(t);
-    rc = req_check_text(lim, key, (const uint8_t *)t, len, err);
+    const char *t = cJSON_IsString(item) ? item->valuestring : raw;
+    size_t len = cJSON_IsString(item) ? strlen(t) : raw_len;
+    int rc = req_check_text(lim, key, (const uint8_t *)t, len, err);
     char *name = rc == 0 ? req_dup(key, strlen(key)) : NULL;
     uint8_t *data = rc == 0 ? req_dup(t, len) : NULL;
     if (rc == 0 && (!name || !data)) {
@@ -251,7 +297,6 @@ static int json_text(ReqForm *f, const ReqLim *lim, const char *key, const cJSON
     } else if (rc == 0) {
         rc = req_form_add(f, lim, name, data, len, NULL, NULL, err);
     }
-    cJSON_free(printed);
     return rc;
 }
 
@@ -292,14 +337,26 @@ int req_json_object_check(const char *text, size_t len, int max_depth, int max_v
 
 int req_parse_json(ReqForm *f, const ReqLim *lim, const uint8_t *body, size_t len, char *err) {
     cJSON *root = NULL;
-    int rc = json_object(lim, body, len, &root, err);
-    for (cJSON *m = root ? root->child : NULL; m && rc == 0; m = m->next) {
+    Span *spans = NULL;
+    int rc = json_object(lim, body, len, &root, err), n = 0, k = 0;
+    for (cJSON *m = root ? root->child : NULL; m; m = m->next)
+        n++;
+    if (rc == 0 && n && !(spans = malloc((size_t)n * sizeof *spans)))
+        rc = sm_err(err, -ENOMEM, "out of memory");
+    if (rc == 0 && n) {
+        int found = member_spans(body, len, spans, n);
+        assert(found == n);
+        (void)found;
+    }
+    for (cJSON *m = root ? root->child : NULL; m && rc == 0; m = m->next, k++) {
         const char *key = m->string;
         if ((rc = req_check_name(key, strlen(key), err)) < 0 || cJSON_IsNull(m))
             continue;
-        rc = req_is_image(lim, key) ? json_images(f, lim, key, m, err)
-                                    : json_text(f, lim, key, m, err);
+        rc = req_is_image(lim, key)
+                 ? json_images(f, lim, key, m, err)
+                 : json_text(f, lim, key, m, (const char *)body + spans[k].off, spans[k].len, err);
     }
+    free(spans);
     cJSON_Delete(root);
     return rc;
 }

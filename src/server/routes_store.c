@@ -73,8 +73,11 @@ static void subject_reply(const StoreSubject *s, Reply *rep) {
     iso_time(s->created_at, when);
     cJSON_AddStringToObject(o, "id", s->id);
     cJSON_AddStringToObject(o, "created_at", when);
-    cJSON *meta = s->metadata ? cJSON_Parse(s->metadata) : NULL;
-    cJSON_AddItemToObject(o, "metadata", meta ? meta : cJSON_CreateNull());
+    /* Verbatim, as enrolled: the store validated it as a JSON object. */
+    if (s->metadata)
+        cJSON_AddRawToObject(o, "metadata", s->metadata);
+    else
+        cJSON_AddNullToObject(o, "metadata");
     list = cJSON_AddArrayToObject(o, "samples");
     for (int64_t i = 0; i < s->n_samples; i++) {
         cJSON *x = cJSON_CreateObject();

@@ -295,8 +295,12 @@ Buf body_multipart(const Field *f, int n, char *ctype, size_t size) {
 
 /* The JSON value of field i (images base64, raw JSON parsed, text strings). */
 static cJSON *json_value(const Field *f) {
-    if (f->kind == F_JSON)
-        return cJSON_ParseWithLength(f->data, field_len(f));
+    if (f->kind == F_JSON) { /* sent as written, not as cJSON would print it */
+        char *t = strndup(f->data, field_len(f));
+        cJSON *v = cJSON_CreateRaw(t);
+        free(t);
+        return v;
+    }
     if (f->kind == F_TEXT)
         return cJSON_CreateString(f->data);
     char *s = b64(f->data, f->len);

@@ -5,7 +5,9 @@
  *     segment and %00 does not cut a subject id short (400 invalid_subject,
  *     nothing deleted), while other escapes still decode;
  *   - error bodies are valid UTF-8 JSON whatever bytes the path held;
- *   - a query value that decodes to NUL is refused, not truncated.
+ *   - a query value that decodes to NUL is refused, not truncated;
+ *   - metadata comes back as it was sent, digit for digit, from either
+ *     encoding; JSON numbers with leading zeros are refused.
  */
 #include <check.h>
 #include <stdio.h>
@@ -105,6 +107,54 @@ START_TEST(query_nul_refused) {
 }
 END_TEST
 
+#define META "{\"big\":1234567890123456789,\"inf\":1e999,\"f\":0.30000000000000004,\"e\":1E+05}"
+
+START_TEST(metadata_verbatim) {
+    ck_assert_msg(P > 0, "the shared daemon did not start");
+    Buf img = img_file("fm0_c9.png");
+    for (int json = 0; json < 2; json++) {
+        const char *subject = json ? "meta-js" : "meta-mp";
+        Field f[] = {TEXT("subject", subject), IMAGE("image", img),
+                     json ? JRAW("metadata", META) : TEXT("metadata", META)};
+        Resp r =
+            json ? post_json(P, "/enroll", f, 3, NULL) : post_multipart(P, "/enroll", f, 3, NULL);
+        ASSERT_JSON(r, 201);
+        resp_free(&r);
+        char path[64];
+        snprintf(path, sizeof path, "/subjects/%s", subject);
+        r = http_get(P, path);
+        ASSERT_JSON(r, 200);
+        ck_assert_msg(strstr(r.body, "\"metadata\":" META), "%s: %s", subject, r.body);
+        resp_free(&r);
+    }
+    buf_free(&img);
+}
+END_TEST
+
+START_TEST(leading_zeros_refused) {
+    ck_assert_msg(P > 0, "the shared daemon did not start");
+    Buf img = img_file("fm0_c9.png");
+    const char *const bad[] = {"{\"a\":01}", "{\"a\":[1,-007]}", "{\"a\":{\"b\":00}}"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        Field f[] = {TEXT("subject", "lz"), IMAGE("image", img), JRAW("metadata", bad[i])};
+        expect_error(post_json(P, "/enroll", f, 3, NULL), 400, "bad_request");
+        expect_error(post_multipart(P, "/enroll", f, 3, NULL), 400, "bad_request");
+    }
+    Field k[] = {IMAGE("image", img), JRAW("k", "01")};
+    expect_error(post_json(P, "/identify", k, 2, NULL), 400, "bad_request");
+    /* Zeros that JSON allows. */
+    Field ok[] = {TEXT("subject", "lz"), IMAGE("image", img),
+                  JRAW("metadata", "{\"a\":0,\"b\":-0.05,\"c\":1e05,\"d\":[0,10,100]}")};
+    Resp r = post_json(P, "/enroll", ok, 3, NULL);
+    ASSERT_JSON(r, 201);
+    resp_free(&r);
+    r = http_get(P, "/subjects/lz");
+    ASSERT_JSON(r, 200);
+    resp_free(&r);
+    buf_free(&img);
+}
+END_TEST
+
 TCase *tcase_security(void) {
     TCase *tc = tcase_create("security");
     tcase_add_unchecked_fixture(tc, sec_setup, sec_teardown);
@@ -112,5 +162,7 @@ TCase *tcase_security(void) {
     tcase_add_test(tc, escapes_keep_the_route);
     tcase_add_test(tc, error_bodies_are_utf8);
     tcase_add_test(tc, query_nul_refused);
+    tcase_add_test(tc, metadata_verbatim);
+    tcase_add_test(tc, leading_zeros_refused);
     return tc;
 }

@@ -542,13 +542,13 @@ START_TEST(test_json_members) {
     ck_assert_str_eq(req_text(f, "subject"), "alice \xc3\xa9\n");
     ck_assert_str_eq(req_text(f, "k"), "5");
     ck_assert_str_eq(req_text(f, "thr"), "0.25");
-    ck_assert_str_eq(req_text(f, "neg"), "-300");
+    ck_assert_str_eq(req_text(f, "neg"), "-3e2");
     ck_assert_str_eq(req_text(f, "ok"), "true");
     ck_assert_str_eq(req_text(f, "no"), "false");
     ck_assert_ptr_null(req_text(f, "gone"));
     ck_assert_int_eq(req_count(f, "gone"), 0);
-    ck_assert_str_eq(req_text(f, "metadata"), "{\"x\":[1,2.5,\"s\"],\"y\":{\"z\":null}}");
-    ck_assert_str_eq(req_text(f, "list"), "[1,2]");
+    ck_assert_str_eq(req_text(f, "metadata"), "{ \"x\" : [1, 2.5, \"s\"], \"y\": {\"z\": null} }");
+    ck_assert_str_eq(req_text(f, "list"), "[ 1 , 2 ]");
     ck_assert_int_eq(req_count(f, "image"), 0);
     ck_assert_int_eq(req_count(f, "a"), 0);
     ck_assert_int_eq(req_n_fields(f), 8);
@@ -724,6 +724,32 @@ START_TEST(test_json_object_check) {
 }
 END_TEST
 
+/* Non-string members are kept as the body spelled them (numbers digit for
+ * digit, inner spacing included); a number with a leading zero is refused. */
+START_TEST(test_json_raw_members) {
+    const char *body = "{ \"metadata\" : {\"n\":1234567890123456789 , \"x\" : [1, 2e0]} ,"
+                       "\"k\":\t5 ,\"t\":\"s,:}\" , \"f\": 0.30000000000000004}";
+    ReqForm *f = parse_ok(JS, body, strlen(body));
+    ck_assert_str_eq(req_text(f, "metadata"), "{\"n\":1234567890123456789 , \"x\" : [1, 2e0]}");
+    ck_assert_str_eq(req_text(f, "k"), "5");
+    ck_assert_str_eq(req_text(f, "t"), "s,:}");
+    ck_assert_str_eq(req_text(f, "f"), "0.30000000000000004");
+    req_free(f);
+    static const char *const bad[] = {"{\"k\":01}", "{\"k\":-01}", "{\"k\":[0,00]}",
+                                      "{\"k\":{\"a\":007}}"};
+    for (size_t i = 0; i < SM_ARRAY_LEN(bad); i++) {
+        char err[SM_ERRMAX] = "";
+        ck_assert_int_eq(parse(JS, bad[i], strlen(bad[i]), &f, err), -EINVAL);
+        ck_assert_msg(strstr(err, "leading zero"), "%s: %s", bad[i], err);
+        ck_assert_int_eq(req_json_object_check(bad[i], strlen(bad[i]), 8, 100, err), -EINVAL);
+    }
+    const char *ok = "{\"p\":0,\"q\":-0,\"r\":0.01,\"d\":1e007,\"e\":[10,0]}";
+    f = parse_ok(JS, ok, strlen(ok));
+    ck_assert_str_eq(req_text(f, "d"), "1e007");
+    req_free(f);
+}
+END_TEST
+
 static Suite *request_suite(void) {
     Suite *s = suite_create("request");
     TCase *tc = tcase_create("parse");
@@ -742,6 +768,7 @@ static Suite *request_suite(void) {
     tcase_add_test(tc, test_query_absent);
     tcase_add_test(tc, test_seed_files);
     tcase_add_test(tc, test_json_object_check);
+    tcase_add_test(tc, test_json_raw_members);
     suite_add_tcase(s, tc);
     return s;
 }
