@@ -61,6 +61,11 @@ static enum MHD_Result queue_reply(struct MHD_Connection *c, ReqState *st, Reply
         MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, rep->allow);
     if (rep->bearer_challenge)
         MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"siamesed\"");
+    if (rep->csp) {
+        MHD_add_response_header(r, "Content-Security-Policy", rep->csp);
+        MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+    }
     st->status = rep->status;
     enum MHD_Result ret = MHD_queue_response(c, (unsigned)rep->status, r);
     MHD_destroy_response(r);

@@ -30,6 +30,13 @@ static const Route routes[] = {
     {"GET", "/model", ROUTE_READ, handle_model, "model"},
     {"GET", "/healthz", ROUTE_PUBLIC, handle_healthz, "healthz"},
     {"GET", "/metrics", ROUTE_READ, handle_metrics, "metrics"},
+    /* The web page (web/, compiled in): public, since it holds only code; the
+     * API calls it makes carry the user's key. One row per asset. */
+    {"GET", "/", ROUTE_PUBLIC, handle_page, "page"},
+    {"GET", "/app.js", ROUTE_PUBLIC, handle_page, "page"},
+    {"GET", "/style.css", ROUTE_PUBLIC, handle_page, "page"},
+    {"GET", "/favicon.svg", ROUTE_PUBLIC, handle_page, "page"},
+    {"GET", "/page/settings", ROUTE_PUBLIC, handle_page_settings, "page"},
 };
 
 #define N_ROUTES ((int)SM_ARRAY_LEN(routes))

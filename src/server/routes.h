@@ -32,6 +32,7 @@ struct Route {
 RouteFn handle_verify, handle_enroll, handle_embed, handle_identify;
 RouteFn handle_subjects, handle_subject_get, handle_subject_delete, handle_sample_delete;
 RouteFn handle_model, handle_healthz, handle_metrics;
+RouteFn handle_page, handle_page_settings; /* routes_page.c */
 
 /* 400 invalid_subject, naming the documented id alphabet. */
 void reply_bad_subject(Reply *rep);

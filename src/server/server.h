@@ -49,6 +49,7 @@ typedef struct {
     const char *content_type; /* static string */
     const char *allow;        /* Allow header for 405, static */
     int bearer_challenge;     /* send WWW-Authenticate: Bearer */
+    const char *csp;          /* Content-Security-Policy (static), for the page */
 } Reply;
 
 /* Who may call a route: anyone (no key even when keys are configured), a

@@ -269,6 +269,8 @@ START_TEST(openapi_matches_the_routes) {
                       "documented %s %s: %ld %s", method, ops[i].path, r.status, r.body);
         if (strcmp(ops[i].path, "/metrics") == 0)
             ck_assert_msg(strncmp(r.ctype, "text/plain", 10) == 0, "/metrics: %s", r.ctype);
+        else if (strcmp(ops[i].path, "/") == 0)
+            ck_assert_msg(strncmp(r.ctype, "text/html", 9) == 0, "/: %s", r.ctype);
         else
             ck_assert_msg(r.json != NULL, "documented %s %s answered %s: %.200s", method,
                           ops[i].path, r.ctype, r.body);
@@ -285,7 +287,9 @@ START_TEST(openapi_matches_the_routes) {
                                                  {"delete", "/subjects/{id}/samples/{sample}"},
                                                  {"get", "/model"},
                                                  {"get", "/healthz"},
-                                                 {"get", "/metrics"}};
+                                                 {"get", "/metrics"},
+                                                 {"get", "/"},
+                                                 {"get", "/page/settings"}};
     for (size_t k = 0; k < sizeof code_routes / sizeof *code_routes; k++) {
         int found = 0;
         for (int i = 0; i < n && !found; i++)

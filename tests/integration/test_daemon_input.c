@@ -272,7 +272,8 @@ static void images_load(void) {
 
 static void table_routes(void) {
     bare("unknown route", "GET", "/nope", 404, "not_found");
-    bare("root", "GET", "/", 404, "not_found");
+    bare("root posted", "POST", "/", 405, "method_not_allowed");
+    bare("page asset unknown", "GET", "/index.js", 404, "not_found");
     bare("trailing slash", "GET", "/healthz/", 404, "not_found");
     bare("empty segment", "GET", "//subjects", 404, "not_found");
     bare("samples without id", "GET", "/subjects/a/samples", 404, "not_found");

@@ -30,6 +30,9 @@ static const struct {
     {"GET", "/model", "model", ROUTE_READ},
     {"GET", "/healthz", "healthz", ROUTE_PUBLIC},
     {"GET", "/metrics", "metrics", ROUTE_READ},
+    {"GET", "/", "page", ROUTE_PUBLIC},
+    {"HEAD", "/app.js", "page", ROUTE_PUBLIC},
+    {"GET", "/page/settings", "page", ROUTE_PUBLIC},
     /* Nothing else reaches a handler. */
     {"GET", "/verify", "other", ROUTE_READ},
     {"POST", "/subjects", "other", ROUTE_READ},
@@ -39,7 +42,8 @@ static const struct {
     {"GET", "/subjects/", "other", ROUTE_READ},
     {"GET", "/subjects//x", "other", ROUTE_READ},
     {"GET", "/healthz/", "other", ROUTE_READ},
-    {"GET", "/", "other", ROUTE_READ},
+    {"POST", "/", "other", ROUTE_READ},
+    {"GET", "/index.html/", "other", ROUTE_READ},
     {"GET", "", "other", ROUTE_READ},
     {"GET", "healthz", "other", ROUTE_READ},
     {"DELETE", "/subjects/a/other/3", "other", ROUTE_READ},
@@ -63,7 +67,10 @@ START_TEST(test_metrics_shared) {
     ck_assert_int_ne(route_metric(route_match("GET", "/subjects/a")),
                      route_metric(route_match("GET", "/subjects")));
     int n = route_metric_count(), other = route_metric(route_match("GET", "/nope"));
-    ck_assert_int_eq(n, 11); /* 12 rows, two share "subject", plus "other" */
+    /* 16 rows: two share "subject", the page's five share "page"; plus "other". */
+    ck_assert_int_eq(n, 12);
+    ck_assert_int_eq(route_metric(route_match("GET", "/")),
+                     route_metric(route_match("GET", "/page/settings")));
     ck_assert_int_eq(other, n - 1);
     for (size_t i = 0; i < SM_ARRAY_LEN(cases); i++) {
         int k = route_metric(route_match(cases[i].method, cases[i].path));

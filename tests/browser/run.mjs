@@ -1,0 +1,280 @@
+/*
+ * run.mjs: the browser tests. Debian's chromium, driven by playwright-core,
+ * against the real siamesed on a loopback port: the page at "/" (verify,
+ * bulk enroll, subjects, identify, delete; then the same with API keys on)
+ * and an HTML training report opened from disk. Every page must keep the
+ * browser console free of errors; screenshots of each page are written to
+ * OUT_DIR/screenshots and their paths printed.
+ *
+ * usage: node run.mjs SIAMESED MKMODEL SOURCE_ROOT OUT_DIR
+ * Exits 77 (meson's "skipped") when there is no chromium, or outside CI when
+ * playwright-core was never installed.
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { createServer } from 'node:net';
+import path from 'node:path';
+
+const [siamesed, mkmodel, srcRoot, outDir] = process.argv.slice(2);
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+if (!existsSync(CHROMIUM)) {
+  console.log(`SKIP: no chromium at ${CHROMIUM} (scripts/install-deps.sh installs it)`);
+  process.exit(77);
+}
+let chromium;
+try {
+  ({ chromium } = await import('playwright-core'));
+} catch (e) {
+  /* Only a tree that never ran scripts/install-deps.sh (a Docker build stage
+   * copies the script alone) lacks it; CI runs that script, so there it fails. */
+  const msg = 'playwright-core is missing: run scripts/install-deps.sh (npm ci in tests/browser)';
+  if (process.env.CI) {
+    console.error(msg);
+    process.exit(1);
+  }
+  console.log('SKIP: ' + msg);
+  process.exit(77);
+}
+
+const work = path.join(outDir, 'browser-work');
+const shots = path.join(outDir, 'screenshots');
+const img = (n) => path.join(srcRoot, 'tests/data/img', n);
+const IMAGES = ['fm0_c9.png', 'fm2_c1.png', 'fm3_c1.png'].map(img);
+const WRITE_KEY = 'writekey-0123456789abcdef';
+const READ_KEY = 'readkey-0123456789abcdef';
+/* Chromium's flags known to work on these machines (no network, no sandbox). */
+const ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+  '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+
+let browser;
+const daemons = [];
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+function run(cmd, args) {
+  return new Promise((resolve, reject) => {
+    const p = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    p.stdout.on('data', (d) => { out += d; });
+    p.stderr.on('data', (d) => { out += d; });
+    p.on('error', reject);
+    p.on('close', (code) => (code === 0 ? resolve(out)
+      : reject(new Error(`${cmd} ${args.join(' ')} exited ${code}:\n${out}`))));
+  });
+}
+
+/* Starts siamesed on a free port with extra flags; resolves to its base URL. */
+async function startDaemon(name, extra) {
+  const dir = path.join(work, name);
+  mkdirSync(dir, { recursive: true });
+  const model = path.join(dir, 'model.safetensors');
+  await run(mkmodel, [model, '7']);
+  const port = await freePort();
+  const proc = spawn(siamesed, ['--listen', `127.0.0.1:${port}`, '--model', model,
+    '--db', path.join(dir, 'db.sqlite'), '--train-if-missing', 'no', '--threads', '2', ...extra],
+  { stdio: ['ignore', 'ignore', 'pipe'] });
+  let log = '';
+  proc.stderr.on('data', (d) => { log += d; });
+  daemons.push(proc);
+  const base = `http://127.0.0.1:${port}`;
+  for (let i = 0; i < 100; i++) {
+    if (proc.exitCode !== null) throw new Error(`siamesed exited ${proc.exitCode}:\n${log}`);
+    try {
+      if ((await fetch(base + '/healthz')).ok) return base;
+    } catch (e) { /* not listening yet */ }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`siamesed did not start:\n${log}`);
+}
+
+/* A new page that records console errors, page errors and every request. */
+async function openPage(url) {
+  const page = await browser.newPage({ viewport: { width: 1200, height: 800 } });
+  page.errors = [];
+  page.requests = [];
+  page.on('console', (m) => { if (m.type() === 'error') page.errors.push(m.text()); });
+  page.on('pageerror', (e) => page.errors.push('pageerror: ' + e.message));
+  page.on('request', (r) => page.requests.push(r.url()));
+  page.on('dialog', (d) => d.accept());
+  const res = await page.goto(url);
+  return { page, res };
+}
+
+/* The console errors other than the refused API calls a test provoked on purpose. */
+function unexpectedErrors(page, allowedStatuses = []) {
+  return page.errors.filter((t) => !allowedStatuses.some((s) =>
+    t.includes(`Failed to load resource: the server responded with a status of ${s}`)));
+}
+
+async function shot(page, name) {
+  const file = path.join(shots, name + '.png');
+  await page.screenshot({ path: file, fullPage: true });
+  console.log(`# screenshot: ${file}`);
+}
+
+async function apiVerify(base, a, b, key) {
+  const form = new FormData();
+  form.append('a', new Blob([readFileSync(a)]), path.basename(a));
+  form.append('b', new Blob([readFileSync(b)]), path.basename(b));
+  const headers = key ? { Authorization: 'Bearer ' + key } : {};
+  return (await fetch(base + '/verify', { method: 'POST', body: form, headers })).json();
+}
+
+before(async () => {
+  rmSync(work, { recursive: true, force: true });
+  mkdirSync(shots, { recursive: true });
+  browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS });
+});
+
+after(async () => {
+  if (browser) await browser.close();
+  for (const d of daemons) d.kill('SIGTERM');
+});
+
+let open;
+
+test('the page loads with a strict CSP, its favicon and no console errors', async () => {
+  const base = await startDaemon('open', []);
+  open = base;
+  const { page, res } = await openPage(base + '/');
+  assert.equal(res.status(), 200);
+  const csp = res.headers()['content-security-policy'];
+  assert.match(csp, /default-src 'self'/);
+  assert.doesNotMatch(csp, /unsafe-inline|unsafe-eval/);
+  await page.waitForFunction(() => /Threshold \d/.test(document.querySelector('#model-info').textContent));
+  assert.equal((await fetch(base + '/favicon.svg')).status, 200);
+  const paint = await page.evaluate(() => {
+    const e = performance.getEntriesByName('first-contentful-paint')[0];
+    return e ? e.startTime : null;
+  });
+  console.log(`# first contentful paint: ${paint === null ? 'n/a' : paint.toFixed(0) + ' ms'}`);
+  assert.ok(page.requests.every((u) => u.startsWith(base)), page.requests.join('\n'));
+  assert.ok(page.requests.some((u) => u.endsWith('/favicon.svg')), 'the favicon was requested');
+  assert.deepEqual(unexpectedErrors(page), []);
+  await shot(page, 'verify-empty');
+  await page.close();
+});
+
+test('verify two images: the verdict and distance the API gives, on a scale', async () => {
+  const { page } = await openPage(open + '/#verify');
+  await page.setInputFiles('#verify-a', IMAGES[0]);
+  await page.setInputFiles('#verify-b', IMAGES[1]);
+  await page.click('#verify-submit');
+  await page.waitForSelector('#verify-result .verdict');
+  const text = await page.textContent('#verify-result');
+  const want = await apiVerify(open, IMAGES[0], IMAGES[1]);
+  assert.ok(text.includes(`verdict "${want.verdict}"`), text);
+  assert.ok(text.includes(want.distance.toFixed(4)), `${text} lacks ${want.distance}`);
+  assert.equal(await page.locator('#verify-result svg.scale').count(), 1);
+  const curl = await page.textContent('#verify-curl');
+  assert.match(curl, /curl -s -F 'a=@fm0_c9.png' -F 'b=@fm2_c1.png' http:\/\/127.0.0.1:\d+\/verify/);
+  assert.deepEqual(unexpectedErrors(page), []);
+  await shot(page, 'verify-result');
+  /* An image that is not one: the API's message, not a blank page. */
+  await page.setInputFiles('#verify-b', { name: 'notes.png', mimeType: 'image/png',
+    buffer: Buffer.from('not an image at all') });
+  await page.click('#verify-submit');
+  await page.waitForSelector('#verify-result .error');
+  assert.match(await page.textContent('#verify-result'), /Error: b #1: /);
+  assert.deepEqual(unexpectedErrors(page, [422]), []);
+  await page.close();
+});
+
+test('bulk-enroll three images, see the subject listed, identify it, delete it', async () => {
+  const { page } = await openPage(open + '/#enroll');
+  await page.fill('#enroll-subject', 'alice');
+  await page.setInputFiles('#enroll-images', IMAGES);
+  await page.fill('#enroll-metadata', '{"name":"Alice"}');
+  await page.click('#enroll-submit');
+  await page.waitForFunction(() => /3 of 3 images enrolled/.test(
+    document.querySelector('#enroll-result').textContent));
+  const items = await page.locator('#enroll-result li').allTextContents();
+  for (const f of ['fm0_c9.png', 'fm2_c1.png', 'fm3_c1.png'])
+    assert.ok(items.some((t) => t.startsWith(f + ': enrolled as sample')), items.join('\n'));
+  await shot(page, 'enroll-result');
+
+  await page.click('nav a[data-tab="subjects"]');
+  const row = page.locator('#subjects [data-subject="alice"]');
+  await row.waitFor();
+  assert.match(await row.textContent(), /alice 3 samples/);
+  await row.locator('summary').click();
+  await row.locator('pre.meta').waitFor();
+  assert.match(await row.locator('pre.meta').textContent(), /"name":"Alice"/);
+  assert.equal(await row.locator('button[data-sample]').count(), 3);
+  await shot(page, 'subjects');
+
+  await page.click('nav a[data-tab="identify"]');
+  await page.setInputFiles('#identify-image', IMAGES[0]);
+  await page.click('#identify-submit');
+  await page.waitForSelector('#identify-result table');
+  const found = await page.textContent('#identify-result');
+  assert.match(found, /^alice is the closest subject under the threshold/);
+  assert.match(await page.textContent('#identify-result tr[data-subject="alice"]'), /^alice0\.00\d\dsame$/);
+  await shot(page, 'identify-result');
+
+  await page.click('nav a[data-tab="subjects"]');
+  await row.waitFor();
+  await row.locator('button', { hasText: 'Delete subject' }).click();
+  await row.waitFor({ state: 'detached' });
+  assert.equal((await fetch(open + '/subjects/alice')).status, 404);
+  await page.click('nav a[data-tab="identify"]');
+  await page.click('#identify-submit');
+  await page.waitForFunction(() => /^Unknown/.test(document.querySelector('#identify-result').textContent));
+  await shot(page, 'identify-unknown');
+  assert.deepEqual(unexpectedErrors(page), []);
+  await page.close();
+});
+
+test('with API keys on: refused without a key, works with one, read keys may not write', async () => {
+  const base = await startDaemon('keys', ['--api-keys', `${READ_KEY}:read,${WRITE_KEY}:write`]);
+  const { page } = await openPage(base + '/');
+  await page.waitForSelector('#auth-note:not([hidden])');
+  assert.deepEqual(unexpectedErrors(page), [], 'loading the page needs no key');
+  await shot(page, 'keys-needed');
+  await page.setInputFiles('#verify-a', IMAGES[0]);
+  await page.setInputFiles('#verify-b', IMAGES[1]);
+  await page.click('#verify-submit');
+  await page.waitForSelector('#verify-result .error');
+  assert.match(await page.textContent('#verify-result'), /missing or malformed Authorization/);
+
+  await page.fill('#api-key', WRITE_KEY);
+  await page.press('#api-key', 'Tab');
+  assert.equal(await page.evaluate(() => sessionStorage.getItem('siamesed.apiKey')), WRITE_KEY);
+  await page.click('#verify-submit');
+  await page.waitForSelector('#verify-result .verdict');
+  const want = await apiVerify(base, IMAGES[0], IMAGES[1], READ_KEY);
+  assert.ok((await page.textContent('#verify-result')).includes(want.distance.toFixed(4)));
+  assert.match(await page.textContent('#verify-curl'), /Authorization: Bearer \$SIAMESED_KEY/);
+  await page.waitForFunction(() => /Threshold \d/.test(document.querySelector('#model-info').textContent));
+
+  await page.click('nav a[data-tab="enroll"]');
+  await page.fill('#enroll-subject', 'bob');
+  await page.setInputFiles('#enroll-images', IMAGES);
+  await page.click('#enroll-submit');
+  await page.waitForFunction(() => /3 of 3 images enrolled/.test(
+    document.querySelector('#enroll-result').textContent));
+  await page.click('nav a[data-tab="subjects"]');
+  await page.locator('#subjects [data-subject="bob"]').waitFor();
+
+  await page.fill('#api-key', READ_KEY);
+  await page.press('#api-key', 'Tab');
+  await page.click('nav a[data-tab="enroll"]');
+  await page.click('#enroll-submit');
+  await page.waitForFunction(() => /0 of 3 images enrolled/.test(
+    document.querySelector('#enroll-result').textContent));
+  assert.match(await page.textContent('#enroll-result'), /this API key may only read/);
+  await shot(page, 'keys-read-only');
+  assert.deepEqual(unexpectedErrors(page, [401, 403]), []);
+  await page.close();
+});
