@@ -145,6 +145,17 @@ out:
     return rc;
 }
 
+/* --train without --out writes to `model`, which a daemon may be serving:
+ * replacing a model file that exists takes --force. */
+static int train_target_check(const Config *cfg, char *err) {
+    if (*cfg->out || cfg->force || access(cfg->model, F_OK) != 0)
+        return 0;
+    return sm_err(err, -EEXIST,
+                  "%s exists (perhaps the model a daemon serves): write the new one elsewhere "
+                  "with --out FILE, or pass --force to replace it",
+                  cfg->model);
+}
+
 static void print_version(void) {
     printf("siamesed %s (OpenBLAS kernel %s)\n", SM_VERSION, blas_kernel());
 }
@@ -169,7 +180,12 @@ static int run(int argc, char **argv, char **envp, char *err) {
         print_version();
         break;
     case CONFIG_MODE_TRAIN:
-        rc = cmd_train(&cfg, *cfg.out ? cfg.out : cfg.model, err);
+        rc = train_target_check(&cfg, err);
+        if (rc == 0)
+            rc = cmd_train(&cfg, *cfg.out ? cfg.out : cfg.model, err);
+        break;
+    case CONFIG_MODE_INFO:
+        rc = serve_info(&cfg, stdout, err);
         break;
     case CONFIG_MODE_EVAL:
         rc = cmd_eval(&cfg, err);

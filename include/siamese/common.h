@@ -15,7 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SM_ERRMAX 256
+#define SM_ERRMAX 512
 
 /* A documented positive outcome: the thing asked for does not exist. */
 #define SM_ABSENT 1

@@ -32,7 +32,8 @@
  * ("128,128,128") and `api_keys` ("KEY:read,KEY:write").
  *
  * Modes are not settings: the command line holds at most one of --train,
- * --eval, --reembed, --help (or -h), --version; none means serve.
+ * --eval, --reembed, --info [MODEL], --help (or -h), --version; none means
+ * serve. `--info MODEL` is `--info --model MODEL`.
  */
 #ifndef SIAMESE_CONFIG_H
 #define SIAMESE_CONFIG_H
@@ -56,6 +57,7 @@ typedef enum {
     CONFIG_MODE_REEMBED, /* --reembed */
     CONFIG_MODE_HELP,    /* --help, -h */
     CONFIG_MODE_VERSION, /* --version */
+    CONFIG_MODE_INFO,    /* --info [MODEL]: MODEL sets `model` */
 } ConfigMode;
 
 typedef enum { CONFIG_OPT_RMSPROP, CONFIG_OPT_ADAM } ConfigOptimizer;
@@ -128,6 +130,7 @@ typedef struct {
     bool skip_bad_images; /* dataset images that do not decode: skip and count */
     char *out;            /* --train output; "" = `model` */
     bool json;            /* print the final report as JSON on stdout */
+    bool force;           /* --train may replace an existing `model` file */
     /* bookkeeping */
     char *config_path;                     /* the --config file, or NULL */
     unsigned char origin[CONFIG_MAX_KEYS]; /* ConfigSource of config_key(i) */
@@ -204,7 +207,7 @@ int config_dump_json(const Config *cfg, char **out, char *err);
  * secrets redacted. */
 void config_log(const Config *cfg);
 
-/* "serve", "train", "eval", "reembed", "help", "version" (static). */
+/* "serve", "train", "eval", "reembed", "help", "version", "info" (static). */
 const char *config_mode_name(ConfigMode mode);
 /* "default", "file", "env", "flag", "set" (static). */
 const char *config_source_name(ConfigSource src);

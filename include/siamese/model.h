@@ -24,6 +24,9 @@
 #define MODEL_MAX_LAYERS 8
 #define MODEL_MAX_WIDTH 4096
 #define MODEL_FORMAT_VERSION 1
+/* Validation ROC AUC below which a model learned nothing useful: the trainer
+ * stops on it, the daemon warns and GET /model says so. */
+#define MODEL_AUC_FLOOR 0.6
 /* How images become model input; the image module implements exactly this. */
 #define MODEL_PREPROCESS "gray-rec601,alpha-over-black,resize-area-or-bilinear,scale-1/255"
 

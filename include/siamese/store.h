@@ -218,6 +218,20 @@ typedef struct {
     const char *sql;
 } StoreMigration;
 
+/* ---- A look without opening (peek.c) ---- */
+
+/* The samples one model made: its fingerprint, how many, how many kept their image. */
+typedef struct {
+    char fingerprint[STORE_FINGERPRINT_LEN + 1];
+    int64_t samples, with_image;
+} StoreModelCount;
+
+/* Reads, without store_open() (read-only, no lock, no migration, nothing
+ * created), how many samples of the database at path each model made, most
+ * first: up to max entries into out, *n of them. 0 (with *n = 0 for a database
+ * without samples); SM_ABSENT if path does not exist; -errno with err. */
+int store_peek(const char *path, StoreModelCount *out, int max, int *n, char *err);
+
 /* The migrations built into this binary (the .sql files in migrations/), in order. */
 extern const StoreMigration store_migrations[];
 extern const int store_n_migrations;

@@ -26,6 +26,7 @@
 #include "siamese/common.h"
 #include "siamese/log.h"
 #include "siamese/serve.h"
+#include "siamese/store.h"
 
 #define KEY_BYTES 32 /* 64 hex characters */
 #define KEY_FILE_MAX 1024
@@ -155,9 +156,31 @@ static int key_file_load(Config *cfg, char *err) {
     return rc;
 }
 
-int serve_prepare(Config *cfg, char *err) {
-    int rc = *cfg->api_key_file ? key_file_load(cfg, err) : 0;
+/* A missing model file over a database that holds samples is most likely a
+ * mistyped --model: training a default model there (train_if_missing) would
+ * strand every sample, so say which model made them instead. */
+static int model_guard(const Config *cfg, char *err) {
+    StoreModelCount c[1];
+    int n = 0;
+    if (access(cfg->model, F_OK) == 0)
+        return 0;
+    int rc = store_peek(cfg->db, c, 1, &n, err);
     if (rc < 0)
         return rc;
-    return exposure_check(cfg, err);
+    if (rc == SM_ABSENT || n == 0)
+        return 0;
+    return sm_err(err, -ENOENT,
+                  "no model file %s, but %s holds %lld samples made by model %.12s: give --model "
+                  "the file that made them (`siamesed --info FILE` prints a file's fingerprint); "
+                  "nothing was trained or changed",
+                  cfg->model, cfg->db, (long long)c[0].samples, c[0].fingerprint);
+}
+
+int serve_prepare(Config *cfg, char *err) {
+    int rc = *cfg->api_key_file ? key_file_load(cfg, err) : 0;
+    if (rc == 0)
+        rc = exposure_check(cfg, err);
+    if (rc == 0)
+        rc = model_guard(cfg, err);
+    return rc;
 }

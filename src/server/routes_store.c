@@ -169,6 +169,7 @@ void handle_model(Server *srv, const HttpReq *req, const RouteArgs *args, Reply 
     cJSON_AddItemToObject(o, "training", training ? training : cJSON_CreateObject());
     cJSON_AddStringToObject(o, "fingerprint", model_fingerprint(m));
     cJSON_AddStringToObject(o, "blas_kernel", blas_kernel());
+    cJSON_AddStringToObject(o, "quality", srv->model_quality);
     reply_json(rep, 200, o);
 }
 

@@ -84,6 +84,16 @@ static int lock_db(const char *db, char *err) {
     return fd;
 }
 
+/* A store holding another model's samples: which model, and what to do. */
+static int stale_refusal(const Config *cfg, const Model *m, char *err) {
+    StoreModelCount c[8];
+    int n = 0;
+    char why[SM_ERRMAX];
+    if (store_peek(cfg->db, c, 8, &n, why) < 0 || n == 0)
+        return -ESTALE; /* err keeps store_open()'s message */
+    return serve_mismatch(cfg, model_fingerprint(m), c, n, err);
+}
+
 static int open_parts(const Config *cfg, Model **m, Store **st, int allow_stale, char *err) {
     int rc = model_load(cfg->model, m, err);
     if (rc < 0)
@@ -102,7 +112,7 @@ static int open_parts(const Config *cfg, Model **m, Store **st, int allow_stale,
                       .max_bytes = (int64_t)cfg->max_db_size};
     rc = store_open(&sc, st, err);
     if (rc == STORE_STALE && !allow_stale)
-        return -ESTALE;
+        return stale_refusal(cfg, *m, err);
     return rc < 0 ? rc : 0;
 }
 
@@ -116,6 +126,16 @@ static void log_start(const Server *srv, int port) {
              (long long)subjects, (long long)samples, blas_kernel(),
              srv->cfg->n_api_keys ? "on" : "off", *srv->cfg->tls_cert ? "; tls on" : "");
     const char *host = srv->cfg->listen.host;
+    double auc;
+    const char *q = serve_model_quality(srv->model, &auc);
+    if (strcmp(q, "below_floor") == 0)
+        log_warn("siamesed: model %s has a validation ROC AUC of %.3f, below the floor %.2f: it "
+                 "barely tells pairs apart (retrain, e.g. with --arch cnn)",
+                 model_path(srv->model), auc, MODEL_AUC_FLOOR);
+    else if (strcmp(q, "unmeasured") == 0)
+        log_info("siamesed: model %s records no validation metrics (unmeasured): check it with "
+                 "`siamesed --eval` on your data",
+                 model_path(srv->model));
     log_info("siamesed: listening on %s:%d%s", *host ? host : "*", port,
              *host ? "" : " (every interface)");
 }
@@ -130,6 +150,8 @@ int serve_run(const Config *cfg, char *err) {
     if (rc < 0 || (rc = open_parts(cfg, &m, &store, 0, err)) < 0)
         goto out;
     srv.model = m, srv.store = store;
+    double auc;
+    srv.model_quality = serve_model_quality(m, &auc);
     srv.img_limits =
         (ImgLimits){cfg->max_image_width, cfg->max_image_height, (uint64_t)cfg->max_image_pixels};
     if ((rc = auth_new(cfg->api_keys, cfg->n_api_keys, &srv.auth, err)) < 0)

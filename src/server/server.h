@@ -27,7 +27,8 @@ typedef struct {
     Auth *auth;
     PromStats *stats;
     ImgLimits img_limits;
-    double started;       /* sm_now() at start */
+    double started;            /* sm_now() at start */
+    const char *model_quality; /* serve_model_quality() of model (static) */
     atomic_int in_flight; /* requests between first call and completion */
 } Server;
 

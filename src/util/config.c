@@ -114,6 +114,8 @@ static const ConfigEntry table[] = {
     {"out", CT_PATH, O(out), 0, "", 0, PATH_MAXLEN,
      .help = "where --train writes the model; empty = `model`"},
     {"json", CT_BOOL, O(json), 0, "no", .help = "print the final report as JSON on stdout"},
+    {"force", CT_BOOL, O(force), 0, "no",
+     .help = "--train: replace an existing model file at `model` when `out` is empty"},
 };
 
 #define N_KEYS SM_ARRAY_LEN(table)
@@ -341,6 +343,8 @@ static const struct {
     {"train", CONFIG_MODE_TRAIN, "train a model on `data`, save it to `out` (empty: `model`)"},
     {"eval", CONFIG_MODE_EVAL, "evaluate `model` on the test split (`test_data` or `data`)"},
     {"reembed", CONFIG_MODE_REEMBED, "recompute the embeddings stored in `db` with `model`"},
+    {"info", CONFIG_MODE_INFO,
+     "[MODEL] describe a model file (default `model`) and, if `db` exists, whether it matches"},
     {"help", CONFIG_MODE_HELP, "print this help and exit"},
     {"version", CONFIG_MODE_VERSION, "print the version and exit"},
 };
@@ -360,7 +364,10 @@ static int next_arg(int argc, char **argv, int *i, Arg *a, char *err) {
         if (strlen(modes[m].flag) == len && memcmp(modes[m].flag, name, len) == 0) {
             if (eq)
                 return sm_err(err, -EINVAL, "option --%s takes no value", modes[m].flag);
-            return a->kind = ARG_MODE, a->mode = modes[m].mode, 0;
+            a->kind = ARG_MODE, a->mode = modes[m].mode, a->value = NULL;
+            if (a->mode == CONFIG_MODE_INFO && *i < argc && argv[*i][0] != '-')
+                a->value = argv[(*i)++]; /* --info MODEL */
+            return 0;
         }
     a->e = NULL;
     for (size_t j = 0; j < N_KEYS && !a->e; j++)
@@ -387,7 +394,8 @@ static int next_arg(int argc, char **argv, int *i, Arg *a, char *err) {
 }
 
 /* First pass: the mode and the --config file; every flag is recognised. */
-static int scan_args(int argc, char **argv, ConfigMode *mode, const char **cpath, char *err) {
+static int scan_args(int argc, char **argv, ConfigMode *mode, const char **cpath,
+                     const char **info_model, char *err) {
     const char *mode_arg = NULL;
     for (int i = 1; i < argc;) {
         const char *s = argv[i];
@@ -398,7 +406,7 @@ static int scan_args(int argc, char **argv, ConfigMode *mode, const char **cpath
         if (a.kind == ARG_MODE && mode_arg)
             return sm_err(err, -EINVAL, "%s and %s: give at most one mode", mode_arg, s);
         if (a.kind == ARG_MODE)
-            *mode = a.mode, mode_arg = s;
+            *mode = a.mode, mode_arg = s, *info_model = a.value;
         if (a.kind == ARG_CONFIG && *cpath)
             return sm_err(err, -EINVAL, "option --config given twice");
         if (a.kind == ARG_CONFIG)
@@ -428,12 +436,20 @@ static int apply_args(Config *cfg, int argc, char **argv, char *err) {
     return 0;
 }
 
+/* --info MODEL is --model MODEL; both at once would be ambiguous. */
+static int set_info_model(Config *cfg, const char *path, char *err) {
+    const ConfigEntry *e = find_key("model", 5);
+    if (cfg->origin[e - table] == CONFIG_SRC_FLAG)
+        return sm_err(err, -EINVAL, "--info %s and --model: name the model once", path);
+    return apply(cfg, e, path, CONFIG_SRC_FLAG, "option --info", err);
+}
+
 int config_parse(int argc, char **argv, char **envp, Config *cfg, ConfigMode *mode, char *err) {
-    const char *cpath = NULL;
+    const char *cpath = NULL, *info_model = NULL;
     ConfigMode m = CONFIG_MODE_SERVE;
     memset(cfg, 0, sizeof *cfg);
     *mode = m;
-    int rc = scan_args(argc, argv, &m, &cpath, err);
+    int rc = scan_args(argc, argv, &m, &cpath, &info_model, err);
     if (rc == 0)
         rc = config_init(cfg, err);
     if (rc < 0)
@@ -450,6 +466,8 @@ int config_parse(int argc, char **argv, char **envp, Config *cfg, ConfigMode *mo
     if ((rc = config_load_env(cfg, envp, err)) < 0)
         goto out;
     if ((rc = apply_args(cfg, argc, argv, err)) < 0)
+        goto out;
+    if (info_model && (rc = set_info_model(cfg, info_model, err)) < 0)
         goto out;
     rc = config_check(cfg, err);
 out:
@@ -527,8 +545,9 @@ static void print_wrapped(FILE *f, const char *text) {
 }
 
 void config_print_help(FILE *f) {
-    fprintf(f, "Usage: siamesed [--train|--eval|--reembed|--help|--version] [--config FILE]\n"
-               "                [--SETTING VALUE]...\n\nModes (at most one; none serves HTTP):\n");
+    fprintf(f, "Usage: siamesed [--train|--eval|--reembed|--info [MODEL]|--help|--version]\n"
+               "                [--config FILE] [--SETTING VALUE]...\n\nModes (at most one; none "
+               "serves HTTP):\n");
     for (size_t m = 0; m < SM_ARRAY_LEN(modes); m++) {
         char fl[32];
         snprintf(fl, sizeof fl, "%s--%s", modes[m].mode == CONFIG_MODE_HELP ? "-h, " : "",
@@ -622,7 +641,8 @@ void config_log(const Config *cfg) {
 }
 
 const char *config_mode_name(ConfigMode mode) {
-    static const char *const names[] = {"serve", "train", "eval", "reembed", "help", "version"};
+    static const char *const names[] = {"serve", "train",   "eval", "reembed",
+                                        "help",  "version", "info"};
     return (unsigned)mode < SM_ARRAY_LEN(names) ? names[mode] : "?";
 }
 
