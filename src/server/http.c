@@ -307,12 +307,18 @@ int http_port(const Http *h) {
 void http_stop(Http *h, double grace_s) {
     if (!h)
         return;
+    /* The listen socket is ours after quiesce, but MHD's threads may still
+     * use it (its epoll set holds it): close it only after MHD_stop_daemon(),
+     * as the libmicrohttpd manual says, or the stop aborts the process.
+     * shutdown() already stops it listening: new connections are refused. */
     MHD_socket fd = MHD_quiesce_daemon(h->d);
     if (fd != MHD_INVALID_SOCKET)
-        close(fd);
+        shutdown(fd, SHUT_RDWR);
     double until = sm_now() + grace_s;
     while (atomic_load(&h->srv->in_flight) > 0 && sm_now() < until)
         usleep(10000);
     MHD_stop_daemon(h->d);
+    if (fd != MHD_INVALID_SOCKET)
+        close(fd);
     free(h);
 }

@@ -48,7 +48,8 @@ int serve_mismatch(const Config *cfg, const char *fp, const StoreModelCount *c, 
                       cfg->db);
     return sm_err(err, -ESTALE,
                   "%s: %lld samples were made by model %s, not by %s (%.*s), and %lld of them "
-                  "have no kept image to re-embed: serve them with the model that made them "
+                  "have no kept image, so `siamesed --reembed` cannot convert them: serve them "
+                  "with the model that made them "
                   "(`siamesed --info FILE` shows a file's fingerprint), delete those subjects, "
                   "or use a new --db",
                   cfg->db, (long long)other, models, cfg->model, FP_SHOWN, fp,
