@@ -29,7 +29,7 @@ typedef struct {
     ImgLimits img_limits;
     double started;            /* sm_now() at start */
     const char *model_quality; /* serve_model_quality() of model (static) */
-    atomic_int in_flight; /* requests between first call and completion */
+    atomic_int in_flight;      /* requests between first call and completion */
 } Server;
 
 typedef struct {
