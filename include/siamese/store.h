@@ -88,9 +88,19 @@ typedef struct {
  *   -ENOTSUP  the database has a newer schema than this binary knows;
  *   -EINVAL   bad config, or a corrupt or non-SQLite file, or invalid rows;
  *   -EIO      WAL unavailable or an I/O error; -ENOSPC disk full;
- *   -EACCES / -ENOENT and friends from opening the file.
+ *   -EACCES   a database file that is read-only (its mode, or SQLite could
+ *             open it only for reading): refused now rather than failing
+ *             every write later;
+ *   -ENOENT and friends from opening the file.
+ * A new database file is created with mode 0600 (SQLite creates its WAL and
+ * SHM files with the database file's mode): it holds the enrolled images.
  * *out is freed with store_close(). */
 int store_open(const StoreConfig *cfg, Store **out, char *err);
+
+/* Creates the directory that will hold the database at db_path, and any
+ * missing parents, with mode 0700 (existing ones are left as they are).
+ * 0, or a negative errno with err filled. */
+int store_dir_make(const char *db_path, char *err);
 
 /* Waits for queued writes, stops the writer and closes the database. No other
  * call on s may be running or start. Accepts NULL. */
@@ -130,15 +140,22 @@ typedef struct {
 typedef struct {
     char id[STORE_SUBJECT_MAX + 1];
     int64_t created_at;
-    char *metadata; /* JSON object text, or NULL if none */
-    int64_t n_samples;
+    char *metadata;           /* JSON object text as enrolled, or NULL if none */
+    int64_t total;            /* all the subject's samples */
+    int64_t n_samples;        /* samples in this page */
     StoreSampleInfo *samples; /* n_samples entries in id order */
+    int more;                 /* 1 if samples after this page exist */
 } StoreSubject;
 
-/* Reads one subject. 0 with *out set (caller frees with store_subject_free()),
- * SM_ABSENT if there is no such subject (or the id is invalid), negative
- * errno on failure (-EINVAL for a row that fails validation). */
-int store_get(Store *s, const char *subject, StoreSubject **out, char *err);
+/* Reads one subject and one page of its samples: those with an id above
+ * after (0 for the first page), at most limit (1..STORE_LIST_MAX); the next
+ * page starts after the last id of this one. One read transaction, so the
+ * page, total and more agree. 0 with *out set (caller frees with
+ * store_subject_free()), SM_ABSENT if there is no such subject (or the id is
+ * invalid), -EINVAL for a bad after or limit or a row that fails
+ * validation, another negative errno on failure. */
+int store_get(Store *s, const char *subject, int64_t after, int limit, StoreSubject **out,
+              char *err);
 void store_subject_free(StoreSubject *subj);
 
 typedef struct {

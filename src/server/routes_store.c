@@ -86,8 +86,30 @@ static void subject_reply(const StoreSubject *s, Reply *rep) {
         cJSON_AddStringToObject(x, "created_at", when);
         cJSON_AddItemToArray(list, x);
     }
-    cJSON_AddNumberToObject(o, "total", (double)s->n_samples);
+    cJSON_AddNumberToObject(o, "total", (double)s->total);
+    if (s->more) {
+        char next[24];
+        snprintf(next, sizeof next, "%lld", (long long)s->samples[s->n_samples - 1].id);
+        cJSON_AddStringToObject(o, "next_cursor", next);
+    } else {
+        cJSON_AddNullToObject(o, "next_cursor");
+    }
     reply_json(rep, 200, o);
+}
+
+/* ?limit= (1..STORE_LIST_MAX, default 100) and ?cursor= (a next_cursor). */
+static int page_of(const HttpReq *req, long *limit, long *after, Reply *rep) {
+    const char *cursor = req->query(req->conn, "cursor");
+    *limit = 100, *after = 0;
+    if (req_query_int(req->query(req->conn, "limit"), 1, STORE_LIST_MAX, limit, NULL) < 0) {
+        reply_error(rep, 400, "bad_request", "limit must be an integer in 1..%d", STORE_LIST_MAX);
+        return -1;
+    }
+    if (cursor && *cursor && req_query_int(cursor, 1, INT64_MAX, after, NULL) < 0) {
+        reply_error(rep, 400, "bad_request", "cursor is not a next_cursor of this route");
+        return -1;
+    }
+    return 0;
 }
 
 void handle_subject_delete(Server *srv, const HttpReq *req, const RouteArgs *args, Reply *rep) {
@@ -112,10 +134,10 @@ void handle_subject_delete(Server *srv, const HttpReq *req, const RouteArgs *arg
 void handle_subject_get(Server *srv, const HttpReq *req, const RouteArgs *args, Reply *rep) {
     char err[SM_ERRMAX];
     StoreSubject *s = NULL;
-    (void)req;
-    if (path_ids(args, NULL, rep) < 0)
+    long limit, after;
+    if (path_ids(args, NULL, rep) < 0 || page_of(req, &limit, &after, rep) < 0)
         return;
-    int rc = store_get(srv->store, args->id, &s, err);
+    int rc = store_get(srv->store, args->id, after, (int)limit, &s, err);
     if (rc == SM_ABSENT)
         reply_error(rep, 404, "subject_not_found", "no subject '%s'", args->id);
     else if (rc < 0)

@@ -98,11 +98,7 @@ static int open_parts(const Config *cfg, Model **m, Store **st, int allow_stale,
     int rc = model_load(cfg->model, m, err);
     if (rc < 0)
         return rc;
-    char *dir = strdup(cfg->db);
-    if (!dir)
-        return sm_err(err, -ENOMEM, "out of memory");
-    rc = sm_mkdirs(dirname(dir), err);
-    free(dir);
+    rc = store_dir_make(cfg->db, err);
     if (rc < 0 || (rc = lock_db(cfg->db, err)) < 0)
         return rc;
     StoreConfig sc = {.path = cfg->db,

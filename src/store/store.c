@@ -15,10 +15,14 @@
 #include "siamese/log.h"
 
 #include <cjson/cJSON.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <nettle/base64.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #define STALE_MSG "the store holds samples from another model: run `siamesed --reembed`"
 
@@ -294,6 +298,50 @@ static Store *store_new(const StoreConfig *cfg) {
     return s;
 }
 
+int store_dir_make(const char *db_path, char *err) {
+    char buf[4096];
+    const char *slash = strrchr(db_path, '/');
+    size_t n = slash ? (size_t)(slash - db_path) : 0;
+    if (n == 0)
+        return 0; /* the current directory, or / */
+    if (n >= sizeof buf)
+        return sm_err(err, -ENAMETOOLONG, "%s: path too long", db_path);
+    memcpy(buf, db_path, n);
+    buf[n] = 0;
+    for (char *p = buf + 1;; p++) {
+        char c = *p;
+        if (c != '/' && c != 0)
+            continue;
+        *p = 0;
+        if (mkdir(buf, 0700) < 0 && errno != EEXIST)
+            return sm_err(err, -errno, "mkdir %s: %s", buf, strerror(errno));
+        *p = c;
+        if (!c)
+            return 0;
+    }
+}
+
+/* Refuses a read-only database file; creates a missing one 0600 (see
+ * store_open()). Root may write a file whatever its mode, so the owner's
+ * write bit is checked as well as access(). */
+static int db_file_prepare(const char *path, char *err) {
+    struct stat st;
+    if (stat(path, &st) == 0) {
+        if (S_ISREG(st.st_mode) && (!(st.st_mode & S_IWUSR) || access(path, W_OK) != 0))
+            return sm_err(err, -EACCES, "the database file is read-only (mode %04o)",
+                          (unsigned)(st.st_mode & 07777));
+        return 0;
+    }
+    if (errno != ENOENT)
+        return sm_err(err, -errno, "stat: %s", strerror(errno));
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0 && errno != EEXIST)
+        return sm_err(err, -errno, "create: %s", strerror(errno));
+    if (fd >= 0)
+        close(fd);
+    return 0;
+}
+
 int store_open(const StoreConfig *cfg, Store **out, char *err) {
     char why[SM_ERRMAX] = "";
     int from = 0, to = 0;
@@ -307,7 +355,11 @@ int store_open(const StoreConfig *cfg, Store **out, char *err) {
         return sm_err(err, -ENOTSUP, "store: this SQLite is built without thread support");
     if (!(s = store_new(cfg)))
         return sm_err(err, -ENOMEM, "store: out of memory");
-    rc = store_db_open(s->path, 1, s->busy_ms, &s->wdb, why);
+    rc = db_file_prepare(s->path, why);
+    if (rc == 0)
+        rc = store_db_open(s->path, 1, s->busy_ms, &s->wdb, why);
+    if (rc == 0 && sqlite3_db_readonly(s->wdb, "main") == 1)
+        rc = sm_err(why, -EACCES, "the database file can only be opened read-only");
     if (rc == 0 && !cfg->skip_check)
         rc = store_db_check(s->wdb, why);
     if (rc == 0)
@@ -373,39 +425,51 @@ void store_subject_free(StoreSubject *subj) {
 }
 
 /* Reads subject's row (SM_ABSENT if none) and its samples into sj. */
-static int get_rows(sqlite3 *db, const char *subject, StoreSubject *sj, char *err) {
+/* The subject row of get_rows(): created_at, metadata and the sample count. */
+static int get_subject_row(sqlite3 *db, const char *subject, StoreSubject *sj, char *err) {
     sqlite3_stmt *st = NULL;
-    int rc =
-        store_db_prepare(db, "SELECT created_at, metadata FROM subjects WHERE id = ?1", &st, err);
-    int step = SQLITE_DONE;
-    size_t cap = 0;
+    int rc = store_db_prepare(db,
+                              "SELECT created_at, metadata, (SELECT count(*) FROM samples"
+                              " WHERE subject_id = ?1) FROM subjects WHERE id = ?1",
+                              &st, err);
     if (rc < 0)
         return rc;
     sqlite3_bind_text(st, 1, subject, -1, SQLITE_STATIC);
-    step = sqlite3_step(st);
+    int step = sqlite3_step(st);
     if (step == SQLITE_DONE)
         rc = SM_ABSENT;
     else if (step != SQLITE_ROW)
         rc = store_db_fail(db, step, "reading a subject", err);
-    else if (col_int_min(st, 0, 0, &sj->created_at) || col_metadata(st, 1, &sj->metadata))
+    else if (col_int_min(st, 0, 0, &sj->created_at) || col_metadata(st, 1, &sj->metadata) ||
+             col_int_min(st, 2, 0, &sj->total))
         rc = sm_err(err, -EINVAL, "subject %s: invalid created_at or metadata in the database",
                     subject);
     sqlite3_finalize(st);
-    st = NULL;
+    return rc;
+}
+
+/* The subject and the page of its samples after `after` (limit + 1 rows are
+ * read: the extra one only says "more follow"). */
+static int get_rows(sqlite3 *db, const char *subject, int64_t after, int limit, StoreSubject *sj,
+                    char *err) {
+    sqlite3_stmt *st = NULL;
+    int rc = get_subject_row(db, subject, sj, err), step = SQLITE_DONE;
+    if (rc == 0 && !(sj->samples = malloc((size_t)limit * sizeof *sj->samples)))
+        rc = sm_err(err, -ENOMEM, "out of memory");
     if (rc == 0)
-        rc = store_db_prepare(
-            db, "SELECT id, created_at FROM samples WHERE subject_id = ?1 ORDER BY id", &st, err);
-    if (rc == 0)
+        rc = store_db_prepare(db,
+                              "SELECT id, created_at FROM samples WHERE subject_id = ?1"
+                              " AND id > ?2 ORDER BY id LIMIT ?3",
+                              &st, err);
+    if (rc == 0) {
         sqlite3_bind_text(st, 1, subject, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, after);
+        sqlite3_bind_int(st, 3, limit + 1);
+    }
     while (rc == 0 && (step = sqlite3_step(st)) == SQLITE_ROW) {
-        if ((size_t)sj->n_samples == cap) {
-            cap = cap ? 2 * cap : 16;
-            StoreSampleInfo *p = realloc(sj->samples, cap * sizeof *p);
-            if (!p) {
-                rc = sm_err(err, -ENOMEM, "out of memory");
-                break;
-            }
-            sj->samples = p;
+        if (sj->n_samples == limit) {
+            sj->more = 1;
+            continue;
         }
         StoreSampleInfo *si = &sj->samples[sj->n_samples];
         if (col_int_min(st, 0, 1, &si->id) || col_int_min(st, 1, 0, &si->created_at))
@@ -418,10 +482,13 @@ static int get_rows(sqlite3 *db, const char *subject, StoreSubject *sj, char *er
     return rc;
 }
 
-int store_get(Store *s, const char *subject, StoreSubject **out, char *err) {
+int store_get(Store *s, const char *subject, int64_t after, int limit, StoreSubject **out,
+              char *err) {
     *out = NULL;
     if (!store_subject_id_valid(subject))
         return SM_ABSENT;
+    if (after < 0 || limit < 1 || limit > STORE_LIST_MAX)
+        return sm_err(err, -EINVAL, "after must be >= 0 and limit 1..%d", STORE_LIST_MAX);
     StoreSubject *sj = calloc(1, sizeof *sj);
     if (!sj)
         return sm_err(err, -ENOMEM, "out of memory");
@@ -430,7 +497,7 @@ int store_get(Store *s, const char *subject, StoreSubject **out, char *err) {
     /* One read transaction: the subject and its samples from one snapshot. */
     int rc = store_db_exec(db, "BEGIN", err);
     if (rc == 0)
-        rc = get_rows(db, subject, sj, err);
+        rc = get_rows(db, subject, after, limit, sj, err);
     store_reader_put(s, db);
     if (rc != 0)
         store_subject_free(sj);

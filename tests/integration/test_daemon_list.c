@@ -128,9 +128,10 @@ START_TEST(enroll_256_images) {
         ck_assert(jnum(cJSON_GetArrayItem(ids, i), "id") >
                   jnum(cJSON_GetArrayItem(ids, i - 1), "id"));
     resp_free(&r);
-    r = http_get(P, "/subjects/many-256");
+    r = http_get(P, "/subjects/many-256?limit=1000");
     ASSERT_JSON(r, 200);
     ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItem(r.json, "samples")), 256);
+    ck_assert(cJSON_IsNull(cJSON_GetObjectItem(r.json, "next_cursor")));
     resp_free(&r);
     /* The 100th image verifies against the subject at distance ~0. */
     Field v[] = {TEXT("subject", "many-256"), IMAGE("image", img[99])};

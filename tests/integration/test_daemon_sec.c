@@ -7,12 +7,16 @@
  *   - error bodies are valid UTF-8 JSON whatever bytes the path held;
  *   - a query value that decodes to NUL is refused, not truncated;
  *   - metadata comes back as it was sent, digit for digit, from either
- *     encoding; JSON numbers with leading zeros are refused.
+ *     encoding; JSON numbers with leading zeros are refused;
+ *   - the database directory is 0700 and its files 0600; a read-only
+ *     database file is refused at start-up;
+ *   - GET /subjects/{id} pages its samples.
  */
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "daemon_harness.h"
 
@@ -155,6 +159,79 @@ START_TEST(leading_zeros_refused) {
 }
 END_TEST
 
+static unsigned mode_of(const char *path) {
+    struct stat st;
+    ck_assert_msg(stat(path, &st) == 0, "%s is missing", path);
+    return (unsigned)(st.st_mode & 07777);
+}
+
+START_TEST(files_private) {
+    ck_assert_msg(P > 0, "the shared daemon did not start");
+    Buf img = img_file("fm0_c9.png");
+    enroll(P, "files", &img, 1, NULL, NULL);
+    char dir[400], path[420];
+    snprintf(dir, sizeof dir, "%s/data", S.dir);
+    ck_assert_uint_eq(mode_of(dir), 0700);
+    ck_assert_uint_eq(mode_of(S.db), 0600);
+    snprintf(path, sizeof path, "%s-wal", S.db);
+    ck_assert_uint_eq(mode_of(path), 0600);
+    snprintf(path, sizeof path, "%s-shm", S.db);
+    ck_assert_uint_eq(mode_of(path), 0600);
+    buf_free(&img);
+}
+END_TEST
+
+START_TEST(readonly_db_refused) {
+    char dir[320], db[400], log[400];
+    ck_assert_int_eq(scratch_dir("sec-ro", dir, sizeof dir), 0);
+    snprintf(db, sizeof db, "%s/ro.db", dir);
+    snprintf(log, sizeof log, "%s/daemon.log", dir);
+    const char *const args[] = {"--model", H.model_a, "--db", db, NULL};
+    Daemon d;
+    ck_assert_int_eq(daemon_start(&d, log, args), 0); /* creates the database */
+    ck_assert_int_eq(daemon_stop(&d) & 0xffff, 0);
+    ck_assert_int_eq(chmod(db, 0444), 0);
+    ck_assert_msg(daemon_start(&d, log, args) < 0, "a read-only database was accepted");
+    ck_assert_msg(file_has(log, "read-only"), "the log does not say why");
+    ck_assert_int_eq(chmod(db, 0600), 0);
+    ck_assert_int_eq(daemon_start(&d, log, args), 0);
+    ck_assert_int_eq(daemon_stop(&d) & 0xffff, 0);
+}
+END_TEST
+
+START_TEST(subject_pages) {
+    ck_assert_msg(P > 0, "the shared daemon did not start");
+    Buf imgs[5];
+    for (int i = 0; i < 5; i++)
+        imgs[i] = img_pgm(70 + (uint32_t)i, 28, 28);
+    double ids[5];
+    enroll(P, "pages", imgs, 5, NULL, ids);
+    char path[128] = "/subjects/pages?limit=2";
+    int seen = 0;
+    for (int page = 0; page < 4; page++) {
+        Resp r = http_get(P, path);
+        ASSERT_JSON(r, 200);
+        ck_assert_double_eq(jnum(r.json, "total"), 5);
+        cJSON *list = cJSON_GetObjectItem(r.json, "samples"), *x;
+        ck_assert_int_le(cJSON_GetArraySize(list), 2);
+        cJSON_ArrayForEach(x, list) ck_assert_double_eq(jnum(x, "id"), ids[seen++]);
+        const char *next = jstr(r.json, "next_cursor");
+        if (!next) {
+            ck_assert(cJSON_IsNull(cJSON_GetObjectItem(r.json, "next_cursor")));
+            resp_free(&r);
+            break;
+        }
+        snprintf(path, sizeof path, "/subjects/pages?limit=2&cursor=%s", next);
+        resp_free(&r);
+    }
+    ck_assert_int_eq(seen, 5);
+    expect_error(http_get(P, "/subjects/pages?limit=0"), 400, "bad_request");
+    expect_error(http_get(P, "/subjects/pages?cursor=x"), 400, "bad_request");
+    for (int i = 0; i < 5; i++)
+        buf_free(&imgs[i]);
+}
+END_TEST
+
 TCase *tcase_security(void) {
     TCase *tc = tcase_create("security");
     tcase_add_unchecked_fixture(tc, sec_setup, sec_teardown);
@@ -164,5 +241,8 @@ TCase *tcase_security(void) {
     tcase_add_test(tc, query_nul_refused);
     tcase_add_test(tc, metadata_verbatim);
     tcase_add_test(tc, leading_zeros_refused);
+    tcase_add_test(tc, files_private);
+    tcase_add_test(tc, readonly_db_refused);
+    tcase_add_test(tc, subject_pages);
     return tc;
 }

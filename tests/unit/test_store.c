@@ -492,9 +492,9 @@ START_TEST(invalid_rows_refused) {
     Store *s = open_ok(FP_A, 0);
     char err[SM_ERRMAX] = "";
     StoreSubject *sj = NULL;
-    ck_assert_int_eq(store_get(s, "ok", &sj, err), 0);
+    ck_assert_int_eq(store_get(s, "ok", 0, STORE_LIST_MAX, &sj, err), 0);
     store_subject_free(sj);
-    ck_assert_int_eq(store_get(s, "badmeta", &sj, err), -EINVAL);
+    ck_assert_int_eq(store_get(s, "badmeta", 0, STORE_LIST_MAX, &sj, err), -EINVAL);
     ck_assert_ptr_null(sj);
     store_close(s);
 

@@ -48,7 +48,7 @@ START_TEST(enroll_and_get) {
     ck_assert(ids[0] > 0 && ids[0] < ids[1] && ids[1] < ids[2]);
 
     StoreSubject *sj = NULL;
-    ck_assert_int_eq(store_get(s, "alice", &sj, err), 0);
+    ck_assert_int_eq(store_get(s, "alice", 0, STORE_LIST_MAX, &sj, err), 0);
     ck_assert_str_eq(sj->id, "alice");
     ck_assert_str_eq(sj->metadata, "{\"name\":\"Alice\"}");
     ck_assert_int_eq(sj->n_samples, 3);
@@ -61,27 +61,27 @@ START_TEST(enroll_and_get) {
     /* Appending keeps metadata; new metadata replaces it. */
     ck_assert_int_eq(enroll_n(s, "alice", NULL, 2, 200, ids + 3), 5);
     ck_assert_int_gt(ids[3], ids[2]);
-    ck_assert_int_eq(store_get(s, "alice", &sj, err), 0);
+    ck_assert_int_eq(store_get(s, "alice", 0, STORE_LIST_MAX, &sj, err), 0);
     ck_assert_str_eq(sj->metadata, "{\"name\":\"Alice\"}");
     store_subject_free(sj);
     ck_assert_int_eq(store_enroll(s, "alice", "{}", NULL, 0, NULL, &res, err), 0);
     ck_assert_int_eq(res.created, 0);
     ck_assert_int_eq(res.total, 5);
-    ck_assert_int_eq(store_get(s, "alice", &sj, err), 0);
+    ck_assert_int_eq(store_get(s, "alice", 0, STORE_LIST_MAX, &sj, err), 0);
     ck_assert_str_eq(sj->metadata, "{}");
     store_subject_free(sj);
 
     /* A subject with no samples and no metadata. */
     ck_assert_int_eq(store_enroll(s, "bob", NULL, NULL, 0, NULL, &res, err), 0);
     ck_assert_int_eq(res.created, 1);
-    ck_assert_int_eq(store_get(s, "bob", &sj, err), 0);
+    ck_assert_int_eq(store_get(s, "bob", 0, STORE_LIST_MAX, &sj, err), 0);
     ck_assert_ptr_null(sj->metadata);
     ck_assert_int_eq(sj->n_samples, 0);
     store_subject_free(sj);
 
-    ck_assert_int_eq(store_get(s, "carol", &sj, err), SM_ABSENT);
+    ck_assert_int_eq(store_get(s, "carol", 0, STORE_LIST_MAX, &sj, err), SM_ABSENT);
     ck_assert_ptr_null(sj);
-    ck_assert_int_eq(store_get(s, "not valid", &sj, err), SM_ABSENT);
+    ck_assert_int_eq(store_get(s, "not valid", 0, STORE_LIST_MAX, &sj, err), SM_ABSENT);
     int64_t subjects = 0, samples = 0;
     store_counts(s, &subjects, &samples);
     ck_assert_int_eq(subjects, 2);
@@ -235,7 +235,7 @@ START_TEST(deletes) {
     ck_assert_int_eq(store_delete_subject(s, "b", &removed, err), SM_ABSENT);
     ck_assert_int_eq(store_delete_subject(s, "bad id!", &removed, err), SM_ABSENT);
     StoreSubject *sj = NULL;
-    ck_assert_int_eq(store_get(s, "b", &sj, err), SM_ABSENT);
+    ck_assert_int_eq(store_get(s, "b", 0, STORE_LIST_MAX, &sj, err), SM_ABSENT);
     store_counts(s, &subjects, &samples);
     ck_assert_int_eq(subjects, 1);
     ck_assert_int_eq(samples, 2);
@@ -257,7 +257,7 @@ START_TEST(deletes) {
     ck_assert_int_eq(store_delete_sample(s, "a", a[0], &remaining, err), 0);
     ck_assert_int_eq(store_delete_sample(s, "a", a[2], &remaining, err), 0);
     ck_assert_int_eq(remaining, 0);
-    ck_assert_int_eq(store_get(s, "a", &sj, err), 0);
+    ck_assert_int_eq(store_get(s, "a", 0, STORE_LIST_MAX, &sj, err), 0);
     ck_assert_int_eq(sj->n_samples, 0);
     store_subject_free(sj);
     ck_assert_int_eq(store_verify(s, "a", q, h, err), STORE_EMPTY);
@@ -320,13 +320,13 @@ START_TEST(survives_close_and_reopen) {
     store_close(s);
     s = open_ok(FP_A, 0);
     StoreSubject *sj = NULL;
-    ck_assert_int_eq(store_get(s, "keep", &sj, err), 0);
+    ck_assert_int_eq(store_get(s, "keep", 0, STORE_LIST_MAX, &sj, err), 0);
     ck_assert_int_eq(sj->n_samples, 4);
     ck_assert_str_eq(sj->metadata, "{\"k\":1}");
     for (int i = 0; i < 4; i++)
         ck_assert_int_eq(sj->samples[i].id, ids[i]);
     store_subject_free(sj);
-    ck_assert_int_eq(store_get(s, "other", &sj, err), SM_ABSENT);
+    ck_assert_int_eq(store_get(s, "other", 0, STORE_LIST_MAX, &sj, err), SM_ABSENT);
     int64_t subjects, samples;
     store_counts(s, &subjects, &samples);
     ck_assert_int_eq(subjects, 1);
@@ -385,7 +385,7 @@ START_TEST(survives_kill_9) {
     for (int i = 0; i <= last; i++) {
         StoreSubject *sj = NULL;
         snprintf(name, sizeof name, "k%06d", i);
-        ck_assert_msg(store_get(s, name, &sj, err) == 0, "lost %s", name);
+        ck_assert_msg(store_get(s, name, 0, STORE_LIST_MAX, &sj, err) == 0, "lost %s", name);
         ck_assert_int_eq(sj->n_samples, 1);
         store_subject_free(sj);
     }
@@ -455,7 +455,7 @@ START_TEST(concurrent_enrolls_share_commits) {
                   (unsigned long long)st.commits);
     ck_assert_uint_gt(st.batch_max, 1);
     StoreSubject *sj = NULL;
-    ck_assert_int_eq(store_get(s, "shared", &sj, err), 0);
+    ck_assert_int_eq(store_get(s, "shared", 0, STORE_LIST_MAX, &sj, err), 0);
     ck_assert_int_eq(sj->n_samples, 40);
     store_subject_free(sj);
     /* Each enrolled embedding identifies its own sample. */
@@ -477,8 +477,48 @@ END_TEST
 
 /* ---- what main() in test_store.c adds to its one test case ---- */
 
+/* store_get() pages a subject's samples: every sample once, in id order,
+ * total and more consistent with the pages. */
+START_TEST(get_pages_samples) {
+    Store *s = open_ok(FP_A, 0);
+    char err[SM_ERRMAX];
+    int64_t ids[5];
+    ck_assert_int_eq(enroll_n(s, "paged", "{}", 5, 300, ids), 5);
+    int64_t after = 0;
+    int seen = 0, pages = 0;
+    for (;;) {
+        StoreSubject *sj = NULL;
+        ck_assert_int_eq(store_get(s, "paged", after, 2, &sj, err), 0);
+        ck_assert_int_eq(sj->total, 5);
+        ck_assert_int_le(sj->n_samples, 2);
+        for (int i = 0; i < sj->n_samples; i++)
+            ck_assert_int_eq(sj->samples[i].id, ids[seen++]);
+        pages++;
+        int more = sj->more;
+        ck_assert_int_eq(more, seen < 5);
+        after = sj->n_samples ? sj->samples[sj->n_samples - 1].id : after;
+        store_subject_free(sj);
+        if (!more)
+            break;
+    }
+    ck_assert_int_eq(seen, 5);
+    ck_assert_int_eq(pages, 3);
+    StoreSubject *sj = NULL;
+    ck_assert_int_eq(store_get(s, "paged", ids[4], 2, &sj, err), 0);
+    ck_assert_int_eq(sj->n_samples, 0);
+    ck_assert_int_eq(sj->more, 0);
+    store_subject_free(sj);
+    ck_assert_int_eq(store_get(s, "paged", 0, 0, &sj, err), -EINVAL);
+    ck_assert_int_eq(store_get(s, "paged", 0, STORE_LIST_MAX + 1, &sj, err), -EINVAL);
+    ck_assert_int_eq(store_get(s, "paged", -1, 2, &sj, err), -EINVAL);
+    ck_assert_ptr_null(sj);
+    store_close(s);
+}
+END_TEST
+
 void test_store_writes_add(TCase *tc) {
     tcase_add_test(tc, enroll_and_get);
+    tcase_add_test(tc, get_pages_samples);
     tcase_add_test(tc, enroll_rejects_bad_input);
     tcase_add_test(tc, list_walks_every_page);
     tcase_add_test(tc, empty_store_lists_nothing);
