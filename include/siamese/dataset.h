@@ -37,7 +37,9 @@ typedef struct {
     float *x; /* n*h*w floats in [0,1], row per sample */
     int *y;   /* n labels in [0, n_classes) */
     int n_classes;
-    char **class_names; /* n_classes NUL-terminated names: folder names; IDX: "0", "1", ... */
+    char **class_names; /* n_classes NUL-terminated names: folder names; IDX: "0", "1", ...
+                           (Fashion-MNIST's categories when the IDX folder's path contains
+                           "fashion", case aside, and has at most 10 labels) */
     char *source;       /* the path it was read from */
     char *split_path;   /* where this split's images are: DIR/test, DIR, an IDX images file */
     int skipped_other;  /* files in class folders without an image extension */

@@ -13,8 +13,14 @@
 
 #include <stddef.h>
 
+/* A TAR at FAR f rests on the f * negatives most similar negative pairs: below
+ * METRICS_MIN_FALSE_ACCEPTS of them it is noise (TAR@FAR 1e-3 from 90
+ * negatives is set by the single closest one), and reports mark it. */
+#define METRICS_MIN_FALSE_ACCEPTS 5
+
 typedef struct {
     size_t pairs;
+    size_t positives, negatives;
     double accuracy;            /* at the given fixed threshold (0.5 in the reference) */
     double accuracy_calibrated; /* at the calibrated threshold */
     double roc_auc;
@@ -33,6 +39,9 @@ int metrics_compute(const float *dist, const float *y, size_t n, float threshold
  * the largest (ties broken toward the smaller threshold). NaN distances are
  * never accepted; with none but NaN (or n == 0) *threshold is NaN.
  * Returns -ENOMEM or 0. */
+/* Whether m has enough negatives for its TAR at FAR far to mean something. */
+int metrics_tar_reliable(const Metrics *m, double far);
+
 int metrics_calibrate(const float *dist, const float *y, size_t n, float *threshold);
 
 #endif

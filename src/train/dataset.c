@@ -32,6 +32,11 @@
 /* What img_load_file() reads at most; used when sniffing the first image. */
 #define DATASET_IMG_MAX_FILE ((size_t)64 << 20)
 
+/* Fashion-MNIST's categories by label (Xiao, Rasul & Vollgraf 2017). */
+static const char *const fashion_names[10] = {"T-shirt/top", "Trouser",   "Pullover", "Dress",
+                                              "Coat",        "Sandal",    "Shirt",    "Bag",
+                                              "Sneaker",     "Ankle boot"};
+
 static const char *const idx_names[2][2] = {
     {"train-images-idx3-ubyte", "train-labels-idx1-ubyte"},
     {"t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"},
@@ -228,8 +233,10 @@ static int dataset_load_idx(const char *dir, DatasetSplit split, int want_h, int
         goto out;
     d->split_path = ipath;
     ipath = NULL;
+    int fashion = n_classes <= 10 && strcasestr(dir, "fashion") != NULL;
     for (int c = 0; c < n_classes; c++)
-        if (asprintf(&d->class_names[c], "%d", c) < 0) {
+        if (fashion ? !(d->class_names[c] = strdup(fashion_names[c]))
+                    : asprintf(&d->class_names[c], "%d", c) < 0) {
             d->class_names[c] = NULL;
             rc = sm_err(err, -ENOMEM, "out of memory");
             goto out;

@@ -118,6 +118,8 @@ int metrics_compute(const float *dist, const float *y, size_t n, float threshold
     Scored *s = scored_sort(dist, y, n, &P, &N);
     if (!s)
         return -ENOMEM;
+    out->positives = P;
+    out->negatives = N;
     if (P > 0 && N > 0) {
         out->roc_auc = roc_auc(s, n, P, N);
         roc_walk(s, n, P, N, out);
@@ -162,4 +164,8 @@ int metrics_calibrate(const float *dist, const float *y, size_t n, float *thresh
     *threshold = best_t;
     free(s);
     return 0;
+}
+
+int metrics_tar_reliable(const Metrics *m, double far) {
+    return (double)m->negatives * far >= METRICS_MIN_FALSE_ACCEPTS * (1 - 1e-9);
 }

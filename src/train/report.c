@@ -23,16 +23,24 @@ cJSON *report_metrics_json(const Metrics *m) {
     if (!o)
         return NULL;
     add_num(o, "pairs", (double)m->pairs);
+    add_num(o, "negatives", (double)m->negatives);
     add_num(o, "accuracy", m->accuracy);
     add_num(o, "accuracy_calibrated", m->accuracy_calibrated);
     add_num(o, "roc_auc", m->roc_auc);
     add_num(o, "eer", m->eer);
     add_num(o, "tar_at_far_1e-2", m->tar_at_far_1e2);
     add_num(o, "tar_at_far_1e-3", m->tar_at_far_1e3);
+    /* Figures too few negatives support: named, so scripts can drop them. */
+    cJSON *noise = cJSON_AddArrayToObject(o, "noise");
+    if (m->pairs && !metrics_tar_reliable(m, 1e-2))
+        cJSON_AddItemToArray(noise, cJSON_CreateString("tar_at_far_1e-2"));
+    if (m->pairs && !metrics_tar_reliable(m, 1e-3))
+        cJSON_AddItemToArray(noise, cJSON_CreateString("tar_at_far_1e-3"));
     return o;
 }
 
-char *report_training_json(const TrainConfig *tc, const Dataset *train, const TrainReport *rep) {
+char *report_training_json(const TrainConfig *tc, const Dataset *train, const DataReport *data,
+                           const TrainReport *rep) {
     cJSON *o = cJSON_CreateObject();
     if (!o)
         return NULL;
@@ -54,6 +62,8 @@ char *report_training_json(const TrainConfig *tc, const Dataset *train, const Tr
     cJSON_AddItemToObject(o, "validation", report_metrics_json(&rep->val));
     if (rep->test.pairs)
         cJSON_AddItemToObject(o, "test", report_metrics_json(&rep->test));
+    if (data)
+        cJSON_AddItemToObject(o, "data", report_data_json(data));
     char *s = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     return s;
@@ -74,9 +84,13 @@ void report_bar(FILE *f, int epoch, int epochs, size_t done, size_t total, doubl
     fflush(f);
 }
 
-static void print_row(FILE *f, const char *name, const Metrics *m) {
-    fprintf(f, "%-6s %8zu %9.4f %11.4f %8.4f %7.4f %11.4f %11.4f\n", name, m->pairs, m->accuracy,
-            m->accuracy_calibrated, m->roc_auc, m->eer, m->tar_at_far_1e2, m->tar_at_far_1e3);
+/* Returns whether a TAR figure was marked as noise. */
+static int print_row(FILE *f, const char *name, const Metrics *m) {
+    int r2 = metrics_tar_reliable(m, 1e-2), r3 = metrics_tar_reliable(m, 1e-3);
+    fprintf(f, "%-6s %8zu %9.4f %11.4f %8.4f %7.4f %10.4f%c %10.4f%c\n", name, m->pairs,
+            m->accuracy, m->accuracy_calibrated, m->roc_auc, m->eer, m->tar_at_far_1e2,
+            r2 ? ' ' : '*', m->tar_at_far_1e3, r3 ? ' ' : '*');
+    return !r2 || !r3;
 }
 
 void train_report_print(FILE *f, const char *model_path, const TrainReport *rep, int json,
@@ -91,6 +105,8 @@ void train_report_print(FILE *f, const char *model_path, const TrainReport *rep,
         cJSON_AddItemToObject(o, "train", report_metrics_json(&rep->train));
         if (rep->test.pairs)
             cJSON_AddItemToObject(o, "test", report_metrics_json(&rep->test));
+        if (rep->train_pairs.n)
+            cJSON_AddStringToObject(o, "pairs", pairs_mode_name(rep->train_pairs.mode));
         char *s = cJSON_PrintUnformatted(o);
         if (s)
             fprintf(f, "%s\n", s);
@@ -104,7 +120,15 @@ void train_report_print(FILE *f, const char *model_path, const TrainReport *rep,
         fprintf(f, "  %.0f pairs/s", rep->pairs_per_s);
     fprintf(f, "\n%-6s %8s %9s %11s %8s %7s %11s %11s\n", "split", "pairs", "acc@0.5", "acc@calib",
             "roc_auc", "eer", "tar@far1e-2", "tar@far1e-3");
-    print_row(f, "train", &rep->train);
+    int marked = print_row(f, "train", &rep->train);
     if (rep->test.pairs)
-        print_row(f, "test", &rep->test);
+        marked |= print_row(f, "test", &rep->test);
+    if (marked)
+        fprintf(f,
+                "* noise: TAR at FAR f needs %d/f negative pairs or more (%d for 1e-3); with "
+                "fewer it rests on a handful of them\n",
+                METRICS_MIN_FALSE_ACCEPTS, (int)(METRICS_MIN_FALSE_ACCEPTS / 1e-3));
+    if (rep->train_pairs.n)
+        fprintf(f, "pairs: train %s, test %s\n", pairs_mode_name(rep->train_pairs.mode),
+                rep->test.pairs ? pairs_mode_name(rep->test_pairs.mode) : "-");
 }

@@ -396,7 +396,8 @@ static int train_finish(const TrainConfig *tc, Model *m, const Dataset *train, c
     rep->train_pairs = ps->i_train, rep->val_pairs = ps->i_val, rep->test_pairs = ps->i_test;
     model_set_margin(m, tc->margin);
     model_set_threshold(m, rep->threshold);
-    char *summary = report_training_json(tc, train, rep);
+    DataReport data = {train, val, test, &ps->i_train, &ps->i_val, test ? &ps->i_test : NULL};
+    char *summary = report_training_json(tc, train, &data, rep);
     if (!summary)
         return sm_err(err, -ENOMEM, "train: out of memory");
     rc = model_set_training(m, summary, err);
@@ -420,6 +421,11 @@ int train_run(const TrainConfig *tc, Dataset *train, const Dataset *test, Model 
         (rc = build_pairsets(tc, train, val, test, &ps, err)) < 0 ||
         (rc = model_create(&tc->arch, stream_seed(tc->seed, STREAM_INIT), &m, err)) < 0 ||
         (rc = trainer_init(&s, tc, m, train, err)) < 0)
+        goto out;
+    DataReport data = {train, val, test, &ps.i_train, &ps.i_val, test ? &ps.i_test : NULL};
+    if (tc->progress && report_data(tc->progress, &data) < 0)
+        rc = sm_err(err, -ENOMEM, "train: out of memory");
+    if (rc < 0)
         goto out;
     if (tc->progress)
         fprintf(tc->progress,

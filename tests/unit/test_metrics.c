@@ -19,12 +19,23 @@ static Metrics run(const float *d, const float *y, size_t n, float thr) {
     Metrics m;
     ck_assert_int_eq(metrics_compute(d, y, n, thr, thr, &m), 0);
     ck_assert_uint_eq(m.pairs, n);
+    ck_assert_uint_eq(m.positives + m.negatives, n);
     return m;
 }
 
 START_TEST(perfect_separation) {
     const float d[] = {0.1f, 0.9f, 0.2f, 0.8f}, y[] = {1, 0, 1, 0};
     Metrics m = run(d, y, 4, 0.5f);
+    ck_assert_uint_eq(m.positives, 2);
+    ck_assert_uint_eq(m.negatives, 2);
+    ck_assert(!metrics_tar_reliable(&m, 1e-2));
+    m.negatives = 500; /* 5 false accepts at 1e-2, 0.5 at 1e-3 */
+    ck_assert(metrics_tar_reliable(&m, 1e-2));
+    ck_assert(!metrics_tar_reliable(&m, 1e-3));
+    m.negatives = 4999;
+    ck_assert(!metrics_tar_reliable(&m, 1e-3));
+    m.negatives = 5000;
+    ck_assert(metrics_tar_reliable(&m, 1e-3));
     ck_assert_double_eq_tol(m.roc_auc, 1.0, EPS);
     ck_assert_double_eq_tol(m.eer, 0.0, EPS);
     ck_assert_double_eq_tol(m.accuracy, 1.0, EPS);
