@@ -32,6 +32,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "siamese/index.h"
+
 #define STORE_SUBJECT_MAX 128          /* characters in a subject id */
 #define STORE_FINGERPRINT_LEN 64       /* lowercase hex SHA-256 */
 #define STORE_DIM_MAX 4096             /* embedding size */
@@ -193,19 +195,18 @@ typedef struct {
 
 void store_stats(Store *s, StoreStats *out);
 
-/* ---- Nearest neighbours (served from the index) ---- */
-
-typedef struct {
-    char subject[STORE_SUBJECT_MAX + 1];
-    int64_t sample_id; /* the subject's nearest sample */
-    float distance;    /* sqrt(max(sum (q-x)^2, 1e-7)), the model's distance */
-} IndexHit;
+/* ---- Nearest neighbours (served from the index, index.h) ---- */
 
 /* The k (>= 1) subjects nearest to q (dim floats), each by its nearest sample,
  * nearest first, ties by subject id. hits has room for k; *n receives how many
  * were found (fewer than k when there are fewer subjects with samples).
  * -ESTALE on a stale store, -EINVAL for a non-finite q. */
 int store_identify(Store *s, const float *q, int k, IndexHit *hits, int *n, char *err);
+
+/* store_identify() with index_search() flags: INDEX_EXACT scans the float
+ * embeddings instead of the int8 copy (store_identify() passes 0). */
+int store_identify_with(Store *s, const float *q, int k, int flags, IndexHit *hits, int *n,
+                        char *err);
 
 /* The nearest sample of subject to q. 0 with *hit set; SM_ABSENT if there is
  * no such subject; STORE_EMPTY if it has no samples; -ESTALE, -EINVAL. */
@@ -262,55 +263,5 @@ extern const int store_n_migrations;
  * built-in list; this form exists for tools and tests. */
 int store_migrate_file(const char *path, const StoreMigration *list, int n, int *from, int *to,
                        char *err);
-
-/* ---- The in-memory index ----
- *
- * All embeddings sit in one row-major float matrix (rows grow by doubling;
- * a removed row is filled by the last one), with each row's sample id and
- * subject. A query computes every squared distance directly in one pass over
- * the matrix (exact ranking, no |q|^2 + |x|^2 - 2 q.x cancellation); the
- * distance reported for a hit is model_distance(), the model's own. A pthread rwlock makes every
- * call thread-safe: searches share it, changes take it alone. */
-
-typedef struct Index Index;
-
-/* A new empty index of dim-wide embeddings (1..STORE_DIM_MAX). *out is freed
- * with index_free(), which accepts NULL. */
-int index_create(int dim, Index **out, char *err);
-void index_free(Index *ix);
-
-int index_dim(const Index *ix);
-size_t index_size(Index *ix);     /* samples */
-size_t index_subjects(Index *ix); /* subjects with at least one sample */
-
-/* Makes room so that the next `rows` index_add() calls, bringing at most
- * `subjects` new subjects, cannot fail for lack of memory. -ENOMEM, -EOVERFLOW. */
-int index_reserve(Index *ix, size_t rows, size_t subjects, char *err);
-
-/* Adds one sample (emb: dim finite floats, copied). -EEXIST if sample_id is
- * already there, -EINVAL for a bad subject id or embedding, -ENOMEM. */
-int index_add(Index *ix, int64_t sample_id, const char *subject, const float *emb, char *err);
-
-/* Removes one sample: 0, or SM_ABSENT if it is not there. */
-int index_remove_sample(Index *ix, int64_t sample_id);
-
-/* Removes every sample of subject: 0 with *removed (may be NULL) set, or
- * SM_ABSENT if the subject has no samples here. */
-int index_remove_subject(Index *ix, const char *subject, size_t *removed);
-
-/* Removes everything; keeps the memory. */
-void index_clear(Index *ix);
-
-/* The k (>= 1) nearest subjects to q, as store_identify(). */
-int index_topk(Index *ix, const float *q, int k, IndexHit *hits, int *n, char *err);
-
-/* The naive reference for index_topk(): every distance computed directly, all
- * subjects sorted. Same contract; for tests. */
-int index_topk_ref(Index *ix, const float *q, int k, IndexHit *hits, int *n, char *err);
-
-/* The nearest sample of subject to q: 0 with *hit set, or SM_ABSENT if the
- * subject has no samples here. -EINVAL for a non-finite q. */
-int index_nearest_in_subject(Index *ix, const char *subject, const float *q, IndexHit *hit,
-                             char *err);
 
 #endif

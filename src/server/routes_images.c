@@ -236,7 +236,11 @@ void handle_identify(Server *srv, const HttpReq *req, const RouteArgs *args, Rep
     const char *ktext;
     float q[MODEL_MAX_WIDTH], thr;
     IndexHit *hits = NULL;
-    long k = srv->cfg->identify_k;
+    long k = srv->cfg->identify_k, exact = 0;
+    if (req_query_int(req->query(req->conn, "exact"), 0, 1, &exact, NULL) < 0) {
+        reply_error(rep, 400, "bad_request", "exact must be 0 or 1");
+        goto out;
+    }
     if (form_parse(srv, req, fields, &f, rep) < 0 || threshold_of(srv, f, &thr, rep) < 0 ||
         form_text(f, "k", 0, &ktext, rep) < 0 || form_single(f, "image", 1, rep) < 0)
         goto out;
@@ -252,7 +256,7 @@ void handle_identify(Server *srv, const HttpReq *req, const RouteArgs *args, Rep
         reply_error(rep, 503, "out_of_memory", "the server is out of memory");
         goto out;
     }
-    int rc = store_identify(srv->store, q, (int)k, hits, &n, err);
+    int rc = store_identify_with(srv->store, q, (int)k, exact ? INDEX_EXACT : 0, hits, &n, err);
     if (rc < 0) {
         reply_internal(rep, rc, "identify", err);
         goto out;

@@ -1,61 +1,45 @@
 /*
- * index.c — the in-memory nearest-neighbour index over every current sample.
+ * index.c — the index's bookkeeping: rows, subjects, lookup tables and the
+ * int8 copy (searches are in index_scan.c, the scan threads in index_pool.c).
  *
  * Rows: one row-major float matrix emb (cap x dim) with, per row, its sample
  * id, subject slot and prev/next links of a per-subject list (so a subject's
- * rows are found without a scan). Rows grow by doubling; removing a row moves
- * the last row into its place, so a query is one sequential pass over a dense
- * matrix. That pass computes each distance directly, not as
- * |q|^2 + |x|^2 - 2 q.x: the expansion is no cheaper (both stream the matrix
- * once) and its cancellation misranks close candidates, which are exactly the
- * ones identify must get right. Two open-addressing tables (linear probing, deletion
- * by backward shift, never more than half full) map sample id -> row and
- * subject id -> slot; slots live in an array with a free list.
+ * rows are found without a scan). Rows grow by doubling (the matrices are
+ * anonymous mappings grown with mremap and backed by huge pages where the
+ * kernel allows: capacity not yet written costs no memory); removing a row
+ * moves the last row into its place, so a query is one sequential pass over
+ * a dense matrix. Two open-addressing tables (linear probing, deletion by
+ * backward shift, never more than half full) map sample id -> row and subject
+ * id -> slot; slots live in an array with a free list, and their ids in one
+ * arena of entries [slot: int32][id][NUL], compacted when reserving room finds
+ * freed entries.
+ *
+ * The int8 copy: code = round((x - offset) / scale) in [-127, 127] per
+ * dimension, offset and scale from the rows' range widened by 1/16 on each
+ * side. It is derived afresh when the row count first reaches
+ * compress_min_rows, whenever it doubles, and when more than 1/64 of the rows
+ * added since had a value outside the range (clamped).
  *
  * index_reserve() sizes everything ahead, so that the store can make room
  * before it commits and apply the change after the commit without a failure
  * path. Search holds the rwlock shared; every change holds it exclusive.
  */
+#include "index_int.h"
+
 #include "siamese/common.h"
-#include "siamese/layers.h"
-#include "siamese/model.h"
-#include "siamese/simd.h"
 #include "siamese/store.h"
 
 #include <math.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+_Static_assert(INDEX_SUBJECT_MAX == STORE_SUBJECT_MAX, "index and store agree on id length");
 
 #define ROWS_LIMIT (1 << 30) /* row and slot indices are int32_t */
-
-typedef struct {
-    char id[STORE_SUBJECT_MAX + 1];
-    int32_t head;  /* first row of this subject, -1 if none */
-    int32_t count; /* rows; 0 means the slot is free */
-} Subj;
-
-typedef struct {
-    int32_t *t; /* row or slot numbers, -1 for empty */
-    size_t mask;
-} Table;
-
-struct Index {
-    pthread_rwlock_t lock;
-    int dim;
-    size_t n, cap;
-    float *emb; /* (cap, dim) */
-    int64_t *sample;
-    int32_t *subj; /* slot of each row */
-    int32_t *prev, *next;
-    Subj *subjects; /* (subj_cap) */
-    size_t n_slots, subj_cap, n_live;
-    int32_t *free_slots; /* (subj_cap) stack of freed slots */
-    size_t n_free;
-    Table rows_of; /* sample id -> row */
-    Table slot_of; /* subject id -> slot */
-};
+#define ENTRY_MAX (4 + INDEX_SUBJECT_MAX + 1)
 
 static uint64_t hash_u64(uint64_t x) {
     x ^= x >> 30;
@@ -76,7 +60,7 @@ static uint64_t row_hash(const Index *ix, int32_t row) {
     return hash_u64((uint64_t)ix->sample[row]);
 }
 static uint64_t slot_hash(const Index *ix, int32_t slot) {
-    return hash_str(ix->subjects[slot].id);
+    return hash_str(index_slot_id(ix, slot));
 }
 
 typedef uint64_t (*HashFn)(const Index *, int32_t);
@@ -122,12 +106,12 @@ static size_t find_slot_pos(const Index *ix, const char *id) {
         return SIZE_MAX;
     size_t i = hash_str(id) & ix->slot_of.mask;
     for (; ix->slot_of.t[i] != -1; i = (i + 1) & ix->slot_of.mask)
-        if (strcmp(ix->subjects[ix->slot_of.t[i]].id, id) == 0)
+        if (strcmp(index_slot_id(ix, ix->slot_of.t[i]), id) == 0)
             return i;
     return SIZE_MAX;
 }
 
-static int32_t find_slot(const Index *ix, const char *id) {
+int32_t index_find_slot(const Index *ix, const char *id) {
     size_t pos = find_slot_pos(ix, id);
     return pos == SIZE_MAX ? -1 : ix->slot_of.t[pos];
 }
@@ -165,6 +149,24 @@ static int grow_array(void *pp, size_t n, size_t size) {
     return 0;
 }
 
+/* Grows an anonymous mapping from old to bytes (both page multiples; old 0:
+ * a new one), leaving *p alone on failure. */
+static int grow_map(void *pp, size_t old, size_t bytes) {
+    void **p = pp;
+    void *q = old ? mremap(*p, old, bytes, MREMAP_MAYMOVE)
+                  : mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (q == MAP_FAILED)
+        return -ENOMEM;
+    madvise(q, bytes, MADV_HUGEPAGE); /* advice only: no huge pages is fine */
+    *p = q;
+    return 0;
+}
+
+static size_t page_round(size_t bytes) {
+    size_t pg = (size_t)sysconf(_SC_PAGESIZE);
+    return (bytes + pg - 1) / pg * pg;
+}
+
 static int grow_rows(Index *ix, size_t need) {
     if (need > ROWS_LIMIT)
         return -EOVERFLOW;
@@ -173,14 +175,65 @@ static int grow_rows(Index *ix, size_t need) {
         cap *= 2;
     if (cap > ROWS_LIMIT)
         cap = ROWS_LIMIT;
-    if (grow_array(&ix->emb, cap, (size_t)ix->dim * sizeof(float)) ||
-        grow_array(&ix->sample, cap, sizeof(int64_t)) ||
+    size_t d = (size_t)ix->dim;
+    size_t fbytes = page_round(cap * d * sizeof(float)), cbytes = page_round(cap * d);
+    /* Each mapping records its size as soon as it has grown, so that a later
+     * failure leaves every size true. */
+    if (fbytes > ix->emb_bytes) {
+        if (grow_map(&ix->emb, ix->emb_bytes, fbytes))
+            return -ENOMEM;
+        ix->emb_bytes = fbytes;
+    }
+    if (cbytes > ix->codes_bytes) {
+        if (grow_map(&ix->codes, ix->codes_bytes, cbytes))
+            return -ENOMEM;
+        ix->codes_bytes = cbytes;
+    }
+    if (grow_array(&ix->sample, cap, sizeof(int64_t)) ||
         grow_array(&ix->subj, cap, sizeof(int32_t)) ||
         grow_array(&ix->prev, cap, sizeof(int32_t)) ||
         grow_array(&ix->next, cap, sizeof(int32_t)) ||
         table_rebuild(ix, &ix->rows_of, cap, row_hash, 1))
         return -ENOMEM;
     ix->cap = cap;
+    return 0;
+}
+
+/* Moves the live entries of the names arena down over the freed ones. */
+static void names_compact(Index *ix) {
+    size_t from = 0, to = 0;
+    while (from < ix->names_len) {
+        int32_t slot;
+        memcpy(&slot, ix->names + from, 4);
+        size_t len = 4 + strlen(ix->names + from + 4) + 1;
+        if (slot >= 0) {
+            memmove(ix->names + to, ix->names + from, len);
+            ix->subjects[slot].off = to;
+            to += len;
+        }
+        from += len;
+    }
+    ix->names_len = to;
+    ix->names_dead = 0;
+}
+
+/* Room in the arena for `subjects` more entries. */
+static int names_reserve(Index *ix, size_t subjects) {
+    size_t need = ix->names_len + subjects * ENTRY_MAX;
+    if (need <= ix->names_cap)
+        return 0;
+    if (ix->names_dead > 0) {
+        names_compact(ix);
+        need = ix->names_len + subjects * ENTRY_MAX;
+        if (need <= ix->names_cap)
+            return 0;
+    }
+    size_t cap = ix->names_cap ? ix->names_cap : page_round(64 * ENTRY_MAX);
+    while (cap < need)
+        cap *= 2;
+    if (grow_map(&ix->names, ix->names_cap, cap))
+        return -ENOMEM;
+    ix->names_cap = cap;
     return 0;
 }
 
@@ -210,10 +263,27 @@ static int reserve_locked(Index *ix, size_t rows, size_t subjects, char *err) {
     /* Slots in use = n_slots - n_free; a new subject needs one more. */
     if (rc == 0 && ix->n_slots - ix->n_free + subjects > ix->subj_cap)
         rc = grow_slots(ix, ix->n_slots - ix->n_free + subjects);
+    if (rc == 0)
+        rc = names_reserve(ix, subjects);
     if (rc < 0)
         return sm_err(err, rc, "index: cannot grow to %zu rows: %s", ix->n + rows,
                       rc == -ENOMEM ? "out of memory" : "too many");
     return 0;
+}
+
+static IndexOptions options_filled(const IndexOptions *o) {
+    IndexOptions f = o ? *o : (IndexOptions){0};
+    if (f.threads == 0) {
+        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+        f.threads = cpus < 1 ? 1 : cpus > 8 ? 8 : (int)cpus;
+    }
+    if (f.par_min_rows == 0)
+        f.par_min_rows = 65536;
+    if (f.compress_min_rows == 0)
+        f.compress_min_rows = 32768;
+    if (f.rerank_extra == 0)
+        f.rerank_extra = 64;
+    return f;
 }
 
 int index_create(int dim, Index **out, char *err) {
@@ -221,13 +291,20 @@ int index_create(int dim, Index **out, char *err) {
     if (dim < 1 || dim > STORE_DIM_MAX)
         return sm_err(err, -EINVAL, "index: embedding size %d outside 1..%d", dim, STORE_DIM_MAX);
     Index *ix = calloc(1, sizeof *ix);
-    if (!ix)
+    if (!ix || !(ix->offset = calloc(3 * (size_t)dim, sizeof(float)))) {
+        free(ix);
         return sm_err(err, -ENOMEM, "index: out of memory");
+    }
     if (pthread_rwlock_init(&ix->lock, NULL) != 0) {
+        free(ix->offset);
         free(ix);
         return sm_err(err, -ENOMEM, "index: cannot create its lock");
     }
+    pthread_mutex_init(&ix->pool_lock, NULL);
+    ix->scale = ix->offset + dim;
+    ix->inv_scale = ix->scale + dim;
     ix->dim = dim;
+    ix->opt = options_filled(NULL);
     *out = ix;
     return 0;
 }
@@ -235,8 +312,16 @@ int index_create(int dim, Index **out, char *err) {
 void index_free(Index *ix) {
     if (!ix)
         return;
+    pool_free(ix->pool);
+    pthread_mutex_destroy(&ix->pool_lock);
     pthread_rwlock_destroy(&ix->lock);
-    free(ix->emb);
+    if (ix->emb_bytes)
+        munmap(ix->emb, ix->emb_bytes);
+    if (ix->codes_bytes)
+        munmap(ix->codes, ix->codes_bytes);
+    if (ix->names_cap)
+        munmap(ix->names, ix->names_cap);
+    free(ix->offset); /* scale and inv_scale too */
     free(ix->sample);
     free(ix->subj);
     free(ix->prev);
@@ -266,6 +351,13 @@ size_t index_subjects(Index *ix) {
     return n;
 }
 
+int index_compressed(Index *ix) {
+    pthread_rwlock_rdlock(&ix->lock);
+    int q = ix->quant;
+    pthread_rwlock_unlock(&ix->lock);
+    return q;
+}
+
 int index_reserve(Index *ix, size_t rows, size_t subjects, char *err) {
     pthread_rwlock_wrlock(&ix->lock);
     int rc = reserve_locked(ix, rows, subjects, err);
@@ -273,39 +365,85 @@ int index_reserve(Index *ix, size_t rows, size_t subjects, char *err) {
     return rc;
 }
 
-/* An embedding is searchable when every element is finite and so is its
- * squared norm (elements near 1e19 overflow it, and any distance with it). */
-static int embedding_ok(const float *v, int n) {
-    float s = 0;
-    for (int i = 0; i < n; i++) {
-        if (!isfinite(v[i]))
-            return 0;
-        s += v[i] * v[i];
-    }
-    return isfinite(s);
+/* ---- The int8 copy ---- */
+
+/* Encodes row r; 1 if some value fell outside the range and was clamped. */
+static int quant_encode(Index *ix, size_t r) {
+    size_t d = (size_t)ix->dim;
+    return index_encode_i8(ix->emb + r * d, ix->offset, ix->inv_scale, ix->codes + r * d, ix->dim);
 }
 
-/* Squared distance for ranking, in 16 independent lanes so that it
- * vectorises; hits report the model's own distance (model_distance()). */
-SM_CLONES static float sq_dist(const float *x, const float *q, int n) {
-    float acc[16] = {0}, s = 0;
-    int i = 0;
-    for (; i + 16 <= n; i += 16)
-        for (int j = 0; j < 16; j++) {
-            float d = x[i + j] - q[i + j];
-            acc[j] += d * d;
+/* Derives offset and scale from rows [0, n) and encodes every row. */
+static void quant_derive(Index *ix) {
+    int d = ix->dim;
+    float *lo = ix->offset, *hi = ix->scale; /* reused as min and max first */
+    for (int j = 0; j < d; j++) {
+        lo[j] = INFINITY;
+        hi[j] = -INFINITY;
+    }
+    for (size_t r = 0; r < ix->n; r++) {
+        const float *x = ix->emb + r * (size_t)d;
+        for (int j = 0; j < d; j++) {
+            lo[j] = x[j] < lo[j] ? x[j] : lo[j];
+            hi[j] = x[j] > hi[j] ? x[j] : hi[j];
         }
-    for (; i < n; i++)
-        s += (x[i] - q[i]) * (x[i] - q[i]);
-    for (int j = 0; j < 16; j++)
-        s += acc[j];
-    return s;
+    }
+    for (int j = 0; j < d; j++) {
+        float span = hi[j] - lo[j], a = lo[j] - span / 16, b = hi[j] + span / 16;
+        float s = (b - a) / 254.0f;
+        ix->offset[j] = a / 2 + b / 2;
+        ix->scale[j] = s > 0 && isfinite(s) && isfinite(1.0f / s) ? s : 1.0f;
+        ix->inv_scale[j] = 1.0f / ix->scale[j];
+    }
+    for (size_t r = 0; r < ix->n; r++)
+        quant_encode(ix, r);
+    ix->quant = 1;
+    ix->q_built = ix->n;
+    ix->q_clamped = 0;
 }
+
+/* After row n-1 was added: encode it, or derive the copy afresh. */
+static void quant_added(Index *ix) {
+    if (!ix->quant) {
+        if (ix->n >= ix->opt.compress_min_rows)
+            quant_derive(ix);
+        return;
+    }
+    ix->q_clamped += (size_t)quant_encode(ix, ix->n - 1);
+    if (ix->n >= 2 * ix->q_built || ix->q_clamped * 64 > ix->n)
+        quant_derive(ix);
+}
+
+int index_set_options(Index *ix, const IndexOptions *opt, char *err) {
+    if (!opt || opt->threads < 0 || opt->threads > 64 || opt->rerank_extra < 0 ||
+        opt->rerank_extra > 4096)
+        return sm_err(err, -EINVAL, "index: threads must be 0..64 and rerank_extra 0..4096");
+    pthread_rwlock_wrlock(&ix->lock);
+    ix->opt = options_filled(opt);
+    if (ix->n < ix->opt.compress_min_rows)
+        ix->quant = 0;
+    else if (!ix->quant)
+        quant_derive(ix);
+    /* A pool of the old size goes (no search is using it: they hold the lock
+     * shared); the next parallel search makes one. */
+    pthread_mutex_lock(&ix->pool_lock);
+    pool_free(ix->pool);
+    ix->pool = NULL;
+    pthread_mutex_unlock(&ix->pool_lock);
+    pthread_rwlock_unlock(&ix->lock);
+    return 0;
+}
+
+/* ---- Changes ---- */
 
 static int32_t slot_new(Index *ix, const char *subject) {
     int32_t slot = ix->n_free ? ix->free_slots[--ix->n_free] : (int32_t)ix->n_slots++;
     Subj *sj = &ix->subjects[slot];
-    snprintf(sj->id, sizeof sj->id, "%s", subject);
+    size_t len = strlen(subject);
+    memcpy(ix->names + ix->names_len, &slot, 4);
+    memcpy(ix->names + ix->names_len + 4, subject, len + 1);
+    sj->off = ix->names_len;
+    ix->names_len += 4 + len + 1;
     sj->head = -1;
     sj->count = 0;
     table_insert(ix, &ix->slot_of, slot, slot_hash);
@@ -313,12 +451,22 @@ static int32_t slot_new(Index *ix, const char *subject) {
     return slot;
 }
 
+static void slot_release(Index *ix, int32_t slot) {
+    Subj *sj = &ix->subjects[slot];
+    table_delete_at(ix, &ix->slot_of, find_slot_pos(ix, index_slot_id(ix, slot)), slot_hash);
+    int32_t dead = -1;
+    memcpy(ix->names + sj->off, &dead, 4);
+    ix->names_dead += 4 + strlen(ix->names + sj->off + 4) + 1;
+    ix->free_slots[ix->n_free++] = slot;
+    ix->n_live--;
+}
+
 int index_add(Index *ix, int64_t sample_id, const char *subject, const float *emb, char *err) {
     int rc = 0;
     if (sample_id <= 0 || !store_subject_id_valid(subject))
         return sm_err(err, -EINVAL, "index: invalid sample %lld or subject id",
                       (long long)sample_id);
-    if (!embedding_ok(emb, ix->dim))
+    if (!index_embedding_ok(emb, ix->dim))
         return sm_err(err, -EINVAL, "index: sample %lld has a non-finite embedding",
                       (long long)sample_id);
     pthread_rwlock_wrlock(&ix->lock);
@@ -326,7 +474,7 @@ int index_add(Index *ix, int64_t sample_id, const char *subject, const float *em
         rc = sm_err(err, -EEXIST, "index: sample %lld is already there", (long long)sample_id);
         goto out;
     }
-    int32_t slot = find_slot(ix, subject);
+    int32_t slot = index_find_slot(ix, subject);
     rc = reserve_locked(ix, 1, slot < 0 ? 1 : 0, err);
     if (rc < 0)
         goto out;
@@ -344,6 +492,7 @@ int index_add(Index *ix, int64_t sample_id, const char *subject, const float *em
     sj->head = r;
     sj->count++;
     table_insert(ix, &ix->rows_of, r, row_hash);
+    quant_added(ix);
 out:
     pthread_rwlock_unlock(&ix->lock);
     return rc;
@@ -360,17 +509,15 @@ static void remove_row(Index *ix, int32_t r) {
         sj->head = ix->next[r];
     if (ix->next[r] != -1)
         ix->prev[ix->next[r]] = ix->prev[r];
-    if (--sj->count == 0) {
-        table_delete_at(ix, &ix->slot_of, find_slot_pos(ix, sj->id), slot_hash);
-        ix->free_slots[ix->n_free++] = ix->subj[r];
-        ix->n_live--;
-    }
+    if (--sj->count == 0)
+        slot_release(ix, ix->subj[r]);
     table_delete_at(ix, &ix->rows_of, find_row_pos(ix, ix->sample[r]), row_hash);
     int32_t last = (int32_t)ix->n - 1;
     if (r != last) {
-        size_t pos = find_row_pos(ix, ix->sample[last]);
-        memcpy(ix->emb + (size_t)r * ix->dim, ix->emb + (size_t)last * ix->dim,
-               (size_t)ix->dim * sizeof(float));
+        size_t pos = find_row_pos(ix, ix->sample[last]), d = (size_t)ix->dim;
+        memcpy(ix->emb + (size_t)r * d, ix->emb + (size_t)last * d, d * sizeof(float));
+        if (ix->quant)
+            memcpy(ix->codes + (size_t)r * d, ix->codes + (size_t)last * d, d);
         ix->sample[r] = ix->sample[last];
         ix->subj[r] = ix->subj[last];
         ix->prev[r] = ix->prev[last];
@@ -397,7 +544,7 @@ int index_remove_sample(Index *ix, int64_t sample_id) {
 
 int index_remove_subject(Index *ix, const char *subject, size_t *removed) {
     pthread_rwlock_wrlock(&ix->lock);
-    int32_t slot = find_slot(ix, subject);
+    int32_t slot = store_subject_id_valid(subject) ? index_find_slot(ix, subject) : -1;
     size_t count = slot < 0 ? 0 : (size_t)ix->subjects[slot].count;
     /* The slot stays valid until its last row goes, which also frees it. */
     for (size_t i = 0; i < count; i++)
@@ -411,161 +558,11 @@ int index_remove_subject(Index *ix, const char *subject, size_t *removed) {
 void index_clear(Index *ix) {
     pthread_rwlock_wrlock(&ix->lock);
     ix->n = ix->n_slots = ix->n_free = ix->n_live = 0;
+    ix->names_len = ix->names_dead = 0;
+    ix->quant = 0;
     if (ix->rows_of.t)
         memset(ix->rows_of.t, 0xff, (ix->rows_of.mask + 1) * sizeof(int32_t));
     if (ix->slot_of.t)
         memset(ix->slot_of.t, 0xff, (ix->slot_of.mask + 1) * sizeof(int32_t));
     pthread_rwlock_unlock(&ix->lock);
-}
-
-/* Orders candidates: smaller key first, then smaller subject id. */
-static int hit_before(float ka, const char *ida, float kb, const char *idb) {
-    return ka < kb || (ka == kb && strcmp(ida, idb) < 0);
-}
-
-/* Inserts (key, slot) into the sorted top list of at most k entries. */
-static void top_insert(const Index *ix, float *keys, int32_t *slots, int *m, int k, float key,
-                       int32_t slot) {
-    const char *id = ix->subjects[slot].id;
-    if (*m == k && !hit_before(key, id, keys[k - 1], ix->subjects[slots[k - 1]].id))
-        return;
-    int i = *m < k ? (*m)++ : k - 1;
-    for (; i > 0 && hit_before(key, id, keys[i - 1], ix->subjects[slots[i - 1]].id); i--) {
-        keys[i] = keys[i - 1];
-        slots[i] = slots[i - 1];
-    }
-    keys[i] = key;
-    slots[i] = slot;
-}
-
-static void hit_fill(const Index *ix, int32_t row, const float *q, IndexHit *h) {
-    snprintf(h->subject, sizeof h->subject, "%s", ix->subjects[ix->subj[row]].id);
-    h->sample_id = ix->sample[row];
-    h->distance = model_distance(q, ix->emb + (size_t)row * ix->dim, ix->dim);
-}
-
-static int hit_cmp(const void *a, const void *b) {
-    const IndexHit *x = a, *y = b;
-    if (x->distance != y->distance)
-        return x->distance < y->distance ? -1 : 1;
-    return strcmp(x->subject, y->subject);
-}
-
-static int check_query(const Index *ix, const float *q, int k, IndexHit *hits, int *n, char *err) {
-    *n = 0;
-    if (k < 1 || !hits)
-        return sm_err(err, -EINVAL, "index: k must be at least 1");
-    if (!embedding_ok(q, ix->dim))
-        return sm_err(err, -EINVAL, "index: query embedding is not finite");
-    return 0;
-}
-
-int index_topk(Index *ix, const float *q, int k, IndexHit *hits, int *n, char *err) {
-    int rc = check_query(ix, q, k, hits, n, err);
-    if (rc < 0)
-        return rc;
-    float *d2 = NULL, *keys = NULL;
-    int32_t *slots = NULL, *rows = NULL;
-    pthread_rwlock_rdlock(&ix->lock);
-    if (ix->n == 0)
-        goto out;
-    size_t kk = (size_t)k < ix->n_live ? (size_t)k : ix->n_live;
-    d2 = malloc(ix->n * sizeof *d2);
-    keys = malloc(kk * sizeof *keys);
-    slots = malloc(kk * sizeof *slots);
-    rows = malloc(ix->subj_cap * sizeof *rows);
-    if (!d2 || !keys || !slots || !rows) {
-        rc = sm_err(err, -ENOMEM, "index: out of memory for a query over %zu rows", ix->n);
-        goto out;
-    }
-    for (size_t r = 0; r < ix->n; r++)
-        d2[r] = sq_dist(ix->emb + r * ix->dim, q, ix->dim);
-    int m = 0;
-    for (size_t s = 0; s < ix->n_slots; s++) {
-        float best = INFINITY;
-        int32_t best_row = -1;
-        for (int32_t r = ix->subjects[s].count ? ix->subjects[s].head : -1; r != -1;
-             r = ix->next[r]) {
-            float d = d2[r];
-            if (best_row < 0 || d < best || (d == best && ix->sample[r] < ix->sample[best_row])) {
-                best = d;
-                best_row = r;
-            }
-        }
-        if (best_row != -1) {
-            rows[s] = best_row;
-            top_insert(ix, keys, slots, &m, (int)kk, best, (int32_t)s);
-        }
-    }
-    for (int i = 0; i < m; i++)
-        hit_fill(ix, rows[slots[i]], q, &hits[i]);
-    /* The reported distances are exact; order by them. */
-    qsort(hits, (size_t)m, sizeof *hits, hit_cmp);
-    *n = m;
-out:
-    pthread_rwlock_unlock(&ix->lock);
-    free(d2);
-    free(keys);
-    free(slots);
-    free(rows);
-    return rc;
-}
-
-int index_topk_ref(Index *ix, const float *q, int k, IndexHit *hits, int *n, char *err) {
-    int rc = check_query(ix, q, k, hits, n, err);
-    if (rc < 0)
-        return rc;
-    IndexHit *all = NULL;
-    pthread_rwlock_rdlock(&ix->lock);
-    all = calloc(ix->n_slots + 1, sizeof *all);
-    if (!all) {
-        rc = sm_err(err, -ENOMEM, "index: out of memory");
-        goto out;
-    }
-    for (size_t s = 0; s < ix->n_slots; s++)
-        all[s].distance = INFINITY;
-    for (size_t r = 0; r < ix->n; r++) {
-        IndexHit *h = &all[ix->subj[r]];
-        float d = model_distance(q, ix->emb + r * ix->dim, ix->dim);
-        if (d < h->distance || (d == h->distance && ix->sample[r] < h->sample_id))
-            hit_fill(ix, (int32_t)r, q, h);
-    }
-    size_t m = 0;
-    for (size_t s = 0; s < ix->n_slots; s++)
-        if (ix->subjects[s].count > 0)
-            all[m++] = all[s];
-    qsort(all, m, sizeof *all, hit_cmp);
-    *n = (int)(m < (size_t)k ? m : (size_t)k);
-    memcpy(hits, all, (size_t)*n * sizeof *hits);
-out:
-    pthread_rwlock_unlock(&ix->lock);
-    free(all);
-    return rc;
-}
-
-int index_nearest_in_subject(Index *ix, const char *subject, const float *q, IndexHit *hit,
-                             char *err) {
-    int n;
-    int rc = check_query(ix, q, 1, hit, &n, err);
-    if (rc < 0)
-        return rc;
-    pthread_rwlock_rdlock(&ix->lock);
-    int32_t slot = store_subject_id_valid(subject) ? find_slot(ix, subject) : -1;
-    if (slot < 0) {
-        rc = SM_ABSENT;
-        goto out;
-    }
-    float best = INFINITY;
-    int32_t best_row = -1;
-    for (int32_t r = ix->subjects[slot].head; r != -1; r = ix->next[r]) {
-        float d = model_distance(q, ix->emb + (size_t)r * ix->dim, ix->dim);
-        if (best_row < 0 || d < best || (d == best && ix->sample[r] < ix->sample[best_row])) {
-            best = d;
-            best_row = r;
-        }
-    }
-    hit_fill(ix, best_row, q, hit);
-out:
-    pthread_rwlock_unlock(&ix->lock);
-    return rc;
 }

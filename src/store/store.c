@@ -584,11 +584,16 @@ void store_stats(Store *s, StoreStats *out) {
 
 /* ---- Nearest neighbours ---- */
 
-int store_identify(Store *s, const float *q, int k, IndexHit *hits, int *n, char *err) {
+int store_identify_with(Store *s, const float *q, int k, int flags, IndexHit *hits, int *n,
+                        char *err) {
     *n = 0;
     if (atomic_load(&s->stale))
         return sm_err(err, -ESTALE, STALE_MSG);
-    return index_topk(s->ix, q, k, hits, n, err);
+    return index_search(s->ix, q, k, flags, hits, n, err);
+}
+
+int store_identify(Store *s, const float *q, int k, IndexHit *hits, int *n, char *err) {
+    return store_identify_with(s, q, k, 0, hits, n, err);
 }
 
 int store_verify(Store *s, const char *subject, const float *q, IndexHit *hit, char *err) {

@@ -582,6 +582,18 @@ START_TEST(identify_ranks_the_enrolled_subject_first) {
     ck_assert_str_eq(jstr(cJSON_GetArrayItem(m, 0), "subject"), "tie-a");
     ck_assert_str_eq(jstr(cJSON_GetArrayItem(m, 1), "subject"), "tie-b");
     resp_free(&r);
+    /* ?exact=1 scans the float embeddings (the same answer); other values are refused. */
+    Field e[] = {IMAGE("image", tie), TEXT("k", "2")};
+    r = post_multipart(P, "/identify?exact=1", e, 2, NULL);
+    ASSERT_JSON(r, 200);
+    m = cJSON_GetObjectItem(r.json, "matches");
+    ck_assert_str_eq(jstr(cJSON_GetArrayItem(m, 0), "subject"), "tie-a");
+    ck_assert_str_eq(jstr(cJSON_GetArrayItem(m, 1), "subject"), "tie-b");
+    resp_free(&r);
+    r = post_multipart(P, "/identify?exact=yes", e, 2, NULL);
+    ASSERT_JSON(r, 400);
+    ck_assert_str_eq(error_code(&r), "bad_request");
+    resp_free(&r);
     buf_free(&tie);
     for (int i = 0; i < 3; i++)
         buf_free(&img[i]);

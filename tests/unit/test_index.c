@@ -1,9 +1,12 @@
 /*
  * test_index.c — the in-memory index: bookkeeping (add, remove by sample and
  * by subject, swap-with-last, growth), the distance formula, tie-breaking, and
- * index_topk() (cblas_sgemv with cached norms) against the naive reference
- * index_topk_ref() on random data, before and after removals; plus readers
- * searching while a writer changes the index.
+ * index_topk() against the naive reference index_topk_ref() on random data,
+ * before and after removals; plus readers searching while a writer changes
+ * the index. The scan kernels against their *_ref loops; the exact search on
+ * several threads against the reference on integer data (every sum exact, so
+ * ties must break the same way); the int8 scan + re-rank against the exact
+ * search; the subject-name arena through deletions and reuse.
  */
 #include <check.h>
 #include <math.h>
@@ -13,6 +16,7 @@
 #include <string.h>
 
 #include "siamese/common.h"
+#include "siamese/index.h"
 #include "siamese/rng.h"
 #include "siamese/store.h"
 
@@ -20,6 +24,8 @@
 
 #define DIM 16
 #define TOL 1e-4f
+
+static void set_opts(Index *ix, int threads, size_t par_min, size_t compress_min, int extra);
 
 static Index *make(int dim) {
     Index *ix = NULL;
@@ -302,6 +308,8 @@ START_TEST(readers_during_writes) {
     float v[DIM];
     ReaderArg args[3];
     pthread_t th[3];
+    /* Searches on two threads each: the readers contend for the pool. */
+    set_opts(ix, 2, 1, 500, 4);
     for (int t = 0; t < 3; t++) {
         args[t] = (ReaderArg){ix, 0};
         ck_assert_int_eq(pthread_create(&th[t], NULL, reader, &args[t]), 0);
@@ -376,6 +384,221 @@ START_TEST(overflowing_embeddings_refused) {
 }
 END_TEST
 
+/* Small integers: every partial sum is exact in float, in any order. */
+static void int_vec(Rng *r, float *v, size_t n, int lo, int hi) {
+    for (size_t i = 0; i < n; i++)
+        v[i] = (float)(lo + (int)rng_below(r, (uint64_t)(hi - lo + 1)));
+}
+
+START_TEST(kernels_match_ref) {
+    Rng rng;
+    rng_seed(&rng, 11);
+    const int dims[] = {128, 16, 48, 7, 130};
+    for (size_t t = 0; t < SM_ARRAY_LEN(dims); t++) {
+        int d = dims[t];
+        size_t n = 83; /* 5 blocks of 16 and a tail */
+        float *x = malloc(n * (size_t)d * sizeof *x), q[256], a[83], b[83];
+        float scale[256], qo[256];
+        int8_t *c = malloc(n * (size_t)d);
+        /* Exact: integer data, equal bit for bit. */
+        int_vec(&rng, x, n * (size_t)d, -20, 20);
+        int_vec(&rng, q, (size_t)d, -20, 20);
+        index_dist_f32(x, n, d, q, a);
+        index_dist_f32_ref(x, n, d, q, b);
+        for (size_t i = 0; i < n; i++)
+            ck_assert_msg(a[i] == b[i], "dim %d row %zu: %g vs %g", d, i, a[i], b[i]);
+        for (size_t i = 0; i < n * (size_t)d; i++)
+            c[i] = (int8_t)((int)rng_below(&rng, 255) - 127);
+        for (int j = 0; j < d; j++) {
+            scale[j] = (float)(1 << rng_below(&rng, 3)) * 0.25f;
+            qo[j] = (float)((int)rng_below(&rng, 64) - 32) * 0.25f;
+        }
+        index_dist_i8(c, n, d, scale, qo, a);
+        index_dist_i8_ref(c, n, d, scale, qo, b);
+        for (size_t i = 0; i < n; i++)
+            ck_assert_msg(a[i] == b[i], "i8 dim %d row %zu: %g vs %g", d, i, a[i], b[i]);
+        /* Random floats: equal up to rounding. */
+        rand_vec(&rng, x, (int)(n * (size_t)d));
+        rand_vec(&rng, q, d);
+        index_dist_f32(x, n, d, q, a);
+        index_dist_f32_ref(x, n, d, q, b);
+        check_close(a, b, n, 1e-5, "f32");
+        for (int j = 0; j < d; j++)
+            scale[j] = 0.01f + rng_uniform(&rng);
+        index_dist_i8(c, n, d, scale, q, a);
+        index_dist_i8_ref(c, n, d, scale, q, b);
+        check_close(a, b, n, 1e-5, "i8");
+        /* n = 0 writes nothing. */
+        a[0] = -1;
+        index_dist_f32(x, 0, d, q, a);
+        ck_assert(a[0] == -1);
+        free(x);
+        free(c);
+    }
+}
+END_TEST
+
+static void set_opts(Index *ix, int threads, size_t par_min, size_t compress_min, int extra) {
+    char err[SM_ERRMAX];
+    IndexOptions o = {threads, par_min, compress_min, extra};
+    ck_assert_int_eq(index_set_options(ix, &o, err), 0);
+}
+
+/* Exact search on 1..3 threads equals the reference hit for hit (subject,
+ * sample and distance) on integer data full of ties. */
+START_TEST(exact_threads_equal_ref) {
+    Rng rng;
+    rng_seed(&rng, 5 + (uint64_t)_i);
+    enum { N = 3000, D = 32 };
+    Index *ix = make(D);
+    char err[SM_ERRMAX], name[32];
+    float *v = malloc((size_t)N * D * sizeof *v), q[D];
+    int_vec(&rng, v, (size_t)N * D, -2, 2);
+    for (int i = 0; i < N; i++) {
+        snprintf(name, sizeof name, "t%03d", (int)rng_below(&rng, 400));
+        ck_assert_int_eq(index_add(ix, i + 1, name, v + (size_t)i * D, err), 0);
+    }
+    /* Duplicated rows under other subjects: exact ties between subjects. */
+    for (int i = 0; i < 200; i++) {
+        snprintf(name, sizeof name, "dup%03d", i);
+        ck_assert_int_eq(index_add(ix, N + 1 + i, name, v + (size_t)rng_below(&rng, N) * D, err),
+                         0);
+    }
+    set_opts(ix, 1 + _i, 1, 1 << 30, 0);
+    IndexHit h[40], r[40];
+    for (int t = 0; t < 30; t++) {
+        if (t % 2)
+            memcpy(q, v + (size_t)rng_below(&rng, N) * D, sizeof q);
+        else
+            int_vec(&rng, q, D, -2, 2);
+        int k = 1 + (int)rng_below(&rng, 40), n = 0, nr = 0;
+        ck_assert_int_eq(index_search(ix, q, k, INDEX_EXACT, h, &n, err), 0);
+        ck_assert_int_eq(index_topk_ref(ix, q, k, r, &nr, err), 0);
+        ck_assert_int_eq(n, nr);
+        for (int i = 0; i < n; i++) {
+            ck_assert_msg(strcmp(h[i].subject, r[i].subject) == 0, "q%d #%d: %s vs %s", t, i,
+                          h[i].subject, r[i].subject);
+            ck_assert_int_eq(h[i].sample_id, r[i].sample_id);
+            ck_assert(h[i].distance == r[i].distance);
+        }
+    }
+    free(v);
+    index_free(ix);
+}
+END_TEST
+
+/* Clustered data (subjects around centres, queries near a stored sample):
+ * the int8 scan + re-rank finds the exact top-1 on nearly every query, and
+ * its hits carry exact distances. Also after removals (codes move with rows)
+ * and across the re-derivation when the row count doubles. */
+START_TEST(compressed_agrees_with_exact) {
+    Rng rng;
+    rng_seed(&rng, 21);
+    enum { S = 500, PER = 8, D = 64, Q = 200 };
+    Index *ix = make(D);
+    char err[SM_ERRMAX], name[32];
+    float *centre = malloc((size_t)S * D * sizeof *centre), v[D], q[D];
+    check_fill(&rng, centre, (size_t)S * D, -1, 1);
+    set_opts(ix, 2, 1, 1000, 16);
+    int64_t id = 1;
+    for (int p = 0; p < PER; p++)
+        for (int s = 0; s < S; s++) {
+            for (int j = 0; j < D; j++)
+                v[j] = centre[s * D + j] + 0.2f * (rng_uniform(&rng) - 0.5f);
+            snprintf(name, sizeof name, "c%03d", s);
+            ck_assert_int_eq(index_add(ix, id++, name, v, err), 0);
+            if (id == 900)
+                ck_assert_int_eq(index_compressed(ix), 0);
+        }
+    ck_assert_int_eq(index_compressed(ix), 1);
+    for (int round = 0; round < 2; round++) {
+        int agree = 0;
+        for (int t = 0; t < Q; t++) {
+            int s = (int)rng_below(&rng, S);
+            for (int j = 0; j < D; j++)
+                q[j] = centre[s * D + j] + 0.3f * (rng_uniform(&rng) - 0.5f);
+            IndexHit a[5], e[5];
+            int na = 0, ne = 0;
+            ck_assert_int_eq(index_search(ix, q, 5, 0, a, &na, err), 0);
+            ck_assert_int_eq(index_search(ix, q, 5, INDEX_EXACT, e, &ne, err), 0);
+            ck_assert_int_eq(na, 5);
+            ck_assert_int_eq(ne, 5);
+            agree += strcmp(a[0].subject, e[0].subject) == 0;
+            for (int i = 0; i < na; i++) {
+                IndexHit one;
+                ck_assert_int_eq(index_nearest_in_subject(ix, a[i].subject, q, &one, err), 0);
+                ck_assert(one.distance == a[i].distance && one.sample_id == a[i].sample_id);
+            }
+        }
+        ck_assert_msg(agree >= Q * 99 / 100, "round %d: top-1 agreed on %d of %d", round, agree, Q);
+        /* Remove every third sample and a few subjects, then search again. */
+        for (int64_t i = 1; i < id; i += 3)
+            index_remove_sample(ix, i);
+        for (int s = 0; s < 20; s++) {
+            snprintf(name, sizeof name, "c%03d", s * 3 + round);
+            index_remove_subject(ix, name, NULL);
+        }
+    }
+    /* Few subjects (fewer than k + rerank_extra): the exact path, same answer. */
+    Index *small = make(D);
+    set_opts(small, 2, 1, 10, 64);
+    for (int i = 0; i < 100; i++) {
+        snprintf(name, sizeof name, "x%d", i % 7);
+        ck_assert_int_eq(index_add(small, i + 1, name, centre + (size_t)i * D, err), 0);
+    }
+    ck_assert_int_eq(index_compressed(small), 1);
+    IndexHit a[7], r[7];
+    int na = 0, nr = 0;
+    ck_assert_int_eq(index_search(small, centre, 7, 0, a, &na, err), 0);
+    ck_assert_int_eq(index_topk_ref(small, centre, 7, r, &nr, err), 0);
+    ck_assert_int_eq(na, 7);
+    for (int i = 0; i < na; i++)
+        ck_assert_str_eq(a[i].subject, r[i].subject);
+    index_free(small);
+    free(centre);
+    index_free(ix);
+}
+END_TEST
+
+/* Subject names live in one arena: deleting many subjects and adding new
+ * ones (which compacts it) keeps every name findable. */
+START_TEST(names_survive_compaction) {
+    Index *ix = make(4);
+    char err[SM_ERRMAX], name[160];
+    float v[4] = {0};
+    for (int i = 0; i < 3000; i++) {
+        snprintf(name, sizeof name, "%0*d", 1 + i % 128, i);
+        v[0] = (float)i;
+        ck_assert_int_eq(index_add(ix, i + 1, name, v, err), 0);
+    }
+    for (int i = 0; i < 3000; i += 3) {
+        snprintf(name, sizeof name, "%0*d", 1 + i % 128, i);
+        ck_assert_int_eq(index_remove_subject(ix, name, NULL), 0);
+    }
+    for (int i = 3000; i < 9000; i++) {
+        snprintf(name, sizeof name, "n%0*d", 1 + i % 127, i);
+        v[0] = (float)i;
+        ck_assert_int_eq(index_reserve(ix, 1, 1, err), 0);
+        ck_assert_int_eq(index_add(ix, i + 1, name, v, err), 0);
+    }
+    ck_assert_uint_eq(index_subjects(ix), 8000);
+    IndexHit h;
+    for (int i = 0; i < 9000; i++) {
+        if (i < 3000)
+            snprintf(name, sizeof name, "%0*d", 1 + i % 128, i);
+        else
+            snprintf(name, sizeof name, "n%0*d", 1 + i % 127, i);
+        int want = i < 3000 && i % 3 == 0 ? SM_ABSENT : 0;
+        v[0] = (float)i;
+        ck_assert_int_eq(index_nearest_in_subject(ix, name, v, &h, err), want);
+        if (want == 0)
+            ck_assert_int_eq(h.sample_id, i + 1);
+    }
+    ck_assert_int_eq(index_nearest_in_subject(ix, NULL, v, &h, err), SM_ABSENT);
+    index_free(ix);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("index");
     TCase *tc = tcase_create("index");
@@ -389,6 +612,10 @@ int main(void) {
     tcase_add_test(tc, readers_during_writes);
     tcase_add_test(tc, close_candidates_rank_exactly);
     tcase_add_test(tc, overflowing_embeddings_refused);
+    tcase_add_test(tc, kernels_match_ref);
+    tcase_add_loop_test(tc, exact_threads_equal_ref, 0, 3);
+    tcase_add_test(tc, compressed_agrees_with_exact);
+    tcase_add_test(tc, names_survive_compaction);
     suite_add_tcase(s, tc);
     return check_run(s);
 }

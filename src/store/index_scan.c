@@ -1,0 +1,497 @@
+/*
+ * index_scan.c — searching the index: the distance kernels (AVX-512 with a
+ * portable fallback, each beside its plain *_ref loop), the per-thread lists
+ * of the best subjects, the exact and the int8 + re-rank searches, the naive
+ * reference search and the nearest sample within one subject.
+ *
+ * A search splits the rows into one contiguous part per scan thread. Each
+ * part keeps the best subjects it has seen (each by its best row) in a small
+ * sorted list; a row is looked at only when its distance is within the list's
+ * last entry, which after the first few thousand rows is rare, so the scan
+ * runs at the speed of the kernel. The parts' lists are then merged: a
+ * subject in the global top k is in the top k of the part holding its best
+ * row, so the merge is exact.
+ */
+#include "index_int.h"
+
+#include "siamese/common.h"
+#include "siamese/model.h"
+#include "siamese/simd.h"
+#include "siamese/store.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define HAVE_AVX512 1
+#include <immintrin.h>
+#endif
+
+#define BLOCK 256 /* rows per kernel call in a scan */
+
+int index_embedding_ok(const float *v, int n) {
+    float s = 0;
+    for (int i = 0; i < n; i++) {
+        if (!isfinite(v[i]))
+            return 0;
+        s += v[i] * v[i];
+    }
+    return isfinite(s);
+}
+
+/* ---- Kernels ---- */
+
+void index_dist_f32_ref(const float *x, size_t n, int dim, const float *q, float *out) {
+    for (size_t i = 0; i < n; i++) {
+        float s = 0;
+        for (int j = 0; j < dim; j++) {
+            float d = x[i * (size_t)dim + j] - q[j];
+            s += d * d;
+        }
+        out[i] = s;
+    }
+}
+
+void index_dist_i8_ref(const int8_t *c, size_t n, int dim, const float *scale, const float *qo,
+                       float *out) {
+    for (size_t i = 0; i < n; i++) {
+        float s = 0;
+        for (int j = 0; j < dim; j++) {
+            float d = scale[j] * (float)c[i * (size_t)dim + j] - qo[j];
+            s += d * d;
+        }
+        out[i] = s;
+    }
+}
+
+/* Portable versions: 16 independent lanes per row so that they vectorise. */
+SM_CLONES static void dist_f32_lanes(const float *x, size_t n, int dim, const float *q,
+                                     float *out) {
+    for (size_t i = 0; i < n; i++, x += dim) {
+        float acc[16] = {0}, s = 0;
+        int j = 0;
+        for (; j + 16 <= dim; j += 16)
+            for (int l = 0; l < 16; l++) {
+                float d = x[j + l] - q[j + l];
+                acc[l] += d * d;
+            }
+        for (; j < dim; j++)
+            s += (x[j] - q[j]) * (x[j] - q[j]);
+        for (int l = 0; l < 16; l++)
+            s += acc[l];
+        out[i] = s;
+    }
+}
+
+SM_CLONES static void dist_i8_lanes(const int8_t *c, size_t n, int dim, const float *scale,
+                                    const float *qo, float *out) {
+    for (size_t i = 0; i < n; i++, c += dim) {
+        float acc[16] = {0}, s = 0;
+        int j = 0;
+        for (; j + 16 <= dim; j += 16)
+            for (int l = 0; l < 16; l++) {
+                float d = scale[j + l] * (float)c[j + l] - qo[j + l];
+                acc[l] += d * d;
+            }
+        for (; j < dim; j++) {
+            float d = scale[j] * (float)c[j] - qo[j];
+            s += d * d;
+        }
+        for (int l = 0; l < 16; l++)
+            s += acc[l];
+        out[i] = s;
+    }
+}
+
+#ifdef HAVE_AVX512
+#define AVX512 __attribute__((target("avx512f")))
+
+/* v[r] -> lane r of the result holds the sum of v[r]'s 16 lanes: pairs of
+ * vectors fold into one by 256-bit, then 128-bit, then 64- and 32-bit
+ * halves, 15 adds for 16 rows instead of 16 full reductions. */
+AVX512 static inline __m512 hsum16(const __m512 *v) {
+    __m512 w[8], x[4], y[2];
+    for (int i = 0; i < 8; i++)
+        w[i] = _mm512_add_ps(_mm512_shuffle_f32x4(v[2 * i], v[2 * i + 1], _MM_SHUFFLE(1, 0, 1, 0)),
+                             _mm512_shuffle_f32x4(v[2 * i], v[2 * i + 1], _MM_SHUFFLE(3, 2, 3, 2)));
+    for (int i = 0; i < 4; i++) /* blocks: rows 4i .. 4i+3 */
+        x[i] = _mm512_add_ps(_mm512_shuffle_f32x4(w[2 * i], w[2 * i + 1], _MM_SHUFFLE(2, 0, 2, 0)),
+                             _mm512_shuffle_f32x4(w[2 * i], w[2 * i + 1], _MM_SHUFFLE(3, 1, 3, 1)));
+    for (int i = 0; i < 2; i++) /* block j: row 8i+j (2 lanes), row 8i+4+j (2 lanes) */
+        y[i] = _mm512_add_ps(_mm512_shuffle_ps(x[2 * i], x[2 * i + 1], _MM_SHUFFLE(1, 0, 1, 0)),
+                             _mm512_shuffle_ps(x[2 * i], x[2 * i + 1], _MM_SHUFFLE(3, 2, 3, 2)));
+    /* block j: rows j, 4+j, 8+j, 12+j */
+    __m512 z = _mm512_add_ps(_mm512_shuffle_ps(y[0], y[1], _MM_SHUFFLE(2, 0, 2, 0)),
+                             _mm512_shuffle_ps(y[0], y[1], _MM_SHUFFLE(3, 1, 3, 1)));
+    const __m512i order = _mm512_set_epi32(15, 11, 7, 3, 14, 10, 6, 2, 13, 9, 5, 1, 12, 8, 4, 0);
+    return _mm512_permutexvar_ps(order, z);
+}
+
+/* Sum of squared differences of one row, as 16 lanes (dim % 16 == 0). */
+AVX512 static inline __m512 row_f32(const float *x, const float *q, int dim) {
+    __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+    int j = 0;
+    for (; j + 32 <= dim; j += 32) {
+        __m512 d0 = _mm512_sub_ps(_mm512_loadu_ps(x + j), _mm512_loadu_ps(q + j));
+        __m512 d1 = _mm512_sub_ps(_mm512_loadu_ps(x + j + 16), _mm512_loadu_ps(q + j + 16));
+        a0 = _mm512_fmadd_ps(d0, d0, a0);
+        a1 = _mm512_fmadd_ps(d1, d1, a1);
+    }
+    if (j < dim) {
+        __m512 d0 = _mm512_sub_ps(_mm512_loadu_ps(x + j), _mm512_loadu_ps(q + j));
+        a0 = _mm512_fmadd_ps(d0, d0, a0);
+    }
+    return _mm512_add_ps(a0, a1);
+}
+
+AVX512 static inline __m512 row_i8(const int8_t *c, const float *scale, const float *qo, int dim) {
+    __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+    int j = 0;
+    for (; j + 32 <= dim; j += 32) {
+        __m512 c0 =
+            _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const void *)(c + j))));
+        __m512 c1 =
+            _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const void *)(c + j + 16))));
+        __m512 d0 = _mm512_fmsub_ps(_mm512_loadu_ps(scale + j), c0, _mm512_loadu_ps(qo + j));
+        __m512 d1 =
+            _mm512_fmsub_ps(_mm512_loadu_ps(scale + j + 16), c1, _mm512_loadu_ps(qo + j + 16));
+        a0 = _mm512_fmadd_ps(d0, d0, a0);
+        a1 = _mm512_fmadd_ps(d1, d1, a1);
+    }
+    if (j < dim) {
+        __m512 c0 =
+            _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const void *)(c + j))));
+        __m512 d0 = _mm512_fmsub_ps(_mm512_loadu_ps(scale + j), c0, _mm512_loadu_ps(qo + j));
+        a0 = _mm512_fmadd_ps(d0, d0, a0);
+    }
+    return _mm512_add_ps(a0, a1);
+}
+
+AVX512 static void dist_f32_avx512(const float *x, size_t n, int dim, const float *q, float *out) {
+    size_t i = 0;
+    __m512 acc[16];
+    for (; i + 16 <= n; i += 16) {
+        for (int r = 0; r < 16; r++)
+            acc[r] = row_f32(x + (i + r) * (size_t)dim, q, dim);
+        _mm512_storeu_ps(out + i, hsum16(acc));
+    }
+    for (; i < n; i++)
+        out[i] = _mm512_reduce_add_ps(row_f32(x + i * (size_t)dim, q, dim));
+}
+
+AVX512 static void dist_i8_avx512(const int8_t *c, size_t n, int dim, const float *scale,
+                                  const float *qo, float *out) {
+    size_t i = 0;
+    __m512 acc[16];
+    for (; i + 16 <= n; i += 16) {
+        for (int r = 0; r < 16; r++)
+            acc[r] = row_i8(c + (i + r) * (size_t)dim, scale, qo, dim);
+        _mm512_storeu_ps(out + i, hsum16(acc));
+    }
+    for (; i < n; i++)
+        out[i] = _mm512_reduce_add_ps(row_i8(c + i * (size_t)dim, scale, qo, dim));
+}
+
+AVX512 static int encode_avx512(const float *x, const float *off, const float *inv, int8_t *c,
+                                int dim) {
+    __mmask16 out = 0;
+    const __m512 lo = _mm512_set1_ps(-127.0f), hi = _mm512_set1_ps(127.0f);
+    const __m512 lo_r = _mm512_set1_ps(-127.5f), hi_r = _mm512_set1_ps(127.5f);
+    for (int j = 0; j < dim; j += 16) {
+        __m512 v = _mm512_mul_ps(_mm512_sub_ps(_mm512_loadu_ps(x + j), _mm512_loadu_ps(off + j)),
+                                 _mm512_loadu_ps(inv + j));
+        out |= _mm512_cmp_ps_mask(v, lo_r, _CMP_LT_OQ) | _mm512_cmp_ps_mask(v, hi_r, _CMP_GT_OQ);
+        __m512i i = _mm512_cvtps_epi32(_mm512_min_ps(_mm512_max_ps(v, lo), hi));
+        _mm_storeu_si128((void *)(c + j), _mm512_cvtsepi32_epi8(i));
+    }
+    return out != 0;
+}
+
+static int avx512_ok(int dim) {
+    return dim % 16 == 0 && __builtin_cpu_supports("avx512f");
+}
+#endif
+
+int index_encode_i8(const float *x, const float *off, const float *inv, int8_t *c, int dim) {
+#ifdef HAVE_AVX512
+    if (avx512_ok(dim))
+        return encode_avx512(x, off, inv, c, dim);
+#endif
+    int clamped = 0;
+    for (int j = 0; j < dim; j++) {
+        float v = (x[j] - off[j]) * inv[j];
+        clamped |= v < -127.5f || v > 127.5f;
+        v = v > 127.0f ? 127.0f : v < -127.0f ? -127.0f : v;
+        c[j] = (int8_t)lrintf(v);
+    }
+    return clamped;
+}
+
+void index_dist_f32(const float *x, size_t n, int dim, const float *q, float *out) {
+#ifdef HAVE_AVX512
+    if (avx512_ok(dim)) {
+        dist_f32_avx512(x, n, dim, q, out);
+        return;
+    }
+#endif
+    dist_f32_lanes(x, n, dim, q, out);
+}
+
+void index_dist_i8(const int8_t *c, size_t n, int dim, const float *scale, const float *qo,
+                   float *out) {
+#ifdef HAVE_AVX512
+    if (avx512_ok(dim)) {
+        dist_i8_avx512(c, n, dim, scale, qo, out);
+        return;
+    }
+#endif
+    dist_i8_lanes(c, n, dim, scale, qo, out);
+}
+
+/* ---- Lists of the best subjects ---- */
+
+typedef struct {
+    float key;    /* squared distance (approximate in the int8 scan) */
+    int32_t slot; /* subject */
+    int32_t row;  /* its best row so far */
+} Cand;
+
+typedef struct {
+    const Index *ix;
+    Cand *c; /* k entries, sorted: smaller key first, then smaller subject id */
+    int m, k;
+} Top;
+
+static int cand_before(const Index *ix, float ka, int32_t sa, float kb, int32_t sb) {
+    return ka < kb || (ka == kb && strcmp(index_slot_id(ix, sa), index_slot_id(ix, sb)) < 0);
+}
+
+/* Rows worth offering have key <= this. */
+static float top_bound(const Top *t) {
+    return t->m < t->k ? INFINITY : t->c[t->k - 1].key;
+}
+
+/* Offers row (key) of slot: replaces the slot's entry if the row is better
+ * (smaller key, then smaller sample id), else inserts it when it ranks. */
+static void top_offer(Top *t, float key, int32_t slot, int32_t row) {
+    const Index *ix = t->ix;
+    Cand *c = t->c;
+    for (int i = 0; i < t->m; i++) {
+        if (c[i].slot != slot)
+            continue;
+        if (!(key < c[i].key || (key == c[i].key && ix->sample[row] < ix->sample[c[i].row])))
+            return;
+        memmove(&c[i], &c[i + 1], (size_t)(t->m - i - 1) * sizeof *c);
+        t->m--;
+        break;
+    }
+    if (t->m == t->k && !cand_before(ix, key, slot, c[t->k - 1].key, c[t->k - 1].slot))
+        return;
+    int i = t->m < t->k ? t->m++ : t->k - 1;
+    for (; i > 0 && cand_before(ix, key, slot, c[i - 1].key, c[i - 1].slot); i--)
+        c[i] = c[i - 1];
+    c[i] = (Cand){key, slot, row};
+}
+
+/* ---- Scans ---- */
+
+typedef struct {
+    const Index *ix;
+    const float *q;  /* the query (exact scan) */
+    const float *qo; /* q - offset (int8 scan), or NULL */
+    int parts;
+    Top *tops; /* one per part */
+} Scan;
+
+static void scan_part(void *arg, int p) {
+    Scan *sc = arg;
+    const Index *ix = sc->ix;
+    Top *t = &sc->tops[p];
+    size_t d = (size_t)ix->dim, r0 = ix->n * (size_t)p / (size_t)sc->parts,
+           r1 = ix->n * (size_t)(p + 1) / (size_t)sc->parts;
+    float dist[BLOCK];
+    for (size_t r = r0; r < r1; r += BLOCK) {
+        size_t m = r1 - r < BLOCK ? r1 - r : BLOCK;
+        if (sc->qo)
+            index_dist_i8(ix->codes + r * d, m, ix->dim, ix->scale, sc->qo, dist);
+        else
+            index_dist_f32(ix->emb + r * d, m, ix->dim, sc->q, dist);
+        float bound = top_bound(t);
+        for (size_t i = 0; i < m; i++)
+            if (dist[i] <= bound) {
+                top_offer(t, dist[i], ix->subj[r + i], (int32_t)(r + i));
+                bound = top_bound(t);
+            }
+    }
+}
+
+static Pool *get_pool(Index *ix) {
+    pthread_mutex_lock(&ix->pool_lock);
+    if (!ix->pool && ix->opt.threads > 1)
+        ix->pool = pool_create(ix->opt.threads - 1);
+    Pool *p = ix->pool;
+    pthread_mutex_unlock(&ix->pool_lock);
+    return p;
+}
+
+/* The best k subjects of the whole index by the scan's keys, into tops[0]
+ * (tops: room for `parts` lists of k). */
+static void scan_all(Index *ix, Scan *sc, Cand *room, int k) {
+    int parts = ix->n >= ix->opt.par_min_rows ? ix->opt.threads : 1;
+    sc->ix = ix;
+    sc->parts = parts;
+    for (int p = 0; p < parts; p++)
+        sc->tops[p] = (Top){ix, room + (size_t)p * (size_t)k, 0, k};
+    pool_run(parts > 1 ? get_pool(ix) : NULL, scan_part, sc, parts);
+    for (int p = 1; p < parts; p++)
+        for (int i = 0; i < sc->tops[p].m; i++)
+            top_offer(&sc->tops[0], sc->tops[p].c[i].key, sc->tops[p].c[i].slot,
+                      sc->tops[p].c[i].row);
+}
+
+/* Re-ranks the candidate subjects of *t exactly (every row of each) into
+ * out (room for k). */
+static void rerank(const Index *ix, const Top *t, const float *q, Top *out) {
+    float d;
+    for (int i = 0; i < t->m; i++) {
+        int32_t slot = t->c[i].slot;
+        for (int32_t r = ix->subjects[slot].head; r != -1; r = ix->next[r]) {
+            index_dist_f32(ix->emb + (size_t)r * ix->dim, 1, ix->dim, q, &d);
+            top_offer(out, d, slot, r);
+        }
+    }
+}
+
+static void hit_fill(const Index *ix, int32_t row, const float *q, IndexHit *h) {
+    snprintf(h->subject, sizeof h->subject, "%s", index_slot_id(ix, ix->subj[row]));
+    h->sample_id = ix->sample[row];
+    h->distance = model_distance(q, ix->emb + (size_t)row * ix->dim, ix->dim);
+}
+
+static int hit_cmp(const void *a, const void *b) {
+    const IndexHit *x = a, *y = b;
+    if (x->distance != y->distance)
+        return x->distance < y->distance ? -1 : 1;
+    return strcmp(x->subject, y->subject);
+}
+
+static int check_query(const Index *ix, const float *q, int k, IndexHit *hits, int *n, char *err) {
+    *n = 0;
+    if (k < 1 || !hits)
+        return sm_err(err, -EINVAL, "index: k must be at least 1");
+    if (!index_embedding_ok(q, ix->dim))
+        return sm_err(err, -EINVAL, "index: query embedding is not finite");
+    return 0;
+}
+
+/* The search under the shared lock, ix->n > 0. */
+static int search_locked(Index *ix, const float *q, int k, int flags, IndexHit *hits, int *n,
+                         char *err) {
+    size_t kk = (size_t)k < ix->n_live ? (size_t)k : ix->n_live;
+    size_t cand = kk + (size_t)ix->opt.rerank_extra;
+    int approx = !(flags & INDEX_EXACT) && ix->quant && ix->n_live > cand;
+    size_t per = approx ? cand : kk, parts = (size_t)ix->opt.threads;
+    Cand *room = malloc((parts * per + kk) * sizeof *room);
+    Top *tops = malloc(parts * sizeof *tops);
+    float *qo = approx ? malloc((size_t)ix->dim * sizeof *qo) : NULL;
+    int rc = 0;
+    if (!room || !tops || (approx && !qo)) {
+        rc = sm_err(err, -ENOMEM, "index: out of memory for a query");
+        goto out;
+    }
+    for (int j = 0; approx && j < ix->dim; j++)
+        qo[j] = q[j] - ix->offset[j];
+    Scan sc = {.q = q, .qo = qo, .tops = tops};
+    scan_all(ix, &sc, room, (int)per);
+    Top best = tops[0];
+    if (approx) {
+        best = (Top){ix, room + parts * per, 0, (int)kk};
+        rerank(ix, &tops[0], q, &best);
+    }
+    for (int i = 0; i < best.m; i++)
+        hit_fill(ix, best.c[i].row, q, &hits[i]);
+    /* The reported distances are the model's; order by them. */
+    qsort(hits, (size_t)best.m, sizeof *hits, hit_cmp);
+    *n = best.m;
+out:
+    free(room);
+    free(tops);
+    free(qo);
+    return rc;
+}
+
+int index_search(Index *ix, const float *q, int k, int flags, IndexHit *hits, int *n, char *err) {
+    int rc = check_query(ix, q, k, hits, n, err);
+    if (rc < 0)
+        return rc;
+    pthread_rwlock_rdlock(&ix->lock);
+    if (ix->n > 0)
+        rc = search_locked(ix, q, k, flags, hits, n, err);
+    pthread_rwlock_unlock(&ix->lock);
+    return rc;
+}
+
+int index_topk(Index *ix, const float *q, int k, IndexHit *hits, int *n, char *err) {
+    return index_search(ix, q, k, 0, hits, n, err);
+}
+
+int index_topk_ref(Index *ix, const float *q, int k, IndexHit *hits, int *n, char *err) {
+    int rc = check_query(ix, q, k, hits, n, err);
+    if (rc < 0)
+        return rc;
+    IndexHit *all = NULL;
+    pthread_rwlock_rdlock(&ix->lock);
+    all = calloc(ix->n_slots + 1, sizeof *all);
+    if (!all) {
+        rc = sm_err(err, -ENOMEM, "index: out of memory");
+        goto out;
+    }
+    for (size_t s = 0; s < ix->n_slots; s++)
+        all[s].distance = INFINITY;
+    for (size_t r = 0; r < ix->n; r++) {
+        IndexHit *h = &all[ix->subj[r]];
+        float d = model_distance(q, ix->emb + r * ix->dim, ix->dim);
+        if (d < h->distance || (d == h->distance && ix->sample[r] < h->sample_id))
+            hit_fill(ix, (int32_t)r, q, h);
+    }
+    size_t m = 0;
+    for (size_t s = 0; s < ix->n_slots; s++)
+        if (ix->subjects[s].count > 0)
+            all[m++] = all[s];
+    qsort(all, m, sizeof *all, hit_cmp);
+    *n = (int)(m < (size_t)k ? m : (size_t)k);
+    memcpy(hits, all, (size_t)*n * sizeof *hits);
+out:
+    pthread_rwlock_unlock(&ix->lock);
+    free(all);
+    return rc;
+}
+
+int index_nearest_in_subject(Index *ix, const char *subject, const float *q, IndexHit *hit,
+                             char *err) {
+    int n;
+    int rc = check_query(ix, q, 1, hit, &n, err);
+    if (rc < 0)
+        return rc;
+    pthread_rwlock_rdlock(&ix->lock);
+    int32_t slot = store_subject_id_valid(subject) ? index_find_slot(ix, subject) : -1;
+    if (slot < 0) {
+        rc = SM_ABSENT;
+        goto out;
+    }
+    float best = INFINITY;
+    int32_t best_row = -1;
+    for (int32_t r = ix->subjects[slot].head; r != -1; r = ix->next[r]) {
+        float d = model_distance(q, ix->emb + (size_t)r * ix->dim, ix->dim);
+        if (best_row < 0 || d < best || (d == best && ix->sample[r] < ix->sample[best_row])) {
+            best = d;
+            best_row = r;
+        }
+    }
+    hit_fill(ix, best_row, q, hit);
+out:
+    pthread_rwlock_unlock(&ix->lock);
+    return rc;
+}
