@@ -241,9 +241,14 @@ int exited_ok(int status) {
 }
 
 int model_make(const char *path, unsigned seed, const char *widths) {
+    return model_make_trained(path, seed, widths, NULL);
+}
+
+int model_make_trained(const char *path, unsigned seed, const char *widths, const char *training) {
     char s[16];
     snprintf(s, sizeof s, "%u", seed);
-    char *argv[] = {(char *)H.mkmodel, (char *)path, s, (char *)widths, NULL};
+    char *argv[] = {(char *)H.mkmodel, (char *)path, s, (char *)(widths ? widths : "128,128,128"),
+                    (char *)training,  NULL};
     int st;
     pid_t pid = spawn(H.mkmodel, argv, NULL);
     if (pid < 0 || wait_for(pid, 60, &st) != 0)

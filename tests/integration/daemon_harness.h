@@ -63,6 +63,8 @@ typedef struct {
 int scratch_dir(const char *tag, char *out, size_t size);
 /* Runs mkmodel OUT SEED [WIDTHS] (widths NULL: 128,128,128); 0 on success. */
 int model_make(const char *path, unsigned seed, const char *widths);
+/* The same with a training summary (JSON object text; NULL: none). */
+int model_make_trained(const char *path, unsigned seed, const char *widths, const char *training);
 
 /* Starts `siamesed --listen 127.0.0.1:PORT --train-if-missing no ARGS...`
  * (args NULL-terminated; --threads 2 added unless args set it) with stderr

@@ -6,9 +6,10 @@
  * is what the model-change and --reembed tests need; no training involved, so
  * it runs in milliseconds. An optional third argument gives other layer
  * widths ("128,64": a 64-d embedding), for a model change that changes the
- * embedding size.
+ * embedding size. A fourth, a JSON object, is recorded as the training
+ * summary (a validation AUC, say).
  *
- * usage: mkmodel OUT SEED [WIDTHS]
+ * usage: mkmodel OUT SEED [WIDTHS [TRAINING]]
  */
 #include <errno.h>
 #include <stdio.h>
@@ -34,8 +35,8 @@ static int parse_widths(const char *s, ModelArch *arch) {
 
 int main(int argc, char **argv) {
     char err[SM_ERRMAX] = "", *end = NULL;
-    if (argc != 3 && argc != 4) {
-        fprintf(stderr, "usage: mkmodel OUT SEED [WIDTHS]\n");
+    if (argc < 3 || argc > 5) {
+        fprintf(stderr, "usage: mkmodel OUT SEED [WIDTHS [TRAINING]]\n");
         return 2;
     }
     errno = 0;
@@ -45,12 +46,14 @@ int main(int argc, char **argv) {
         return 2;
     }
     ModelArch arch = {28, 28, 3, {128, 128, 128}, 0.1f};
-    if (argc == 4 && parse_widths(argv[3], &arch) < 0) {
+    if (argc >= 4 && parse_widths(argv[3], &arch) < 0) {
         fprintf(stderr, "mkmodel: WIDTHS must be like 128,64, not '%s'\n", argv[3]);
         return 2;
     }
     Model *m = NULL;
     int rc = model_create(&arch, (uint64_t)seed, &m, err);
+    if (rc == 0 && argc == 5)
+        rc = model_set_training(m, argv[4], err);
     if (rc == 0)
         rc = model_save(m, argv[1], err);
     model_free(m);

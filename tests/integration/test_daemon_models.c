@@ -192,20 +192,32 @@ START_TEST(info_describes_model_and_store) {
 }
 END_TEST
 
-START_TEST(model_route_reports_quality) {
-    char dir[320], db[400], log[400];
+/* Serves a model whose recorded validation AUC is auc (NULL: none recorded);
+ * asserts GET /model's quality and whether the start-up log warned. */
+static void quality_is(const char *tag, const char *auc, const char *want, int warned) {
+    char dir[320], db[400], log[400], model[400], training[128];
     Daemon d;
-    ck_assert_int_eq(scratch_dir("models-quality", dir, sizeof dir), 0);
+    ck_assert_int_eq(scratch_dir(tag, dir, sizeof dir), 0);
     snprintf(db, sizeof db, "%s/siamesed.db", dir);
     snprintf(log, sizeof log, "%s/run.log", dir);
-    const char *args[] = {"--model", H.model_a, "--db", db, NULL};
+    snprintf(model, sizeof model, "%s/model.safetensors", dir);
+    snprintf(training, sizeof training, "{\"validation\":{\"roc_auc\":%s}}", auc ? auc : "0");
+    ck_assert_int_eq(model_make_trained(model, 5, NULL, auc ? training : NULL), 0);
+    const char *args[] = {"--model", model, "--db", db, NULL};
     ck_assert_int_eq(daemon_start(&d, log, args), 0);
     Resp r = http_get(d.port, "/model");
     ASSERT_JSON(r, 200);
-    ck_assert_str_eq(jstr(r.json, "quality"), "unmeasured");
+    ck_assert_str_eq(jstr(r.json, "quality"), want);
     resp_free(&r);
     ck_assert(exited_ok(daemon_stop(&d)));
-    ck_assert(file_has(log, "unmeasured"));
+    ck_assert_int_eq(file_has(log, "below the floor 0.60"), warned);
+}
+
+START_TEST(model_route_reports_quality) {
+    quality_is("models-q-none", NULL, "unmeasured", 0);
+    quality_is("models-q-low", "0.52", "below_floor", 1);
+    quality_is("models-q-edge", "0.6", "ok", 0);
+    quality_is("models-q-good", "0.93", "ok", 0);
 }
 END_TEST
 
