@@ -23,8 +23,8 @@
 #include "sm_build.h"
 
 static ImgLimits limits_of(const Config *cfg) {
-    return (ImgLimits){cfg->max_image_width, cfg->max_image_height,
-                       (uint64_t)cfg->max_image_pixels};
+    return (ImgLimits){cfg->max_image_width, cfg->max_image_height, (uint64_t)cfg->max_image_pixels,
+                       cfg->max_image_memory, NULL};
 }
 
 static DatasetLoad load_of(const Config *cfg, const ImgLimits *lim, int h, int w) {

@@ -116,6 +116,11 @@ typedef struct {
     LogLevel log_level;
     char *blas_kernel;
     int identify_k;
+    int max_request_pixels;     /* all images of one request together */
+    size_t max_image_memory;    /* bytes, one decode */
+    size_t decode_memory;       /* bytes, all concurrent decodes */
+    size_t max_buffered_bodies; /* bytes, all connections */
+    int request_timeout;        /* seconds, headers to end of body */
     /* training */
     int epochs, batch;
     double lr;

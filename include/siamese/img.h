@@ -27,13 +27,29 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* A process-wide budget of decoder working memory shared by concurrent
+ * decodes (thread-safe; opaque). Each decode reserves what it will need
+ * before allocating it and gives it back when done. */
+typedef struct ImgBudget ImgBudget;
+/* A budget of bytes (> 0); NULL when out of memory. Free with img_budget_free
+ * once no decode uses it (NULL is fine). */
+ImgBudget *img_budget_new(uint64_t bytes);
+void img_budget_free(ImgBudget *b);
+/* Bytes reserved right now (for tests and metrics). */
+uint64_t img_budget_used(const ImgBudget *b);
+
 typedef struct {
     int max_width;       /* default 4096 */
     int max_height;      /* default 4096 */
     uint64_t max_pixels; /* default 16 Mpx */
+    /* Working memory one decode may use, in bytes, counted before it is
+     * allocated (pixel rows, the whole image when interlaced or 16-bit, JPEG
+     * coefficient buffers of progressive files); 0 = no byte limit. */
+    uint64_t max_bytes;
+    ImgBudget *budget; /* shared by concurrent decodes; NULL = none */
 } ImgLimits;
 
-#define IMG_LIMITS_DEFAULT ((ImgLimits){4096, 4096, 16u << 20})
+#define IMG_LIMITS_DEFAULT ((ImgLimits){4096, 4096, 16u << 20, 64u << 20, NULL})
 
 typedef struct {
     int w, h;
@@ -46,10 +62,18 @@ typedef enum { IMG_UNKNOWN = 0, IMG_PNG, IMG_JPEG, IMG_PNM } ImgFormat;
 ImgFormat img_sniff(const void *buf, size_t len);
 
 /* Decodes buf into out (out->px allocated; free with img_gray_free()).
- * Errors: -EINVAL malformed/unsupported/truncated, -E2BIG over the limits,
- * -ENOMEM. err says which. lim may be NULL for the defaults; limits that are
- * not positive are -EINVAL. On failure *out is zeroed. */
+ * Errors: -EINVAL malformed/unsupported/truncated, -E2BIG over the limits
+ * (max_bytes included), -EBUSY when lim->budget cannot spare the bytes right
+ * now, -ENOMEM. err says which. lim may be NULL for the defaults; limits that
+ * are not positive (max_bytes aside) are -EINVAL. On failure *out is zeroed. */
 int img_decode(const void *buf, size_t len, const ImgLimits *lim, ImgGray *out, char *err);
+
+/* The pixels img_load_mem(buf, len, lim, out_h, out_w, ...) would decode,
+ * read from the header alone (cheap, nothing decoded): width * height, or
+ * less for a JPEG decoded with DCT scaling. 0 with *pixels set, or
+ * img_decode()'s errors for what the header shows (format, limits). */
+int img_probe(const void *buf, size_t len, const ImgLimits *lim, int out_h, int out_w,
+              uint64_t *pixels, char *err);
 void img_gray_free(ImgGray *g); /* frees px and zeroes g; NULL or empty is fine */
 
 /* Resizes g to out_h x out_w and scales to [0,1] into out (out_h*out_w floats).
@@ -60,7 +84,10 @@ void img_gray_free(ImgGray *g); /* frees px and zeroes g; NULL or empty is fine 
 void img_prepare(const ImgGray *g, int out_h, int out_w, float *out);
 
 /* Decode + prepare in one call, from memory. Output sizes that are not
- * positive are -EINVAL. */
+ * positive are -EINVAL. A JPEG at least 8 times larger than the output on
+ * both axes is decoded with libjpeg's DCT scaling (1/2, 1/4 or 1/8, keeping
+ * at least 8 times the output size) before the area average: the trainer
+ * and the daemon both load through here, so they see the same pixels. */
 int img_load_mem(const void *buf, size_t len, const ImgLimits *lim, int out_h, int out_w,
                  float *out, char *err);
 /* Decode + prepare in one call, from a file (size capped at 64 MiB). Errors of

@@ -15,6 +15,7 @@
 
 #include <assert.h>
 #include <inttypes.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -54,6 +55,67 @@ int img_check_dims(const char *what, uint64_t w, uint64_t h, const ImgLimits *li
     return 0;
 }
 
+struct ImgBudget {
+    uint64_t cap;
+    _Atomic uint64_t used;
+};
+
+ImgBudget *img_budget_new(uint64_t bytes) {
+    assert(bytes > 0);
+    ImgBudget *b = calloc(1, sizeof *b);
+    if (b)
+        b->cap = bytes;
+    return b;
+}
+
+void img_budget_free(ImgBudget *b) {
+    if (b)
+        assert(atomic_load(&b->used) == 0);
+    free(b);
+}
+
+uint64_t img_budget_used(const ImgBudget *b) {
+    return b ? atomic_load(&((ImgBudget *)b)->used) : 0;
+}
+
+int img_reserve(const ImgLimits *lim, const char *what, uint64_t bytes, char *err) {
+    if (lim->max_bytes && bytes > lim->max_bytes)
+        return sm_err(err, -E2BIG,
+                      "%s: decoding needs %" PRIu64 " MiB of memory, over the %" PRIu64
+                      " MiB limit (max_image_memory)",
+                      what, (bytes + (1u << 20) - 1) >> 20, lim->max_bytes >> 20);
+    ImgBudget *b = lim->budget;
+    if (!b)
+        return 0;
+    uint64_t old = atomic_fetch_add(&b->used, bytes);
+    if (old + bytes > b->cap) {
+        atomic_fetch_sub(&b->used, bytes);
+        return sm_err(err, -EBUSY,
+                      "%s: the decoders' shared memory budget (%" PRIu64
+                      " MiB, decode_memory) is in use; try again",
+                      what, b->cap >> 20);
+    }
+    return 0;
+}
+
+void img_release(const ImgLimits *lim, uint64_t bytes) {
+    if (lim->budget) {
+        uint64_t old = atomic_fetch_sub(&lim->budget->used, bytes);
+        assert(old >= bytes);
+        (void)old;
+    }
+}
+
+int img_jpeg_denom(uint64_t w, uint64_t h, int min_w, int min_h) {
+    int d = 1;
+    if (min_w <= 0 || min_h <= 0)
+        return 1;
+    while (d < 8 && (w + 2 * (uint64_t)d - 1) / (2 * (uint64_t)d) >= 8 * (uint64_t)min_w &&
+           (h + 2 * (uint64_t)d - 1) / (2 * (uint64_t)d) >= 8 * (uint64_t)min_h)
+        d *= 2;
+    return d;
+}
+
 void img_gray_free(ImgGray *g) {
     if (!g)
         return;
@@ -61,27 +123,60 @@ void img_gray_free(ImgGray *g) {
     memset(g, 0, sizeof *g);
 }
 
-int img_decode(const void *buf, size_t len, const ImgLimits *lim, ImgGray *out, char *err) {
-    assert(out);
-    memset(out, 0, sizeof *out);
-    ImgLimits def = IMG_LIMITS_DEFAULT;
-    if (!lim)
-        lim = &def;
+/* The format of buf after the checks every entry point shares. */
+static int decode_front(const void *buf, size_t len, const ImgLimits *lim, ImgFormat *fmt,
+                        char *err) {
     if (lim->max_width <= 0 || lim->max_height <= 0 || lim->max_pixels == 0)
         return sm_err(err, -EINVAL, "image limits must be positive");
     if (!buf || len == 0)
         return sm_err(err, -EINVAL, "empty image");
-    switch (img_sniff(buf, len)) {
-    case IMG_PNG:
+    if ((*fmt = img_sniff(buf, len)) == IMG_UNKNOWN)
+        return sm_err(err, -EINVAL,
+                      "unrecognised image format (expected PNG, JPEG or binary PGM/PPM)");
+    return 0;
+}
+
+static int decode_sized(const void *buf, size_t len, const ImgLimits *lim, int min_w, int min_h,
+                        ImgGray *out, char *err) {
+    assert(out);
+    memset(out, 0, sizeof *out);
+    ImgLimits def = IMG_LIMITS_DEFAULT;
+    ImgFormat fmt;
+    if (!lim)
+        lim = &def;
+    int rc = decode_front(buf, len, lim, &fmt, err);
+    if (rc < 0)
+        return rc;
+    if (fmt == IMG_PNG)
         return img_decode_png(buf, len, lim, out, err);
-    case IMG_JPEG:
-        return img_decode_jpeg(buf, len, lim, out, err);
-    case IMG_PNM:
-        return img_decode_pnm(buf, len, lim, out, err);
-    case IMG_UNKNOWN:
-        break;
-    }
-    return sm_err(err, -EINVAL, "unrecognised image format (expected PNG, JPEG or binary PGM/PPM)");
+    if (fmt == IMG_JPEG)
+        return img_decode_jpeg(buf, len, lim, min_w, min_h, out, err);
+    return img_decode_pnm(buf, len, lim, out, err);
+}
+
+int img_decode(const void *buf, size_t len, const ImgLimits *lim, ImgGray *out, char *err) {
+    return decode_sized(buf, len, lim, 0, 0, out, err);
+}
+
+int img_probe(const void *buf, size_t len, const ImgLimits *lim, int out_h, int out_w,
+              uint64_t *pixels, char *err) {
+    ImgLimits def = IMG_LIMITS_DEFAULT;
+    ImgFormat fmt;
+    uint64_t w = 0, h = 0;
+    if (!lim)
+        lim = &def;
+    int rc = decode_front(buf, len, lim, &fmt, err);
+    if (rc == 0 && fmt == IMG_PNG)
+        rc = img_probe_png(buf, len, lim, &w, &h, err);
+    else if (rc == 0 && fmt == IMG_JPEG)
+        rc = img_probe_jpeg(buf, len, lim, &w, &h, err);
+    else if (rc == 0)
+        rc = img_probe_pnm(buf, len, lim, &w, &h, err);
+    if (rc < 0)
+        return rc;
+    uint64_t d = fmt == IMG_JPEG ? (uint64_t)img_jpeg_denom(w, h, out_w, out_h) : 1;
+    *pixels = ((w + d - 1) / d) * ((h + d - 1) / d);
+    return 0;
 }
 
 int img_load_mem(const void *buf, size_t len, const ImgLimits *lim, int out_h, int out_w,
@@ -89,7 +184,7 @@ int img_load_mem(const void *buf, size_t len, const ImgLimits *lim, int out_h, i
     if (out_h <= 0 || out_w <= 0)
         return sm_err(err, -EINVAL, "output size %dx%d is not positive", out_w, out_h);
     ImgGray g;
-    int rc = img_decode(buf, len, lim, &g, err);
+    int rc = decode_sized(buf, len, lim, out_w, out_h, &g, err);
     if (rc < 0)
         return rc;
     img_prepare(&g, out_h, out_w, out);
@@ -114,11 +209,15 @@ int img_load_file(const char *path, const ImgLimits *lim, int out_h, int out_w, 
 
 /* ---- binary PGM (P5) and PPM (P6) ---- */
 
+typedef struct PnmCursor PnmCursor;
+static int pnm_finish(const uint8_t *buf, size_t len, const PnmCursor *cur, uint64_t w, uint64_t h,
+                      uint64_t maxval, ImgGray *out, char *err);
+
 /* A cursor over the header; every read is bounds-checked against len. */
-typedef struct {
+struct PnmCursor {
     const uint8_t *p;
     size_t len, pos;
-} PnmCursor;
+};
 
 /* Skips whitespace and '#' comments (which run to the end of the line).
  * Returns how many bytes were skipped. */
@@ -198,6 +297,14 @@ static int pnm_convert(const uint8_t *raster, int channels, unsigned maxval, Img
     return 0;
 }
 
+int img_probe_pnm(const uint8_t *buf, size_t len, const ImgLimits *lim, uint64_t *w, uint64_t *h,
+                  char *err) {
+    PnmCursor c = {buf, len, 0};
+    uint64_t maxval;
+    int rc = pnm_header(&c, w, h, &maxval, err);
+    return rc < 0 ? rc : img_check_dims("pnm", *w, *h, lim, err);
+}
+
 int img_decode_pnm(const uint8_t *buf, size_t len, const ImgLimits *lim, ImgGray *out, char *err) {
     PnmCursor c = {buf, len, 0};
     uint64_t w, h, maxval;
@@ -205,8 +312,18 @@ int img_decode_pnm(const uint8_t *buf, size_t len, const ImgLimits *lim, ImgGray
     if (rc < 0)
         return rc;
     rc = img_check_dims("pnm", w, h, lim, err);
-    if (rc < 0)
+    if (rc < 0 || (rc = img_reserve(lim, "pnm", w * h, err)) < 0)
         return rc;
+    rc = pnm_finish(buf, len, &c, w, h, maxval, out, err);
+    img_release(lim, w * h);
+    return rc;
+}
+
+/* The raster after the header: size-checked, converted into out. */
+static int pnm_finish(const uint8_t *buf, size_t len, const PnmCursor *cur, uint64_t w, uint64_t h,
+                      uint64_t maxval, ImgGray *out, char *err) {
+    PnmCursor c = *cur;
+    int rc;
     int channels = buf[1] == '6' ? 3 : 1;
     uint64_t need = w * h * (uint64_t)channels * (maxval > 255 ? 2u : 1u);
     uint64_t have = len - c.pos;

@@ -14,10 +14,32 @@
 
 /* Each decoder fills out (out->px malloc'ed, out->w/h set) and returns 0, or
  * returns a negative errno with a message prefixed by the format name and
- * leaves out untouched. lim is never NULL and its fields are positive. */
+ * leaves out untouched. lim is never NULL and its fields are positive.
+ * min_w/min_h > 0 let the JPEG decoder scale down (img_jpeg_denom); 0 means
+ * full size. */
 int img_decode_png(const uint8_t *buf, size_t len, const ImgLimits *lim, ImgGray *out, char *err);
-int img_decode_jpeg(const uint8_t *buf, size_t len, const ImgLimits *lim, ImgGray *out, char *err);
+int img_decode_jpeg(const uint8_t *buf, size_t len, const ImgLimits *lim, int min_w, int min_h,
+                    ImgGray *out, char *err);
 int img_decode_pnm(const uint8_t *buf, size_t len, const ImgLimits *lim, ImgGray *out, char *err);
+
+/* Header-only probes for img_probe(): the declared size, limits checked. */
+int img_probe_png(const uint8_t *buf, size_t len, const ImgLimits *lim, uint64_t *w, uint64_t *h,
+                  char *err);
+int img_probe_jpeg(const uint8_t *buf, size_t len, const ImgLimits *lim, uint64_t *w, uint64_t *h,
+                   char *err);
+int img_probe_pnm(const uint8_t *buf, size_t len, const ImgLimits *lim, uint64_t *w, uint64_t *h,
+                  char *err);
+
+/* The DCT scaling denominator (1, 2, 4 or 8) for a w x h JPEG wanted at no
+ * less than 8 * min_w x 8 * min_h: the largest that keeps both. */
+int img_jpeg_denom(uint64_t w, uint64_t h, int min_w, int min_h);
+
+/* Reserves bytes of working memory for one decode before it is allocated:
+ * -E2BIG past lim->max_bytes, -EBUSY when lim->budget cannot spare them now
+ * (messages name what and the limit), 0 otherwise; img_release() gives them
+ * back (same lim, same bytes) on every path after a 0. */
+int img_reserve(const ImgLimits *lim, const char *what, uint64_t bytes, char *err);
+void img_release(const ImgLimits *lim, uint64_t bytes);
 
 /* Checks declared dimensions against lim before any pixel memory exists:
  * -EINVAL for a zero dimension, -E2BIG past a limit, 0 otherwise. what names

@@ -15,8 +15,11 @@
  * otherwise papered over with gray); dimensions are checked against the
  * limits between jpeg_read_header and jpeg_start_decompress; a progress
  * monitor caps the number of scans (each one is a pass over the whole
- * coefficient buffer, so hundreds of tiny scans are a CPU bomb); and
- * max_memory_to_use caps the coefficient buffer of multi-scan files.
+ * coefficient buffer, so hundreds of tiny scans are a CPU bomb); the
+ * working memory (coefficients of multi-scan files above all) is reserved
+ * against the byte limits before jpeg_start_decompress allocates it, and
+ * max_memory_to_use caps it again inside libjpeg. When the caller wants a
+ * much smaller result, libjpeg's DCT scaling decodes at 1/2, 1/4 or 1/8.
  */
 #include "img_internal.h"
 #include "siamese/common.h"
@@ -134,33 +137,92 @@ static int jpeg_pick_output(j_decompress_ptr cinfo) {
     }
 }
 
-int img_decode_jpeg(const uint8_t *buf, size_t len, const ImgLimits *lim, ImgGray *out, char *err) {
+/* The working memory of a decode of cinfo (header read, output size set):
+ * the whole coefficient buffer when the file has several scans (every
+ * progressive file; 128 bytes per 8x8 block and component, at full size
+ * whatever the scaling), a generous allowance for the row buffers, and the
+ * gray result. */
+static uint64_t jpeg_need_bytes(const struct jpeg_decompress_struct *cinfo, int comps) {
+    uint64_t need = (uint64_t)cinfo->output_width * cinfo->output_height +
+                    64u * (uint64_t)cinfo->image_width * (uint64_t)(comps + 1);
+    if (cinfo->progressive_mode || cinfo->comps_in_scan < cinfo->num_components)
+        for (int i = 0; i < cinfo->num_components; i++) {
+            const jpeg_component_info *c = &cinfo->comp_info[i];
+            uint64_t bw = c->width_in_blocks + (uint64_t)c->h_samp_factor;
+            uint64_t bh = c->height_in_blocks + (uint64_t)c->v_samp_factor;
+            need += bw * bh * DCTSIZE2 * sizeof(JCOEF);
+        }
+    return need;
+}
+
+/* Sets up cinfo on buf with our error handling and memory cap. */
+static void jpeg_begin(struct jpeg_decompress_struct *cinfo, JpegCtx *ctx, const uint8_t *buf,
+                       size_t len, const ImgLimits *lim) {
+    jpeg_create_decompress(cinfo);
+    cinfo->progress = &ctx->progress;
+    cinfo->mem->max_memory_to_use = lim->max_bytes && lim->max_bytes < (uint64_t)JPEG_MAX_MEMORY
+                                        ? (long)lim->max_bytes
+                                        : JPEG_MAX_MEMORY;
+    jpeg_mem_src(cinfo, buf, (unsigned long)len);
+}
+
+static void jpeg_ctx_init(struct jpeg_decompress_struct *cinfo, JpegCtx *ctx) {
+    memset(cinfo, 0, sizeof *cinfo);
+    memset(ctx, 0, sizeof *ctx);
+    cinfo->err = jpeg_std_error(&ctx->pub);
+    ctx->pub.error_exit = jpeg_on_error;
+    ctx->pub.emit_message = jpeg_on_message;
+    ctx->progress.progress_monitor = jpeg_on_progress;
+}
+
+int img_probe_jpeg(const uint8_t *buf, size_t len, const ImgLimits *lim, uint64_t *w, uint64_t *h,
+                   char *err) {
     struct jpeg_decompress_struct cinfo;
     JpegCtx ctx;
-    memset(&cinfo, 0, sizeof cinfo);
-    memset(&ctx, 0, sizeof ctx);
-    cinfo.err = jpeg_std_error(&ctx.pub);
-    ctx.pub.error_exit = jpeg_on_error;
-    ctx.pub.emit_message = jpeg_on_message;
-    ctx.progress.progress_monitor = jpeg_on_progress;
-    uint8_t *volatile gray = NULL;
+    jpeg_ctx_init(&cinfo, &ctx);
     int rc;
     if (setjmp(ctx.jmp)) {
         rc = sm_err(err, ctx.rc, "jpeg: %s", ctx.msg);
         goto out;
     }
-    jpeg_create_decompress(&cinfo);
-    cinfo.progress = &ctx.progress;
-    cinfo.mem->max_memory_to_use = JPEG_MAX_MEMORY;
-    jpeg_mem_src(&cinfo, buf, (unsigned long)len);
+    jpeg_begin(&cinfo, &ctx, buf, len, lim);
+    jpeg_read_header(&cinfo, TRUE);
+    *w = cinfo.image_width, *h = cinfo.image_height;
+    rc = img_check_dims("jpeg", *w, *h, lim, err);
+out:
+    jpeg_destroy_decompress(&cinfo);
+    return rc;
+}
+
+int img_decode_jpeg(const uint8_t *buf, size_t len, const ImgLimits *lim, int min_w, int min_h,
+                    ImgGray *out, char *err) {
+    struct jpeg_decompress_struct cinfo;
+    JpegCtx ctx;
+    jpeg_ctx_init(&cinfo, &ctx);
+    uint8_t *volatile gray = NULL;
+    volatile uint64_t reserved = 0;
+    int rc;
+    if (setjmp(ctx.jmp)) {
+        rc = sm_err(err, ctx.rc, "jpeg: %s", ctx.msg);
+        goto out;
+    }
+    jpeg_begin(&cinfo, &ctx, buf, len, lim);
     jpeg_read_header(&cinfo, TRUE);
     rc = img_check_dims("jpeg", cinfo.image_width, cinfo.image_height, lim, err);
     if (rc < 0)
         goto out;
     int comps = jpeg_pick_output(&cinfo);
-    jpeg_start_decompress(&cinfo);
+    cinfo.scale_num = 1;
+    cinfo.scale_denom =
+        (unsigned)img_jpeg_denom(cinfo.image_width, cinfo.image_height, min_w, min_h);
+    jpeg_calc_output_dimensions(&cinfo);
     size_t w = cinfo.output_width, h = cinfo.output_height;
-    if (cinfo.output_components != comps || w != cinfo.image_width || h != cinfo.image_height) {
+    uint64_t need = jpeg_need_bytes(&cinfo, comps);
+    if ((rc = img_reserve(lim, "jpeg", need, err)) < 0)
+        goto out;
+    reserved = need;
+    jpeg_start_decompress(&cinfo);
+    if (cinfo.output_components != comps || w != cinfo.output_width || h != cinfo.output_height) {
         rc = sm_err(err, -EINVAL, "jpeg: unexpected output layout (%d components)",
                     cinfo.output_components);
         goto out;
@@ -187,5 +249,6 @@ int img_decode_jpeg(const uint8_t *buf, size_t len, const ImgLimits *lim, ImgGra
 out:
     jpeg_destroy_decompress(&cinfo);
     free(gray);
+    img_release(lim, reserved);
     return rc;
 }

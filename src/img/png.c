@@ -13,7 +13,9 @@
  * message), png_set_user_limits repeats that check inside libpng, every
  * ancillary chunk except tRNS is skipped unread (no zTXt/iTXt/iCCP inflation,
  * no gamma games), and chunk allocations are capped in case a later change
- * lets some through. libpng reports errors by longjmp; locals that change
+ * lets some through. The working memory (all rows of an interlaced file,
+ * 16-bit samples included, plus the gray result) is reserved against the
+ * byte limits before it is allocated. libpng reports errors by longjmp; locals that change
  * after setjmp are volatile and every path frees them.
  */
 #include "img_internal.h"
@@ -71,6 +73,14 @@ static int png_check_ihdr(const uint8_t *buf, size_t len, const ImgLimits *lim, 
     return img_check_dims("png", png_be32(buf + 16), png_be32(buf + 20), lim, err);
 }
 
+int img_probe_png(const uint8_t *buf, size_t len, const ImgLimits *lim, uint64_t *w, uint64_t *h,
+                  char *err) {
+    int rc = png_check_ihdr(buf, len, lim, err);
+    if (rc == 0)
+        *w = png_be32(buf + 16), *h = png_be32(buf + 20);
+    return rc;
+}
+
 static void png_configure(png_structp png, PngSrc *src, const ImgLimits *lim) {
     png_set_read_fn(png, src, png_src_read);
     png_set_user_limits(png, (png_uint_32)lim->max_width, (png_uint_32)lim->max_height);
@@ -110,6 +120,7 @@ int img_decode_png(const uint8_t *buf, size_t len, const ImgLimits *lim, ImgGray
     }
     uint8_t *volatile rows = NULL;
     uint8_t *volatile gray = NULL;
+    volatile uint64_t reserved = 0;
     if (setjmp(png_jmpbuf(png))) {
         rc = sm_err(err, strstr(src.msg, "memory") ? -ENOMEM : -EINVAL, "png: %s", src.msg);
         goto out;
@@ -134,6 +145,10 @@ int img_decode_png(const uint8_t *buf, size_t len, const ImgLimits *lim, ImgGray
     /* Adam7 fills rows over seven passes, so it needs the whole image; a
      * non-interlaced file needs only one row at a time. */
     size_t nrows = passes > 1 ? h : 1;
+    uint64_t need = (uint64_t)nrows * rowbytes + (uint64_t)w * h;
+    if ((rc = img_reserve(lim, "png", need, err)) < 0)
+        goto out;
+    reserved = need;
     rows = calloc(nrows, rowbytes);
     gray = malloc(w * h);
     if (!rows || !gray) {
@@ -157,5 +172,6 @@ out:
     free(rows);
     free(gray);
     png_destroy_read_struct(&png, &info, NULL);
+    img_release(lim, reserved);
     return rc;
 }

@@ -17,12 +17,15 @@
 #include <arpa/inet.h>
 #include <microhttpd.h>
 #include <netdb.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 
+#include "http_guard.h"
 #include "server.h"
 #include "siamese/common.h"
 #include "siamese/log.h"
@@ -30,18 +33,53 @@
 struct Http {
     struct MHD_Daemon *d;
     Server *srv;
+    Guard *guard;          /* buffered-body budget, request deadlines */
+    ImgBudget *img_budget; /* decoder memory, shared through srv->img_limits */
     int port;
 };
+
+/* Bodies up to this size are buffered without drawing on the shared budget,
+ * so that small requests pass while large ones have spent it. */
+#define BODY_FREE_BYTES ((size_t)64 << 10)
 
 typedef struct {
     const Route *route;
     int refused;   /* a reply was queued from the headers alone */
     int too_large; /* the body outgrew max_body: discarding */
+    int busy;      /* the body outgrew the shared budget: discarding */
     int status;
     uint8_t *body;
     size_t len, cap, discarded;
+    size_t held;   /* bytes reserved from the shared budget */
+    size_t expect; /* Content-Length + 1 when given, else 0 */
+    GuardEntry deadline;
     double t0;
 } ReqState;
+
+/* The connection whose request this worker thread is answering. */
+static _Thread_local struct MHD_Connection *current_conn;
+
+int http_client_gone(void) {
+    if (!current_conn)
+        return 0;
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(current_conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (!ci)
+        return 0;
+    struct pollfd p = {ci->connect_fd, POLLRDHUP, 0};
+    return poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
+}
+
+/* Grows st's reservation to cover a buffer of cap bytes; 0 or -1 (spent). */
+static int body_reserve(Http *h, ReqState *st, size_t cap) {
+    size_t need = cap > BODY_FREE_BYTES ? cap - BODY_FREE_BYTES : 0;
+    if (need <= st->held)
+        return 0;
+    if (guard_reserve(h->guard, need - st->held) < 0)
+        return -1;
+    st->held = need;
+    return 0;
+}
 
 static const char *query_lookup(void *conn, const char *key) {
     return MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, key);
@@ -74,12 +112,13 @@ static enum MHD_Result queue_reply(struct MHD_Connection *c, ReqState *st, Reply
 
 /* What can be decided from the request line and headers alone. Returns 1 and
  * fills rep when the request is refused before its body. */
-static int refuse_early(Server *srv, struct MHD_Connection *c, const char *method, const char *url,
+static int refuse_early(Http *h, struct MHD_Connection *c, const char *method, const char *url,
                         ReqState *st, Reply *rep) {
+    Server *srv = h->srv;
     st->route = route_match(method, url);
     if (route_scope(st->route) != ROUTE_PUBLIC) {
-        const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
-        int rc = auth_check(srv->auth, h, route_scope(st->route) == ROUTE_WRITE);
+        const char *ah = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
+        int rc = auth_check(srv->auth, ah, route_scope(st->route) == ROUTE_WRITE);
         if (rc == AUTH_FORBIDDEN) {
             reply_error(rep, 403, "forbidden", "this API key may only read");
             return 1;
@@ -98,14 +137,32 @@ static int refuse_early(Server *srv, struct MHD_Connection *c, const char *metho
                     srv->cfg->max_body);
         return 1;
     }
+    if (cl) {
+        st->expect = (size_t)strtoull(cl, NULL, 10) + 1;
+        if (body_reserve(h, st, st->expect) < 0) {
+            reply_error(rep, 503, "server_busy",
+                        "the server is buffering too many request bodies "
+                        "(max_buffered_bodies); try again");
+            return 1;
+        }
+    }
     return 0;
 }
 
-/* Appends a body chunk, or discards it once the body is over the cap. */
-static int take_body(Server *srv, ReqState *st, const char *data, size_t n) {
-    size_t max = srv->cfg->max_body;
-    if (st->too_large || n > max - st->len) {
-        st->too_large = 1;
+/* Arms the deadline of st's body: request_timeout seconds from now. */
+static void deadline_arm(Http *h, struct MHD_Connection *c, ReqState *st) {
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (ci)
+        guard_arm(h->guard, &st->deadline, ci->connect_fd, st->t0 + h->srv->cfg->request_timeout);
+}
+
+/* Appends a body chunk, or discards it once the body is over the cap or the
+ * shared budget is spent. */
+static int take_body(Http *h, ReqState *st, const char *data, size_t n) {
+    size_t max = h->srv->cfg->max_body;
+    if (st->too_large || st->busy || n > max - st->len) {
+        st->too_large |= !st->busy;
         st->discarded += n;
         return st->discarded <= max; /* past twice the cap: drop the connection */
     }
@@ -113,6 +170,15 @@ static int take_body(Server *srv, ReqState *st, const char *data, size_t n) {
         size_t cap = st->cap ? st->cap : 4096;
         while (cap < st->len + n + 1)
             cap *= 2;
+        if (cap > max + 1)
+            cap = max + 1;
+        if (st->expect >= st->len + n + 1 && cap > st->expect)
+            cap = st->expect;
+        if (body_reserve(h, st, cap) < 0) {
+            st->busy = 1;
+            st->discarded += n;
+            return 1;
+        }
         uint8_t *b = realloc(st->body, cap);
         if (!b)
             return 0;
@@ -127,7 +193,8 @@ static int take_body(Server *srv, ReqState *st, const char *data, size_t n) {
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
                                   const char *method, const char *version, const char *upload,
                                   size_t *upload_size, void **con_cls) {
-    Server *srv = cls;
+    Http *h = cls;
+    Server *srv = h->srv;
     ReqState *st = *con_cls;
     (void)version;
     if (!st) {
@@ -137,23 +204,29 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         atomic_fetch_add(&srv->in_flight, 1);
         *con_cls = st;
         Reply rep = {0};
-        if (refuse_early(srv, c, method, url, st, &rep)) {
+        if (refuse_early(h, c, method, url, st, &rep)) {
             st->refused = 1;
             return queue_reply(c, st, &rep);
         }
+        deadline_arm(h, c, st);
         return MHD_YES;
     }
     if (*upload_size) {
         size_t n = *upload_size;
         *upload_size = 0;
-        return st->refused || take_body(srv, st, upload, n) ? MHD_YES : MHD_NO;
+        return st->refused || take_body(h, st, upload, n) ? MHD_YES : MHD_NO;
     }
     if (st->refused)
         return MHD_YES;
+    guard_disarm(h->guard, &st->deadline);
     Reply rep = {0};
     if (st->too_large) {
         reply_error(&rep, 413, "payload_too_large", "the body exceeds %zu bytes",
                     srv->cfg->max_body);
+    } else if (st->busy) {
+        reply_error(&rep, 503, "server_busy",
+                    "the server is buffering too many request bodies (max_buffered_bodies); "
+                    "try again");
     } else {
         HttpReq req = {method,
                        url,
@@ -162,17 +235,22 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                        st->len,
                        query_lookup,
                        c};
+        current_conn = c;
         route_handle(srv, st->route, &req, &rep);
+        current_conn = NULL;
     }
     return queue_reply(c, st, &rep);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                          enum MHD_RequestTerminationCode toe) {
-    Server *srv = cls;
+    Http *h = cls;
+    Server *srv = h->srv;
     ReqState *st = *con_cls;
     if (!st)
         return;
+    guard_disarm(h->guard, &st->deadline);
+    guard_release(h->guard, st->held);
     double dt = sm_now() - st->t0;
     char ip[INET6_ADDRSTRLEN] = "-";
     const union MHD_ConnectionInfo *ci =
@@ -184,7 +262,9 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
         else if (sa->sa_family == AF_INET6)
             inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, ip, sizeof ip);
     }
-    int status = toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? st->status : 499;
+    int status = toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? st->status
+                 : st->deadline.fired                       ? 408
+                                                            : 499;
     log_info("%s %s %d %zu %.2fms %s", ip, route_name(st->route), status, st->len, dt * 1e3,
              toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "ok" : "aborted");
     promstats_observe(srv->stats, route_metric(st->route), status, dt);
@@ -245,8 +325,13 @@ int http_start(Server *srv, Http **out, char *err) {
         ((rc = read_pem(cfg->tls_cert, &cert, err)) < 0 ||
          (rc = read_pem(cfg->tls_key, &key, err)) < 0))
         goto out;
-    if (rc < 0)
+    if (rc < 0 || (rc = guard_new(cfg->max_buffered_bodies, &h->guard, err)) < 0)
         goto out;
+    if (!(h->img_budget = img_budget_new(cfg->decode_memory))) {
+        rc = sm_err(err, -ENOMEM, "out of memory");
+        goto out;
+    }
+    srv->img_limits.budget = h->img_budget;
     /* Not MHD_USE_TURBO: with it, libmicrohttpd 0.9.75 never times out a TLS
      * connection stuck in its handshake, leaves the ones a client closes
      * mid-handshake in CLOSE-WAIT (still counted against the connection
@@ -267,7 +352,7 @@ int http_start(Server *srv, Http **out, char *err) {
         {MHD_OPTION_CONNECTION_LIMIT, cfg->max_connections, NULL},
         {MHD_OPTION_PER_IP_CONNECTION_LIMIT, cfg->max_per_ip, NULL},
         {MHD_OPTION_CONNECTION_TIMEOUT, cfg->connection_timeout, NULL},
-        {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, srv},
+        {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, h},
         {MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_log, NULL},
         {MHD_OPTION_UNESCAPE_CALLBACK, (intptr_t)route_unescape, NULL},
     };
@@ -278,7 +363,7 @@ int http_start(Server *srv, Http **out, char *err) {
         opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)tls_priorities};
     }
     opts[n] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
-    h->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_ARRAY, opts,
+    h->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, h, MHD_OPTION_ARRAY, opts,
                             MHD_OPTION_END);
     if (!h->d) {
         rc = sm_err(err, -EADDRINUSE,
@@ -296,7 +381,12 @@ out:
     if (key)
         explicit_bzero(key, strlen(key)); /* libmicrohttpd has its own copy now */
     free(key);
-    free(h);
+    if (h) {
+        guard_free(h->guard);
+        srv->img_limits.budget = NULL;
+        img_budget_free(h->img_budget);
+        free(h);
+    }
     return rc;
 }
 
@@ -320,5 +410,8 @@ void http_stop(Http *h, double grace_s) {
     MHD_stop_daemon(h->d);
     if (fd != MHD_INVALID_SOCKET)
         close(fd);
+    guard_free(h->guard);
+    h->srv->img_limits.budget = NULL;
+    img_budget_free(h->img_budget);
     free(h);
 }

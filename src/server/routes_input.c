@@ -3,6 +3,7 @@
  * fields with unknown ones refused, single and text fields, and images
  * decoded, prepared and embedded.
  */
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -68,6 +69,36 @@ int form_text(const ReqForm *f, const char *name, int required, const char **out
     return 1;
 }
 
+/* Reads every image's header before any is decoded: the pixels they would
+ * decode together must fit max_request_pixels (413 otherwise), and what a
+ * header alone shows to be wrong is refused here too. 0 or -1 (reply). */
+static int images_admit(Server *srv, const ReqForm *f, const ImageRef *refs, int n, Reply *rep) {
+    const ModelArch *a = model_arch(srv->model);
+    uint64_t total = 0, cap = (uint64_t)srv->cfg->max_request_pixels;
+    for (int i = 0; i < n; i++) {
+        const ReqField *fl = req_get(f, refs[i].name, refs[i].idx);
+        char err[SM_ERRMAX];
+        uint64_t px = 0;
+        int rc = img_probe(fl->data, fl->len, &srv->img_limits, a->in_h, a->in_w, &px, err);
+        if (rc == -E2BIG)
+            reply_error(rep, 413, "image_too_large", "%s #%d: %s", refs[i].name, refs[i].idx + 1,
+                        err);
+        else if (rc < 0)
+            reply_error(rep, 422, "invalid_image", "%s #%d: %s", refs[i].name, refs[i].idx + 1,
+                        err);
+        if (rc < 0)
+            return -1;
+        if ((total += px) > cap) {
+            reply_error(rep, 413, "image_too_large",
+                        "the images of this request would decode to more than %" PRIu64
+                        " pixels in all (max_request_pixels); send them smaller",
+                        cap);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 int images_embed_refs(Server *srv, const ReqForm *f, const ImageRef *refs, int n, float *emb,
                       Reply *rep) {
     int D = model_in_dim(srv->model);
@@ -77,9 +108,18 @@ int images_embed_refs(Server *srv, const ReqForm *f, const ImageRef *refs, int n
         reply_error(rep, 503, "out_of_memory", "the server is out of memory");
         return -1;
     }
+    if (images_admit(srv, f, refs, n, rep) < 0) {
+        free(x);
+        return -1;
+    }
     for (int i = 0; i < n; i++) {
         const ReqField *fl = req_get(f, refs[i].name, refs[i].idx);
         char err[SM_ERRMAX];
+        if (http_client_gone()) {
+            reply_error(rep, 499, "client_closed", "the client closed the connection");
+            free(x);
+            return -1;
+        }
         int rc = img_load_mem(fl->data, fl->len, &srv->img_limits, a->in_h, a->in_w,
                               x + (size_t)i * D, err);
         if (rc < 0) {
@@ -88,6 +128,8 @@ int images_embed_refs(Server *srv, const ReqForm *f, const ImageRef *refs, int n
                             refs[i].idx + 1, err);
             else if (rc == -ENOMEM)
                 reply_error(rep, 503, "out_of_memory", "the server is out of memory");
+            else if (rc == -EBUSY)
+                reply_error(rep, 503, "server_busy", "%s", err);
             else
                 reply_error(rep, 422, "invalid_image", "%s #%d: %s", refs[i].name, refs[i].idx + 1,
                             err);

@@ -148,8 +148,8 @@ int serve_run(const Config *cfg, char *err) {
     srv.model = m, srv.store = store;
     double auc;
     srv.model_quality = serve_model_quality(m, &auc);
-    srv.img_limits =
-        (ImgLimits){cfg->max_image_width, cfg->max_image_height, (uint64_t)cfg->max_image_pixels};
+    srv.img_limits = (ImgLimits){cfg->max_image_width, cfg->max_image_height,
+                                 (uint64_t)cfg->max_image_pixels, cfg->max_image_memory, NULL};
     if ((rc = auth_new(cfg->api_keys, cfg->n_api_keys, &srv.auth, err)) < 0)
         goto out;
     if (!(srv.stats = route_stats_new())) {
@@ -199,8 +199,9 @@ int serve_reembed(const Config *cfg, char *err) {
     int64_t done = 0;
     int rc = open_parts(cfg, &m, &store, 1, err);
     if (rc == 0) {
-        ReembedCtx ctx = {
-            m, {cfg->max_image_width, cfg->max_image_height, (uint64_t)cfg->max_image_pixels}};
+        ReembedCtx ctx = {m,
+                          {cfg->max_image_width, cfg->max_image_height,
+                           (uint64_t)cfg->max_image_pixels, cfg->max_image_memory, NULL}};
         rc = store_reembed(store, reembed_one, &ctx, &done, err);
     }
     if (rc == 0)

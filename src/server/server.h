@@ -100,5 +100,9 @@ int http_start(Server *srv, Http **out, char *err);
 void http_stop(Http *h, double grace_s);
 /* The port actually bound (useful with port 0). */
 int http_port(const Http *h);
+/* 1 when the client of the request this thread is answering has closed or
+ * reset its connection (no one will read the reply), else 0; 0 outside a
+ * handler. Cheap (one poll()): handlers call it between expensive steps. */
+int http_client_gone(void);
 
 #endif

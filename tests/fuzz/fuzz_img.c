@@ -54,7 +54,7 @@ static void prepare_all(const ImgGray *g) {
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    const ImgLimits lim = {FUZZ_IMG_SIDE, FUZZ_IMG_SIDE, FUZZ_IMG_PIXELS};
+    const ImgLimits lim = {FUZZ_IMG_SIDE, FUZZ_IMG_SIDE, FUZZ_IMG_PIXELS, 64u << 20, NULL};
     char err[SM_ERRMAX] = "";
     ImgGray g;
     int rc = img_decode(data, size, &lim, &g, err);
@@ -69,6 +69,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     FUZZ_CHECK(g.px != NULL && g.w > 0 && g.h > 0);
     FUZZ_CHECK(g.w <= lim.max_width && g.h <= lim.max_height);
     FUZZ_CHECK((uint64_t)g.w * (uint64_t)g.h <= lim.max_pixels);
+    /* The header-only probe agrees with what was decoded (full size). */
+    uint64_t px = 0;
+    FUZZ_CHECK(img_probe(data, size, &lim, g.h, g.w, &px, err) == 0);
+    FUZZ_CHECK(px == (uint64_t)g.w * (uint64_t)g.h);
     prepare_all(&g);
     img_gray_free(&g);
     FUZZ_CHECK(g.px == NULL);

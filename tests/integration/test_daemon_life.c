@@ -343,7 +343,8 @@ END_TEST
 
 /* ---- images near the store's size limit ---- */
 
-/* A 4096x4096 PGM is within the pixel limits but, at 16777233 bytes, over
+/* A 4096x4096 PGM is within the pixel limits (with --max-request-pixels
+ * raised to 16 Mpx) but, at 16777233 bytes, over
  * the store's 16 MiB cap on a kept image. With a --max-body that lets it in,
  * enroll must refuse it as too large (413, the rule of routes.c) when images
  * are kept, and take it when they are not (nothing is kept then). */
@@ -369,13 +370,14 @@ static void big_enroll(const char *const *extra, int want, const char *code) {
 }
 
 START_TEST(kept_image_over_the_cap_is_413) {
-    const char *const keep[] = {"--max-body", "32M", NULL};
+    const char *const keep[] = {"--max-body", "32M", "--max-request-pixels", "16777216", NULL};
     big_enroll(keep, 413, "image_too_large");
 }
 END_TEST
 
 START_TEST(unkept_big_image_enrolls) {
-    const char *const nokeep[] = {"--max-body", "32M", "--keep-images", "no", NULL};
+    const char *const nokeep[] = {
+        "--max-body", "32M", "--keep-images", "no", "--max-request-pixels", "16777216", NULL};
     big_enroll(nokeep, 201, NULL);
 }
 END_TEST

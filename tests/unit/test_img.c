@@ -561,6 +561,9 @@ static Suite *img_suite(void) {
     tcase_add_test(prep, prepare_56_to_28);
     tcase_add_test(prep, prepare_properties);
     suite_add_tcase(s, prep);
+    TCase *budget = tcase_create("budget");
+    test_img_budget_add(budget);
+    suite_add_tcase(s, budget);
     TCase *fix = tcase_create("fixtures");
     test_img_fixtures_add(fix);
     suite_add_tcase(s, fix);

@@ -92,6 +92,8 @@ void test_img_hostile_add_png(TCase *tc);
 void test_img_hostile_add_jpeg(TCase *tc);
 void test_img_hostile_add_pnm(TCase *tc);
 void test_img_fixtures_add(TCase *tc);
+/* from test_img_budget.c: byte limits, the shared budget, probes, DCT scaling */
+void test_img_budget_add(TCase *tc);
 /* The suite that `test_img --write-fixtures DIR` runs instead; dir is borrowed. */
 Suite *test_img_fixtures_writer_suite(const char *dir);
 

@@ -135,15 +135,15 @@ START_TEST(png_huge_dims) {
     ck_assert_int_eq(decode(&b, NULL, &g, err), -EINVAL);
     /* Within width and height but over the pixel budget. */
     set_ihdr(&b, 8, 8);
-    ImgLimits lim = {16, 16, 63};
+    ImgLimits lim = {16, 16, 63, 0, NULL};
     ck_assert_int_eq(decode(&b, &lim, &g, err), -E2BIG);
     ck_assert_ptr_nonnull(strstr(err, "63-pixel"));
     lim.max_pixels = 64;
     ck_assert_int_eq(decode(&b, &lim, &g, err), 0);
     img_gray_free(&g);
-    lim = (ImgLimits){7, 16, 1000};
+    lim = (ImgLimits){7, 16, 1000, 0, NULL};
     ck_assert_int_eq(decode(&b, &lim, &g, err), -E2BIG);
-    lim = (ImgLimits){0, 16, 1000};
+    lim = (ImgLimits){0, 16, 1000, 0, NULL};
     ck_assert_int_eq(decode(&b, &lim, &g, err), -EINVAL);
     free(b.p);
 }
@@ -265,7 +265,7 @@ START_TEST(jpeg_huge_dims) {
     ck_assert_int_eq(decode(&b, NULL, &g, err), -EINVAL);
     b.p[at] = 0, b.p[at + 1] = JH; /* restore, then a small limit */
     b.p[at + 2] = 0, b.p[at + 3] = JW;
-    ImgLimits lim = {31, 100, 10000};
+    ImgLimits lim = {31, 100, 10000, 0, NULL};
     ck_assert_int_eq(decode(&b, &lim, &g, err), -E2BIG);
     ck_assert_int_eq(decode(&b, NULL, &g, err), 0);
     img_gray_free(&g);
