@@ -136,6 +136,9 @@ _Static_assert(SM_ARRAY_LEN(table) <= CONFIG_MAX_KEYS, "Config.origin too small"
 
 /* ---- finding keys, applying values ---- */
 
+typedef enum { HINT_KEY, HINT_FLAG, HINT_ENV } HintStyle;
+static void did_you_mean(const char *s, size_t len, HintStyle style, char *out, size_t size);
+
 static const ConfigEntry *find_key(const char *name, size_t len) {
     for (size_t i = 0; i < N_KEYS; i++)
         if (strlen(table[i].name) == len && memcmp(table[i].name, name, len) == 0)
@@ -187,8 +190,11 @@ int config_init(Config *cfg, char *err) {
 int config_set(Config *cfg, const char *key, const char *value, char *err) {
     char kb[48];
     const ConfigEntry *e = find_key(key, strlen(key));
-    if (!e)
-        return sm_err(err, -ENOENT, "unknown key '%s'", config_shown(key, kb, sizeof kb));
+    if (!e) {
+        char hint[80];
+        did_you_mean(key, strlen(key), HINT_KEY, hint, sizeof hint);
+        return sm_err(err, -ENOENT, "unknown key '%s'%s", config_shown(key, kb, sizeof kb), hint);
+    }
     return apply(cfg, e, value, CONFIG_SRC_SET, e->name, err);
 }
 
@@ -273,8 +279,12 @@ static int file_line(Config *cfg, const char *at, char *s, int lineno, int *firs
     while (isspace((unsigned char)*s))
         s++;
     const ConfigEntry *e = find_key(key, strlen(key));
-    if (!e)
-        return sm_err(err, -EINVAL, "%s: unknown key '%s'", at, config_shown(key, kb, sizeof kb));
+    if (!e) {
+        char hint[80];
+        did_you_mean(key, strlen(key), HINT_KEY, hint, sizeof hint);
+        return sm_err(err, -EINVAL, "%s: unknown key '%s'%s", at, config_shown(key, kb, sizeof kb),
+                      hint);
+    }
     if (first_line[e - table])
         return sm_err(err, -EINVAL, "%s: duplicate key '%s' (first set on line %d)", at, e->name,
                       first_line[e - table]);
@@ -321,11 +331,12 @@ int config_load_env(Config *cfg, char **envp, char *err) {
         for (size_t j = 0; j < N_KEYS && !e; j++)
             if (spelled(table[j].name, kv + plen, (size_t)(eq - kv) - plen, true, '_'))
                 e = &table[j];
-        char name[80], shown[80];
+        char name[80], shown[80], hint[80];
         snprintf(name, sizeof name, "%.*s", (int)(eq - kv), kv); /* never the value */
+        did_you_mean(kv + plen, (size_t)(eq - kv) - plen, HINT_ENV, hint, sizeof hint);
         if (!e)
-            return sm_err(err, -EINVAL, "unknown environment variable %s",
-                          config_shown(name, shown, sizeof shown));
+            return sm_err(err, -EINVAL, "unknown environment variable %s%s",
+                          config_shown(name, shown, sizeof shown), hint);
         if (seen[e - table]++)
             return sm_err(err, -EINVAL, "environment variable %s is set twice", name);
         int rc = apply(cfg, e, eq + 1, CONFIG_SRC_ENV, name, err);
@@ -360,6 +371,68 @@ static const struct {
     {"version", CONFIG_MODE_VERSION, "print the version and exit"},
 };
 
+/* ---- "did you mean" ---- */
+
+/* Optimal string alignment distance (edits, adjacent swaps counted as one)
+ * between a (n bytes, at most 63) and b. */
+static size_t edit_distance(const char *a, size_t n, const char *b) {
+    size_t m = strlen(b), d[3][64];
+    if (n > 63 || m > 63)
+        return SIZE_MAX;
+    for (size_t j = 0; j <= m; j++)
+        d[0][j] = j;
+    for (size_t i = 1; i <= n; i++) {
+        size_t *row = d[i % 3], *up = d[(i - 1) % 3], *up2 = d[(i + 1) % 3];
+        row[0] = i;
+        for (size_t j = 1; j <= m; j++) {
+            size_t sub = up[j - 1] + (a[i - 1] != b[j - 1]), del = up[j] + 1, ins = row[j - 1] + 1;
+            size_t best = sub < del ? sub : del;
+            best = ins < best ? ins : best;
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
+                up2[j - 2] + 1 < best)
+                best = up2[j - 2] + 1;
+            row[j] = best;
+        }
+    }
+    return d[n % 3][m];
+}
+
+/* out gets " (did you mean --listen?)" (spelled for style) when one name of
+ * the table (and, for flags, a mode or "config") is within a typo or two of
+ * s (n bytes, case and '-'/'_' ignored); "" otherwise. */
+static void did_you_mean(const char *s, size_t n, HintStyle style, char *out, size_t size) {
+    char norm[64];
+    const char *best = NULL;
+    size_t best_d = SIZE_MAX, nm = SM_ARRAY_LEN(modes);
+    *out = 0;
+    if (n == 0 || n >= sizeof norm)
+        return;
+    for (size_t i = 0; i < n; i++)
+        norm[i] = s[i] == '-' ? '_' : (char)tolower((unsigned char)s[i]);
+    for (size_t i = 0; i < N_KEYS + (style == HINT_FLAG ? nm + 1 : 0); i++) {
+        const char *c = i < N_KEYS        ? table[i].name
+                        : i < N_KEYS + nm ? modes[i - N_KEYS].flag
+                                          : "config";
+        size_t d = edit_distance(norm, n, c);
+        if (d < best_d)
+            best_d = d, best = c;
+    }
+    if (!best || best_d > (n >= 6 ? 2u : 1u) || best_d >= n)
+        return;
+    int len = snprintf(out, size, " (did you mean %s",
+                       style == HINT_FLAG  ? "--"
+                       : style == HINT_ENV ? ENV_PREFIX
+                                           : "");
+    for (const char *c = best; *c && len > 0 && (size_t)len + 3 < size; c++)
+        out[len++] = style == HINT_FLAG && *c == '_' ? '-'
+                     : style == HINT_ENV             ? (char)toupper((unsigned char)*c)
+                                                     : *c;
+    if (len > 0 && (size_t)len + 3 < size)
+        memcpy(out + len, "?)", 3);
+    else
+        *out = 0;
+}
+
 /* Reads the flag at argv[*i] (and its value) into a, advancing *i past both. */
 static int next_arg(int argc, char **argv, int *i, Arg *a, char *err) {
     const char *s = argv[(*i)++], *name = s + 2;
@@ -385,10 +458,14 @@ static int next_arg(int argc, char **argv, int *i, Arg *a, char *err) {
         if (spelled(table[j].name, name, len, false, '-'))
             a->e = &table[j];
     a->kind = a->e ? ARG_SET : ARG_CONFIG;
-    if (!a->e && !(len == 6 && memcmp(name, "config", 6) == 0))
+    if (!a->e && !(len == 6 && memcmp(name, "config", 6) == 0)) {
+        char hint[80];
+        did_you_mean(name, len, HINT_FLAG, hint, sizeof hint);
+        if (!*hint && memchr(name, '_', len))
+            snprintf(hint, sizeof hint, " (flags use '-')");
         return sm_err(err, -EINVAL, "unknown option --%.*s%s", (int)len,
-                      config_shown(name, sb, sizeof sb),
-                      memchr(name, '_', len) ? " (flags use '-')" : "");
+                      config_shown(name, sb, sizeof sb), hint);
+    }
     const char *next = *i < argc ? argv[*i] : NULL;
     if (eq)
         a->value = eq + 1;
