@@ -85,6 +85,71 @@ static const char *query_lookup(void *conn, const char *key) {
     return MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, key);
 }
 
+static const char *header_lookup(void *conn, const char *name) {
+    return MHD_lookup_connection_value(conn, MHD_HEADER_KIND, name);
+}
+
+typedef struct {
+    const char *name; /* header_count: the name; query_keys: NULL */
+    const char **keys;
+    int n, max;
+} ValueWalk;
+
+static enum MHD_Result walk_value(void *cls, enum MHD_ValueKind kind, const char *key,
+                                  const char *value) {
+    ValueWalk *w = cls;
+    (void)kind, (void)value;
+    if (w->name ? strcasecmp(key, w->name) == 0 : 1) {
+        if (!w->name && w->n < w->max)
+            w->keys[w->n] = key;
+        w->n++;
+    }
+    return MHD_YES;
+}
+
+static int header_count(void *conn, const char *name) {
+    ValueWalk w = {name, NULL, 0, 0};
+    MHD_get_connection_values(conn, MHD_HEADER_KIND, walk_value, &w);
+    return w.n;
+}
+
+static int query_keys(void *conn, const char **keys, int max) {
+    ValueWalk w = {NULL, keys, 0, max};
+    MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, walk_value, &w);
+    return w.n;
+}
+
+/* The client's address as text into ip ("-" if unknown). */
+static void client_ip(struct MHD_Connection *c, char ip[INET6_ADDRSTRLEN]) {
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    strcpy(ip, "-");
+    if (ci && ci->client_addr) {
+        const struct sockaddr *sa = ci->client_addr;
+        if (sa->sa_family == AF_INET)
+            inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, ip, INET6_ADDRSTRLEN);
+        else if (sa->sa_family == AF_INET6)
+            inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, ip,
+                      INET6_ADDRSTRLEN);
+    }
+}
+
+/* The request as routes.c sees it; body NULL before it is read. */
+static HttpReq request_of(struct MHD_Connection *c, const char *method, const char *url,
+                          const ReqState *st, const char *ip) {
+    return (HttpReq){method,
+                     url,
+                     header_lookup(c, "Content-Type"),
+                     st->body ? st->body : (const uint8_t *)"",
+                     st->len,
+                     query_lookup,
+                     c,
+                     header_lookup,
+                     header_count,
+                     query_keys,
+                     ip};
+}
+
 static enum MHD_Result queue_reply(struct MHD_Connection *c, ReqState *st, Reply *rep) {
     struct MHD_Response *r =
         MHD_create_response_from_buffer(rep->len, rep->body, MHD_RESPMEM_MUST_FREE);
@@ -97,6 +162,11 @@ static enum MHD_Result queue_reply(struct MHD_Connection *c, ReqState *st, Reply
                             rep->content_type ? rep->content_type : "application/json");
     if (rep->allow)
         MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, rep->allow);
+    if (rep->retry_after > 0) {
+        char ra[16];
+        snprintf(ra, sizeof ra, "%d", rep->retry_after);
+        MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, ra);
+    }
     if (rep->bearer_challenge)
         MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"siamesed\"");
     if (rep->csp) {
@@ -115,22 +185,12 @@ static enum MHD_Result queue_reply(struct MHD_Connection *c, ReqState *st, Reply
 static int refuse_early(Http *h, struct MHD_Connection *c, const char *method, const char *url,
                         ReqState *st, Reply *rep) {
     Server *srv = h->srv;
+    char ip[INET6_ADDRSTRLEN];
+    client_ip(c, ip);
     st->route = route_match(method, url);
-    if (route_scope(st->route) != ROUTE_PUBLIC) {
-        const char *ah = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
-        int rc = auth_check(srv->auth, ah, route_scope(st->route) == ROUTE_WRITE);
-        if (rc == AUTH_FORBIDDEN) {
-            reply_error(rep, 403, "forbidden", "this API key may only read");
-            return 1;
-        }
-        if (rc != 0) {
-            reply_error(rep, 401, "unauthorized", "%s",
-                        rc == AUTH_MISSING ? "missing or malformed Authorization: Bearer header"
-                                           : "unknown API key");
-            rep->bearer_challenge = 1;
-            return 1;
-        }
-    }
+    HttpReq req = request_of(c, method, url, st, ip);
+    if (route_admit(srv, st->route, &req, rep))
+        return 1;
     const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
     if (cl && strtoull(cl, NULL, 10) > srv->cfg->max_body) {
         reply_error(rep, 413, "payload_too_large", "the body exceeds %zu bytes",
@@ -228,13 +288,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                     "the server is buffering too many request bodies (max_buffered_bodies); "
                     "try again");
     } else {
-        HttpReq req = {method,
-                       url,
-                       MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type"),
-                       st->body ? st->body : (const uint8_t *)"",
-                       st->len,
-                       query_lookup,
-                       c};
+        char ip[INET6_ADDRSTRLEN];
+        client_ip(c, ip);
+        HttpReq req = request_of(c, method, url, st, ip);
         current_conn = c;
         route_handle(srv, st->route, &req, &rep);
         current_conn = NULL;
@@ -252,16 +308,8 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     guard_disarm(h->guard, &st->deadline);
     guard_release(h->guard, st->held);
     double dt = sm_now() - st->t0;
-    char ip[INET6_ADDRSTRLEN] = "-";
-    const union MHD_ConnectionInfo *ci =
-        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-    if (ci && ci->client_addr) {
-        const struct sockaddr *sa = ci->client_addr;
-        if (sa->sa_family == AF_INET)
-            inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, ip, sizeof ip);
-        else if (sa->sa_family == AF_INET6)
-            inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, ip, sizeof ip);
-    }
+    char ip[INET6_ADDRSTRLEN];
+    client_ip(c, ip);
     int status = toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? st->status
                  : st->deadline.fired                       ? 408
                                                             : 499;

@@ -41,6 +41,14 @@ typedef struct {
     /* Query parameter lookup: the value, or NULL if absent. */
     const char *(*query)(void *conn, const char *key);
     void *conn;
+    /* Header lookup (case-insensitive): the first value, or NULL. */
+    const char *(*header)(void *conn, const char *name);
+    /* How many headers called name. */
+    int (*header_count)(void *conn, const char *name);
+    /* The query's keys in order, the first max into keys (borrowed, valid
+     * for the request); returns how many there are. */
+    int (*query_keys)(void *conn, const char **keys, int max);
+    const char *client; /* the client's address as text */
 } HttpReq;
 
 typedef struct {
@@ -51,6 +59,7 @@ typedef struct {
     const char *allow;        /* Allow header for 405, static */
     int bearer_challenge;     /* send WWW-Authenticate: Bearer */
     const char *csp;          /* Content-Security-Policy (static), for the page */
+    int retry_after;          /* > 0: send Retry-After: seconds (429) */
 } Reply;
 
 /* Who may call a route: anyone (no key even when keys are configured), a
@@ -85,6 +94,13 @@ PromStats *route_stats_new(void);
  * invalid subject id, not another route or "alice". Returns the new length. */
 struct MHD_Connection;
 size_t route_unescape(void *cls, struct MHD_Connection *c, char *s);
+
+/* Decides what can be decided from the request line and headers of req
+ * (body not read yet: body NULL) on route r: the target's form, repeated
+ * query parameters or Authorization headers (400), the API key (401/403),
+ * without keys a foreign Host or Origin (403), the key's rate limit (429).
+ * Returns 1 with rep filled when the request is refused, else 0. */
+int route_admit(Server *srv, const Route *r, const HttpReq *req, Reply *rep);
 
 /* Answers req on route r into rep (always filled, errors included). */
 void route_handle(Server *srv, const Route *r, const HttpReq *req, Reply *rep);

@@ -167,10 +167,10 @@ END_TEST
  * body is read; the connection must then close, so that the unread body is
  * never taken for the next request (request smuggling). */
 START_TEST(early_refusal_closes_the_connection) {
-    const char *inner = "GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n";
+    const char *inner = "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
     char rq[512];
     snprintf(rq, sizeof rq,
-             "POST /verify HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+             "POST /verify HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
              "Content-Length: %zu\r\n\r\n%s",
              strlen(inner), inner);
     Resp r = http_raw_until_close(P, rq, strlen(rq));

@@ -502,7 +502,7 @@ static void table_bodies(void) {
     set_body(ch, "application/json", big2);
     ch->rq.chunked = 1;
     raw("Content-Length far over the limit",
-        "POST /verify HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+        "POST /verify HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
         "Content-Length: 99999999999\r\nConnection: close\r\n\r\n{}",
         413, "payload_too_large");
 }
@@ -577,8 +577,9 @@ END_TEST
 /* A Content-Length libmicrohttpd itself cannot represent: it answers 413 on
  * its own (an HTML page, before siamesed sees the request); the daemon lives. */
 START_TEST(content_length_overflow) {
-    const char *rq = "POST /verify HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
-                     "Content-Length: 18446744073709551617\r\nConnection: close\r\n\r\n{}";
+    const char *rq =
+        "POST /verify HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        "Content-Length: 18446744073709551617\r\nConnection: close\r\n\r\n{}";
     Resp r = http_raw(P, rq, strlen(rq));
     ck_assert_msg(r.status == 413 || r.status == 400, "status %ld", r.status);
     resp_free(&r);

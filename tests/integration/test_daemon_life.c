@@ -455,7 +455,7 @@ START_TEST(finishes_requests_in_flight) {
     Buf body = body_json((Field[]){IMAGE("image", fm0)}, 1);
     char head[256];
     snprintf(head, sizeof head,
-             "POST /embed HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+             "POST /embed HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
              "Content-Length: %zu\r\nConnection: close\r\n\r\n",
              body.len);
     int fd = raw_connect(o.d.port);
@@ -494,8 +494,9 @@ START_TEST(second_signal_during_shutdown) {
     Own o;
     own_init(&o, "signals");
     own_start_ok(&o, H.model_a, NULL);
-    const char *rq = "POST /verify HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
-                     "Content-Length: 1000\r\n\r\n{\"a\":";
+    const char *rq =
+        "POST /verify HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        "Content-Length: 1000\r\n\r\n{\"a\":";
     int fd = raw_connect(o.d.port);
     ck_assert_int_ge(fd, 0);
     ck_assert(send(fd, rq, strlen(rq), MSG_NOSIGNAL) == (ssize_t)strlen(rq));

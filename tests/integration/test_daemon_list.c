@@ -185,8 +185,9 @@ START_TEST(aborted_requests) {
     const char *const other[] = {"route=\"verify\"", "code=\"other\"", NULL};
     double before = metric("siamesed_http_requests_total", other);
     for (int i = 0; i < 3; i++) {
-        const char *rq = "POST /verify HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
-                         "Content-Length: 1000\r\n\r\n{\"a\":";
+        const char *rq =
+            "POST /verify HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            "Content-Length: 1000\r\n\r\n{\"a\":";
         int fd = raw_connect(P);
         ck_assert_int_ge(fd, 0);
         ck_assert(send(fd, rq, strlen(rq), MSG_NOSIGNAL) == (ssize_t)strlen(rq));

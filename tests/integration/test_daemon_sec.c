@@ -10,7 +10,11 @@
  *     encoding; JSON numbers with leading zeros are refused;
  *   - the database directory is 0700 and its files 0600; a read-only
  *     database file is refused at start-up;
- *   - GET /subjects/{id} pages its samples.
+ *   - GET /subjects/{id} pages its samples;
+ *   - without API keys, a foreign Host (DNS rebinding) or Origin (a web
+ *     page's cross-site request) is refused with 403;
+ *   - strict answers: repeated query parameters, several Authorization
+ *     headers and absolute-form request targets are 400.
  */
 #include <check.h>
 #include <stdio.h>
@@ -232,6 +236,63 @@ START_TEST(subject_pages) {
 }
 END_TEST
 
+/* A raw request: method, target and extra header lines (each ending CRLF). */
+static Resp raw(const char *method, const char *target, const char *headers) {
+    char req[1024];
+    int n = snprintf(req, sizeof req,
+                     "%s %s HTTP/1.1\r\n%sContent-Length: 0\r\nConnection: close\r\n\r\n", method,
+                     target, headers);
+    return http_raw(P, req, (size_t)n);
+}
+
+START_TEST(foreign_host_and_origin) {
+    ck_assert_msg(P > 0, "the shared daemon did not start");
+    Buf img = img_file("fm0_c9.png");
+    enroll(P, "victim", &img, 1, NULL, NULL);
+    char ours[160];
+    snprintf(ours, sizeof ours, "Host: 127.0.0.1:%d\r\n", P);
+    expect_error(raw("GET", "/subjects", "Host: evil.example:8080\r\n"), 403, "forbidden_host");
+    expect_error(raw("DELETE", "/subjects/victim", "Host: rebind.evil.example\r\n"), 403,
+                 "forbidden_host");
+    char h[320];
+    snprintf(h, sizeof h, "%sOrigin: http://evil.example\r\n", ours);
+    expect_error(raw("DELETE", "/subjects/victim", h), 403, "forbidden_origin");
+    snprintf(h, sizeof h, "%sOrigin: null\r\n", ours);
+    expect_error(raw("DELETE", "/subjects/victim", h), 403, "forbidden_origin");
+    ck_assert_double_eq(sample_total("victim"), 1);
+    /* Our own names and the page's own origin pass. */
+    const char *const fine[] = {"Host: localhost:1\r\n", "Host: [::1]:8080\r\n",
+                                "Host: 10.1.2.3\r\n", NULL};
+    for (int i = 0; fine[i]; i++) {
+        Resp r = raw("GET", "/subjects", fine[i]);
+        ASSERT_JSON(r, 200);
+        resp_free(&r);
+    }
+    snprintf(h, sizeof h, "%sOrigin: http://127.0.0.1:%d\r\n", ours, P);
+    Resp r = raw("GET", "/subjects/victim", h);
+    ASSERT_JSON(r, 200);
+    resp_free(&r);
+    /* /healthz is public: a load balancer's Host is its business. */
+    r = raw("GET", "/healthz", "Host: lb.internal\r\n");
+    ASSERT_JSON(r, 200);
+    resp_free(&r);
+    buf_free(&img);
+}
+END_TEST
+
+START_TEST(strict_answers) {
+    ck_assert_msg(P > 0, "the shared daemon did not start");
+    expect_error(http_get(P, "/subjects?limit=1&limit=2"), 400, "bad_request");
+    expect_error(http_get(P, "/subjects?cursor=&cursor="), 400, "bad_request");
+    expect_error(raw("GET", "/subjects",
+                     "Host: 127.0.0.1\r\nAuthorization: Bearer a\r\nAuthorization: Bearer b\r\n"),
+                 400, "bad_request");
+    expect_error(raw("GET", "http://127.0.0.1/subjects", "Host: 127.0.0.1\r\n"), 400,
+                 "bad_request");
+    expect_error(raw("GET", "http://127.0.0.1/healthz", "Host: 127.0.0.1\r\n"), 400, "bad_request");
+}
+END_TEST
+
 TCase *tcase_security(void) {
     TCase *tc = tcase_create("security");
     tcase_add_unchecked_fixture(tc, sec_setup, sec_teardown);
@@ -244,5 +305,7 @@ TCase *tcase_security(void) {
     tcase_add_test(tc, files_private);
     tcase_add_test(tc, readonly_db_refused);
     tcase_add_test(tc, subject_pages);
+    tcase_add_test(tc, foreign_host_and_origin);
+    tcase_add_test(tc, strict_answers);
     return tc;
 }

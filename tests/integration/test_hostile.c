@@ -115,7 +115,7 @@ typedef struct {
     double longest_silence; /* the most a silent connection outlived its last byte */
 } Slowloris;
 
-static const char slow_head[] = "POST /verify HTTP/1.1\r\nHost: t\r\nContent-Type: "
+static const char slow_head[] = "POST /verify HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "
                                 "application/json\r\nX-Slow: ";
 
 /* 1 when the server closed (or answered on) connection i. */
@@ -207,7 +207,7 @@ static void verify_once(int port, const char *from, const Buf *a, const Buf *b) 
     char ctype[128];
     Buf body = body_multipart(f, 2, ctype, sizeof ctype), rq = {0};
     buf_printf(&rq,
-               "POST /verify HTTP/1.1\r\nHost: t\r\nContent-Type: %s\r\nContent-Length: "
+               "POST /verify HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: %s\r\nContent-Length: "
                "%zu\r\nConnection: close\r\n\r\n",
                ctype, body.len);
     buf_add(&rq, body.p, body.len);
@@ -334,7 +334,7 @@ START_TEST(content_length_over_max_body) {
     const char *const extra[] = {"--max-body", "64K", NULL};
     own_start_ok(&o, H.model_a, extra);
     /* Keep-alive asked for: the refusal must still close the connection. */
-    static const char head[] = "POST /verify HTTP/1.1\r\nHost: t\r\nContent-Type: "
+    static const char head[] = "POST /verify HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "
                                "application/json\r\nContent-Length: 1000000\r\n\r\n{\"a\":";
     Resp r = http_raw_until_close(o.d.port, head, sizeof head - 1);
     ASSERT_JSON(r, 413);
@@ -345,7 +345,7 @@ START_TEST(content_length_over_max_body) {
      * it, may reset the connection after its answer). */
     Buf big = {0};
     buf_printf(&big,
-               "POST /embed HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+               "POST /embed HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                "Content-Length: %d\r\n\r\n",
                65537);
     for (int i = 0; i < 65537; i++)
@@ -375,7 +375,7 @@ typedef struct {
  * or closes (or 64 MiB and 20 s pass: a failure). */
 static void *endless_upload(void *arg) {
     Endless *e = arg;
-    static const char head[] = "POST /verify HTTP/1.1\r\nHost: t\r\nContent-Type: "
+    static const char head[] = "POST /verify HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "
                                "application/json\r\nTransfer-Encoding: chunked\r\n\r\n";
     char chunk[8200];
     int len = snprintf(chunk, sizeof chunk, "2000\r\n");
@@ -450,7 +450,7 @@ START_TEST(endless_chunked_uploads) {
 
     /* 1.5 times the cap, then a proper end: 413 JSON, not a dropped line. */
     Buf body = {0};
-    buf_str(&body, "POST /verify HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+    buf_str(&body, "POST /verify HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                    "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n");
     for (int i = 0; i < 6; i++) {
         buf_str(&body, "10000\r\n");
@@ -504,7 +504,7 @@ START_TEST(tiny_requests_keep_alive) {
     ck_assert_int_eq(connects, 1);
 
     /* 1000 requests in one write, answered in order on the same connection. */
-    static const char one[] = "GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n";
+    static const char one[] = "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
     Buf all = {0}, got = {0};
     for (int i = 0; i < 1000; i++)
         buf_add(&all, one, sizeof one - 1);
@@ -546,7 +546,7 @@ START_TEST(connection_flood) {
     own_init_ok(&o, "flood");
     const char *const extra[] = {"--max-connections", "40", "--max-per-ip", "0", NULL};
     own_start_ok(&o, H.model_a, extra);
-    static const char get[] = "GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n";
+    static const char get[] = "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
     int fd[FLOOD_N], served = 0, status[FLOOD_N] = {0};
     for (int i = 0; i < FLOOD_N; i++) {
         fd[i] = raw_connect(o.d.port); /* the kernel's backlog takes the excess */
@@ -624,13 +624,13 @@ START_TEST(huge_headers_refused) {
     own_init_ok(&o, "headers");
     own_start_ok(&o, H.model_a, NULL);
     Buf b = {0};
-    buf_str(&b, "GET /healthz HTTP/1.1\r\nHost: t\r\nX-Big: ");
+    buf_str(&b, "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: ");
     for (int i = 0; i < 65536; i++)
         buf_add(&b, "a", 1);
     buf_str(&b, "\r\n\r\n");
     huge_head_refused(o.d.port, &b, "one 64 KiB header");
     buf_free(&b);
-    buf_str(&b, "GET /healthz HTTP/1.1\r\nHost: t\r\n");
+    buf_str(&b, "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n");
     for (int i = 0; i < 2000; i++)
         buf_printf(&b, "X-H-%d: v\r\n", i);
     buf_str(&b, "\r\n");
@@ -639,7 +639,7 @@ START_TEST(huge_headers_refused) {
     buf_str(&b, "GET /healthz?x=");
     for (int i = 0; i < 65536; i++)
         buf_add(&b, "a", 1);
-    buf_str(&b, " HTTP/1.1\r\nHost: t\r\n\r\n");
+    buf_str(&b, " HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
     huge_head_refused(o.d.port, &b, "a 64 KiB URL");
     buf_free(&b);
     own_stop_ok(&o);
