@@ -169,6 +169,24 @@ void handle_sample_delete(Server *srv, const HttpReq *req, const RouteArgs *args
     }
 }
 
+/* Replaces every absolute path among the strings of j (the training summary:
+ * dataset, split directories) with its last component: a read key learns
+ * which dataset trained the model, not where the host keeps its files. */
+static void strip_paths(cJSON *j, int depth) {
+    if (!j || depth > 32)
+        return;
+    if (cJSON_IsString(j) && j->valuestring[0] == '/') {
+        char *s = j->valuestring, *end = s + strlen(s);
+        while (end > s + 1 && end[-1] == '/')
+            *--end = 0;
+        char *base = strrchr(s, '/') + 1;
+        memmove(s, base, strlen(base) + 1);
+        return;
+    }
+    for (cJSON *c = j->child; c; c = c->next)
+        strip_paths(c, depth + 1);
+}
+
 void handle_model(Server *srv, const HttpReq *req, const RouteArgs *args, Reply *rep) {
     (void)args;
     const Model *m = srv->model;
@@ -188,6 +206,7 @@ void handle_model(Server *srv, const HttpReq *req, const RouteArgs *args, Reply 
     cJSON_AddNumberToObject(o, "margin", json_f32(model_margin(m)));
     cJSON_AddNumberToObject(o, "threshold", json_f32(model_threshold(m)));
     cJSON *training = cJSON_Parse(model_training(m));
+    strip_paths(training, 0);
     cJSON_AddItemToObject(o, "training", training ? training : cJSON_CreateObject());
     cJSON_AddStringToObject(o, "fingerprint", model_fingerprint(m));
     cJSON_AddStringToObject(o, "blas_kernel", blas_kernel());

@@ -13,6 +13,7 @@
  *   - GET /subjects/{id} pages its samples;
  *   - without API keys, a foreign Host (DNS rebinding) or Origin (a web
  *     page's cross-site request) is refused with 403;
+ *   - /model names the training dataset, not where it lives;
  *   - strict answers: repeated query parameters, several Authorization
  *     headers and absolute-form request targets are 400.
  */
@@ -293,6 +294,30 @@ START_TEST(strict_answers) {
 }
 END_TEST
 
+START_TEST(model_hides_paths) {
+    char dir[320], model[400], db[400], log[400];
+    ck_assert_int_eq(scratch_dir("sec-model", dir, sizeof dir), 0);
+    snprintf(model, sizeof model, "%s/m.safetensors", dir);
+    snprintf(db, sizeof db, "%s/m.db", dir);
+    snprintf(log, sizeof log, "%s/daemon.log", dir);
+    ck_assert_int_eq(model_make_trained(model, 5, NULL,
+                                        "{\"dataset\":\"/srv/secret/fashion-mnist\",\"data\":"
+                                        "{\"train_split\":\"/srv/secret/fashion-mnist/train/\"}}"),
+                     0);
+    const char *const args[] = {"--model", model, "--db", db, NULL};
+    Daemon d;
+    ck_assert_int_eq(daemon_start(&d, log, args), 0);
+    Resp r = http_get(d.port, "/model");
+    ASSERT_JSON(r, 200);
+    const cJSON *t = cJSON_GetObjectItem(r.json, "training");
+    ck_assert_str_eq(jstr(t, "dataset"), "fashion-mnist");
+    ck_assert_str_eq(jstr(cJSON_GetObjectItem(t, "data"), "train_split"), "train");
+    ck_assert_msg(!strstr(r.body, "/srv/secret"), "a path is shown: %s", r.body);
+    resp_free(&r);
+    ck_assert_int_eq(daemon_stop(&d) & 0xffff, 0);
+}
+END_TEST
+
 TCase *tcase_security(void) {
     TCase *tc = tcase_create("security");
     tcase_add_unchecked_fixture(tc, sec_setup, sec_teardown);
@@ -307,5 +332,6 @@ TCase *tcase_security(void) {
     tcase_add_test(tc, subject_pages);
     tcase_add_test(tc, foreign_host_and_origin);
     tcase_add_test(tc, strict_answers);
+    tcase_add_test(tc, model_hides_paths);
     return tc;
 }
