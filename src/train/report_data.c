@@ -97,12 +97,16 @@ static int table_make(const DataReport *r, ClassTable *t) {
     return rc;
 }
 
+static const char *plural(int n) {
+    return n == 1 ? "" : "s";
+}
+
 static void print_split(FILE *f, const char *role, const Dataset *d, int classes) {
     fprintf(f, "  %-10s %s: %d images, %d classes", role, d->split_path ? d->split_path : d->source,
             d->n, classes);
     if (d->skipped_other || d->skipped_bad)
-        fprintf(f, " (skipped: %d non-image files, %d unreadable images)", d->skipped_other,
-                d->skipped_bad);
+        fprintf(f, " (skipped: %d non-image file%s, %d unreadable image%s)", d->skipped_other,
+                plural(d->skipped_other), d->skipped_bad, plural(d->skipped_bad));
     fputc('\n', f);
 }
 
@@ -131,21 +135,21 @@ static void print_rows(FILE *f, const ClassTable *t, int with_test) {
                 classes_with(t, 0) + t->unseen - shown);
 }
 
-static const char *pairs_words(const PairsInfo *p) {
-    return p->mode == PAIRS_ALL ? "all (each image anchors one positive and one negative pair)"
-                                : "keras (the recipe's)";
-}
-
 static void print_pairs(FILE *f, const DataReport *r) {
     const PairsInfo *p = r->train_pairs;
-    fprintf(f, "  pairs      train %zu, %s%s; %d of %d images in pairs", p->n, pairs_words(p),
-            p->mode == PAIRS_ALL ? ", redrawn each epoch" : "", p->used, p->samples);
     if (p->mode == PAIRS_ALL)
-        fprintf(f, " (the recipe's pairs would keep %.0f%%)", 100 * p->keras_share);
-    fprintf(f, "\n  %-10s validation %zu, %s", "", r->val_pairs->n,
-            pairs_mode_name(r->val_pairs->mode));
+        fprintf(f,
+                "  %-10s train: all (each image anchors one positive and one negative pair, "
+                "redrawn each epoch):\n  %-10s %zu pairs, %d of %d images in pairs; the recipe's "
+                "pairs would keep %.0f%%\n",
+                "pairs", "", p->n, p->used, p->samples, 100 * p->keras_share);
+    else
+        fprintf(f, "  %-10s train: keras (the recipe's), %zu pairs, %d of %d images in pairs\n",
+                "pairs", p->n, p->used, p->samples);
+    fprintf(f, "  %-10s validation: %s, %zu pairs", "", pairs_mode_name(r->val_pairs->mode),
+            r->val_pairs->n);
     if (r->test_pairs)
-        fprintf(f, "; test %zu, %s", r->test_pairs->n, pairs_mode_name(r->test_pairs->mode));
+        fprintf(f, "; test: %s, %zu pairs", pairs_mode_name(r->test_pairs->mode), r->test_pairs->n);
     fputc('\n', f);
 }
 
@@ -220,8 +224,9 @@ int report_data(FILE *f, const DataReport *r) {
     if (r->test_pairs)
         warnings += warn_pairs(f, "test", r->test_pairs);
     if (r->train->skipped_bad || (r->test && r->test->skipped_bad)) {
-        fprintf(f, "warning: %d images did not decode and were skipped (--skip-bad-images)\n",
-                r->train->skipped_bad + (r->test ? r->test->skipped_bad : 0));
+        int bad = r->train->skipped_bad + (r->test ? r->test->skipped_bad : 0);
+        fprintf(f, "warning: %d image%s did not decode and %s skipped (--skip-bad-images)\n", bad,
+                plural(bad), bad == 1 ? "was" : "were");
         warnings++;
     }
     fflush(f);

@@ -85,8 +85,11 @@ START_TEST(summary_names_and_counts) {
                   out);
     ck_assert_msg(strstr(out, "  sneaker                        0       0      40\n") != NULL, "%s",
                   out);
-    ck_assert_msg(strstr(out, "train 552, all") != NULL, "%s", out);
-    ck_assert_msg(strstr(out, "would keep 7%") != NULL, "%s", out);
+    ck_assert_msg(strstr(out, "train: all (each image") != NULL, "%s", out);
+    ck_assert_msg(
+        strstr(out, "552 pairs, 276 of 276 images in pairs; the recipe's pairs would keep 7%") !=
+            NULL,
+        "%s", out);
     /* Warnings: the small class by name and the skipped images; no word about
      * boot, sandal or sneaker being absent from a split. */
     ck_assert_msg(strstr(out, "warning: small classes (fewer than 10 training images): 'rare' 8") !=
