@@ -73,18 +73,32 @@ static int load_test(const Config *cfg, int h, int w, Dataset **test, char *err)
     return rc == SM_ABSENT ? 0 : rc;
 }
 
+/* The layer list of --arch, or else the MLP of --hidden and --dropout. */
+static int arch_from(const Config *cfg, int h, int w, int c, ModelArch *a, char *err) {
+    char spec[NET_MAX_SPEC] = "";
+    size_t len = 0;
+    if (*cfg->arch)
+        return net_parse(cfg->arch, h, w, c, a, err);
+    for (int l = 0; l < cfg->n_hidden; l++) {
+        len += (size_t)snprintf(spec + len, sizeof spec - len, "%sfc%d,relu", l ? "," : "",
+                                cfg->hidden[l]);
+        if (l + 1 < cfg->n_hidden && cfg->dropout > 0)
+            len += (size_t)snprintf(spec + len, sizeof spec - len, ",drop%.9g", cfg->dropout);
+    }
+    return net_parse(spec, h, w, c, a, err);
+}
+
 static int train_config_from(const Config *cfg, const Dataset *train, TrainConfig *tc, char *err) {
     train_config_default(tc);
-    tc->arch.in_h = train->h, tc->arch.in_w = train->w;
-    tc->arch.n_layers = cfg->n_hidden;
-    memcpy(tc->arch.dims, cfg->hidden, sizeof(int) * (size_t)cfg->n_hidden);
-    tc->arch.dropout = (float)cfg->dropout;
+    int rc = arch_from(cfg, train->h, train->w, 1, &tc->arch, err);
+    if (rc < 0)
+        return rc;
     tc->epochs = cfg->epochs, tc->batch = cfg->batch, tc->lr = (float)cfg->lr;
     tc->optimizer = cfg->optimizer == CONFIG_OPT_ADAM ? OPT_ADAM : OPT_RMSPROP;
     tc->margin = (float)cfg->margin, tc->seed = cfg->seed, tc->threads = threads_of(cfg);
     tc->val_fraction = cfg->val_fraction, tc->data_name = cfg->data, tc->progress = stderr;
     tc->pairs = pairs_of(cfg);
-    return model_arch_check(&tc->arch, err);
+    return 0;
 }
 
 /* Trains a model on cfg->data and writes it to out; prints the report. */

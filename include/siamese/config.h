@@ -45,7 +45,7 @@
 
 #include "siamese/log.h"
 
-#define CONFIG_MAX_HIDDEN 8 /* = MODEL_MAX_LAYERS (checked in config.c) */
+#define CONFIG_MAX_HIDDEN 8 /* fits a layer list (checked in config.c) */
 #define CONFIG_MAX_API_KEYS 256
 #define CONFIG_MAX_KEYS 64        /* room in Config.origin; the table is smaller */
 #define CONFIG_MAX_FILE (1 << 20) /* a config file larger than this is refused */
@@ -126,6 +126,7 @@ typedef struct {
     double lr;
     ConfigOptimizer optimizer;
     double margin;
+    char *arch;                    /* layer list or preset; "" = the MLP of hidden, dropout */
     int hidden[CONFIG_MAX_HIDDEN]; /* dense layer widths; the last is the embedding */
     int n_hidden;
     double dropout;

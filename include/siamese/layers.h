@@ -64,4 +64,41 @@ float contrastive_forward(const float *dist, const float *y, int B, float margin
 void contrastive_backward(float *demb, const float *emb, const float *dist, const float *y, int B,
                           int E, float margin);
 
+/* ---- convolution, pooling, flatten: images channels-last (NHWC) ---------
+ * Shapes: inp (N,H,W,C); kernel K, stride S, zero padding P;
+ * OH = (H + 2P - K) / S + 1, OW likewise; out (N,OH,OW,OC).
+ * weight (OC,K,K,C): the kernel in the activations' order (net_* permutes
+ * from and to PyTorch's (OC,C,K,K)). */
+
+/* out = conv(inp) + bias. col (N*OH*OW, K*K*C) receives the patches
+ * (im2col), which conv2d_backward() needs. */
+void conv2d_forward(float *out, float *col, const float *inp, const float *weight,
+                    const float *bias, int N, int H, int W, int C, int OC, int K, int S, int P);
+void conv2d_forward_ref(float *out, const float *inp, const float *weight, const float *bias, int N,
+                        int H, int W, int C, int OC, int K, int S, int P);
+
+/* dout (N,OH,OW,OC), col as left by conv2d_forward() -> dweight +=, dbias +=,
+ * dinp (N,H,W,C) overwritten (skipped when NULL; col is clobbered then). */
+void conv2d_backward(float *dinp, float *dweight, float *dbias, float *col, const float *dout,
+                     const float *weight, int N, int H, int W, int C, int OC, int K, int S, int P);
+void conv2d_backward_ref(float *dinp, float *dweight, float *dbias, const float *dout,
+                         const float *inp, const float *weight, int N, int H, int W, int C, int OC,
+                         int K, int S, int P);
+
+/* Max pool K×K, stride K, floor: out (N,H/K,W/K,C); arg (same size) gets the
+ * index within the image of each maximum (the first, scanning rows). */
+void maxpool_forward(float *out, int32_t *arg, const float *inp, int N, int H, int W, int C, int K);
+void maxpool_forward_ref(float *out, const float *inp, int N, int H, int W, int C, int K);
+/* dinp (N,H,W,C) overwritten: dout routed to the maxima. */
+void maxpool_backward(float *dinp, const float *dout, const int32_t *arg, int N, int H, int W,
+                      int C, int K);
+/* The same from the input itself (recomputes the first maximum). */
+void maxpool_backward_ref(float *dinp, const float *dout, const float *inp, int N, int H, int W,
+                          int C, int K);
+
+/* inp (N,H,W,C) -> out (N,C,H,W): PyTorch's flatten order. */
+void flatten_forward(float *out, const float *inp, int N, int H, int W, int C);
+/* dout (N,C,H,W) -> dinp (N,H,W,C) */
+void flatten_backward(float *dinp, const float *dout, int N, int H, int W, int C);
+
 #endif

@@ -1,19 +1,13 @@
 /*
- * model.h — the Siamese base network: an MLP of dense layers with ReLU after
- * every layer (the last included) and inverted dropout after every layer but
- * the last (training only). Both branches of a pair share it.
+ * model.h — a trained base network: its architecture (network.h), its one
+ * parameter buffer, margin, threshold and training summary, and its file.
+ * Both branches of a pair share it.
  *
- * Parameters live in one contiguous buffer laid out layer by layer as
- * weight (out,in) then bias (out) — the PyTorch nn.Linear layout — so the
- * optimiser is one loop and the file is a straight copy.
- *
- * On disk a model is a safetensors file (see safetensors.h) with tensors
- * "dense.L.weight" / "dense.L.bias" and string metadata:
- *   format=siamesed, format_version=1, architecture=mlp, layers="784,128,...",
- *   activation=relu, dropout, input_height, input_width, input_channels=1,
- *   preprocess, embedding_size, margin, threshold, training (a JSON object as
- *   text: dataset, epochs, seed, metrics...), fingerprint (SHA-256 hex of the
- *   tensor bytes).
+ * On disk a model is a safetensors file (safetensors.h) whose tensors are the
+ * PyTorch state_dict of the equivalent nn.Sequential ("0.weight", "0.bias",
+ * "3.weight", ...) and whose metadata holds the layer list; the schema is
+ * docs/model-format.md. Version-1 files (the MLP, tensors "dense.L.*") still
+ * load; saving always writes the current version.
  */
 #ifndef SIAMESE_MODEL_H
 #define SIAMESE_MODEL_H
@@ -21,26 +15,25 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define MODEL_MAX_LAYERS 8
-#define MODEL_MAX_WIDTH 4096
-#define MODEL_FORMAT_VERSION 1
+#include "siamese/network.h"
+
+#define MODEL_FORMAT_VERSION 2
+#define MODEL_MAX_WIDTH NET_MAX_WIDTH /* widest embedding: the last layer is an fc */
 /* Validation ROC AUC below which a model learned nothing useful: the trainer
  * stops on it, the daemon warns and GET /model says so. */
 #define MODEL_AUC_FLOOR 0.6
-/* How images become model input; the image module implements exactly this. */
+/* How images become model input; the image module implements exactly this.
+ * C=1 models take gray pixels, C=3 models interleaved RGB. */
 #define MODEL_PREPROCESS "gray-rec601,alpha-over-black,resize-area-or-bilinear,scale-1/255"
-
-typedef struct {
-    int in_h, in_w;             /* input image size; input width is in_h*in_w */
-    int n_layers;               /* 1..MODEL_MAX_LAYERS */
-    int dims[MODEL_MAX_LAYERS]; /* output width of each dense layer */
-    float dropout;              /* [0,1): after every layer but the last */
-} ModelArch;
+#define MODEL_PREPROCESS_RGB "rgb-hwc,alpha-over-black,resize-area-or-bilinear,scale-1/255"
 
 typedef struct Model Model;
 
-/* Validates arch (sizes in range) and returns 0 with err filled otherwise. */
+/* Validates arch (net_plan()): 0, or -EINVAL with err filled. */
 int model_arch_check(const ModelArch *arch, char *err);
+
+/* The preprocessing string of an input with c channels (static). */
+const char *model_preprocess_of(int c);
 
 /* A new model with Glorot-uniform weights and zero biases drawn from seed.
  * *out is the caller's, freed with model_free(). */
@@ -54,15 +47,25 @@ int model_load(const char *path, Model **out, char *err);
  * the fingerprint. A failed save leaves any existing file at path untouched. */
 int model_save(Model *m, const char *path, char *err);
 
+/* Reads the state_dict of a PyTorch network (a safetensors file, e.g. as the
+ * shared peer writes it) as a model of arch. Tensors are looked up as the
+ * equivalent nn.Sequential names them ("0.weight"), with a module prefix
+ * ("net.0.weight"), or split at the flatten ("f.0.weight" before it,
+ * "g.0.weight" after it, numbered from 0 again); every shape must match and
+ * no other tensor may be present. Margin 1, threshold 0.5, no fingerprint
+ * until saved. *out freed with model_free(). */
+int model_import(const char *path, const ModelArch *arch, Model **out, char *err);
+
 const ModelArch *model_arch(const Model *m); /* borrowed, lives as long as m */
-int model_in_dim(const Model *m);            /* in_h * in_w */
-int model_embed_dim(const Model *m);         /* dims[n_layers-1] */
+const NetPlan *model_plan(const Model *m);   /* borrowed: shapes, parameter offsets */
+const char *model_arch_spec(const Model *m); /* borrowed: the canonical layer list */
+int model_in_dim(const Model *m);            /* in_h * in_w * in_c */
+int model_embed_dim(const Model *m);
 size_t model_n_params(const Model *m);
 /* Borrowed: the contiguous buffer, to change (a loaded model's transposed
  * inference copy is dropped, since it would go stale). */
 float *model_params(Model *m);
 const float *model_params_const(const Model *m);
-size_t model_layer_offset(const Model *m, int layer); /* float offset of weight L; bias follows */
 
 float model_margin(const Model *m);
 float model_threshold(const Model *m);
@@ -78,7 +81,7 @@ const char *model_fingerprint(const Model *m);
 /* Path the model was loaded from or saved to ("" otherwise). Borrowed. */
 const char *model_path(const Model *m);
 
-/* Inference (no dropout): x (n, in_dim) -> out (n, embed_dim). Thread-safe on
+/* Inference (no dropout): x (n, in_dim; HWC rows) -> out (n, embed_dim). Thread-safe on
  * a shared const model: scratch is allocated per call. -ENOMEM on failure. */
 int model_embed(const Model *m, const float *x, int n, float *out);
 

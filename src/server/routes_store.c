@@ -193,15 +193,21 @@ void handle_model(Server *srv, const HttpReq *req, const RouteArgs *args, Reply 
     const ModelArch *a = model_arch(m);
     (void)req;
     cJSON *o = cJSON_CreateObject(), *in = cJSON_AddObjectToObject(o, "input");
-    int layers[MODEL_MAX_LAYERS + 1] = {model_in_dim(m)};
-    memcpy(layers + 1, a->dims, sizeof(int) * (size_t)a->n_layers);
-    cJSON_AddStringToObject(o, "architecture", "mlp");
-    cJSON_AddItemToObject(o, "layers", cJSON_CreateIntArray(layers, a->n_layers + 1));
-    cJSON_AddStringToObject(o, "activation", "relu");
+    cJSON_AddStringToObject(o, "architecture", net_preset_of(a));
+    cJSON_AddStringToObject(o, "arch", model_arch_spec(m));
+    cJSON *layers = cJSON_AddArrayToObject(o, "layers");
+    for (const char *l = model_arch_spec(m); *l;) {
+        size_t n = strcspn(l, ",");
+        char tok[64];
+        snprintf(tok, sizeof tok, "%.*s", (int)(n < 63 ? n : 63), l);
+        cJSON_AddItemToArray(layers, cJSON_CreateString(tok));
+        l += n + (l[n] == ',');
+    }
+    cJSON_AddNumberToObject(o, "parameters", (double)model_n_params(m));
     cJSON_AddNumberToObject(in, "height", a->in_h);
     cJSON_AddNumberToObject(in, "width", a->in_w);
-    cJSON_AddNumberToObject(in, "channels", 1);
-    cJSON_AddStringToObject(in, "preprocess", MODEL_PREPROCESS);
+    cJSON_AddNumberToObject(in, "channels", a->in_c);
+    cJSON_AddStringToObject(in, "preprocess", model_preprocess_of(a->in_c));
     cJSON_AddNumberToObject(o, "embedding_size", model_embed_dim(m));
     cJSON_AddNumberToObject(o, "margin", json_f32(model_margin(m)));
     cJSON_AddNumberToObject(o, "threshold", json_f32(model_threshold(m)));

@@ -5,7 +5,7 @@
  * images first, then right ones), runs the shared network over all 2B rows,
  * computes distances and the contrastive loss, backpropagates into one
  * gradient buffer and applies the optimiser to the one parameter buffer.
- * Activations for a step live in one allocation sized for the largest batch.
+ * The network module (network.h) owns the layers and their activations.
  */
 #include "siamese/train.h"
 
@@ -20,6 +20,7 @@
 #include "siamese/common.h"
 #include "siamese/layers.h"
 #include "siamese/log.h"
+#include "siamese/network.h"
 #include "siamese/optim.h"
 #include "siamese/pairs.h"
 #include "siamese/report.h"
@@ -42,104 +43,46 @@ typedef struct {
     const TrainConfig *tc;
     Model *model;
     const Dataset *data;
-    int L, D, E, maxw, B;       /* layers, input width, embedding width, widest layer, max pairs */
-    float *grad;                /* n_params: gradients, same layout as the parameters */
-    float *opt;                 /* optimiser state: v (RMSprop) or m then v (Adam) */
-    float *x;                   /* (2B, D) gathered inputs */
-    float *h[MODEL_MAX_LAYERS]; /* (2B, dims[l]) post-ReLU */
-    float *drop[MODEL_MAX_LAYERS]; /* (2B, dims[l]) after dropout, when applied */
-    float *mask[MODEL_MAX_LAYERS];
-    float *g0, *g1;  /* (2B, maxw) gradient scratch */
+    NetTrain *net;
+    int D, E;        /* input and embedding widths */
+    float *grad;     /* n_params: gradients, same layout as the parameters */
+    float *opt;      /* optimiser state: v (RMSprop) or m then v (Adam) */
+    float *demb;     /* (2B, E) */
     float *dist, *y; /* (B) */
-    float *act;      /* the one activation allocation */
     Rng dropout_rng;
     int t; /* optimiser step count */
 } Trainer;
 
-static int has_dropout(const Trainer *s, int l) {
-    return s->tc->arch.dropout > 0.0f && l < s->L - 1;
-}
-
 static int trainer_init(Trainer *s, const TrainConfig *tc, Model *m, const Dataset *d, char *err) {
     memset(s, 0, sizeof *s);
     s->tc = tc, s->model = m, s->data = d;
-    s->L = tc->arch.n_layers, s->D = model_in_dim(m), s->E = model_embed_dim(m), s->B = tc->batch;
-    for (int l = 0; l < s->L; l++)
-        s->maxw = tc->arch.dims[l] > s->maxw ? tc->arch.dims[l] : s->maxw;
-    size_t R = 2 * (size_t)s->B, total = R * s->D + 2 * R * s->maxw + 2 * (size_t)s->B;
-    for (int l = 0; l < s->L; l++)
-        total += R * tc->arch.dims[l] * (has_dropout(s, l) ? 3 : 1);
+    s->D = model_in_dim(m), s->E = model_embed_dim(m);
     size_t np = model_n_params(m), nopt = tc->optimizer == OPT_ADAM ? 2 * np : np;
-    s->act = aligned_alloc(64, (total * sizeof(float) + 63) & ~(size_t)63);
+    int rc = net_train_new(model_arch(m), model_plan(m), 2 * tc->batch, &s->net, err);
+    if (rc < 0)
+        return rc;
     s->grad = aligned_alloc(64, (np * sizeof(float) + 63) & ~(size_t)63);
     s->opt = calloc(nopt, sizeof(float));
-    if (!s->act || !s->grad || !s->opt)
-        return sm_err(err, -ENOMEM, "train: out of memory for %zu activations", total);
-    float *p = s->act;
-    s->x = p, p += R * s->D;
-    for (int l = 0; l < s->L; l++) {
-        s->h[l] = p, p += R * tc->arch.dims[l];
-        if (has_dropout(s, l)) {
-            s->drop[l] = p, p += R * tc->arch.dims[l];
-            s->mask[l] = p, p += R * tc->arch.dims[l];
-        }
-    }
-    s->g0 = p, p += R * s->maxw;
-    s->g1 = p, p += R * s->maxw;
-    s->dist = p, p += s->B;
-    s->y = p;
+    s->demb = malloc((2 * (size_t)tc->batch * s->E + 2 * (size_t)tc->batch) * sizeof(float));
+    if (!s->grad || !s->opt || !s->demb)
+        return sm_err(err, -ENOMEM, "train: out of memory");
+    s->dist = s->demb + 2 * (size_t)tc->batch * s->E;
+    s->y = s->dist + tc->batch;
     rng_seed(&s->dropout_rng, stream_seed(tc->seed, STREAM_DROPOUT));
     return 0;
 }
 
 static void trainer_free(Trainer *s) {
-    free(s->act);
+    net_train_free(s->net);
     free(s->grad);
     free(s->opt);
-}
-
-/* Forward through the network for R rows; returns the (R, E) embeddings. */
-static const float *forward(Trainer *s, int R) {
-    const ModelArch *a = &s->tc->arch;
-    const float *params = model_params_const(s->model), *in = s->x;
-    for (int l = 0; l < s->L; l++) {
-        int C = l ? a->dims[l - 1] : s->D, OC = a->dims[l];
-        const float *w = params + model_layer_offset(s->model, l);
-        dense_forward(s->h[l], in, w, w + (size_t)OC * C, R, C, OC);
-        relu_forward(s->h[l], s->h[l], (size_t)R * OC);
-        in = s->h[l];
-        if (has_dropout(s, l)) {
-            dropout_forward(s->drop[l], s->mask[l], s->h[l], (size_t)R * OC, a->dropout,
-                            &s->dropout_rng);
-            in = s->drop[l];
-        }
-    }
-    return in;
-}
-
-/* Backward from demb (in g0) down to the first layer's weights. */
-static void backward(Trainer *s, int R) {
-    const ModelArch *a = &s->tc->arch;
-    const float *params = model_params_const(s->model);
-    float *g = s->g0, *other = s->g1;
-    for (int l = s->L - 1; l >= 0; l--) {
-        int C = l ? a->dims[l - 1] : s->D, OC = a->dims[l];
-        size_t n = (size_t)R * OC, off = model_layer_offset(s->model, l);
-        if (has_dropout(s, l))
-            dropout_backward(g, g, s->mask[l], n);
-        relu_backward(g, g, s->h[l], n);
-        const float *in = l == 0 ? s->x : has_dropout(s, l - 1) ? s->drop[l - 1] : s->h[l - 1];
-        dense_backward(l ? other : NULL, s->grad + off, s->grad + off + (size_t)OC * C, g, in,
-                       params + off, R, C, OC);
-        float *t = g;
-        g = other;
-        other = t;
-    }
+    free(s->demb);
 }
 
 static float train_step(Trainer *s, const Pair *pairs, const int32_t *order, int B) {
     const Dataset *d = s->data;
     size_t row = (size_t)s->D * sizeof(float);
+    float *x = net_train_input(s->net);
     for (int i = 0; i < B; i++) {
         const Pair *p = &pairs[order[i]];
         if (i + 4 < B) { /* rows are scattered: start the next ones' first lines early */
@@ -147,17 +90,18 @@ static float train_step(Trainer *s, const Pair *pairs, const int32_t *order, int
             __builtin_prefetch(d->x + (size_t)n->a * s->D);
             __builtin_prefetch(d->x + (size_t)n->b * s->D);
         }
-        memcpy(s->x + (size_t)i * s->D, d->x + (size_t)p->a * s->D, row);
-        memcpy(s->x + (size_t)(B + i) * s->D, d->x + (size_t)p->b * s->D, row);
+        memcpy(x + (size_t)i * s->D, d->x + (size_t)p->a * s->D, row);
+        memcpy(x + (size_t)(B + i) * s->D, d->x + (size_t)p->b * s->D, row);
         s->y[i] = p->y;
     }
-    const float *emb = forward(s, 2 * B);
+    const float *params = model_params_const(s->model);
+    const float *emb = net_train_forward(s->net, params, 2 * B, &s->dropout_rng);
     distance_forward(s->dist, emb, B, s->E);
     float loss = contrastive_forward(s->dist, s->y, B, s->tc->margin);
-    contrastive_backward(s->g0, emb, s->dist, s->y, B, s->E, s->tc->margin);
+    contrastive_backward(s->demb, emb, s->dist, s->y, B, s->E, s->tc->margin);
     size_t np = model_n_params(s->model);
     memset(s->grad, 0, np * sizeof(float));
-    backward(s, 2 * B);
+    net_train_backward(s->net, params, s->grad, s->demb, 2 * B);
     float *p = model_params(s->model);
     s->t++;
     if (s->tc->optimizer == OPT_ADAM)
@@ -169,7 +113,6 @@ static float train_step(Trainer *s, const Pair *pairs, const int32_t *order, int
 
 void train_config_default(TrainConfig *tc) {
     *tc = (TrainConfig){
-        .arch = {.in_h = 28, .in_w = 28, .n_layers = 3, .dims = {128, 128, 128}, .dropout = 0.1f},
         .epochs = 20,
         .batch = 128,
         .lr = 1e-3f,
@@ -181,6 +124,10 @@ void train_config_default(TrainConfig *tc) {
         .pairs = PAIRS_AUTO,
         .data_name = "",
     };
+    char err[SM_ERRMAX];
+    int rc = net_parse("mlp", 28, 28, 1, &tc->arch, err);
+    assert(rc == 0); /* a preset always parses */
+    (void)rc;
 }
 
 /* Distances of every pair, from one embedding pass over the dataset. */
@@ -227,9 +174,9 @@ static int make_pairs(const Dataset *d, PairsMode mode, int epoch, uint64_t seed
 
 int train_evaluate(const Model *m, const Dataset *d, PairsMode mode, uint64_t seed, Metrics *out,
                    char *err) {
-    if (d->h * d->w != model_in_dim(m))
-        return sm_err(err, -EINVAL, "evaluate: images are %dx%d, the model takes %dx%d", d->h, d->w,
-                      model_arch(m)->in_h, model_arch(m)->in_w);
+    if (d->h != model_arch(m)->in_h || d->w != model_arch(m)->in_w || model_arch(m)->in_c != 1)
+        return sm_err(err, -EINVAL, "evaluate: images are %dx%dx1, the model takes %dx%dx%d", d->h,
+                      d->w, model_arch(m)->in_h, model_arch(m)->in_w, model_arch(m)->in_c);
     Pair *p = NULL;
     size_t n = 0;
     PairsInfo info;
@@ -319,10 +266,10 @@ static int check_inputs(const TrainConfig *tc, const Dataset *train, const Datas
         return sm_err(err, -EINVAL,
                       "train: epochs, batch, lr, margin and val_fraction must be "
                       "positive (val_fraction below 1)");
-    if (train->h != tc->arch.in_h || train->w != tc->arch.in_w ||
+    if (train->h != tc->arch.in_h || train->w != tc->arch.in_w || tc->arch.in_c != 1 ||
         (test && (test->h != train->h || test->w != train->w)))
-        return sm_err(err, -EINVAL, "train: images are %dx%d, the network takes %dx%d", train->h,
-                      train->w, tc->arch.in_h, tc->arch.in_w);
+        return sm_err(err, -EINVAL, "train: images are %dx%dx1, the network takes %dx%dx%d",
+                      train->h, train->w, tc->arch.in_h, tc->arch.in_w, tc->arch.in_c);
     return 0;
 }
 

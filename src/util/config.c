@@ -21,7 +21,7 @@
 #include "siamese/common.h"
 #include "siamese/model.h"
 
-_Static_assert(CONFIG_MAX_HIDDEN == MODEL_MAX_LAYERS, "hidden must fit a ModelArch");
+_Static_assert(3 * CONFIG_MAX_HIDDEN + 1 <= NET_MAX_LAYERS, "hidden must fit a ModelArch");
 /* Enum fields are written through an int pointer. */
 _Static_assert(sizeof(LogLevel) == sizeof(int) && sizeof(ConfigOptimizer) == sizeof(int) &&
                    sizeof(ConfigPairs) == sizeof(int),
@@ -109,7 +109,10 @@ static const ConfigEntry table[] = {
     {"optimizer", CT_ENUM, O(optimizer), 0, "rmsprop", .words = opt_words, .help = "optimiser"},
     {"margin", CT_FLOAT, O(margin), 0, "1", 0, 100, .flags = CF_MIN_OPEN,
      .help = "contrastive loss margin"},
-    {"hidden", CT_INTLIST, O(hidden), O(n_hidden), "128,128,128", 1, MODEL_MAX_WIDTH, 1,
+    {"arch", CT_STRING, O(arch), 0, "", 0, NET_MAX_SPEC - 1,
+     .help = "base network as a layer list (convNkK[sS][pP], poolK, fcN, relu, dropP) or a "
+             "preset (mlp, cnn); empty = the MLP of `hidden` and `dropout`"},
+    {"hidden", CT_INTLIST, O(hidden), O(n_hidden), "128,128,128", 1, NET_MAX_WIDTH, 1,
      CONFIG_MAX_HIDDEN, .help = "dense layer widths; the last is the embedding size"},
     {"dropout", CT_FLOAT, O(dropout), 0, "0.1", 0, 1, .flags = CF_MAX_OPEN,
      .help = "dropout rate after every layer but the last"},

@@ -18,6 +18,7 @@
 #include "siamese/model.h"
 #include "siamese/safetensors.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 static void check_tensor(const StFile *f, int i, size_t input_len, uint64_t *total) {
@@ -64,10 +65,21 @@ static void check_model(const uint8_t *data, size_t size) {
     }
     FUZZ_CHECK(rc == 0 && m != NULL);
     const ModelArch *a = model_arch(m);
-    FUZZ_CHECK(a->n_layers >= 1 && a->n_layers <= MODEL_MAX_LAYERS);
-    FUZZ_CHECK(model_in_dim(m) == a->in_h * a->in_w);
-    FUZZ_CHECK(model_embed_dim(m) == a->dims[a->n_layers - 1]);
+    FUZZ_CHECK(a->n_layers >= 1 && a->n_layers <= NET_MAX_LAYERS);
+    FUZZ_CHECK(model_in_dim(m) == a->in_h * a->in_w * a->in_c);
+    FUZZ_CHECK(model_embed_dim(m) >= 1);
     FUZZ_CHECK(strlen(model_fingerprint(m)) == 64);
+    /* The layer list a file declares must survive a round trip through its
+     * canonical spelling, and a small model must run. */
+    ModelArch again;
+    FUZZ_CHECK(net_parse(model_arch_spec(m), a->in_h, a->in_w, a->in_c, &again, err) == 0);
+    FUZZ_CHECK(memcmp(&again, a, sizeof again) == 0);
+    if (model_n_params(m) < (1u << 20) && model_in_dim(m) <= 4096) {
+        float *x = calloc((size_t)model_in_dim(m), sizeof *x);
+        float *e = malloc((size_t)model_embed_dim(m) * sizeof *e);
+        FUZZ_CHECK(!x || !e || model_embed(m, x, 1, e) == 0);
+        free(x), free(e);
+    }
     model_free(m);
 }
 

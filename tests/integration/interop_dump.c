@@ -3,7 +3,7 @@
  * (seeded random weights, a non-trivial architecture) and siamesed's own
  * embedding of one image, one float per line.
  *
- * usage: interop_dump MODEL_OUT IMAGE EMBEDDING_OUT
+ * usage: interop_dump MODEL_OUT IMAGE EMBEDDING_OUT [ARCH]   (a 28x28x1 layer list)
  */
 #include <stdio.h>
 
@@ -14,23 +14,25 @@
 
 int main(int argc, char **argv) {
     char err[SM_ERRMAX];
-    if (argc != 4 || blas_boot(argv, err) < 0) {
-        fprintf(stderr, "usage: interop_dump MODEL_OUT IMAGE EMBEDDING_OUT\n");
+    if (argc < 4 || argc > 5 || blas_boot(argv, err) < 0) {
+        fprintf(stderr, "usage: interop_dump MODEL_OUT IMAGE EMBEDDING_OUT [ARCH]\n");
         return 2;
     }
-    const ModelArch arch = {28, 28, 3, {128, 96, 64}, 0.1f};
+    ModelArch arch;
     Model *m = NULL;
-    float x[784], e[64];
-    int rc = model_create(&arch, 2024, &m, err);
+    float x[784], e[MODEL_MAX_WIDTH];
+    int rc = net_parse(argc == 5 ? argv[4] : "fc128,relu,drop0.1,fc96,relu,drop0.1,fc64,relu", 28,
+                       28, 1, &arch, err);
+    if (rc == 0)
+        rc = model_create(&arch, 2024, &m, err);
     if (rc == 0) {
         /* Non-zero biases so the check covers them too. */
         float *p = model_params(m);
-        for (int l = 0; l < arch.n_layers; l++) {
-            float *b =
-                p + model_layer_offset(m, l) + (size_t)arch.dims[l] * (l ? arch.dims[l - 1] : 784);
-            for (int i = 0; i < arch.dims[l]; i++)
-                b[i] = 0.01f * (float)((i % 7) - 2);
-        }
+        const NetPlan *plan = model_plan(m);
+        for (int l = 0; l < arch.n_layers; l++)
+            if (arch.layer[l].kind == NET_CONV || arch.layer[l].kind == NET_FC)
+                for (int i = 0; i < arch.layer[l].n; i++)
+                    p[plan->boff[l] + (size_t)i] = 0.01f * (float)((i % 7) - 2);
         rc = model_save(m, argv[1], err);
     }
     if (rc == 0)
@@ -40,7 +42,7 @@ int main(int argc, char **argv) {
     FILE *f = rc == 0 ? fopen(argv[3], "w") : NULL;
     if (rc == 0 && !f)
         rc = sm_err(err, -EIO, "cannot write %s", argv[3]);
-    for (int i = 0; f && i < 64; i++)
+    for (int i = 0; f && i < model_embed_dim(m); i++)
         fprintf(f, "%.9g\n", e[i]);
     if (f && fclose(f) != 0)
         rc = sm_err(err, -EIO, "cannot write %s", argv[3]);

@@ -6,10 +6,11 @@
  * is what the model-change and --reembed tests need; no training involved, so
  * it runs in milliseconds. An optional third argument gives other layer
  * widths ("128,64": a 64-d embedding), for a model change that changes the
- * embedding size. A fourth, a JSON object, is recorded as the training
- * summary (a validation AUC, say).
+ * embedding size, or a layer list ("cnn", "conv8k3,relu,fc16": network.h). A
+ * fourth, a JSON object, is recorded as the training summary (a validation
+ * AUC, say).
  *
- * usage: mkmodel OUT SEED [WIDTHS [TRAINING]]
+ * usage: mkmodel OUT SEED [WIDTHS|ARCH [TRAINING]]
  */
 #include <errno.h>
 #include <stdio.h>
@@ -19,18 +20,25 @@
 #include "siamese/common.h"
 #include "siamese/model.h"
 
-/* "128,64" into arch's layer widths; -1 unless 1..MODEL_MAX_LAYERS numbers. */
-static int parse_widths(const char *s, ModelArch *arch) {
-    char *end;
-    arch->n_layers = 0;
-    do {
-        long v = strtol(s, &end, 10);
-        if (end == s || v < 1 || v > MODEL_MAX_WIDTH || arch->n_layers == MODEL_MAX_LAYERS)
-            return -1;
-        arch->dims[arch->n_layers++] = (int)v;
-        s = end + (*end == ',');
-    } while (*end == ',');
-    return *end ? -1 : 0;
+/* "128,64" (layer widths, each dense + ReLU, dropout 0.1 between) or a layer
+ * list (network.h) into arch; -1 with err filled when it is neither. */
+static int parse_arch(const char *s, ModelArch *arch, char *err) {
+    char spec[NET_MAX_SPEC] = "";
+    if (*s < '0' || *s > '9')
+        return net_parse(s, 28, 28, 1, arch, err);
+    size_t len = 0;
+    for (const char *p = s; *p;) {
+        char *end;
+        long v = strtol(p, &end, 10);
+        if (end == p || v < 1 || v > NET_MAX_WIDTH || (*end && *end != ',') ||
+            len + 32 > sizeof spec)
+            return sm_err(err, -EINVAL, "WIDTHS must be like 128,64, not '%s'", s);
+        len += (size_t)snprintf(spec + len, sizeof spec - len, "%sfc%ld,relu", len ? "," : "", v);
+        p = *end ? end + 1 : end;
+        if (*p)
+            len += (size_t)snprintf(spec + len, sizeof spec - len, ",drop0.1");
+    }
+    return net_parse(spec, 28, 28, 1, arch, err);
 }
 
 int main(int argc, char **argv) {
@@ -45,9 +53,10 @@ int main(int argc, char **argv) {
         fprintf(stderr, "mkmodel: SEED must be a decimal integer, not '%s'\n", argv[2]);
         return 2;
     }
-    ModelArch arch = {28, 28, 3, {128, 128, 128}, 0.1f};
-    if (argc >= 4 && parse_widths(argv[3], &arch) < 0) {
-        fprintf(stderr, "mkmodel: WIDTHS must be like 128,64, not '%s'\n", argv[3]);
+    ModelArch arch;
+    if (parse_arch(argc >= 4 ? argv[3] : "mlp", &arch, err) < 0) {
+        fprintf(stderr, "mkmodel: %s
+", err);
         return 2;
     }
     Model *m = NULL;

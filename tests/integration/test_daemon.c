@@ -154,13 +154,14 @@ START_TEST(healthz_and_model) {
     r = http_get(P, "/model");
     ASSERT_JSON(r, 200);
     ck_assert_str_eq(jstr(r.json, "architecture"), "mlp");
-    ck_assert_str_eq(jstr(r.json, "activation"), "relu");
+    ck_assert_str_eq(jstr(r.json, "arch"), "fc128,relu,drop0.1,fc128,relu,drop0.1,fc128,relu");
     const cJSON *layers = cJSON_GetObjectItem(r.json, "layers"),
                 *in = cJSON_GetObjectItem(r.json, "input");
-    const int want[] = {784, 128, 128, 128};
-    ck_assert_int_eq(cJSON_GetArraySize(layers), 4);
-    for (int i = 0; i < 4; i++)
-        ck_assert_int_eq(cJSON_GetArrayItem(layers, i)->valueint, want[i]);
+    const char *want[] = {"fc128", "relu", "drop0.1", "fc128", "relu", "drop0.1", "fc128", "relu"};
+    ck_assert_int_eq(cJSON_GetArraySize(layers), 8);
+    for (int i = 0; i < 8; i++)
+        ck_assert_str_eq(cJSON_GetArrayItem(layers, i)->valuestring, want[i]);
+    ck_assert_double_eq(jnum(r.json, "parameters"), 784 * 128 + 128 + 2 * (128 * 128 + 128));
     ck_assert_double_eq(jnum(in, "height"), 28);
     ck_assert_double_eq(jnum(in, "width"), 28);
     ck_assert_double_eq(jnum(in, "channels"), 1);

@@ -15,6 +15,7 @@
 #include "siamese/rng.h"
 
 #include "check_util.h"
+#include "test_layers.h"
 
 static Rng rng;
 
@@ -240,6 +241,7 @@ int main(int argc, char **argv) {
     tcase_add_test(tc, dropout_is_inverted_and_seeded);
     tcase_add_test(tc, contrastive_gradients_generic);
     tcase_add_test(tc, contrastive_values_and_edges);
+    add_conv_tests(tc);
     suite_add_tcase(s, tc);
     int failed = check_run(s);
     fprintf(stderr, "blas kernel: %s\n", blas_kernel());

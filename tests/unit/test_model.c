@@ -15,19 +15,36 @@
 #include "siamese/blas.h"
 #include "siamese/layers.h"
 #include "siamese/model.h"
+#include "siamese/network.h"
 #include "siamese/rng.h"
 #include "siamese/safetensors.h"
 
 #include "check_util.h"
 
 static char dir[] = "/tmp/sm-test-model-XXXXXX";
-static const ModelArch ref_arch = {28, 28, 3, {128, 128, 64}, 0.1f};
+#define REF_SPEC "fc128,relu,drop0.1,fc128,relu,drop0.1,fc64,relu"
+
+static Model *new_model_of(const char *spec, int h, int w, int c, uint64_t seed) {
+    Model *m = NULL;
+    ModelArch a;
+    char err[256];
+    ck_assert_msg(net_parse(spec, h, w, c, &a, err) == 0, "%s", err);
+    ck_assert_msg(model_create(&a, seed, &m, err) == 0, "%s", err);
+    return m;
+}
 
 static Model *new_model(uint64_t seed) {
-    Model *m = NULL;
-    char err[256];
-    ck_assert_msg(model_create(&ref_arch, seed, &m, err) == 0, "%s", err);
-    return m;
+    return new_model_of(REF_SPEC, 28, 28, 1, seed);
+}
+
+/* Float offset of the weights of the l-th layer with parameters. */
+static size_t model_layer_offset(const Model *m, int l) {
+    const ModelArch *a = model_arch(m);
+    for (int i = 0; i < a->n_layers; i++)
+        if ((a->layer[i].kind == NET_FC || a->layer[i].kind == NET_CONV) && l-- == 0)
+            return model_plan(m)->woff[i];
+    ck_abort_msg("no layer %d", l);
+    return 0;
 }
 
 static void path_of(char *buf, const char *name) {

@@ -1,0 +1,238 @@
+/*
+ * conv.c — convolution, max pooling and flatten on channels-last (NHWC)
+ * images, forward and backward, each beside its plain-loop reference.
+ *
+ * The convolution is im2col + one sgemm over the whole batch: every output
+ * position of every image is a row of patches (K*K*C values, the kernel's
+ * order), so the product is (N*OH*OW, KKC) x (KKC, OC) — tall and regular,
+ * the shape OpenBLAS runs near its peak with all its threads. Channels-last
+ * makes each kernel tap a contiguous copy of C floats; the weights are
+ * stored (OC,K,K,C) to match (network.c permutes from PyTorch's order).
+ * Backward reuses the patches for the weight gradient, then overwrites them
+ * with the patch gradient and scatters it back (col2im).
+ */
+#include <math.h>
+#include <string.h>
+
+#include "siamese/blas.h"
+#include "siamese/layers.h"
+#include "siamese/simd.h"
+
+static int out_size(int in, int K, int S, int P) {
+    return (in + 2 * P - K) / S + 1;
+}
+
+/* col (N*OH*OW, K*K*C) from inp (N,H,W,C); zero where the kernel is off the image. */
+static void im2col(float *restrict col, const float *restrict inp, int N, int H, int W, int C,
+                   int K, int S, int P) {
+    const int OH = out_size(H, K, S, P), OW = out_size(W, K, S, P);
+    const size_t tap = (size_t)C * sizeof(float);
+    float *dst = col;
+    for (int n = 0; n < N; n++) {
+        const float *img = inp + (size_t)n * H * W * C;
+        for (int oh = 0; oh < OH; oh++)
+            for (int ow = 0; ow < OW; ow++)
+                for (int kh = 0; kh < K; kh++) {
+                    int ih = oh * S - P + kh;
+                    for (int kw = 0; kw < K; kw++, dst += C) {
+                        int iw = ow * S - P + kw;
+                        if (ih < 0 || ih >= H || iw < 0 || iw >= W)
+                            memset(dst, 0, tap);
+                        else
+                            memcpy(dst, img + ((size_t)ih * W + iw) * C, tap);
+                    }
+                }
+    }
+}
+
+SM_CLONES static void add_into(float *restrict dst, const float *restrict src, int n) {
+    for (int i = 0; i < n; i++)
+        dst[i] += src[i];
+}
+
+/* dinp (N,H,W,C) = the sum of col's patches back at their pixels. */
+static void col2im(float *restrict dinp, const float *restrict col, int N, int H, int W, int C,
+                   int K, int S, int P) {
+    const int OH = out_size(H, K, S, P), OW = out_size(W, K, S, P);
+    memset(dinp, 0, (size_t)N * H * W * C * sizeof *dinp);
+    const float *src = col;
+    for (int n = 0; n < N; n++) {
+        float *img = dinp + (size_t)n * H * W * C;
+        for (int oh = 0; oh < OH; oh++)
+            for (int ow = 0; ow < OW; ow++)
+                for (int kh = 0; kh < K; kh++) {
+                    int ih = oh * S - P + kh;
+                    for (int kw = 0; kw < K; kw++, src += C) {
+                        int iw = ow * S - P + kw;
+                        if (ih >= 0 && ih < H && iw >= 0 && iw < W)
+                            add_into(img + ((size_t)ih * W + iw) * C, src, C);
+                    }
+                }
+    }
+}
+
+SM_CLONES static void sum_rows(float *restrict acc, const float *restrict rows, size_t n, int w) {
+    for (size_t r = 0; r < n; r++)
+        for (int i = 0; i < w; i++)
+            acc[i] += rows[r * (size_t)w + i];
+}
+
+void conv2d_forward(float *out, float *col, const float *inp, const float *weight,
+                    const float *bias, int N, int H, int W, int C, int OC, int K, int S, int P) {
+    const size_t rows = (size_t)N * out_size(H, K, S, P) * out_size(W, K, S, P);
+    const int KKC = K * K * C;
+    im2col(col, inp, N, H, W, C, K, S, P);
+    for (size_t r = 0; r < rows; r++)
+        memcpy(out + r * OC, bias, (size_t)OC * sizeof *out);
+    blas_sgemm(0, 1, (int)rows, OC, KKC, 1.0f, col, KKC, weight, KKC, 1.0f, out, OC);
+}
+
+void conv2d_backward(float *dinp, float *dweight, float *dbias, float *col, const float *dout,
+                     const float *weight, int N, int H, int W, int C, int OC, int K, int S, int P) {
+    const size_t rows = (size_t)N * out_size(H, K, S, P) * out_size(W, K, S, P);
+    const int KKC = K * K * C;
+    blas_sgemm(1, 0, OC, KKC, (int)rows, 1.0f, dout, OC, col, KKC, 1.0f, dweight, KKC);
+    sum_rows(dbias, dout, rows, OC);
+    if (!dinp)
+        return;
+    blas_sgemm(0, 0, (int)rows, KKC, OC, 1.0f, dout, OC, weight, KKC, 0.0f, col, KKC);
+    col2im(dinp, col, N, H, W, C, K, S, P);
+}
+
+/* The input value under tap (kh, kw, c) of output (n, oh, ow), 0 off the image. */
+static float tap_at(const float *inp, int n, int oh, int ow, int kh, int kw, int c, int H, int W,
+                    int C, int S, int P) {
+    int ih = oh * S - P + kh, iw = ow * S - P + kw;
+    if (ih < 0 || ih >= H || iw < 0 || iw >= W)
+        return 0.0f;
+    return inp[(((size_t)n * H + ih) * W + iw) * C + c];
+}
+
+void conv2d_forward_ref(float *out, const float *inp, const float *weight, const float *bias, int N,
+                        int H, int W, int C, int OC, int K, int S, int P) {
+    const int OH = out_size(H, K, S, P), OW = out_size(W, K, S, P);
+    for (int n = 0; n < N; n++)
+        for (int oh = 0; oh < OH; oh++)
+            for (int ow = 0; ow < OW; ow++)
+                for (int o = 0; o < OC; o++) {
+                    double acc = bias[o];
+                    for (int kh = 0; kh < K; kh++)
+                        for (int kw = 0; kw < K; kw++)
+                            for (int c = 0; c < C; c++)
+                                acc += (double)tap_at(inp, n, oh, ow, kh, kw, c, H, W, C, S, P) *
+                                       weight[(((size_t)o * K + kh) * K + kw) * C + c];
+                    out[(((size_t)n * OH + oh) * OW + ow) * OC + o] = (float)acc;
+                }
+}
+
+void conv2d_backward_ref(float *dinp, float *dweight, float *dbias, const float *dout,
+                         const float *inp, const float *weight, int N, int H, int W, int C, int OC,
+                         int K, int S, int P) {
+    const int OH = out_size(H, K, S, P), OW = out_size(W, K, S, P);
+    if (dinp)
+        memset(dinp, 0, (size_t)N * H * W * C * sizeof *dinp);
+    for (int n = 0; n < N; n++)
+        for (int oh = 0; oh < OH; oh++)
+            for (int ow = 0; ow < OW; ow++)
+                for (int o = 0; o < OC; o++) {
+                    float g = dout[(((size_t)n * OH + oh) * OW + ow) * OC + o];
+                    dbias[o] += g;
+                    for (int kh = 0; kh < K; kh++)
+                        for (int kw = 0; kw < K; kw++) {
+                            int ih = oh * S - P + kh, iw = ow * S - P + kw;
+                            if (ih < 0 || ih >= H || iw < 0 || iw >= W)
+                                continue;
+                            for (int c = 0; c < C; c++) {
+                                size_t wi = (((size_t)o * K + kh) * K + kw) * C + c;
+                                size_t ii = (((size_t)n * H + ih) * W + iw) * C + c;
+                                dweight[wi] += g * inp[ii];
+                                if (dinp)
+                                    dinp[ii] += g * weight[wi];
+                            }
+                        }
+                }
+}
+
+void maxpool_forward(float *out, int32_t *arg, const float *inp, int N, int H, int W, int C,
+                     int K) {
+    const int OH = H / K, OW = W / K;
+    for (int n = 0; n < N; n++) {
+        const float *img = inp + (size_t)n * H * W * C;
+        for (int oh = 0; oh < OH; oh++)
+            for (int ow = 0; ow < OW; ow++) {
+                size_t o = (((size_t)n * OH + oh) * OW + ow) * C;
+                int32_t first = (int32_t)(((size_t)oh * K * W + (size_t)ow * K) * C);
+                for (int c = 0; c < C; c++)
+                    out[o + c] = img[first + c], arg[o + c] = first + c;
+                for (int kh = 0; kh < K; kh++)
+                    for (int kw = 0; kw < K; kw++) {
+                        int32_t at = (int32_t)((((size_t)oh * K + kh) * W + ow * K + kw) * C);
+                        for (int c = 0; c < C; c++)
+                            if (img[at + c] > out[o + c])
+                                out[o + c] = img[at + c], arg[o + c] = at + c;
+                    }
+            }
+    }
+}
+
+void maxpool_forward_ref(float *out, const float *inp, int N, int H, int W, int C, int K) {
+    const int OH = H / K, OW = W / K;
+    for (int n = 0; n < N; n++)
+        for (int oh = 0; oh < OH; oh++)
+            for (int ow = 0; ow < OW; ow++)
+                for (int c = 0; c < C; c++) {
+                    float m = -INFINITY;
+                    for (int kh = 0; kh < K; kh++)
+                        for (int kw = 0; kw < K; kw++) {
+                            float v =
+                                inp[(((size_t)n * H + oh * K + kh) * W + ow * K + kw) * C + c];
+                            m = v > m ? v : m;
+                        }
+                    out[(((size_t)n * OH + oh) * OW + ow) * C + c] = m;
+                }
+}
+
+void maxpool_backward(float *dinp, const float *dout, const int32_t *arg, int N, int H, int W,
+                      int C, int K) {
+    const size_t in_img = (size_t)H * W * C, out_img = (size_t)(H / K) * (W / K) * C;
+    memset(dinp, 0, (size_t)N * in_img * sizeof *dinp);
+    for (int n = 0; n < N; n++)
+        for (size_t i = 0; i < out_img; i++)
+            dinp[n * in_img + (size_t)arg[n * out_img + i]] += dout[n * out_img + i];
+}
+
+void maxpool_backward_ref(float *dinp, const float *dout, const float *inp, int N, int H, int W,
+                          int C, int K) {
+    const int OH = H / K, OW = W / K;
+    memset(dinp, 0, (size_t)N * H * W * C * sizeof *dinp);
+    for (int n = 0; n < N; n++)
+        for (int oh = 0; oh < OH; oh++)
+            for (int ow = 0; ow < OW; ow++)
+                for (int c = 0; c < C; c++) {
+                    size_t best = 0;
+                    float m = -INFINITY;
+                    for (int kh = 0; kh < K; kh++)
+                        for (int kw = 0; kw < K; kw++) {
+                            size_t i = (((size_t)n * H + oh * K + kh) * W + ow * K + kw) * C + c;
+                            if (inp[i] > m)
+                                m = inp[i], best = i;
+                        }
+                    dinp[best] += dout[(((size_t)n * OH + oh) * OW + ow) * C + c];
+                }
+}
+
+void flatten_forward(float *out, const float *inp, int N, int H, int W, int C) {
+    const size_t img = (size_t)H * W * C, hw = (size_t)H * W;
+    for (int n = 0; n < N; n++)
+        for (size_t p = 0; p < hw; p++)
+            for (int c = 0; c < C; c++)
+                out[n * img + c * hw + p] = inp[n * img + p * C + c];
+}
+
+void flatten_backward(float *dinp, const float *dout, int N, int H, int W, int C) {
+    const size_t img = (size_t)H * W * C, hw = (size_t)H * W;
+    for (int n = 0; n < N; n++)
+        for (size_t p = 0; p < hw; p++)
+            for (int c = 0; c < C; c++)
+                dinp[n * img + p * C + c] = dout[n * img + c * hw + p];
+}
