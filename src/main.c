@@ -88,6 +88,21 @@ static int arch_from(const Config *cfg, int h, int w, int c, ModelArch *a, char 
     return net_parse(spec, h, w, c, a, err);
 }
 
+/* The model input: --input, or 0x0 (the data's own size) with C=1; an image
+ * directory (no IDX files) defaults to 28x28x1 rather than its first file's size. */
+static int input_of(const Config *cfg, const char *data, int *h, int *w, int *c, char *err) {
+    char idx[4096];
+    *h = *w = 0, *c = 1;
+    if (*cfg->input)
+        return net_parse_input(cfg->input, h, w, c, err);
+    snprintf(idx, sizeof idx, "%s/train-images-idx3-ubyte", data);
+    int is_idx = access(idx, F_OK) == 0;
+    snprintf(idx, sizeof idx, "%s/train-images-idx3-ubyte.gz", data);
+    if (!is_idx && access(idx, F_OK) != 0)
+        *h = *w = 28;
+    return 0;
+}
+
 static int train_config_from(const Config *cfg, const Dataset *train, TrainConfig *tc, char *err) {
     train_config_default(tc);
     int rc = arch_from(cfg, train->h, train->w, 1, &tc->arch, err);
@@ -108,8 +123,13 @@ static int cmd_train(const Config *cfg, const char *out, char *err) {
     TrainConfig tc;
     TrainReport rep;
     ImgLimits lim = limits_of(cfg);
-    DatasetLoad opt = load_of(cfg, &lim, 0, 0);
-    int rc = check_writable(out, err);
+    int h, w, c, rc = input_of(cfg, cfg->data, &h, &w, &c, err);
+    DatasetLoad opt = load_of(cfg, &lim, h, w);
+    if (rc == 0 && c != 1)
+        rc = sm_err(err, -ENOTSUP, "--input %s: training on colour (C=3) is not supported yet",
+                    cfg->input);
+    if (rc == 0)
+        rc = check_writable(out, err);
     if (rc < 0)
         goto out;
     log_info("train: loading %s", cfg->data);
@@ -129,6 +149,51 @@ out:
     model_free(m);
     dataset_free(train);
     dataset_free(test);
+    return rc;
+}
+
+static ConfigSource origin_of(const Config *cfg, const char *key) {
+    for (size_t i = 0; config_key(i); i++)
+        if (strcmp(config_key(i), key) == 0)
+            return (ConfigSource)cfg->origin[i];
+    return CONFIG_SRC_DEFAULT;
+}
+
+/* --import: a PyTorch state_dict as a model of --arch, its threshold from
+ * --threshold or calibrated on --data, written to --out. */
+static int cmd_import(const Config *cfg, ConfigSource data_origin, char *err) {
+    Model *m = NULL;
+    Dataset *d = NULL;
+    ModelArch arch;
+    Metrics met;
+    ImgLimits lim = limits_of(cfg);
+    const char *out = *cfg->out ? cfg->out : cfg->model;
+    int h = 28, w = 28, c = 1, calibrate = cfg->threshold == 0 && data_origin != CONFIG_SRC_DEFAULT;
+    int rc = *cfg->input ? net_parse_input(cfg->input, &h, &w, &c, err) : 0;
+    if (rc == 0 && !*cfg->arch)
+        rc = sm_err(err, -EINVAL, "--import needs --arch (the network's layer list)");
+    if (rc < 0 || (rc = net_parse(cfg->arch, h, w, c, &arch, err)) < 0 ||
+        (rc = check_writable(out, err)) < 0 || (rc = model_import(cfg->import, &arch, &m, err)) < 0)
+        goto out;
+    model_set_margin(m, (float)cfg->margin);
+    model_set_threshold(m, cfg->threshold > 0 ? (float)cfg->threshold : 0.5f);
+    if (calibrate) {
+        DatasetLoad opt = load_of(cfg, &lim, h, w);
+        blas_set_threads(threads_of(cfg));
+        if ((rc = dataset_load_with(cfg->data, DATASET_TRAIN, &opt, &d, err)) != 0 ||
+            (rc = train_calibrate(m, d, pairs_of(cfg), cfg->seed, &met, err)) < 0) {
+            rc = rc == SM_ABSENT ? sm_err(err, -ENOENT, "%s: no data", cfg->data) : rc;
+            goto out;
+        }
+        log_info("import: threshold %.4f calibrated on %zu pairs of %s (accuracy %.4f)",
+                 model_threshold(m), met.pairs, cfg->data, met.accuracy_calibrated);
+    }
+    if ((rc = model_save(m, out, err)) == 0)
+        printf("imported %s as %s (%s, %zu parameters, threshold %.4f)\n", cfg->import, out,
+               model_arch_spec(m), model_n_params(m), model_threshold(m));
+out:
+    model_free(m);
+    dataset_free(d);
     return rc;
 }
 
@@ -205,6 +270,10 @@ static int run(int argc, char **argv, char **envp, char *err) {
         rc = cmd_eval(&cfg, err);
         break;
     case CONFIG_MODE_SERVE:
+        if (*cfg.import) {
+            rc = cmd_import(&cfg, origin_of(&cfg, "data"), err);
+            break;
+        }
         if ((rc = serve_prepare(&cfg, err)) < 0)
             break;
         if (cfg.train_if_missing && access(cfg.model, F_OK) != 0) {

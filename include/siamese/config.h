@@ -127,6 +127,10 @@ typedef struct {
     ConfigOptimizer optimizer;
     double margin;
     char *arch;                    /* layer list or preset; "" = the MLP of hidden, dropout */
+    char *input;                   /* "HxWxC" or "" (the data's size) */
+    char *augment;                 /* "shiftN", "flip", "shiftN,flip" or "" */
+    char *import;                  /* PyTorch state_dict to import, "" = none */
+    double threshold;              /* --import: 0 = calibrate or 0.5 */
     int hidden[CONFIG_MAX_HIDDEN]; /* dense layer widths; the last is the embedding */
     int n_hidden;
     double dropout;

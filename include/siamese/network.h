@@ -68,6 +68,9 @@ typedef struct {
  * it chains (net_plan()). On failure one line in err naming the culprit. */
 int net_parse(const char *spec, int h, int w, int c, ModelArch *a, char *err);
 
+/* Parses an input shape "HxWxC" (H, W in 1..1024, C 1 or 3). */
+int net_parse_input(const char *s, int *h, int *w, int *c, char *err);
+
 /* The canonical spec of a (implied flatten left out) into buf. Returns the
  * length, or -ENOSPC when it does not fit. */
 int net_format(const ModelArch *a, char *buf, size_t size);

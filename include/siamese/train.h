@@ -64,6 +64,12 @@ int train_run(const TrainConfig *tc, Dataset *train, const Dataset *test, Model 
 int train_evaluate(const Model *m, const Dataset *d, PairsMode mode, uint64_t seed, Metrics *out,
                    char *err);
 
+/* Sets m's threshold to the one that maximises accuracy on the pairs of d
+ * (built as the recipe does with seed, the validation stream) and fills out
+ * with the metrics there. For --import. */
+int train_calibrate(Model *m, const Dataset *d, PairsMode mode, uint64_t seed, Metrics *out,
+                    char *err);
+
 /* Prints the final report (human table on f, or one JSON object when json). */
 void train_report_print(FILE *f, const char *model_path, const TrainReport *rep, int json,
                         int with_throughput);

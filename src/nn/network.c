@@ -121,6 +121,14 @@ int net_parse(const char *spec, int h, int w, int c, ModelArch *a, char *err) {
     return net_plan(a, &p, err);
 }
 
+int net_parse_input(const char *s, int *h, int *w, int *c, char *err) {
+    const char *p = s;
+    if (read_int(&p, 1, 1024, h) < 0 || *p++ != 'x' || read_int(&p, 1, 1024, w) < 0 ||
+        *p++ != 'x' || read_int(&p, 1, 3, c) < 0 || *p || *c == 2)
+        return sm_err(err, -EINVAL, "input '%.40s' is not HxWxC (H, W 1..1024, C 1 or 3)", s);
+    return 0;
+}
+
 int net_format(const ModelArch *a, char *buf, size_t size) {
     size_t len = 0;
     buf[0] = 0;

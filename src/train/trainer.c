@@ -187,6 +187,25 @@ int train_evaluate(const Model *m, const Dataset *d, PairsMode mode, uint64_t se
     return rc;
 }
 
+int train_calibrate(Model *m, const Dataset *d, PairsMode mode, uint64_t seed, Metrics *out,
+                    char *err) {
+    const ModelArch *a = model_arch(m);
+    if (d->h != a->in_h || d->w != a->in_w || a->in_c != 1)
+        return sm_err(err, -EINVAL, "calibrate: images are %dx%dx1, the model takes %dx%dx%d", d->h,
+                      d->w, a->in_h, a->in_w, a->in_c);
+    Pair *p = NULL;
+    size_t n = 0;
+    PairsInfo info;
+    float thr = 0;
+    int rc = make_pairs(d, mode, 0, seed, STREAM_PAIRS_VAL, &p, &n, &info, err);
+    if (rc == 0)
+        rc = evaluate_pairs(m, d, p, n, 0, &thr, out, err);
+    if (rc == 0)
+        model_set_threshold(m, thr);
+    free(p);
+    return rc;
+}
+
 static void shuffle(int32_t *order, size_t n, Rng *rng) {
     for (size_t i = n - 1; i > 0; i--) {
         size_t j = rng_below(rng, (uint32_t)(i + 1));

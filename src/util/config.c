@@ -112,6 +112,17 @@ static const ConfigEntry table[] = {
     {"arch", CT_STRING, O(arch), 0, "", 0, NET_MAX_SPEC - 1,
      .help = "base network as a layer list (convNkK[sS][pP], poolK, fcN, relu, dropP) or a "
              "preset (mlp, cnn); empty = the MLP of `hidden` and `dropout`"},
+    {"input", CT_STRING, O(input), 0, "", 0, 32,
+     .help = "model input HxWxC (C 1 = gray, 3 = RGB); empty = an IDX set's own size, "
+             "28x28x1 for an image directory"},
+    {"augment", CT_STRING, O(augment), 0, "", 0, 32,
+     .help = "training augmentation: shiftN (random shifts up to N pixels), flip (random "
+             "horizontal flips), or both (shift2,flip); empty = none"},
+    {"import", CT_PATH, O(import), 0, "", 0, PATH_MAXLEN,
+     .help = "import this PyTorch state_dict (safetensors) as a model of `arch` and write it "
+             "to `out`"},
+    {"threshold", CT_FLOAT, O(threshold), 0, "0", 0, 1e6,
+     .help = "--import: decision threshold; 0 = calibrate on `data` if given, else 0.5"},
     {"hidden", CT_INTLIST, O(hidden), O(n_hidden), "128,128,128", 1, NET_MAX_WIDTH, 1,
      CONFIG_MAX_HIDDEN, .help = "dense layer widths; the last is the embedding size"},
     {"dropout", CT_FLOAT, O(dropout), 0, "0.1", 0, 1, .flags = CF_MAX_OPEN,
