@@ -115,13 +115,11 @@ int serve_info(const Config *cfg, FILE *f, char *err) {
     if (rc < 0)
         return rc;
     const ModelArch *a = model_arch(m);
-    fprintf(f, "model        %s\nfingerprint  %s\narchitecture dense", cfg->model,
-            model_fingerprint(m));
-    fprintf(f, " %d", model_in_dim(m));
-    for (int l = 0; l < a->n_layers; l++)
-        fprintf(f, "-%d", a->dims[l]);
-    fprintf(f, " (ReLU, dropout %g), %zu parameters\n", a->dropout, model_n_params(m));
-    fprintf(f, "input        %dx%d gray\nembedding    %d\n", a->in_h, a->in_w, model_embed_dim(m));
+    fprintf(f, "model        %s\nfingerprint  %s\narchitecture %s (%s), %zu parameters\n",
+            cfg->model, model_fingerprint(m), model_arch_spec(m), net_preset_of(a),
+            model_n_params(m));
+    fprintf(f, "input        %dx%d %s\nembedding    %d\n", a->in_h, a->in_w,
+            a->in_c == 3 ? "RGB" : "gray", model_embed_dim(m));
     fprintf(f, "threshold    %.4f (margin %g)\n", model_threshold(m), model_margin(m));
     print_training(f, m);
     const char *q = serve_model_quality(m, &auc);

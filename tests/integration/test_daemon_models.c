@@ -175,7 +175,7 @@ START_TEST(info_describes_model_and_store) {
     info_ok(&x, "info-a", a, log);
     snprintf(want, sizeof want, "fingerprint  %s\n", x.fp_a);
     ck_assert_msg(file_has(log, want), "no full fingerprint");
-    ck_assert(file_has(log, "architecture dense 784-128-128-128"));
+    ck_assert(file_has(log, "architecture fc128,relu,drop0.1,fc128,relu,drop0.1,fc128,relu (mlp)"));
     ck_assert(file_has(log, "input        28x28"));
     ck_assert(file_has(log, "threshold    0.5000"));
     ck_assert(file_has(log, "quality      unmeasured"));
