@@ -55,8 +55,7 @@ int main(int argc, char **argv) {
     }
     ModelArch arch;
     if (parse_arch(argc >= 4 ? argv[3] : "mlp", &arch, err) < 0) {
-        fprintf(stderr, "mkmodel: %s
-", err);
+        fprintf(stderr, "mkmodel: %s\n", err);
         return 2;
     }
     Model *m = NULL;
