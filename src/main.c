@@ -1,6 +1,6 @@
 /*
  * main.c — the siamesed command line: serve (default), --train, --eval,
- * --reembed, --help, --version. It turns settings (config.h) into calls on
+ * --reembed, --enroll, --help, --version. It turns settings (config.h) into calls on
  * the modules and is the only place that exits: every failure arrives here as
  * a negative errno with a one-line message, printed as "siamesed: message".
  */
@@ -286,6 +286,9 @@ static int run(int argc, char **argv, char **envp, char *err) {
         break;
     case CONFIG_MODE_REEMBED:
         rc = serve_reembed(&cfg, err);
+        break;
+    case CONFIG_MODE_ENROLL:
+        rc = serve_enroll(&cfg, err);
         break;
     }
 out:

@@ -58,6 +58,7 @@ typedef enum {
     CONFIG_MODE_HELP,    /* --help, -h */
     CONFIG_MODE_VERSION, /* --version */
     CONFIG_MODE_INFO,    /* --info [MODEL]: MODEL sets `model` */
+    CONFIG_MODE_ENROLL,  /* --enroll: the images of `data` into `db` */
 } ConfigMode;
 
 typedef enum { CONFIG_OPT_RMSPROP, CONFIG_OPT_ADAM } ConfigOptimizer;
@@ -217,7 +218,8 @@ int config_dump_json(const Config *cfg, char **out, char *err);
  * secrets redacted. */
 void config_log(const Config *cfg);
 
-/* "serve", "train", "eval", "reembed", "help", "version", "info" (static). */
+/* "serve", "train", "eval", "reembed", "help", "version", "info", "enroll"
+ * (static). */
 const char *config_mode_name(ConfigMode mode);
 /* "default", "file", "env", "flag", "set" (static). */
 const char *config_source_name(ConfigSource src);

@@ -26,6 +26,10 @@ int serve_prepare(Config *cfg, char *err);
 /* Serves until SIGTERM/SIGINT; cfg as serve_prepare() left it. */
 int serve_run(const Config *cfg, char *err);
 int serve_reembed(const Config *cfg, char *err);
+/* --enroll: every image of cfg->data (DIR/<subject>/<image>, or an IDX set:
+ * subject = label) into the store, skipping files already enrolled (see
+ * src/server/bulk.c). Progress on stderr. */
+int serve_enroll(const Config *cfg, char *err);
 
 /* `siamesed --info`: prints cfg->model's architecture, input, threshold,
  * recorded metrics, quality and fingerprint to f and, when cfg->db exists,

@@ -41,6 +41,7 @@
 #define STORE_IMAGE_MAX (16u << 20)    /* bytes of one kept image */
 #define STORE_METADATA_MAX (64u << 10) /* bytes of a subject's metadata */
 #define STORE_CONTENT_TYPE_MAX 127     /* characters in an image content type */
+#define STORE_SOURCE_MAX 4096          /* bytes of a sample's source */
 #define STORE_LIST_MAX 1000            /* subjects in one store_list() page */
 #define STORE_CURSOR_SIZE 172          /* bytes of a cursor buffer, NUL included */
 
@@ -116,6 +117,8 @@ typedef struct {
     const uint8_t *image;
     size_t image_len; /* <= STORE_IMAGE_MAX */
     const char *content_type;
+    const char *source; /* where it came from (a bulk-enrolled file), 1..STORE_SOURCE_MAX
+                           bytes, unique among samples; NULL: none */
 } StoreSampleIn;
 
 typedef struct {
@@ -183,6 +186,10 @@ int store_delete_subject(Store *s, const char *subject, int64_t *removed, char *
  * the subject does not exist or has no such sample. */
 int store_delete_sample(Store *s, const char *subject, int64_t sample_id, int64_t *remaining,
                         char *err);
+
+/* 1 if a sample with this source (StoreSampleIn.source) is stored, 0 if
+ * not, negative errno on failure. */
+int store_source_known(Store *s, const char *source, char *err);
 
 /* Subject and sample counts, from memory (for metrics). Never fails. */
 void store_counts(Store *s, int64_t *subjects, int64_t *samples);

@@ -213,9 +213,9 @@ void handle_enroll(Server *srv, const HttpReq *req, const RouteArgs *args, Reply
         goto out;
     for (int i = 0; i < n; i++) {
         const ReqField *fl = req_get(f, "image", i);
-        in[i] = srv->cfg->keep_images
-                    ? (StoreSampleIn){emb + (size_t)i * E, fl->data, fl->len, content_type_of(fl)}
-                    : (StoreSampleIn){emb + (size_t)i * E, NULL, 0, NULL};
+        in[i] = srv->cfg->keep_images ? (StoreSampleIn){emb + (size_t)i * E, fl->data, fl->len,
+                                                        content_type_of(fl), NULL}
+                                      : (StoreSampleIn){emb + (size_t)i * E, NULL, 0, NULL, NULL};
     }
     char err[SM_ERRMAX];
     StoreEnrolled res;

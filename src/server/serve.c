@@ -94,7 +94,7 @@ static int stale_refusal(const Config *cfg, const Model *m, char *err) {
     return serve_mismatch(cfg, model_fingerprint(m), c, n, err);
 }
 
-static int open_parts(const Config *cfg, Model **m, Store **st, int allow_stale, char *err) {
+int serve_open_parts(const Config *cfg, Model **m, Store **st, int allow_stale, char *err) {
     int rc = model_load(cfg->model, m, err);
     if (rc < 0)
         return rc;
@@ -143,7 +143,7 @@ int serve_run(const Config *cfg, char *err) {
     Server srv = {.cfg = cfg, .started = sm_now()};
     blas_set_threads(1); /* one request per worker thread; no nested pools */
     int rc = catch_signals(err);
-    if (rc < 0 || (rc = open_parts(cfg, &m, &store, 0, err)) < 0)
+    if (rc < 0 || (rc = serve_open_parts(cfg, &m, &store, 0, err)) < 0)
         goto out;
     srv.model = m, srv.store = store;
     double auc;
@@ -197,7 +197,7 @@ int serve_reembed(const Config *cfg, char *err) {
     Model *m = NULL;
     Store *store = NULL;
     int64_t done = 0;
-    int rc = open_parts(cfg, &m, &store, 1, err);
+    int rc = serve_open_parts(cfg, &m, &store, 1, err);
     if (rc == 0) {
         ReembedCtx ctx = {m,
                           {cfg->max_image_width, cfg->max_image_height,

@@ -109,6 +109,11 @@ void route_handle(Server *srv, const Route *r, const HttpReq *req, Reply *rep);
 void reply_error(Reply *rep, int status, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+/* serve.c: loads cfg->model, takes the database's lock and opens the store
+ * (a stale one only if allow_stale, else -ESTALE naming --reembed). *m and
+ * *st are set as far as they got, also on failure: the caller frees both. */
+int serve_open_parts(const Config *cfg, Model **m, Store **st, int allow_stale, char *err);
+
 /* Starts libmicrohttpd on cfg->listen with the configured limits. */
 typedef struct Http Http;
 int http_start(Server *srv, Http **out, char *err);

@@ -569,6 +569,24 @@ int store_list(Store *s, const char *cursor, int limit, StoreListItem **items, i
     return rc;
 }
 
+int store_source_known(Store *s, const char *source, char *err) {
+    if (!source || !source[0] || strlen(source) > STORE_SOURCE_MAX)
+        return 0;
+    sqlite3 *db = store_reader_get(s);
+    sqlite3_stmt *st = NULL;
+    int rc = store_db_prepare(db, "SELECT 1 FROM samples WHERE source = ?1", &st, err);
+    if (rc == 0) {
+        sqlite3_bind_text(st, 1, source, -1, SQLITE_STATIC);
+        int step = sqlite3_step(st);
+        rc = step == SQLITE_ROW    ? 1
+             : step == SQLITE_DONE ? 0
+                                   : store_db_fail(db, step, "looking up a source", err);
+    }
+    sqlite3_finalize(st);
+    store_reader_put(s, db);
+    return rc;
+}
+
 void store_counts(Store *s, int64_t *subjects, int64_t *samples) {
     if (subjects)
         *subjects = atomic_load(&s->n_subjects);

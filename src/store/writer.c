@@ -87,7 +87,8 @@ static int op_enroll(Store *s, WriteOp *op, Pending *pend, char *err) {
     if (rc == 0)
         rc = store_db_prepare(s->wdb,
                               "INSERT INTO samples (subject_id, embedding, fingerprint, image,"
-                              " content_type, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                              " content_type, created_at, source)"
+                              " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                               &st, err);
     for (int i = 0; rc == 0 && i < op->n; i++) {
         const StoreSampleIn *in = &op->samples[i];
@@ -104,6 +105,7 @@ static int op_enroll(Store *s, WriteOp *op, Pending *pend, char *err) {
             sqlite3_bind_null(st, 5);
         }
         sqlite3_bind_int64(st, 6, now);
+        sqlite3_bind_text(st, 7, in->source, -1, SQLITE_STATIC); /* NULL binds NULL */
         rc = step_done(s->wdb, st, "adding a sample", err);
         if (rc == 0)
             op->ids_out[i] = sqlite3_last_insert_rowid(s->wdb);
@@ -362,6 +364,8 @@ static int sample_check(const Store *s, const StoreSampleIn *in, int i, char *er
     for (int j = 0; j < s->dim; j++)
         if (!isfinite(in->embedding[j]))
             return sm_err(err, -EINVAL, "sample %d: the embedding is not finite", i);
+    if (in->source && (!in->source[0] || strlen(in->source) > STORE_SOURCE_MAX))
+        return sm_err(err, -EINVAL, "sample %d: a source is 1 to %d bytes", i, STORE_SOURCE_MAX);
     if (!in->image || in->image_len == 0)
         return 0;
     if (in->image_len > STORE_IMAGE_MAX)

@@ -379,6 +379,9 @@ static const struct {
     {"train", CONFIG_MODE_TRAIN, "train a model on `data`, save it to `out` (empty: `model`)"},
     {"eval", CONFIG_MODE_EVAL, "evaluate `model` on the test split (`test_data` or `data`)"},
     {"reembed", CONFIG_MODE_REEMBED, "recompute the embeddings stored in `db` with `model`"},
+    {"enroll", CONFIG_MODE_ENROLL,
+     "enroll every image of `data` (DIR/<subject>/<image>, or IDX: subject = label) into `db`;"
+     " files already enrolled are skipped"},
     {"info", CONFIG_MODE_INFO,
      "[MODEL] describe a model file (default `model`) and, if `db` exists, whether it matches"},
     {"help", CONFIG_MODE_HELP, "print this help and exit"},
@@ -647,9 +650,10 @@ static void print_wrapped(FILE *f, const char *text) {
 }
 
 void config_print_help(FILE *f) {
-    fprintf(f, "Usage: siamesed [--train|--eval|--reembed|--info [MODEL]|--help|--version]\n"
-               "                [--config FILE] [--SETTING VALUE]...\n\nModes (at most one; none "
-               "serves HTTP):\n");
+    fprintf(f,
+            "Usage: siamesed [--train|--eval|--reembed|--enroll|--info [MODEL]|--help|--version]\n"
+            "                [--config FILE] [--SETTING VALUE]...\n\nModes (at most one; none "
+            "serves HTTP):\n");
     for (size_t m = 0; m < SM_ARRAY_LEN(modes); m++) {
         char fl[32];
         snprintf(fl, sizeof fl, "%s--%s", modes[m].mode == CONFIG_MODE_HELP ? "-h, " : "",
@@ -744,7 +748,7 @@ void config_log(const Config *cfg) {
 
 const char *config_mode_name(ConfigMode mode) {
     static const char *const names[] = {"serve", "train",   "eval", "reembed",
-                                        "help",  "version", "info"};
+                                        "help",  "version", "info", "enroll"};
     return (unsigned)mode < SM_ARRAY_LEN(names) ? names[mode] : "?";
 }
 

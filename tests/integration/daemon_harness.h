@@ -229,5 +229,6 @@ TCase *tcase_lifecycle(void); /* test_daemon_life.c */
 TCase *tcase_safety(void);    /* test_daemon_safe.c */
 TCase *tcase_security(void);  /* test_daemon_sec.c */
 TCase *tcase_models(void);    /* test_daemon_models.c */
+TCase *tcase_bulk(void);      /* test_daemon_bulk.c */
 
 #endif

@@ -664,6 +664,7 @@ int main(int argc, char **argv) {
     suite_add_tcase(s, tcase_safety());
     suite_add_tcase(s, tcase_security());
     suite_add_tcase(s, tcase_models());
+    suite_add_tcase(s, tcase_bulk());
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);

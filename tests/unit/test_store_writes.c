@@ -516,6 +516,38 @@ START_TEST(get_pages_samples) {
 }
 END_TEST
 
+/* A sample's source is stored, found again, unique, and survives a reopen. */
+START_TEST(sources_are_unique_and_found) {
+    Store *s = open_ok(FP_A, 0);
+    char err[SM_ERRMAX];
+    int64_t ids[2];
+    float e[2][DIM];
+    emb(1, e[0]);
+    emb(2, e[1]);
+    StoreSampleIn in[2] = {{.embedding = e[0], .source = "/data/a/1.png"},
+                           {.embedding = e[1], .source = "/data/a/2.png"}};
+    ck_assert_int_eq(store_source_known(s, "/data/a/1.png", err), 0);
+    ck_assert_int_eq(store_enroll(s, "a", NULL, in, 2, ids, NULL, err), 0);
+    ck_assert_int_eq(store_source_known(s, "/data/a/1.png", err), 1);
+    ck_assert_int_eq(store_source_known(s, "/data/a/3.png", err), 0);
+    ck_assert_int_eq(store_source_known(s, "", err), 0);
+    /* The same file again is refused, and nothing of that enroll is stored. */
+    StoreSampleIn again[2] = {{.embedding = e[0], .source = "/data/a/3.png"},
+                              {.embedding = e[1], .source = "/data/a/2.png"}};
+    ck_assert_int_lt(store_enroll(s, "b", NULL, again, 2, ids, NULL, err), 0);
+    ck_assert_int_eq(store_source_known(s, "/data/a/3.png", err), 0);
+    int64_t subjects = 0, samples = 0;
+    store_counts(s, &subjects, &samples);
+    ck_assert_int_eq(samples, 2);
+    StoreSampleIn empty = {.embedding = e[0], .source = ""};
+    ck_assert_int_eq(store_enroll(s, "b", NULL, &empty, 1, ids, NULL, err), -EINVAL);
+    store_close(s);
+    s = open_ok(FP_A, 0);
+    ck_assert_int_eq(store_source_known(s, "/data/a/2.png", err), 1);
+    store_close(s);
+}
+END_TEST
+
 void test_store_writes_add(TCase *tc) {
     tcase_add_test(tc, enroll_and_get);
     tcase_add_test(tc, get_pages_samples);
@@ -527,4 +559,5 @@ void test_store_writes_add(TCase *tc) {
     tcase_add_test(tc, survives_close_and_reopen);
     tcase_add_test(tc, survives_kill_9);
     tcase_add_test(tc, concurrent_enrolls_share_commits);
+    tcase_add_test(tc, sources_are_unique_and_found);
 }
