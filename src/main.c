@@ -18,6 +18,7 @@
 #include "siamese/dataset.h"
 #include "siamese/log.h"
 #include "siamese/model.h"
+#include "siamese/report_html.h"
 #include "siamese/serve.h"
 #include "siamese/train.h"
 #include "sm_build.h"
@@ -116,6 +117,22 @@ static int train_config_from(const Config *cfg, const Dataset *train, TrainConfi
     return 0;
 }
 
+/* --report: the HTML report, charting the test split (the training data's
+ * when there is none) with the pairs the metrics were computed on. */
+static int write_report(const Config *cfg, const char *command, const Model *m, const char *path,
+                        const Dataset *train, const Dataset *test, const TrainReport *rep,
+                        int with_throughput, char *err) {
+    if (!*cfg->report)
+        return 0;
+    double t0 = sm_now();
+    ReportHtml r = {command,       m,         path, test ? test : train, test ? "test" : "train",
+                    pairs_of(cfg), cfg->seed, rep,  with_throughput};
+    int rc = report_html_write(cfg->report, &r, err);
+    if (rc == 0)
+        log_info("report: wrote %s in %.2f s", cfg->report, sm_now() - t0);
+    return rc;
+}
+
 /* Trains a model on cfg->data and writes it to out; prints the report. */
 static int cmd_train(const Config *cfg, const char *out, char *err) {
     Dataset *train = NULL, *test = NULL;
@@ -130,7 +147,7 @@ static int cmd_train(const Config *cfg, const char *out, char *err) {
                     cfg->input);
     if (rc == 0)
         rc = check_writable(out, err);
-    if (rc < 0)
+    if (rc < 0 || (*cfg->report && (rc = check_writable(cfg->report, err)) < 0))
         goto out;
     log_info("train: loading %s", cfg->data);
     if ((rc = dataset_load_with(cfg->data, DATASET_TRAIN, &opt, &train, err)) != 0) {
@@ -145,6 +162,7 @@ static int cmd_train(const Config *cfg, const char *out, char *err) {
     log_info("train: wrote %s (fingerprint %.16s…)", out, model_fingerprint(m));
     train_report_print(stdout, out, &rep, cfg->json, 1);
     fflush(stdout); /* before serving, when this was the default model's training */
+    rc = write_report(cfg, "--train", m, out, train, test, &rep, 1, err);
 out:
     model_free(m);
     dataset_free(train);
@@ -217,6 +235,7 @@ static int cmd_eval(const Config *cfg, char *err) {
         (test && (rc = train_evaluate(m, test, pairs_of(cfg), cfg->seed, &rep.test, err)) < 0))
         goto out;
     train_report_print(stdout, cfg->model, &rep, cfg->json, 0);
+    rc = write_report(cfg, "--eval", m, cfg->model, train, test, &rep, 0, err);
 out:
     model_free(m);
     dataset_free(train);

@@ -142,6 +142,7 @@ typedef struct {
     char *out;            /* --train output; "" = `model` */
     bool json;            /* print the final report as JSON on stdout */
     bool force;           /* --train may replace an existing `model` file */
+    char *report;         /* --train/--eval: the HTML report's path; "" = none */
     /* bookkeeping */
     char *config_path;                     /* the --config file, or NULL */
     unsigned char origin[CONFIG_MAX_KEYS]; /* ConfigSource of config_key(i) */

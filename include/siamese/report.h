@@ -48,10 +48,11 @@ struct cJSON *report_data_json(const DataReport *r);
 struct cJSON *report_metrics_json(const Metrics *m);
 
 /* The training summary for the model file as JSON text (with data's
- * report_data_json() under "data" when data is not NULL); caller frees with
- * free(). NULL on OOM. */
+ * report_data_json() under "data" when data is not NULL, and history,
+ * tc->epochs entries or NULL, as "history":{"loss":[..],"val_accuracy":[..]});
+ * caller frees with free(). NULL on OOM. */
 char *report_training_json(const TrainConfig *tc, const Dataset *train, const DataReport *data,
-                           const TrainReport *rep);
+                           const TrainReport *rep, const TrainEpoch *history);
 
 /* One line per epoch; tty: first clear the live bar. */
 void report_epoch(FILE *f, int tty, int epoch, int epochs, double loss, double val_acc,

@@ -50,6 +50,13 @@ typedef struct {
     float final_loss;
 } TrainReport;
 
+/* One epoch as the trainer saw it: the mean training loss and the accuracy
+ * of the validation pairs at threshold 0.5. The training summary stored in
+ * the model keeps every epoch's (report_training_json()). */
+typedef struct {
+    float loss, val_accuracy;
+} TrainEpoch;
+
 /* Sets the reference recipe's defaults (784->128->128->128, 20 epochs, ...). */
 void train_config_default(TrainConfig *tc);
 
@@ -69,6 +76,12 @@ int train_evaluate(const Model *m, const Dataset *d, PairsMode mode, uint64_t se
  * with the metrics there. For --import. */
 int train_calibrate(Model *m, const Dataset *d, PairsMode mode, uint64_t seed, Metrics *out,
                     char *err);
+
+/* The pairs train_evaluate() scores on d, which are also those train_run()
+ * scores on its test split (with tc->pairs and tc->seed). *p (info->n pairs)
+ * is the caller's, freed with free(). For the HTML report's charts. */
+int train_eval_pairs(const Dataset *d, PairsMode mode, uint64_t seed, Pair **p, PairsInfo *info,
+                     char *err);
 
 /* Prints the final report (human table on f, or one JSON object when json). */
 void train_report_print(FILE *f, const char *model_path, const TrainReport *rep, int json,

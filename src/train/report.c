@@ -39,8 +39,19 @@ cJSON *report_metrics_json(const Metrics *m) {
     return o;
 }
 
+/* {"loss":[..],"val_accuracy":[..]}, one number per epoch. */
+static cJSON *history_json(const TrainEpoch *h, int n) {
+    cJSON *o = cJSON_CreateObject(), *loss = cJSON_AddArrayToObject(o, "loss"),
+          *acc = cJSON_AddArrayToObject(o, "val_accuracy");
+    for (int e = 0; loss && acc && e < n; e++) {
+        cJSON_AddItemToArray(loss, cJSON_CreateNumber(isfinite(h[e].loss) ? h[e].loss : 0));
+        cJSON_AddItemToArray(acc, cJSON_CreateNumber(h[e].val_accuracy));
+    }
+    return o;
+}
+
 char *report_training_json(const TrainConfig *tc, const Dataset *train, const DataReport *data,
-                           const TrainReport *rep) {
+                           const TrainReport *rep, const TrainEpoch *history) {
     cJSON *o = cJSON_CreateObject();
     if (!o)
         return NULL;
@@ -62,8 +73,8 @@ char *report_training_json(const TrainConfig *tc, const Dataset *train, const Da
     cJSON_AddItemToObject(o, "validation", report_metrics_json(&rep->val));
     if (rep->test.pairs)
         cJSON_AddItemToObject(o, "test", report_metrics_json(&rep->test));
-    if (data)
-        cJSON_AddItemToObject(o, "data", report_data_json(data));
+    if (history)
+        cJSON_AddItemToObject(o, "history", history_json(history, tc->epochs));
     char *s = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     return s;

@@ -172,6 +172,12 @@ static int make_pairs(const Dataset *d, PairsMode mode, int epoch, uint64_t seed
     return rc;
 }
 
+int train_eval_pairs(const Dataset *d, PairsMode mode, uint64_t seed, Pair **p, PairsInfo *info,
+                     char *err) {
+    size_t n;
+    return make_pairs(d, mode, 0, seed, STREAM_PAIRS_TEST, p, &n, info, err);
+}
+
 int train_evaluate(const Model *m, const Dataset *d, PairsMode mode, uint64_t seed, Metrics *out,
                    char *err) {
     if (d->h != model_arch(m)->in_h || d->w != model_arch(m)->in_w || model_arch(m)->in_c != 1)
@@ -311,7 +317,8 @@ static int check_val(const Dataset *val, char *err) {
 }
 
 /* Trains for tc->epochs; fills rep->pairs_per_s, seconds, final_loss. */
-static int train_loop(Trainer *s, PairSets *ps, const Dataset *val, TrainReport *rep, char *err) {
+static int train_loop(Trainer *s, PairSets *ps, const Dataset *val, TrainReport *rep,
+                      TrainEpoch *hist, char *err) {
     const TrainConfig *tc = s->tc;
     int32_t *order = malloc(ps->n_train * sizeof *order);
     if (!order)
@@ -334,8 +341,10 @@ static int train_loop(Trainer *s, PairSets *ps, const Dataset *val, TrainReport 
             break;
         }
         Metrics vm;
-        if (tc->progress &&
-            (rc = evaluate_pairs(s->model, val, ps->val, ps->n_val, 0.5f, NULL, &vm, err)) == 0) {
+        if ((rc = evaluate_pairs(s->model, val, ps->val, ps->n_val, 0.5f, NULL, &vm, err)) < 0)
+            break;
+        hist[e - 1] = (TrainEpoch){rep->final_loss, (float)vm.accuracy};
+        if (tc->progress) {
             double elapsed = sm_now() - t_start;
             report_epoch(tc->progress, isatty(fileno(tc->progress)), e, tc->epochs, rep->final_loss,
                          vm.accuracy, (double)ps->n_train / dt, elapsed,
@@ -350,7 +359,8 @@ static int train_loop(Trainer *s, PairSets *ps, const Dataset *val, TrainReport 
 
 /* Metrics of every split; the validation pairs choose the threshold. */
 static int train_finish(const TrainConfig *tc, Model *m, const Dataset *train, const Dataset *val,
-                        const Dataset *test, const PairSets *ps, TrainReport *rep, char *err) {
+                        const Dataset *test, const PairSets *ps, TrainReport *rep,
+                        const TrainEpoch *hist, char *err) {
     int rc = evaluate_pairs(m, val, ps->val, ps->n_val, 0, &rep->threshold, &rep->val, err);
     if (rc == 0)
         rc = evaluate_pairs(m, train, ps->train, ps->n_train, rep->threshold, NULL, &rep->train,
@@ -363,7 +373,7 @@ static int train_finish(const TrainConfig *tc, Model *m, const Dataset *train, c
     model_set_margin(m, tc->margin);
     model_set_threshold(m, rep->threshold);
     DataReport data = {train, val, test, &ps->i_train, &ps->i_val, test ? &ps->i_test : NULL};
-    char *summary = report_training_json(tc, train, &data, rep);
+    char *summary = report_training_json(tc, train, &data, rep, hist);
     if (!summary)
         return sm_err(err, -ENOMEM, "train: out of memory");
     rc = model_set_training(m, summary, err);
@@ -377,10 +387,15 @@ int train_run(const TrainConfig *tc, Dataset *train, const Dataset *test, Model 
     Model *m = NULL;
     PairSets ps = {0};
     Trainer s = {0};
+    TrainEpoch *hist = NULL;
     memset(rep, 0, sizeof *rep);
     int rc = check_inputs(tc, train, test, err);
     if (rc < 0)
         goto out;
+    if (!(hist = calloc((size_t)tc->epochs, sizeof *hist))) {
+        rc = sm_err(err, -ENOMEM, "train: out of memory");
+        goto out;
+    }
     blas_set_threads(tc->threads);
     if ((rc = dataset_split_off(train, tc->val_fraction, &val, err)) < 0 ||
         (rc = check_val(val, err)) < 0 ||
@@ -399,12 +414,13 @@ int train_run(const TrainConfig *tc, Dataset *train, const Dataset *test, Model 
                 "pairs; blas %s, %d thread(s)\n",
                 ps.n_train, train->n, pairs_mode_name(ps.i_train.mode), ps.n_val, ps.n_test,
                 blas_kernel(), tc->threads);
-    if ((rc = train_loop(&s, &ps, val, rep, err)) < 0 ||
-        (rc = train_finish(tc, m, train, val, test, &ps, rep, err)) < 0)
+    if ((rc = train_loop(&s, &ps, val, rep, hist, err)) < 0 ||
+        (rc = train_finish(tc, m, train, val, test, &ps, rep, hist, err)) < 0)
         goto out;
     *out = m;
     m = NULL;
 out:
+    free(hist);
     trainer_free(&s);
     pairsets_free(&ps);
     model_free(m);

@@ -141,6 +141,9 @@ static const ConfigEntry table[] = {
     {"json", CT_BOOL, O(json), 0, "no", .help = "print the final report as JSON on stdout"},
     {"force", CT_BOOL, O(force), 0, "no",
      .help = "--train: replace an existing model file at `model` when `out` is empty"},
+    {"report", CT_PATH, O(report), 0, "", 0, PATH_MAXLEN,
+     .help = "--train and --eval: also write a self-contained HTML report (charts, hardest "
+             "mistakes, metrics) to this file; empty = none"},
 };
 
 #define N_KEYS SM_ARRAY_LEN(table)

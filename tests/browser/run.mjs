@@ -6,18 +6,20 @@
  * browser console free of errors; screenshots of each page are written to
  * OUT_DIR/screenshots and their paths printed.
  *
- * usage: node run.mjs SIAMESED MKMODEL SOURCE_ROOT OUT_DIR
+ * usage: node run.mjs SIAMESED MKMODEL SOURCE_ROOT OUT_DIR [FASHION_MNIST_DIR]
  * Exits 77 (meson's "skipped") when there is no chromium, or outside CI when
  * playwright-core was never installed.
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { gunzipSync } from 'node:zlib';
 import { createServer } from 'node:net';
 import path from 'node:path';
 
 const [siamesed, mkmodel, srcRoot, outDir] = process.argv.slice(2);
+const FMNIST = process.argv[6] || '/usr/share/datasets/fashion-mnist';
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 if (!existsSync(CHROMIUM)) {
   console.log(`SKIP: no chromium at ${CHROMIUM} (scripts/install-deps.sh installs it)`);
@@ -277,4 +279,67 @@ test('with API keys on: refused without a key, works with one, read keys may not
   await shot(page, 'keys-read-only');
   assert.deepEqual(unexpectedErrors(page, [401, 403]), []);
   await page.close();
+});
+
+/* A small image-directory dataset (PGM files) cut from Fashion-MNIST's test
+ * IDX files: perClass[0] training and perClass[1] test images of each class,
+ * in directories named after the classes. */
+function writeDataset(dir, perClass) {
+  const names = ['t-shirt', 'trouser', 'pullover', 'dress', 'coat', 'sandal', 'shirt', 'sneaker',
+    'bag', 'ankle-boot'];
+  const images = gunzipSync(readFileSync(path.join(FMNIST, 't10k-images-idx3-ubyte.gz')));
+  const labels = gunzipSync(readFileSync(path.join(FMNIST, 't10k-labels-idx1-ubyte.gz')));
+  const seen = new Array(10).fill(0);
+  for (let i = 0; i < labels.length - 8; i++) {
+    const c = labels[8 + i], k = seen[c]++;
+    if (k >= perClass[0] + perClass[1]) continue;
+    const split = k < perClass[0] ? 'train' : 'test';
+    const d = path.join(dir, split, names[c]);
+    mkdirSync(d, { recursive: true });
+    const px = images.subarray(16 + i * 784, 16 + (i + 1) * 784);
+    writeFileSync(path.join(d, `${i}.pgm`), Buffer.concat([Buffer.from('P5\n28 28\n255\n'), px]));
+  }
+}
+
+/* Opens a report from disk; checks it fetched nothing and logged no error. */
+async function checkReport(file, json, epochs, name) {
+  const { page } = await openPage('file://' + file);
+  const fetched = page.requests.filter((u) => !u.startsWith('data:') && u !== 'file://' + file);
+  assert.deepEqual(fetched, [], 'the report fetched nothing');
+  for (const id of ['chart-loss', 'chart-val-acc', 'chart-hist', 'chart-roc', 'chart-acc', 'chart-pca'])
+    assert.equal(await page.locator(`svg#${id}`).count(), 1, `${name}: svg#${id}`);
+  assert.equal(await page.locator('#chart-loss circle').count(), epochs);
+  assert.ok(await page.locator('#chart-pca circle').count() >= 2000, 'at least 2000 embeddings');
+  assert.equal(await page.locator('#roc-eer').count(), 1);
+  assert.equal(await page.locator('#chart-roc .tar-at-far').count(), 2);
+  assert.ok(await page.locator('#false-accepts .pair-card').count() > 0);
+  assert.ok(await page.locator('#false-rejects .pair-card img').count() > 0);
+  /* The metrics table holds the numbers --json printed. */
+  const header = await page.locator('#metrics-table tr').first().locator('th').allTextContents();
+  for (const split of ['train', 'test']) {
+    const cells = await page.locator(`#metrics-table tr[data-split="${split}"] td`).allTextContents();
+    header.slice(1).forEach((key, i) =>
+      assert.equal(Number(cells[i + 1]), json[split][key], `${name} ${split} ${key}`));
+  }
+  const size = statSync(file).size;
+  console.log(`# ${name}: ${file} ${(size / 1024).toFixed(0)} KB`);
+  assert.ok(size < 2 << 20);
+  assert.deepEqual(unexpectedErrors(page), []);
+  await shot(page, name);
+  await page.close();
+}
+
+test('--train and --eval write a report that opens offline, charts present, no errors', async () => {
+  const dir = path.join(work, 'report');
+  writeDataset(path.join(dir, 'data'), [80, 220]);
+  const model = path.join(dir, 'model.safetensors');
+  const common = ['--data', path.join(dir, 'data'), '--threads', '2', '--json'];
+  const trained = await run(siamesed, ['--train', ...common, '--out', model, '--epochs', '3',
+    '--report', path.join(dir, 'train.html')]);
+  const trainJson = JSON.parse(trained.split('\n').find((l) => l.startsWith('{"model"')));
+  await checkReport(path.join(dir, 'train.html'), trainJson, 3, 'report-train');
+  const evaluated = await run(siamesed, ['--eval', ...common, '--model', model,
+    '--report', path.join(dir, 'eval.html')]);
+  const evalJson = JSON.parse(evaluated.split('\n').find((l) => l.startsWith('{"model"')));
+  await checkReport(path.join(dir, 'eval.html'), evalJson, 3, 'report-eval');
 });
