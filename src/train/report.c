@@ -73,6 +73,8 @@ char *report_training_json(const TrainConfig *tc, const Dataset *train, const Da
     cJSON_AddItemToObject(o, "validation", report_metrics_json(&rep->val));
     if (rep->test.pairs)
         cJSON_AddItemToObject(o, "test", report_metrics_json(&rep->test));
+    if (data)
+        cJSON_AddItemToObject(o, "data", report_data_json(data));
     if (history)
         cJSON_AddItemToObject(o, "history", history_json(history, tc->epochs));
     char *s = cJSON_PrintUnformatted(o);

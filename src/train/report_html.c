@@ -333,7 +333,9 @@ static void section_metrics(Sb *b, const TrainReport *rep) {
         sb_printf(b, "<tr data-split=\"%s\"><td>%s</td>", splits[s].name, splits[s].name);
         cJSON_ArrayForEach(x, o) {
             char *t = cJSON_PrintUnformatted(x);
-            sb_printf(b, "<td>%s</td>", t ? t : "?");
+            sb_lit(b, "<td>");
+            sb_escape(b, t ? t : "?");
+            sb_lit(b, "</td>");
             free(t);
         }
         sb_lit(b, "</tr>\n");

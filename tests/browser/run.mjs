@@ -319,7 +319,7 @@ async function checkReport(file, json, epochs, name) {
   for (const split of ['train', 'test']) {
     const cells = await page.locator(`#metrics-table tr[data-split="${split}"] td`).allTextContents();
     header.slice(1).forEach((key, i) =>
-      assert.equal(Number(cells[i + 1]), json[split][key], `${name} ${split} ${key}`));
+      assert.deepEqual(JSON.parse(cells[i + 1]), json[split][key], `${name} ${split} ${key}`));
   }
   const size = statSync(file).size;
   console.log(`# ${name}: ${file} ${(size / 1024).toFixed(0)} KB`);

@@ -116,8 +116,12 @@ START_TEST(metrics_as_json_prints_them) {
     cJSON *o = report_metrics_json(&rep.test), *x;
     const char *p = row;
     cJSON_ArrayForEach(x, o) {
-        char *t = cJSON_PrintUnformatted(x), cell[96];
-        snprintf(cell, sizeof cell, "<td>%s</td>", t);
+        char *t = cJSON_PrintUnformatted(x), cell[256];
+        int n = snprintf(cell, sizeof cell, "<td>");
+        for (const char *c = t; *c && n < 200; c++) /* as HTML text: quotes escaped */
+            n += snprintf(cell + n, sizeof cell - (size_t)n, "%s",
+                          *c == '"' ? "&quot;" : (char[]){*c, 0});
+        snprintf(cell + n, sizeof cell - (size_t)n, "</td>");
         ck_assert_msg((p = strstr(p, cell)), "test row lacks %s", cell);
         free(t);
     }
