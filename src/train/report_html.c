@@ -64,9 +64,10 @@ static int gather(const ReportHtml *r, Gathered *g, char *err) {
     const Dataset *d = r->data;
     memset(g, 0, sizeof *g);
     g->r = r;
-    if (d->h * d->w != model_in_dim(r->model))
-        return sm_err(err, -EINVAL, "report: images are %dx%d, the model takes %dx%d", d->h, d->w,
-                      model_arch(r->model)->in_h, model_arch(r->model)->in_w);
+    const ModelArch *a = model_arch(r->model);
+    if (d->h != a->in_h || d->w != a->in_w || a->in_c != 1)
+        return sm_err(err, -EINVAL, "report: images are %dx%dx1, the model takes %dx%dx%d", d->h,
+                      d->w, a->in_h, a->in_w, a->in_c);
     PairsInfo info;
     int rc = train_eval_pairs(d, r->pairs, r->seed, &g->pairs, &info, err);
     if (rc < 0)
@@ -360,23 +361,15 @@ static void row(Sb *b, const char *key, const char *fmt, ...) {
     sb_lit(b, "</td></tr>\n");
 }
 
-static void architecture(const ModelArch *a, char *out, size_t size) {
-    int n = snprintf(out, size, "input %dx%d, dense", a->in_h, a->in_w);
-    for (int l = 0; l < a->n_layers && n > 0 && (size_t)n < size; l++)
-        n += snprintf(out + n, size - (size_t)n, "%s%d", l ? "-" : " ", a->dims[l]);
-    if (n > 0 && (size_t)n < size)
-        snprintf(out + n, size - (size_t)n, ", ReLU, dropout %g", a->dropout);
-}
-
 static void section_settings(Sb *b, const Gathered *g, const cJSON *training) {
     const ReportHtml *r = g->r;
     const Dataset *d = r->data;
-    char arch[256];
-    architecture(model_arch(r->model), arch, sizeof arch);
+    const ModelArch *a = model_arch(r->model);
     sb_lit(b, "<section id=\"settings\"><h2>Run settings</h2>\n<table id=\"settings-table\">\n");
     row(b, "written by", "siamesed %s", r->command);
     row(b, "model", "%s (fingerprint %.16s)", r->model_path, model_fingerprint(r->model));
-    row(b, "architecture", "%s", arch);
+    row(b, "architecture", "input %dx%dx%d: %s", a->in_h, a->in_w, a->in_c,
+        model_arch_spec(r->model));
     row(b, "margin / threshold", "%g / %.6g (calibrated)", model_margin(r->model),
         model_threshold(r->model));
     row(b, "charted data", "%s, %s split: %d samples, %d classes, %zu pairs (%s)", d->source,

@@ -202,7 +202,7 @@ START_TEST(refuses_data_the_model_cannot_take) {
     char other[300];
     snprintf(other, sizeof other, "%s.bad", path);
     ck_assert_int_eq(report_html_write(other, &r, err), -EINVAL);
-    ck_assert_ptr_nonnull(strstr(err, "28x14"));
+    ck_assert_ptr_nonnull(strstr(err, "28x14x1"));
     ck_assert_int_ne(access(other, F_OK), 0);
 }
 END_TEST
