@@ -214,7 +214,7 @@ static void count(Attack *a, Kind k, int status) {
 }
 
 static void trickle_once(Attack *a) {
-    static const char head[] = "POST /embed HTTP/1.1\r\nHost: t\r\nContent-Type: "
+    static const char head[] = "POST /embed HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "
                                "multipart/form-data; boundary=x\r\nTransfer-Encoding: "
                                "chunked\r\n\r\n";
     int fd = raw_connect(a->port);
@@ -248,7 +248,7 @@ static void stall_once(Attack *a) {
     if (fd < 0)
         return;
     int n = snprintf(head, sizeof head,
-                     "POST /embed HTTP/1.1\r\nHost: t\r\nContent-Type: %s\r\n"
+                     "POST /embed HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: %s\r\n"
                      "Content-Length: %d\r\n\r\n",
                      a->ctype, 8 << 20);
     send_all(fd, head, (size_t)n);
