@@ -45,7 +45,9 @@ int auth_n_keys(const Auth *a);
 /* Decides a request from its Authorization header value (NULL when absent)
  * and whether its route writes (need_write != 0). Returns 0 when allowed,
  * else AUTH_MISSING, AUTH_INVALID or AUTH_FORBIDDEN. A NULL a, like an Auth
- * with no keys, allows everything. */
-int auth_check(const Auth *a, const char *authorization, int need_write);
+ * with no keys, allows everything. *key (key may be NULL) receives the index
+ * of the presented key among the configured ones (0..n_keys-1, in config
+ * order) when it is one of them, else -1. */
+int auth_check(const Auth *a, const char *authorization, int need_write, int *key);
 
 #endif

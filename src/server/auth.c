@@ -101,7 +101,9 @@ static bool bearer_token(const char *h, const char **tok, size_t *len) {
     return *h == 0;
 }
 
-int auth_check(const Auth *a, const char *authorization, int need_write) {
+int auth_check(const Auth *a, const char *authorization, int need_write, int *key) {
+    if (key)
+        *key = -1;
     if (!a || a->n == 0)
         return 0;
     const char *tok;
@@ -112,13 +114,16 @@ int auth_check(const Auth *a, const char *authorization, int need_write) {
         return AUTH_INVALID;
     uint8_t d[SHA256_DIGEST_SIZE];
     digest_of(tok, len, d);
-    int found = 0, write = 0;
+    int found = 0, write = 0, which = -1;
     for (int i = 0; i < a->n; i++) {
         int eq = memeql_sec(d, a->keys[i].digest, SHA256_DIGEST_SIZE) != 0;
         found |= eq;
         write |= eq & a->keys[i].write;
+        which = eq && which < 0 ? i : which;
     }
     if (!found)
         return AUTH_INVALID;
+    if (key)
+        *key = which;
     return need_write && !write ? AUTH_FORBIDDEN : 0;
 }

@@ -83,10 +83,11 @@ static int admit_origin(Server *srv, const HttpReq *req, Reply *rep) {
     return 0;
 }
 
-/* 0 when the key allows route r, else -1 with a 401 or 403. */
-static int admit_key(Server *srv, const Route *r, const HttpReq *req, Reply *rep) {
-    int rc =
-        auth_check(srv->auth, req->header(req->conn, "Authorization"), r->scope == ROUTE_WRITE);
+/* 0 when the key allows route r, else -1 with a 401 or 403; *key is the
+ * key's index (-1 without keys). */
+static int admit_key(Server *srv, const Route *r, const HttpReq *req, int *key, Reply *rep) {
+    int rc = auth_check(srv->auth, req->header(req->conn, "Authorization"), r->scope == ROUTE_WRITE,
+                        key);
     if (rc == AUTH_FORBIDDEN) {
         reply_error(rep, 403, "forbidden", "this API key may only read");
         return -1;
@@ -99,6 +100,19 @@ static int admit_key(Server *srv, const Route *r, const HttpReq *req, Reply *rep
         return -1;
     }
     return 0;
+}
+
+/* 0 unless the key (or, without keys, the address) is over its rate: -1
+ * with a 429 and Retry-After. */
+static int admit_rate(Server *srv, int key, const HttpReq *req, Reply *rep) {
+    int wait = ratelimit_take(srv->limits, key, req->client, sm_now());
+    if (wait == 0)
+        return 0;
+    reply_error(rep, 429, "rate_limited",
+                "more than %g requests per second (rate_limit) for this %s; retry in %d s",
+                srv->cfg->rate_limit, key >= 0 ? "API key" : "address", wait);
+    rep->retry_after = wait;
+    return -1;
 }
 
 /* 0 unless a query parameter is given twice (which one a reader sees would
@@ -136,7 +150,9 @@ int route_admit(Server *srv, const Route *r, const HttpReq *req, Reply *rep) {
         return 1;
     if (r->scope == ROUTE_PUBLIC)
         return 0;
-    if (auth_n_keys(srv->auth) == 0)
-        return admit_origin(srv, req, rep) < 0;
-    return admit_key(srv, r, req, rep) < 0;
+    int key = -1;
+    if (auth_n_keys(srv->auth) == 0 ? admit_origin(srv, req, rep) < 0
+                                    : admit_key(srv, r, req, &key, rep) < 0)
+        return 1;
+    return admit_rate(srv, key, req, rep) < 0;
 }

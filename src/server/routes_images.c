@@ -33,7 +33,8 @@ static int threshold_of(Server *srv, const ReqForm *f, float *thr, Reply *rep) {
 
 static cJSON *verify_reply(Server *srv, float d, float thr) {
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddNumberToObject(o, "distance", json_f32(d));
+    if (!srv->cfg->verdict_only) /* without it, a client cannot steer an image by the distance */
+        cJSON_AddNumberToObject(o, "distance", json_f32(d));
     cJSON_AddNumberToObject(o, "threshold", json_f32(thr));
     cJSON_AddNumberToObject(o, "margin", model_margin(srv->model));
     cJSON_AddStringToObject(o, "verdict", verdict(d, thr));
@@ -265,7 +266,8 @@ void handle_identify(Server *srv, const HttpReq *req, const RouteArgs *args, Rep
     for (int i = 0; i < n; i++) {
         cJSON *m = cJSON_CreateObject();
         cJSON_AddStringToObject(m, "subject", hits[i].subject);
-        cJSON_AddNumberToObject(m, "distance", json_f32(hits[i].distance));
+        if (!srv->cfg->verdict_only)
+            cJSON_AddNumberToObject(m, "distance", json_f32(hits[i].distance));
         cJSON_AddStringToObject(m, "verdict", verdict(hits[i].distance, thr));
         cJSON_AddNumberToObject(m, "sample", (double)hits[i].sample_id);
         cJSON_AddItemToArray(list, m);

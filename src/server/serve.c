@@ -150,7 +150,9 @@ int serve_run(const Config *cfg, char *err) {
     srv.model_quality = serve_model_quality(m, &auc);
     srv.img_limits = (ImgLimits){cfg->max_image_width, cfg->max_image_height,
                                  (uint64_t)cfg->max_image_pixels, cfg->max_image_memory, NULL};
-    if ((rc = auth_new(cfg->api_keys, cfg->n_api_keys, &srv.auth, err)) < 0)
+    if ((rc = auth_new(cfg->api_keys, cfg->n_api_keys, &srv.auth, err)) < 0 ||
+        (cfg->rate_limit > 0 && (rc = ratelimit_new(cfg->rate_limit, cfg->rate_burst,
+                                                    cfg->n_api_keys, &srv.limits, err)) < 0))
         goto out;
     if (!(srv.stats = route_stats_new())) {
         rc = sm_err(err, -ENOMEM, "out of memory");
@@ -168,6 +170,7 @@ int serve_run(const Config *cfg, char *err) {
 out:
     store_close(store);
     auth_free(srv.auth);
+    ratelimit_free(srv.limits);
     promstats_free(srv.stats);
     model_free(m);
     return rc;

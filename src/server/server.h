@@ -16,6 +16,7 @@
 #include "siamese/img.h"
 #include "siamese/model.h"
 #include "siamese/promstats.h"
+#include "siamese/ratelimit.h"
 #include "siamese/request.h"
 #include "siamese/store.h"
 
@@ -25,6 +26,7 @@ typedef struct {
     const Model *model;
     Store *store;
     Auth *auth;
+    RateLimit *limits; /* NULL: no rate limit */
     PromStats *stats;
     ImgLimits img_limits;
     double started;            /* sm_now() at start */

@@ -102,6 +102,13 @@ static const ConfigEntry table[] = {
      .help = "request body bytes buffered at once over all connections; beyond it 503"},
     {"request_timeout", CT_INT, O(request_timeout), 0, "60", 1, 3600,
      .help = "seconds from a request's headers to the end of its body, however it trickles"},
+    {"rate_limit", CT_FLOAT, O(rate_limit), 0, "0", 0, 1e6,
+     .help = "requests per second each API key (or, without keys, each client address) may "
+             "make; 0 = no limit"},
+    {"rate_burst", CT_INT, O(rate_burst), 0, "20", 1, 1000000,
+     .help = "requests a key may make at once before rate_limit applies"},
+    {"verdict_only", CT_BOOL, O(verdict_only), 0, "no",
+     .help = "verify and identify answer verdicts without distances"},
     {"epochs", CT_INT, O(epochs), 0, "20", 1, 10000, .section = "Training",
      .help = "passes over the training pairs"},
     {"batch", CT_INT, O(batch), 0, "128", 1, 65536, .help = "pairs per training step"},

@@ -113,7 +113,7 @@ typedef struct {
 typedef struct {
     long status; /* 0 when the transfer failed (see curl_rc) */
     int curl_rc;
-    char ctype[128], allow[128], www_auth[160];
+    char ctype[128], allow[128], www_auth[160], retry_after[16];
     char *body; /* NUL-terminated, never NULL after http()/http_raw() */
     size_t len;
     cJSON *json; /* parsed body when it is JSON, else NULL */

@@ -43,6 +43,8 @@ static void header_take(Resp *r, const char *p, size_t len) {
         dst = r->allow, cap = sizeof r->allow;
     else if (nlen == 16 && strncasecmp(p, "WWW-Authenticate", 16) == 0)
         dst = r->www_auth, cap = sizeof r->www_auth;
+    else if (nlen == 11 && strncasecmp(p, "Retry-After", 11) == 0)
+        dst = r->retry_after, cap = sizeof r->retry_after;
     if (dst)
         snprintf(dst, cap, "%.*s", (int)(end - v), v);
 }
@@ -51,7 +53,7 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud) {
     Resp *r = ud;
     size_t len = size * n;
     if (len >= 5 && strncmp(p, "HTTP/", 5) == 0) /* a new response (after 100 Continue) */
-        r->ctype[0] = r->allow[0] = r->www_auth[0] = 0;
+        r->ctype[0] = r->allow[0] = r->www_auth[0] = r->retry_after[0] = 0;
     header_take(r, p, len);
     return len;
 }

@@ -14,6 +14,8 @@
  *   - without API keys, a foreign Host (DNS rebinding) or Origin (a web
  *     page's cross-site request) is refused with 403;
  *   - /model names the training dataset, not where it lives;
+ *   - rate_limit: past a key's burst, 429 with Retry-After, other keys and
+ *     /healthz unaffected; verdict_only: no distances from verify/identify;
  *   - strict answers: repeated query parameters, several Authorization
  *     headers and absolute-form request targets are 400.
  */
@@ -318,6 +320,79 @@ START_TEST(model_hides_paths) {
 }
 END_TEST
 
+/* Starts a daemon of its own in a fresh directory named tag. */
+static void own_start(Daemon *d, const char *tag, const char *const *extra) {
+    char dir[320], db[400], log[400];
+    const char *args[24] = {"--model", H.model_a, "--db", db};
+    int n = 4;
+    ck_assert_int_eq(scratch_dir(tag, dir, sizeof dir), 0);
+    snprintf(db, sizeof db, "%s/d.db", dir);
+    snprintf(log, sizeof log, "%s/daemon.log", dir);
+    for (int i = 0; extra[i]; i++)
+        args[n++] = extra[i];
+    args[n] = NULL;
+    ck_assert_int_eq(daemon_start(d, log, args), 0);
+}
+
+#define K1 "key-one-0123456789abcdef"
+#define K2 "key-two-0123456789abcdef"
+
+START_TEST(rate_limited) {
+    const char *const extra[] = {
+        "--api-keys", K1 ":read," K2 ":read", "--rate-limit", "0.2", "--rate-burst", "3", NULL};
+    Daemon d;
+    own_start(&d, "sec-rate", extra);
+    Req rq = {.method = "GET", .path = "/subjects", .auth = "Bearer " K1};
+    for (int i = 0; i < 3; i++) {
+        Resp r = http(d.port, &rq);
+        ASSERT_JSON(r, 200);
+        resp_free(&r);
+    }
+    Resp r = http(d.port, &rq);
+    ASSERT_JSON(r, 429);
+    ck_assert_str_eq(error_code(&r), "rate_limited");
+    ck_assert_msg(atoi(r.retry_after) >= 1 && atoi(r.retry_after) <= 5, "Retry-After '%s'",
+                  r.retry_after);
+    resp_free(&r);
+    rq.auth = "Bearer " K2; /* another key has its own bucket */
+    r = http(d.port, &rq);
+    ASSERT_JSON(r, 200);
+    resp_free(&r);
+    for (int i = 0; i < 5; i++) { /* /healthz is not counted */
+        r = http_get(d.port, "/healthz");
+        ASSERT_JSON(r, 200);
+        resp_free(&r);
+    }
+    ck_assert_int_eq(daemon_stop(&d) & 0xffff, 0);
+}
+END_TEST
+
+START_TEST(verdict_only) {
+    const char *const extra[] = {"--verdict-only", "yes", NULL};
+    Daemon d;
+    own_start(&d, "sec-verdict", extra);
+    Buf a = img_file("fm0_c9.png"), b = img_file("fm2_c1.png");
+    enroll(d.port, "vo", &a, 1, NULL, NULL);
+    Field v[] = {IMAGE("a", a), IMAGE("b", b)};
+    Resp r = post_multipart(d.port, "/verify", v, 2, NULL);
+    ASSERT_JSON(r, 200);
+    ck_assert_ptr_nonnull(jstr(r.json, "verdict"));
+    ck_assert_ptr_null(cJSON_GetObjectItem(r.json, "distance"));
+    resp_free(&r);
+    Field i[] = {IMAGE("image", a)};
+    r = post_multipart(d.port, "/identify", i, 1, NULL);
+    ASSERT_JSON(r, 200);
+    const cJSON *m = cJSON_GetArrayItem(cJSON_GetObjectItem(r.json, "matches"), 0);
+    ck_assert_str_eq(jstr(m, "subject"), "vo");
+    ck_assert_str_eq(jstr(m, "verdict"), "same");
+    ck_assert_ptr_null(cJSON_GetObjectItem(m, "distance"));
+    ck_assert_msg(!strstr(r.body, "distance"), "%s", r.body);
+    resp_free(&r);
+    buf_free(&a), buf_free(&b);
+    ck_assert_int_eq(daemon_stop(&d) & 0xffff, 0);
+}
+END_TEST
+
 TCase *tcase_security(void) {
     TCase *tc = tcase_create("security");
     tcase_add_unchecked_fixture(tc, sec_setup, sec_teardown);
@@ -333,5 +408,7 @@ TCase *tcase_security(void) {
     tcase_add_test(tc, foreign_host_and_origin);
     tcase_add_test(tc, strict_answers);
     tcase_add_test(tc, model_hides_paths);
+    tcase_add_test(tc, rate_limited);
+    tcase_add_test(tc, verdict_only);
     return tc;
 }

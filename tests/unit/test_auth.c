@@ -34,11 +34,11 @@ START_TEST(test_no_keys) {
     ck_assert_int_eq(auth_n_keys(a), 0);
     const char *headers[] = {NULL, "", "Basic abc", "Bearer nonsense-key-1234567", "Bearer"};
     for (size_t i = 0; i < SM_ARRAY_LEN(headers); i++) {
-        ck_assert_int_eq(auth_check(a, headers[i], 0), 0);
-        ck_assert_int_eq(auth_check(a, headers[i], 1), 0);
+        ck_assert_int_eq(auth_check(a, headers[i], 0, NULL), 0);
+        ck_assert_int_eq(auth_check(a, headers[i], 1, NULL), 0);
     }
     auth_free(a);
-    ck_assert_int_eq(auth_check(NULL, NULL, 1), 0);
+    ck_assert_int_eq(auth_check(NULL, NULL, 1, NULL), 0);
     auth_free(NULL);
 }
 END_TEST
@@ -95,10 +95,10 @@ START_TEST(test_scope_table) {
     Auth *a = two_keys();
     ck_assert_int_eq(auth_n_keys(a), 2);
     const Case *c = &cases[_i];
-    ck_assert_msg(auth_check(a, c->header, 0) == c->read_route, "'%s' on a read route: %d",
-                  c->header ? c->header : "(null)", auth_check(a, c->header, 0));
-    ck_assert_msg(auth_check(a, c->header, 1) == c->write_route, "'%s' on a write route: %d",
-                  c->header ? c->header : "(null)", auth_check(a, c->header, 1));
+    ck_assert_msg(auth_check(a, c->header, 0, NULL) == c->read_route, "'%s' on a read route: %d",
+                  c->header ? c->header : "(null)", auth_check(a, c->header, 0, NULL));
+    ck_assert_msg(auth_check(a, c->header, 1, NULL) == c->write_route, "'%s' on a write route: %d",
+                  c->header ? c->header : "(null)", auth_check(a, c->header, 1, NULL));
     auth_free(a);
 }
 END_TEST
@@ -110,7 +110,7 @@ START_TEST(test_long_token) {
     memcpy(h, "Bearer ", 7);
     memset(h + 7, 'k', n);
     h[7 + n] = 0;
-    ck_assert_int_eq(auth_check(a, h, 0), AUTH_INVALID);
+    ck_assert_int_eq(auth_check(a, h, 0, NULL), AUTH_INVALID);
     free(h);
     auth_free(a);
 }
@@ -131,12 +131,17 @@ START_TEST(test_many_keys) {
     char h[64];
     for (int i = 0; i < N; i += 17) {
         snprintf(h, sizeof h, "Bearer key-number-%04d-abcdef", i);
-        ck_assert_int_eq(auth_check(a, h, 0), 0);
-        ck_assert_int_eq(auth_check(a, h, 1), i % 2 ? 0 : AUTH_FORBIDDEN);
+        int key = -2;
+        ck_assert_int_eq(auth_check(a, h, 0, &key), 0);
+        ck_assert_int_eq(key, i); /* which key it was, for its rate limit */
+        ck_assert_int_eq(auth_check(a, h, 1, NULL), i % 2 ? 0 : AUTH_FORBIDDEN);
     }
+    int none = 5;
+    ck_assert_int_eq(auth_check(a, "Bearer key-number-9999-abcdef", 0, &none), AUTH_INVALID);
+    ck_assert_int_eq(none, -1);
     snprintf(h, sizeof h, "Bearer key-number-%04d-abcdef", N - 1);
-    ck_assert_int_eq(auth_check(a, h, 1), 0);
-    ck_assert_int_eq(auth_check(a, "Bearer key-number-9999-abcdef", 0), AUTH_INVALID);
+    ck_assert_int_eq(auth_check(a, h, 1, NULL), 0);
+    ck_assert_int_eq(auth_check(a, "Bearer key-number-9999-abcdef", 0, NULL), AUTH_INVALID);
     auth_free(a);
 }
 END_TEST
