@@ -414,10 +414,15 @@ int http_start(Server *srv, Http **out, char *err) {
     h->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, h, MHD_OPTION_ARRAY, opts,
                             MHD_OPTION_END);
     if (!h->d) {
-        rc = sm_err(err, -EADDRINUSE,
-                    "cannot listen on %s:%d (in use, not permitted, or bad "
-                    "TLS files)",
-                    cfg->listen.host, cfg->listen.port);
+        /* serve_prepare() already bound the address and read both PEM files. */
+        if (cert)
+            rc = sm_err(err, -EINVAL,
+                        "cannot start HTTPS on %s:%d: GnuTLS refused tls_cert/tls_key (a key that "
+                        "does not match the certificate, or a damaged PEM block?)",
+                        cfg->listen.host, cfg->listen.port);
+        else
+            rc = sm_err(err, -EADDRINUSE, "cannot listen on %s:%d", cfg->listen.host,
+                        cfg->listen.port);
         goto out;
     }
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);

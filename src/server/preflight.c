@@ -10,6 +10,12 @@
  * written to a temporary name and linked into place, so a second process
  * racing it never sees half a key) and prints it once, as Jupyter does with
  * its token; later starts read it and print only where it is.
+ *
+ * Then what libmicrohttpd would only report as "cannot start": the TLS files
+ * are read and must look like PEM (a certificate; a private key), and the
+ * listen address is bound once, so that a port in use, a privileged port or
+ * an address of another machine each get their own message. All of this
+ * runs before a default model is trained, not a minute later.
  */
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -176,10 +182,72 @@ static int model_guard(const Config *cfg, char *err) {
                   cfg->model, cfg->db, (long long)c[0].samples, c[0].fingerprint);
 }
 
+/* The file of setting key must hold a PEM block whose label ends in label. */
+static int pem_check(const char *key, const char *path, const char *label, const char *what,
+                     char *err) {
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    char end[64], why[SM_ERRMAX];
+    int rc = sm_read_file(path, 1 << 20, &buf, &len, why);
+    if (rc < 0)
+        return sm_err(err, rc, "%s: %s", key, why);
+    snprintf(end, sizeof end, "%s-----", label);
+    const char *begin = strstr((char *)buf, "-----BEGIN ");
+    const char *eol = begin ? strstr(begin, end) : NULL;
+    if (!begin || !eol || memchr(begin, '\n', (size_t)(eol - begin)))
+        rc = sm_err(err, -EINVAL, "%s %s: not a PEM %s (no -----BEGIN ...%s----- line)", key, path,
+                    what, label);
+    explicit_bzero(buf, len);
+    free(buf);
+    return rc;
+}
+
+/* Binds the listen address once (with SO_REUSEADDR, as libmicrohttpd does)
+ * to tell why it cannot be used. Names that do not resolve are left to
+ * http_start(), which says so. */
+static int listen_probe(const ConfigAddr *a, char *err) {
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE},
+                    *res = NULL;
+    char port[8];
+    snprintf(port, sizeof port, "%d", a->port);
+    if (getaddrinfo(*a->host ? a->host : NULL, port, &hints, &res) != 0)
+        return 0;
+    int fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1, e = 0;
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
+        bind(fd, res->ai_addr, res->ai_addrlen) < 0)
+        e = errno;
+    if (fd >= 0)
+        close(fd);
+    freeaddrinfo(res);
+    const char *host = *a->host ? a->host : "*";
+    if (e == EADDRINUSE)
+        return sm_err(err, -e,
+                      "cannot listen on %s:%d: the port is in use (another siamesed, or another "
+                      "service): stop it or choose another port with --listen",
+                      host, a->port);
+    if (e == EACCES)
+        return sm_err(err, -e,
+                      "cannot listen on %s:%d: permission denied (ports below 1024 need root or "
+                      "CAP_NET_BIND_SERVICE)",
+                      host, a->port);
+    if (e == EADDRNOTAVAIL)
+        return sm_err(err, -e, "cannot listen on %s:%d: %s is not an address of this machine", host,
+                      a->port, host);
+    return e ? sm_err(err, -e, "cannot listen on %s:%d: %s", host, a->port, strerror(e)) : 0;
+}
+
 int serve_prepare(Config *cfg, char *err) {
     int rc = *cfg->api_key_file ? key_file_load(cfg, err) : 0;
     if (rc == 0)
         rc = exposure_check(cfg, err);
+    if (rc == 0 && *cfg->tls_cert)
+        rc = pem_check("tls_cert", cfg->tls_cert, "CERTIFICATE", "certificate", err);
+    if (rc == 0 && *cfg->tls_key)
+        rc = pem_check("tls_key", cfg->tls_key, "PRIVATE KEY", "private key", err);
+    if (rc == 0)
+        rc = listen_probe(&cfg->listen, err);
     if (rc == 0)
         rc = model_guard(cfg, err);
     return rc;

@@ -6,12 +6,18 @@
  *   - --api-key-file PATH on a first start writes a random 64-character write
  *     key (mode 0600) and logs it once; every route but /healthz then refuses
  *     a missing key and the key works; a restart reuses the file and does not
- *     print the key again; a malformed key file stops the start.
+ *     print the key again; a malformed key file stops the start;
+ *   - start-up failures in the user's words: a port in use says so (and not
+ *     "or bad TLS files"), a file that is not PEM is named as such, a key
+ *     that does not fit the certificate is a TLS problem, not a port one.
  */
+#include <arpa/inet.h>
 #include <check.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -173,11 +179,56 @@ START_TEST(generated_key_file) {
 }
 END_TEST
 
+/* A listening socket on a free loopback port; its port in *port. */
+static int occupy_port(int *port) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t n = sizeof a;
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    ck_assert_int_eq(listen(fd, 4), 0);
+    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&a, &n), 0);
+    *port = ntohs(a.sin_port);
+    return fd;
+}
+
+START_TEST(startup_failures_in_plain_words) {
+    char dir[320], db[400], log[400], listen[32], cert[600], key[600];
+    int port, fd;
+    ck_assert_int_eq(scratch_dir("safe-words", dir, sizeof dir), 0);
+    snprintf(db, sizeof db, "%s/siamesed.db", dir);
+    snprintf(cert, sizeof cert, "%s/tests/data/tls/cert.pem", H.srcroot);
+    snprintf(key, sizeof key, "%s/tests/data/tls/rsa-key.pem", H.srcroot);
+    fd = occupy_port(&port);
+    snprintf(listen, sizeof listen, "127.0.0.1:%d", port);
+    const char *busy[] = {"--listen", listen, "--model", H.model_a, "--db", db, NULL};
+    refused_one_line(run_tool(dir, "busy", busy, log, sizeof log), log, "the port is in use");
+    ck_assert(!file_has(log, "TLS"));
+    /* The same port with TLS files that are not PEM: the files are named first. */
+    const char *notpem[] = {"--listen",   listen,    "--model",   H.model_a, "--db", db,
+                            "--tls-cert", H.model_a, "--tls-key", key,       NULL};
+    refused_one_line(run_tool(dir, "notpem", notpem, log, sizeof log), log,
+                     "not a PEM certificate");
+    const char *keyascert[] = {"--listen",   "127.0.0.1:0", "--model",   H.model_a, "--db", db,
+                               "--tls-cert", cert,          "--tls-key", cert,      NULL};
+    refused_one_line(run_tool(dir, "keyascert", keyascert, log, sizeof log), log,
+                     "not a PEM private key");
+    close(fd);
+    /* A key of another certificate: a TLS failure, not a port one. */
+    const char *mismatch[] = {"--listen",   "127.0.0.1:0", "--model",   H.model_a, "--db", db,
+                              "--tls-cert", cert,          "--tls-key", key,       NULL};
+    int st = run_tool(dir, "mismatch", mismatch, log, sizeof log);
+    ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 1);
+    ck_assert(file_has(log, "cannot start HTTPS") && !file_has(log, "in use"));
+}
+END_TEST
+
 TCase *tcase_safety(void) {
     TCase *tc = tcase_create("safety");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, exposed_without_keys_refused);
     tcase_add_test(tc, exposed_with_consent_passes_the_check);
     tcase_add_test(tc, generated_key_file);
+    tcase_add_test(tc, startup_failures_in_plain_words);
     return tc;
 }
