@@ -101,9 +101,10 @@ static const char *plural(int n) {
     return n == 1 ? "" : "s";
 }
 
-static void print_split(FILE *f, const char *role, const Dataset *d, int classes) {
+/* images: those loaded from the split (train: with the validation ones). */
+static void print_split(FILE *f, const char *role, const Dataset *d, int images, int classes) {
     fprintf(f, "  %-10s %s: %d images, %d classes", role, d->split_path ? d->split_path : d->source,
-            d->n, classes);
+            images, classes);
     if (d->skipped_other || d->skipped_bad)
         fprintf(f, " (skipped: %d non-image file%s, %d unreadable image%s)", d->skipped_other,
                 plural(d->skipped_other), d->skipped_bad, plural(d->skipped_bad));
@@ -205,12 +206,14 @@ int report_data(FILE *f, const DataReport *r) {
         return -ENOMEM;
     int warnings = 0;
     fprintf(f, "data: %s\n", r->train->source);
-    print_split(f, "train", r->train, classes_with(&t, 0));
+    int nval = r->val ? r->val->n : 0;
+    print_split(f, "train", r->train, r->train->n + nval, classes_with(&t, 0));
     if (r->val)
-        fprintf(f, "  %-10s %d images held out of train (per class) to calibrate the threshold\n",
-                "validation", r->val->n);
+        fprintf(f,
+                "  %-10s %d of them held out (per class) to calibrate the threshold, %d to train\n",
+                "validation", nval, r->train->n);
     if (r->test) {
-        print_split(f, "test", r->test, classes_with(&t, 1));
+        print_split(f, "test", r->test, r->test->n, classes_with(&t, 1));
         if (t.unseen)
             fprintf(f, "  %-10s %d of its classes are not in train (unseen classes)\n", "",
                     t.unseen);

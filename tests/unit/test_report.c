@@ -76,8 +76,11 @@ START_TEST(summary_names_and_counts) {
     DataReport r = {train, val, test, &pt, &pv, &pe};
     int w = 0;
     char *out = render(&r, &w);
-    ck_assert_msg(strstr(out, "/data/shoes/train: 276 images, 3 classes") != NULL, "%s", out);
+    ck_assert_msg(strstr(out, "/data/shoes/train: 308 images, 3 classes") != NULL, "%s", out);
     ck_assert_msg(strstr(out, "3 non-image files, 2 unreadable images") != NULL, "%s", out);
+    ck_assert_msg(strstr(out, "32 of them held out (per class) to calibrate the threshold, 276 to "
+                              "train") != NULL,
+                  "%s", out);
     ck_assert_msg(strstr(out, "test       /data/shoes/test: 40 images, 1 classes") != NULL, "%s",
                   out);
     ck_assert_msg(strstr(out, "1 of its classes are not in train") != NULL, "%s", out);
