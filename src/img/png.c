@@ -93,6 +93,10 @@ static void png_configure(png_structp png, PngSrc *src, const ImgLimits *lim) {
 /* One row of 8- or 16-bit G/GA/RGB/RGBA samples to gray: each sample to 8
  * bits first, then luma, then alpha over black. */
 static void png_row_to_gray(const uint8_t *row, size_t w, int channels, int depth, uint8_t *dst) {
+    if (channels == 1 && depth == 8) { /* already what we want */
+        memcpy(dst, row, w);
+        return;
+    }
     for (size_t x = 0; x < w; x++) {
         unsigned s[4] = {0};
         for (int k = 0; k < channels; k++) {

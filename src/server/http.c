@@ -23,8 +23,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 
+#include "http_frame.h"
 #include "http_guard.h"
 #include "server.h"
 #include "siamese/common.h"
@@ -36,6 +38,8 @@ struct Http {
     Guard *guard;          /* buffered-body budget, request deadlines */
     ImgBudget *img_budget; /* decoder memory, shared through srv->img_limits */
     int port;
+    uint64_t id_seed; /* request ids: splitmix64(id_seed + n) */
+    atomic_uint_fast64_t id_next;
 };
 
 /* Bodies up to this size are buffered without drawing on the shared budget,
@@ -43,10 +47,17 @@ struct Http {
 #define BODY_FREE_BYTES ((size_t)64 << 10)
 
 typedef struct {
-    const Route *route;
-    int refused;   /* a reply was queued from the headers alone */
-    int too_large; /* the body outgrew max_body: discarding */
-    int busy;      /* the body outgrew the shared budget: discarding */
+    const Route *route; /* NULL until the first handler call */
+    int started;        /* the first handler call has happened */
+    int query_params;   /* counted at the request line (frame_cap_query) */
+    int close;          /* answer with Connection: close */
+    const char *error;  /* error code of the reply queued (static), or NULL */
+    size_t out;         /* body bytes of the reply queued */
+    uint64_t id;
+    char method[16], path[160]; /* for the access log, made printable */
+    int refused;                /* a reply was queued from the headers alone */
+    int too_large;              /* the body outgrew max_body: discarding */
+    int busy;                   /* the body outgrew the shared budget: discarding */
     int status;
     uint8_t *body;
     size_t len, cap, discarded;
@@ -58,6 +69,11 @@ typedef struct {
 
 /* The connection whose request this worker thread is answering. */
 static _Thread_local struct MHD_Connection *current_conn;
+/* On this worker thread: the request whose line arrived but whose head is
+ * not complete yet, and the status of an error reply libmicrohttpd made on
+ * its own meanwhile (see mhd_log). */
+static _Thread_local ReqState *pending_uri;
+static _Thread_local int mhd_status;
 
 int http_client_gone(void) {
     if (!current_conn)
@@ -150,6 +166,56 @@ static HttpReq request_of(struct MHD_Connection *c, const char *method, const ch
                      ip};
 }
 
+/* dst (size bytes) gets src up to a '?' or NUL, bytes outside '!'..'~' and
+ * '%' itself as %XX, cut short with "..." when longer. */
+static void log_text(char *dst, size_t size, const char *src) {
+    size_t o = 0;
+    for (; *src && *src != '?' && o + 4 < size; src++) {
+        unsigned char ch = (unsigned char)*src;
+        if (ch > ' ' && ch < 0x7f && ch != '%' && ch != '"' && ch != '\\')
+            dst[o++] = (char)ch;
+        else
+            o += (size_t)snprintf(dst + o, size - o, "%%%02X", ch);
+    }
+    if (*src && *src != '?')
+        memcpy(dst + (o > size - 4 ? size - 4 : o), "...", 3), o = o > size - 4 ? size - 1 : o + 3;
+    dst[o] = 0;
+}
+
+static uint64_t splitmix64(uint64_t x) {
+    x += 0x9e3779b97f4a7c15ull;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+}
+
+static ReqState *state_new(Http *h, const char *uri) {
+    ReqState *st = calloc(1, sizeof *st);
+    if (!st)
+        return NULL;
+    st->t0 = sm_now();
+    st->id = splitmix64(h->id_seed + atomic_fetch_add(&h->id_next, 1));
+    snprintf(st->method, sizeof st->method, "-");
+    log_text(st->path, sizeof st->path, uri ? uri : "-");
+    atomic_fetch_add(&h->srv->in_flight, 1);
+    return st;
+}
+
+/* libmicrohttpd's URI-log callback: the request line has arrived. Creating
+ * the state here (rather than at the first handler call) makes
+ * libmicrohttpd report the request's completion even when it refuses the
+ * headers itself, so that every request gets its log line and metric. */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c) {
+    (void)c;
+    ReqState *st = state_new(cls, uri);
+    int n = frame_cap_query(uri);
+    if (st)
+        st->query_params = n;
+    pending_uri = st;
+    mhd_status = 0;
+    return st;
+}
+
 static enum MHD_Result queue_reply(struct MHD_Connection *c, ReqState *st, Reply *rep) {
     struct MHD_Response *r =
         MHD_create_response_from_buffer(rep->len, rep->body, MHD_RESPMEM_MUST_FREE);
@@ -162,19 +228,26 @@ static enum MHD_Result queue_reply(struct MHD_Connection *c, ReqState *st, Reply
                             rep->content_type ? rep->content_type : "application/json");
     if (rep->allow)
         MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, rep->allow);
+    if (rep->bearer_challenge)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"siamesed\"");
     if (rep->retry_after > 0) {
         char ra[16];
         snprintf(ra, sizeof ra, "%d", rep->retry_after);
         MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, ra);
     }
-    if (rep->bearer_challenge)
-        MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"siamesed\"");
     if (rep->csp) {
         MHD_add_response_header(r, "Content-Security-Policy", rep->csp);
         MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
         MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
     }
+    char id[20];
+    snprintf(id, sizeof id, "%016llx", (unsigned long long)st->id);
+    MHD_add_response_header(r, "X-Request-Id", id);
+    if (st->close)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
     st->status = rep->status;
+    st->error = rep->error;
+    st->out = rep->len;
     enum MHD_Result ret = MHD_queue_response(c, (unsigned)rep->status, r);
     MHD_destroy_response(r);
     return ret;
@@ -183,11 +256,18 @@ static enum MHD_Result queue_reply(struct MHD_Connection *c, ReqState *st, Reply
 /* What can be decided from the request line and headers alone. Returns 1 and
  * fills rep when the request is refused before its body. */
 static int refuse_early(Http *h, struct MHD_Connection *c, const char *method, const char *url,
-                        ReqState *st, Reply *rep) {
+                        const char *version, ReqState *st, Reply *rep) {
     Server *srv = h->srv;
+    st->route = route_match(method, url);
+    if (frame_refuse(c, method, version, rep, &st->close))
+        return 1;
+    if (st->query_params > FRAME_MAX_QUERY_PARAMS) {
+        reply_error(rep, 414, "uri_too_long", "%d query parameters; at most %d are accepted",
+                    st->query_params, FRAME_MAX_QUERY_PARAMS);
+        return st->close = 1;
+    }
     char ip[INET6_ADDRSTRLEN];
     client_ip(c, ip);
-    st->route = route_match(method, url);
     HttpReq req = request_of(c, method, url, st, ip);
     if (route_admit(srv, st->route, &req, rep))
         return 1;
@@ -256,15 +336,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     Http *h = cls;
     Server *srv = h->srv;
     ReqState *st = *con_cls;
-    (void)version;
-    if (!st) {
-        if (!(st = calloc(1, sizeof *st)))
-            return MHD_NO;
-        st->t0 = sm_now();
-        atomic_fetch_add(&srv->in_flight, 1);
-        *con_cls = st;
+    if (!st && !(*con_cls = st = state_new(h, url)))
+        return MHD_NO;
+    if (!st->started) {
+        st->started = 1;
+        pending_uri = NULL;
+        log_text(st->method, sizeof st->method, method);
         Reply rep = {0};
-        if (refuse_early(h, c, method, url, st, &rep)) {
+        if (refuse_early(h, c, method, url, version, st, &rep)) {
             st->refused = 1;
             return queue_reply(c, st, &rep);
         }
@@ -310,24 +389,50 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     double dt = sm_now() - st->t0;
     char ip[INET6_ADDRSTRLEN];
     client_ip(c, ip);
-    int status = toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? st->status
-                 : st->deadline.fired                       ? 408
-                                                            : 499;
-    log_info("%s %s %d %zu %.2fms %s", ip, route_name(st->route), status, st->len, dt * 1e3,
-             toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "ok" : "aborted");
-    promstats_observe(srv->stats, route_metric(st->route), status, dt);
+    int status = st->status;
+    const char *error = st->error;
+    if (!st->started) { /* libmicrohttpd refused the head itself, or the client left */
+        status = pending_uri == st ? mhd_status : 0;
+        error = status ? "libmicrohttpd" : NULL;
+        if (pending_uri == st)
+            pending_uri = NULL, mhd_status = 0;
+    } else if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK) {
+        status = 0;
+    }
+    if (!status) {
+        status = st->deadline.fired ? 408 : 499;
+        error = st->deadline.fired ? "request_timeout" : "client_closed";
+    }
+    log_info("access %s %s %s %d %s in=%zu out=%zu %.2fms id=%016llx %s", ip, st->method, st->path,
+             status, error ? error : "-", st->len, st->started ? st->out : 0, dt * 1e3,
+             (unsigned long long)st->id, st->route ? route_name(st->route) : "-");
+    promstats_observe(srv->stats, st->route ? route_metric(st->route) : -1, status, dt);
     free(st->body);
     free(st);
     *con_cls = NULL;
     atomic_fetch_sub(&srv->in_flight, 1);
 }
 
+/* libmicrohttpd's messages. Its own error replies (invalid Content-Length,
+ * a too long URL or header block, a bad request line or version, a missing
+ * Host) are announced here, "Error processing request (HTTP response code is
+ * N ...": a request whose line was seen (on_uri) gets its log line from
+ * on_completed with that status; one refused earlier gets it here. */
 static void mhd_log(void *cls, const char *fmt, va_list ap) {
+    Http *h = cls;
     char msg[512];
-    (void)cls;
+    unsigned code;
     vsnprintf(msg, sizeof msg, fmt, ap);
     msg[strcspn(msg, "\n")] = 0;
     log_debug("http: %s", msg);
+    if (sscanf(msg, "Error processing request (HTTP response code is %u", &code) != 1)
+        return;
+    if (pending_uri) {
+        mhd_status = (int)code;
+        return;
+    }
+    log_info("access - - - %u libmicrohttpd in=0 out=0 0.00ms id=- -", code);
+    promstats_observe(h->srv->stats, -1, (int)code, 0);
 }
 
 /* Resolves cfg->listen into a socket address (numeric or a host name). */
@@ -394,17 +499,28 @@ int http_start(Server *srv, Http **out, char *err) {
      * other connections moving and let more enrolls share each fsync. */
     unsigned threads = (unsigned)(cfg->threads > 0 ? cfg->threads : cores > 0 ? 4 * cores : 4);
     h->srv = srv;
-    struct MHD_OptionItem opts[12] = {
+    if (getrandom(&h->id_seed, sizeof h->id_seed, 0) != (ssize_t)sizeof h->id_seed)
+        h->id_seed = (uint64_t)(sm_now() * 1e9) ^ (uint64_t)getpid() << 32;
+    struct MHD_OptionItem opts[16] = {
+        /* First, or libmicrohttpd prints some messages with its own logger. */
+        {MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_log, h},
         {MHD_OPTION_SOCK_ADDR, 0, &ss},
         {MHD_OPTION_THREAD_POOL_SIZE, threads, NULL},
         {MHD_OPTION_CONNECTION_LIMIT, cfg->max_connections, NULL},
         {MHD_OPTION_PER_IP_CONNECTION_LIMIT, cfg->max_per_ip, NULL},
         {MHD_OPTION_CONNECTION_TIMEOUT, cfg->connection_timeout, NULL},
         {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, h},
-        {MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_log, NULL},
+        {MHD_OPTION_URI_LOG_CALLBACK, (intptr_t)on_uri, h},
+        /* 1: HTTP/1.1 without Host and spaces in the request target are
+         * refused (libmicrohttpd's own 400). 0.9.75 refuses whitespace
+         * before a header's colon only at -1, its most lenient setting
+         * otherwise: frame_refuse() does that check instead. */
+        {MHD_OPTION_STRICT_FOR_CLIENT, 1, NULL},
         {MHD_OPTION_UNESCAPE_CALLBACK, (intptr_t)route_unescape, NULL},
     };
-    int n = 8;
+    int n = 0;
+    while (opts[n].option != MHD_OPTION_END) /* the zeroed tail is MHD_OPTION_END */
+        n++;
     if (cert) {
         opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, cert};
         opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, key};

@@ -75,6 +75,7 @@ void reply_error(Reply *rep, int status, const char *code, const char *fmt, ...)
     rep->status = status;
     rep->len = rep->body ? strlen(rep->body) : 0;
     rep->content_type = "application/json";
+    rep->error = code;
 }
 
 void reply_bad_subject(Reply *rep) {

@@ -60,6 +60,7 @@ typedef struct {
     const char *content_type; /* static string */
     const char *allow;        /* Allow header for 405, static */
     int bearer_challenge;     /* send WWW-Authenticate: Bearer */
+    const char *error;        /* set by reply_error(): its code (static), for the log */
     const char *csp;          /* Content-Security-Policy (static), for the page */
     int retry_after;          /* > 0: send Retry-After: seconds (429) */
 } Reply;

@@ -16,6 +16,7 @@
  * The bystander's p99 must stay under 100 ms with every answer a 200, and the
  * daemon's RSS under baseline + max-buffered-bodies + decode-memory (the
  * documented bound), figures printed with the prefix "hostile_budget:".
+ * And a request abandoned while its images are decoded stops decoding.
  *
  * usage: test_hostile_budget SIAMESED MKMODEL SRCROOT   (meson passes all three)
  */
@@ -111,7 +112,7 @@ static Buf png_zero(int w, int h, int depth, int type, int interlace) {
     }
     deflateEnd(&s);
     png_chunk(&out, "IDAT", z.p, z.len);
-    png_chunk(&out, "IEND", NULL, 0);
+    png_chunk(&out, "IEND", ihdr, 0); /* not NULL: crc32(c, NULL, 0) is 0, not c */
     buf_free(&z);
     return out;
 }
@@ -408,11 +409,79 @@ START_TEST(bystander_under_attack) {
 }
 END_TEST
 
+/* The "NNN.NNms" of the last access-log line holding needle, or -1. */
+static double logged_ms(const char *log, const char *needle) {
+    Buf b = {0};
+    double ms = -1;
+    if (buf_read_file(log, &b) == 0)
+        for (const char *p = (const char *)b.p; (p = strstr(p, needle)); p++) {
+            const char *m = strstr(p, "ms id=");
+            const char *q = m;
+            while (q && q > p && q[-1] != ' ')
+                q--;
+            if (q)
+                ms = atof(q);
+        }
+    buf_free(&b);
+    return ms;
+}
+
+/* /embed of 128 zero 1024x1024 PNGs (with --max-request-pixels raised so
+ * that they are decoded): answered, it takes its full time; abandoned 0.2 s
+ * after sending, the daemon stops between two images instead of decoding
+ * the rest for no one. */
+START_TEST(client_gone_stops_decoding) {
+    Own o;
+    own_init_ok(&o, "gone");
+    const char *const extra[] = {"--max-request-pixels", "268435456", NULL};
+    own_start_ok(&o, H.model_a, extra);
+    Buf zero = png_zero(1024, 1024, 8, 0, 0);
+    Field zf[ZEROS];
+    char ctype[128];
+    for (int i = 0; i < ZEROS; i++)
+        zf[i] = IMAGE("image", zero);
+    Buf body = body_multipart(zf, ZEROS / 2, ctype, sizeof ctype), rq = {0};
+    double t0 = now_s();
+    Resp r = http(
+        o.d.port,
+        &(Req){
+            .method = "POST", .path = "/embed", .ctype = ctype, .body = body.p, .len = body.len});
+    double full = now_s() - t0;
+    ASSERT_JSON(r, 200);
+    resp_free(&r);
+    buf_printf(&rq,
+               "POST /embed HTTP/1.1\r\nHost: t\r\nContent-Type: %s\r\nContent-Length: %zu\r\n\r\n",
+               ctype, body.len);
+    buf_add(&rq, body.p, body.len);
+    int fd = raw_connect(o.d.port);
+    ck_assert_int_ge(fd, 0);
+    send_all(fd, rq.p, rq.len);
+    usleep(200000);
+    close(fd);
+    double ms = -1, until = now_s() + full + 5;
+    while (ms < 0 && now_s() < until) {
+        usleep(50000);
+        ms = logged_ms(o.d.log, " POST /embed 499 ");
+    }
+    fprintf(stderr,
+            "hostile_budget: /embed of 128 zero 1024^2 PNGs: %.0f ms answered; abandoned after "
+            "0.2 s: logged 499 after %.0f ms\n",
+            full * 1e3, ms);
+    ck_assert_msg(ms >= 0, "no 499 line for the abandoned request");
+    ck_assert_msg(full > 0.6, "the full request took only %.0f ms: too fast to tell", full * 1e3);
+    ck_assert_msg(ms < full * 1e3 / 2, "the abandoned request ran %.0f ms (answered: %.0f ms)", ms,
+                  full * 1e3);
+    buf_free(&zero), buf_free(&body), buf_free(&rq);
+    own_stop_ok(&o);
+}
+END_TEST
+
 int main(int argc, char **argv) {
     Suite *s = suite_create("hostile_budget");
     TCase *tc = tcase_create("budget");
     tcase_set_timeout(tc, 90);
     tcase_add_test(tc, bystander_under_attack);
+    tcase_add_test(tc, client_gone_stops_decoding);
     suite_add_tcase(s, tc);
     return prove_main(argc, argv, "hostile_budget", s);
 }
