@@ -450,7 +450,8 @@ START_TEST(client_gone_stops_decoding) {
     ASSERT_JSON(r, 200);
     resp_free(&r);
     buf_printf(&rq,
-               "POST /embed HTTP/1.1\r\nHost: t\r\nContent-Type: %s\r\nContent-Length: %zu\r\n\r\n",
+               "POST /embed HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: %s\r\nContent-Length: "
+               "%zu\r\n\r\n",
                ctype, body.len);
     buf_add(&rq, body.p, body.len);
     int fd = raw_connect(o.d.port);
