@@ -29,13 +29,13 @@ done
 # Prints a command as the README shows it (port 8080, quoted URL), then its
 # answer, each line prefixed "# ".
 run() {
-    local shown=${1//\$u/http:\/\/127.0.0.1:8080}
-    echo "    ${shown//\"/\'}"
+    echo "    $1" | sed -E "s|\"\\\$u/([^\"]*)\"|'http://127.0.0.1:8080/\1'|g"
     (eval "$1"; echo) 2>&1 | sed '/^$/d; s/^/    # /'
 }
 u=http://127.0.0.1:$port
 run 'curl -s -F a=@x.png -F b=@y.png "$u/verify"'
 run 'curl -s -F a=@x.png -F b=@z.png "$u/verify"'
+run 'curl -s -H "Content-Type: application/json" -d "{\"a\":\"$(base64 -w0 x.png)\",\"b\":\"$(base64 -w0 y.png)\"}" "$u/verify"'
 run 'curl -s -F subject=alice -F image=@x.png -F image=@y.png "$u/enroll"'
 run 'curl -s -F subject=bob -F image=@z.png "$u/enroll"'
 run 'curl -s -F subject=alice -F image=@y.png "$u/verify"'
@@ -47,5 +47,6 @@ run 'curl -s -X DELETE "$u/subjects/alice/samples/1"'
 run 'curl -s -X DELETE "$u/subjects/bob"'
 run 'curl -s "$u/model"'
 run 'curl -s "$u/healthz"'
+run 'curl -s "$u/page/settings"'
 run 'curl -s -F a=@x.png "$u/verify"'
 run 'curl -s "$u/metrics" | head -3'
