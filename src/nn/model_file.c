@@ -257,7 +257,11 @@ static int read_arch_v1(const StFile *f, int h, int w, ModelArch *a, char *err) 
 
 static int read_arch(const StFile *f, ModelArch *a, NameScheme *names, char *err) {
     int rc, version, esize, h, w, c;
-    const char *spec;
+    const char *spec, *format = st_meta(f, "format");
+    if (!format || strcmp(format, "siamesed") != 0)
+        return sm_err(err, -EINVAL,
+                      "a safetensors file, but not a siamesed model (no format=siamesed in its "
+                      "metadata; PyTorch weights are converted with --import)");
     if ((rc = meta_expect(f, "format", "siamesed", err)) < 0 ||
         (rc = meta_int(f, "format_version", 0, 1000000, &version, err)) < 0)
         return rc;

@@ -639,7 +639,11 @@ int st_read(const char *path, size_t max_bytes, StFile **out, char *err) {
     if (rc < 0)
         return rc;
     rc = parse_buffer(buf, len, out, msg);
+    /* A safetensors file opens with its header length and the header's '{'. */
+    int looks = len > 8 && buf[8] == '{';
     free(buf);
+    if (rc < 0 && !looks)
+        return sm_err(err, rc, "%s: not a safetensors file (%s)", path, msg);
     return rc < 0 ? sm_err(err, rc, "%s: %s", path, msg) : 0;
 }
 

@@ -9,6 +9,8 @@
  *     what the options are instead;
  *   - `siamesed --info MODEL [--db DB]` prints the file's fingerprint,
  *     architecture, threshold and metrics, and whether the store matches;
+ *     a file that is not a model is "not a safetensors file", or "a
+ *     safetensors file, but not a siamesed model";
  *   - GET /model reports the quality verdict ("unmeasured" for a model with
  *     no recorded metrics).
  */
@@ -183,9 +185,15 @@ START_TEST(info_describes_model_and_store) {
     const char *b[] = {"--info", H.model_b, "--db", x.db, NULL};
     info_ok(&x, "info-b", b, log);
     ck_assert(file_has(log, "does not match") && file_has(log, "--reembed --model"));
-    /* Not a model: one line, exit 1. */
+    /* Not a model: one line, exit 1, in words that say which kind of file it is not. */
     const char *bad[] = {"--info", x.db, NULL};
     run_fails(&x, "info-bad", bad, log);
+    ck_assert(file_has(log, "siamesed.db: not a safetensors file ("));
+    char foreign[600];
+    snprintf(foreign, sizeof foreign, "%s/tests/data/safetensors/valid_nometa.st", H.srcroot);
+    const char *other[] = {"--info", foreign, NULL};
+    run_fails(&x, "info-foreign", other, log);
+    ck_assert(file_has(log, "a safetensors file, but not a siamesed model"));
     const char *both[] = {"--info", H.model_a, "--model", H.model_b, NULL};
     run_fails(&x, "info-both", both, log);
     ck_assert(file_has(log, "name the model once"));
