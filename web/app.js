@@ -108,9 +108,17 @@ async function loadModel() {
     state.threshold = m.threshold;
     state.margin = m.margin;
     const input = m.input || {};
-    info.textContent = `${m.architecture || 'network'} ${(m.layers || []).join('-')}, ` +
-      `input ${input.width}x${input.height}, embedding ${m.embedding_size}. ` +
-      `Threshold ${fmt(m.threshold)}, margin ${fmt(m.margin)}.`;
+    const layers = m.layers ? m.layers.join(', ') : m.arch;
+    info.textContent = `${m.architecture || 'network'} (${layers}), input ${input.width}x` +
+      `${input.height}x${input.channels || 1}, embedding ${m.embedding_size}. Two images closer ` +
+      `than ${fmt(m.threshold)} are judged the same; training pushed different ones at least ` +
+      `${fmt(m.margin)} apart.`;
+    const test = m.training && (m.training.test || m.training.validation);
+    if (test && typeof test.accuracy_calibrated === 'number') {
+      info.textContent += ` On its ${m.training.test ? 'test' : 'validation'} pairs that ` +
+        `threshold was right ${(100 * test.accuracy_calibrated).toFixed(1)}% of the time` +
+        (typeof test.roc_auc === 'number' ? ` (ROC AUC ${test.roc_auc.toFixed(3)}).` : '.');
+    }
   } catch (e) {
     info.textContent = 'Model unavailable: ' + e.message;
   }
@@ -242,24 +250,37 @@ function subjectItem(s) {
   del.addEventListener('click', () => removeSubject(s.id, li));
   const details = el('details', {}, el('summary', { text: 'samples and metadata' }));
   details.addEventListener('toggle', () => { if (details.open) loadSamples(s.id, details); });
-  li.append(el('b', { text: s.id }), ` ${s.samples} sample${s.samples === 1 ? '' : 's'} `,
+  li.append(el('b', { text: s.id }),
+    el('span', { class: 'count', text: ` ${s.samples} sample${s.samples === 1 ? '' : 's'} ` }),
     el('span', { class: 'meta', text: 'since ' + s.created_at + ' ' }), del, details);
   return li;
 }
 
-async function loadSamples(id, details) {
-  const box = el('div', { class: 'samples' });
-  details.querySelectorAll('div, pre, p').forEach((n) => n.remove());
+/* The subject's metadata and samples, page by page (limit 50), each sample
+ * with its delete button. */
+async function loadSamples(id, details, cursor) {
+  if (!cursor) details.querySelectorAll('div, pre, p').forEach((n) => n.remove());
+  details.querySelectorAll('button.more').forEach((n) => n.remove());
+  const box = details.querySelector('div.samples') || el('div', { class: 'samples' });
   try {
-    const r = await api('GET', '/subjects/' + encodeURIComponent(id));
-    details.append(el('pre', { class: 'meta', text: 'metadata: ' + JSON.stringify(r.metadata) }));
+    const r = await api('GET', '/subjects/' + encodeURIComponent(id) + '?limit=50' +
+      (cursor ? '&cursor=' + encodeURIComponent(cursor) : ''));
+    if (!cursor) {
+      details.append(el('pre', { class: 'meta', text: `${r.total} samples; metadata: ` +
+        JSON.stringify(r.metadata) }));
+      details.append(box);
+    }
     for (const smp of r.samples || []) {
       const b = el('button', { type: 'button', class: 'danger', 'data-sample': String(smp.id),
-        text: `delete sample ${smp.id}` });
+        title: 'enrolled ' + smp.created_at, text: `delete sample ${smp.id}` });
       b.addEventListener('click', () => removeSample(id, smp.id, details));
       box.append(b);
     }
-    details.append(box);
+    if (r.next_cursor) {
+      const more = el('button', { type: 'button', class: 'more', text: 'more samples' });
+      more.addEventListener('click', () => loadSamples(id, details, r.next_cursor));
+      details.append(more);
+    }
   } catch (e) {
     details.append(el('p', { class: 'error', text: 'Error: ' + e.message }));
   }
@@ -279,8 +300,14 @@ async function removeSubject(id, li) {
 
 async function removeSample(id, sample, details) {
   try {
-    await api('DELETE', `/subjects/${encodeURIComponent(id)}/samples/${sample}`);
-    loadSubjects(true);
+    const r = await api('DELETE', `/subjects/${encodeURIComponent(id)}/samples/${sample}`);
+    if (!r.remaining) {
+      loadSubjects(true);
+      return;
+    }
+    const li = details.closest('li');
+    li.querySelector('.count').textContent = ` ${r.remaining} sample${r.remaining === 1 ? '' : 's'} `;
+    loadSamples(id, details);
   } catch (e) {
     details.append(el('p', { class: 'error', text: 'Error: ' + e.message }));
   }

@@ -280,15 +280,18 @@ static void section_projection(Sb *b, const Gathered *g) {
 
 /* ---- history, metrics, settings ---- */
 
-/* The numbers of a JSON array of numbers into a new array (*n of them). */
+/* The numbers of a JSON array into a new array (*n of them); *n is -1 when
+ * an entry is not a finite number (the summary comes from a model file). */
 static double *numbers_of(const cJSON *a, int *n) {
     *n = cJSON_IsArray(a) ? cJSON_GetArraySize(a) : 0;
     double *v = malloc((size_t)(*n ? *n : 1) * sizeof *v);
     int i = 0;
     const cJSON *x;
     cJSON_ArrayForEach(x, a) {
-        if (v && i < *n)
-            v[i++] = cJSON_IsNumber(x) ? x->valuedouble : NAN;
+        if (!cJSON_IsNumber(x) || !isfinite(x->valuedouble))
+            *n = -1;
+        else if (v && i < *n)
+            v[i++] = x->valuedouble;
     }
     return v;
 }

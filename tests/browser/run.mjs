@@ -154,7 +154,7 @@ test('the page loads with a strict CSP, its favicon and no console errors', asyn
   const csp = res.headers()['content-security-policy'];
   assert.match(csp, /default-src 'self'/);
   assert.doesNotMatch(csp, /unsafe-inline|unsafe-eval/);
-  await page.waitForFunction(() => /Threshold \d/.test(document.querySelector('#model-info').textContent));
+  await page.waitForFunction(() => /closer than \d/.test(document.querySelector('#model-info').textContent));
   assert.equal((await fetch(base + '/favicon.svg')).status, 200);
   const paint = await page.evaluate(() => {
     const e = performance.getEntriesByName('first-contentful-paint')[0];
@@ -168,10 +168,18 @@ test('the page loads with a strict CSP, its favicon and no console errors', asyn
   await page.close();
 });
 
-test('verify two images: the verdict and distance the API gives, on a scale', async () => {
+test('verify two images (one dropped): the verdict and distance the API gives, on a scale', async () => {
   const { page } = await openPage(open + '/#verify');
   await page.setInputFiles('#verify-a', IMAGES[0]);
-  await page.setInputFiles('#verify-b', IMAGES[1]);
+  /* Image B by drag and drop: a drop event carrying the file lands it in #verify-b. */
+  const bytes = [...readFileSync(IMAGES[1])];
+  await page.evaluate((b) => {
+    const dt = new DataTransfer();
+    dt.items.add(new File([new Uint8Array(b)], 'fm2_c1.png', { type: 'image/png' }));
+    document.querySelector('label[for="verify-b"]').dispatchEvent(
+      new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
+  }, bytes);
+  assert.equal(await page.evaluate(() => document.querySelector('#verify-b').files[0].name), 'fm2_c1.png');
   await page.click('#verify-submit');
   await page.waitForSelector('#verify-result .verdict');
   const text = await page.textContent('#verify-result');
@@ -215,6 +223,12 @@ test('bulk-enroll three images, see the subject listed, identify it, delete it',
   assert.match(await row.locator('pre.meta').textContent(), /"name":"Alice"/);
   assert.equal(await row.locator('button[data-sample]').count(), 3);
   await shot(page, 'subjects');
+  /* Delete one sample from the page: the API and the list both say 2. */
+  await row.locator('button[data-sample]').last().click();
+  await page.waitForFunction(() =>
+    document.querySelectorAll('#subjects [data-subject="alice"] button[data-sample]').length === 2);
+  assert.match(await row.textContent(), /alice 2 samples/);
+  assert.equal((await (await fetch(open + '/subjects/alice')).json()).total, 2);
 
   await page.click('nav a[data-tab="identify"]');
   await page.setInputFiles('#identify-image', IMAGES[0]);
@@ -258,7 +272,7 @@ test('with API keys on: refused without a key, works with one, read keys may not
   const want = await apiVerify(base, IMAGES[0], IMAGES[1], READ_KEY);
   assert.ok((await page.textContent('#verify-result')).includes(want.distance.toFixed(4)));
   assert.match(await page.textContent('#verify-curl'), /Authorization: Bearer \$SIAMESED_KEY/);
-  await page.waitForFunction(() => /Threshold \d/.test(document.querySelector('#model-info').textContent));
+  await page.waitForFunction(() => /closer than \d/.test(document.querySelector('#model-info').textContent));
 
   await page.click('nav a[data-tab="enroll"]');
   await page.fill('#enroll-subject', 'bob');

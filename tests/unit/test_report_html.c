@@ -207,6 +207,28 @@ START_TEST(refuses_data_the_model_cannot_take) {
 }
 END_TEST
 
+START_TEST(a_history_that_is_not_numbers_is_not_drawn) {
+    /* The summary comes from a model file: refuse to draw what is not a number. */
+    char err[SM_ERRMAX], other[300];
+    ck_assert_int_eq(model_set_training(model,
+                                        "{\"history\":{\"loss\":[1,\"x\"],"
+                                        "\"val_accuracy\":[0.5,0.6]},\"note\":\"<b>&\"}",
+                                        err),
+                     0);
+    snprintf(other, sizeof other, "%s.hist", path);
+    ReportHtml r = {"--eval", model, "m", test, "test", PAIRS_AUTO, 1, &rep, 0};
+    ck_assert_int_eq(report_html_write(other, &r, err), 0);
+    uint8_t *buf;
+    size_t len;
+    ck_assert_int_eq(sm_read_file(other, 4 << 20, &buf, &len, err), 0);
+    ck_assert_ptr_null(strstr((char *)buf, "id=\"chart-loss\""));
+    ck_assert_ptr_nonnull(strstr((char *)buf, "records no per-epoch history"));
+    ck_assert_ptr_nonnull(strstr((char *)buf, "<td>&lt;b&gt;&amp;</td>")); /* escaped */
+    free(buf);
+    unlink(other);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("report_html");
     TCase *tc = tcase_create("report");
@@ -217,6 +239,7 @@ int main(void) {
     tcase_add_test(tc, hardest_mistakes_are_the_right_pairs);
     tcase_add_test(tc, self_contained_and_small);
     tcase_add_test(tc, refuses_data_the_model_cannot_take);
+    tcase_add_test(tc, a_history_that_is_not_numbers_is_not_drawn);
     suite_add_tcase(s, tc);
     return check_run(s);
 }
