@@ -114,7 +114,7 @@ static int train_config_from(const Config *cfg, const Dataset *train, TrainConfi
     tc->margin = (float)cfg->margin, tc->seed = cfg->seed, tc->threads = threads_of(cfg);
     tc->val_fraction = cfg->val_fraction, tc->data_name = cfg->data, tc->progress = stderr;
     tc->pairs = pairs_of(cfg);
-    return 0;
+    return train_parse_augment(cfg->augment, tc, err);
 }
 
 /* --report: the HTML report, charting the test split (the training data's

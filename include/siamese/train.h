@@ -37,6 +37,8 @@ typedef struct {
     int threads;           /* OpenBLAS threads */
     double val_fraction;   /* of each class's training samples, for calibration */
     PairsMode pairs;       /* pairing of every split (pairs.h); AUTO resolves per split */
+    int augment_shift;     /* training images shifted by up to this many pixels (0: off) */
+    int augment_flip;      /* training images flipped left-right at random (0: off) */
     const char *data_name; /* recorded in the model's training summary */
     FILE *progress;        /* per-epoch lines (and a live bar if a tty); NULL: silent */
 } TrainConfig;
@@ -56,6 +58,10 @@ typedef struct {
 typedef struct {
     float loss, val_accuracy;
 } TrainEpoch;
+
+/* Parses an augmentation spec: "" (none), "shiftN" (N 0..8), "flip", or both
+ * comma-separated ("shift2,flip"), into tc. -EINVAL with one line otherwise. */
+int train_parse_augment(const char *spec, TrainConfig *tc, char *err);
 
 /* Sets the reference recipe's defaults (784->128->128->128, 20 epochs, ...). */
 void train_config_default(TrainConfig *tc);

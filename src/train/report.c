@@ -64,6 +64,11 @@ char *report_training_json(const TrainConfig *tc, const Dataset *train, const Da
     add_num(o, "seed", (double)tc->seed);
     add_num(o, "threads", tc->threads);
     add_num(o, "val_fraction", tc->val_fraction);
+    char spec[NET_MAX_SPEC] = "";
+    net_format(&tc->arch, spec, sizeof spec);
+    cJSON_AddStringToObject(o, "arch", spec);
+    add_num(o, "augment_shift", tc->augment_shift);
+    cJSON_AddBoolToObject(o, "augment_flip", tc->augment_flip);
     add_num(o, "final_loss", rep->final_loss);
     add_num(o, "pairs_per_s", rep->pairs_per_s);
     add_num(o, "seconds", rep->seconds);

@@ -32,7 +32,8 @@ enum {
     STREAM_PAIRS_VAL,
     STREAM_PAIRS_TEST,
     STREAM_SHUFFLE,
-    STREAM_DROPOUT
+    STREAM_DROPOUT,
+    STREAM_AUGMENT
 };
 
 static uint64_t stream_seed(uint64_t seed, int stream) {
@@ -49,8 +50,9 @@ typedef struct {
     float *opt;      /* optimiser state: v (RMSprop) or m then v (Adam) */
     float *demb;     /* (2B, E) */
     float *dist, *y; /* (B) */
-    Rng dropout_rng;
-    int t; /* optimiser step count */
+    Rng dropout_rng, augment_rng;
+    float *row; /* one image: augmentation scratch */
+    int t;      /* optimiser step count */
 } Trainer;
 
 static int trainer_init(Trainer *s, const TrainConfig *tc, Model *m, const Dataset *d, char *err) {
@@ -64,11 +66,13 @@ static int trainer_init(Trainer *s, const TrainConfig *tc, Model *m, const Datas
     s->grad = aligned_alloc(64, (np * sizeof(float) + 63) & ~(size_t)63);
     s->opt = calloc(nopt, sizeof(float));
     s->demb = malloc((2 * (size_t)tc->batch * s->E + 2 * (size_t)tc->batch) * sizeof(float));
-    if (!s->grad || !s->opt || !s->demb)
+    s->row = malloc((size_t)s->D * sizeof(float));
+    if (!s->grad || !s->opt || !s->demb || !s->row)
         return sm_err(err, -ENOMEM, "train: out of memory");
     s->dist = s->demb + 2 * (size_t)tc->batch * s->E;
     s->y = s->dist + tc->batch;
     rng_seed(&s->dropout_rng, stream_seed(tc->seed, STREAM_DROPOUT));
+    rng_seed(&s->augment_rng, stream_seed(tc->seed, STREAM_AUGMENT));
     return 0;
 }
 
@@ -77,6 +81,56 @@ static void trainer_free(Trainer *s) {
     free(s->grad);
     free(s->opt);
     free(s->demb);
+    free(s->row);
+}
+
+/* img (H,W,C) shifted by (dy, dx) pixels, zero where it moves in from the
+ * edge, and mirrored left-right when flip; row is scratch of the same size. */
+static void augment_image(float *img, float *row, int H, int W, int C, int dy, int dx, int flip) {
+    memcpy(row, img, (size_t)H * W * C * sizeof *row);
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++) {
+            int sy = y - dy, sx = (flip ? W - 1 - x : x) - dx;
+            float *dst = img + ((size_t)y * W + x) * C;
+            if (sy < 0 || sy >= H || sx < 0 || sx >= W)
+                memset(dst, 0, (size_t)C * sizeof *dst);
+            else
+                memcpy(dst, row + ((size_t)sy * W + sx) * C, (size_t)C * sizeof *dst);
+        }
+}
+
+/* Random shifts and flips of the R gathered images, drawn from their own stream. */
+static void augment_batch(Trainer *s, float *x, int R) {
+    const ModelArch *a = model_arch(s->model);
+    const int n = s->tc->augment_shift;
+    for (int i = 0; i < R; i++) {
+        int dy = n ? (int)rng_below(&s->augment_rng, (uint32_t)(2 * n + 1)) - n : 0;
+        int dx = n ? (int)rng_below(&s->augment_rng, (uint32_t)(2 * n + 1)) - n : 0;
+        int flip = s->tc->augment_flip ? (int)rng_below(&s->augment_rng, 2) : 0;
+        if (dy || dx || flip)
+            augment_image(x + (size_t)i * s->D, s->row, a->in_h, a->in_w, a->in_c, dy, dx, flip);
+    }
+}
+
+int train_parse_augment(const char *spec, TrainConfig *tc, char *err) {
+    tc->augment_shift = tc->augment_flip = 0;
+    for (const char *p = spec; *p;) {
+        size_t n = strcspn(p, ",");
+        char *end;
+        if (n == 4 && strncmp(p, "flip", 4) == 0)
+            tc->augment_flip = 1;
+        else if (n > 5 && strncmp(p, "shift", 5) == 0 && p[5] >= '0' && p[5] <= '9' &&
+                 (tc->augment_shift = (int)strtol(p + 5, &end, 10), end == p + n) &&
+                 tc->augment_shift <= 8)
+            ;
+        else
+            return sm_err(err, -EINVAL, "augment: '%.*s' is not shiftN (N 0..8) or flip", (int)n,
+                          p);
+        if (p[n] == ',' && !p[n + 1])
+            return sm_err(err, -EINVAL, "augment: '%s' ends with a comma", spec);
+        p += n + (p[n] == ',');
+    }
+    return 0;
 }
 
 static float train_step(Trainer *s, const Pair *pairs, const int32_t *order, int B) {
@@ -94,6 +148,8 @@ static float train_step(Trainer *s, const Pair *pairs, const int32_t *order, int
         memcpy(x + (size_t)(B + i) * s->D, d->x + (size_t)p->b * s->D, row);
         s->y[i] = p->y;
     }
+    if (s->tc->augment_shift || s->tc->augment_flip)
+        augment_batch(s, x, 2 * B);
     const float *params = model_params_const(s->model);
     const float *emb = net_train_forward(s->net, params, 2 * B, &s->dropout_rng);
     distance_forward(s->dist, emb, B, s->E);

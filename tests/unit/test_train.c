@@ -14,6 +14,7 @@
 
 #include "siamese/blas.h"
 #include "siamese/dataset.h"
+#include "siamese/network.h"
 #include "siamese/train.h"
 
 #include "check_util.h"
@@ -84,6 +85,51 @@ static int same_weights(const Model *a, const Model *b) {
     return model_n_params(a) == model_n_params(b) &&
            memcmp(model_params_const(a), model_params_const(b), model_n_params(a) * 4) == 0;
 }
+
+/* A small CNN for one epoch on 600 images, with augmentation spec aug. */
+static Model *train_cnn(const char *aug, uint64_t seed) {
+    Dataset *train = slice(DATASET_TRAIN, 600);
+    TrainConfig tc = quick_config(1, seed, 1);
+    char err[256];
+    ck_assert_msg(net_parse("conv4k5,relu,pool2,conv6k3s2p1,relu,fc16", 28, 28, 1, &tc.arch, err) ==
+                      0,
+                  "%s", err);
+    ck_assert_msg(train_parse_augment(aug, &tc, err) == 0, "%s", err);
+    Model *m = NULL;
+    TrainReport rep;
+    ck_assert_msg(train_run(&tc, train, NULL, &m, &rep, err) == 0, "%s", err);
+    ck_assert(isfinite(rep.final_loss));
+    dataset_free(train);
+    return m;
+}
+
+static int same_weights(const Model *a, const Model *b);
+
+START_TEST(cnn_augmentation_is_seeded) {
+    Model *a = train_cnn("shift2,flip", 3), *b = train_cnn("shift2,flip", 3);
+    Model *plain = train_cnn("", 3), *shift = train_cnn("shift1", 3),
+          *other = train_cnn("shift2,flip", 4);
+    ck_assert_msg(same_weights(a, b), "augmented runs with one seed differ");
+    ck_assert(!same_weights(a, plain) && !same_weights(a, shift) && !same_weights(shift, plain));
+    ck_assert(!same_weights(a, other));
+    ck_assert_str_eq(model_arch_spec(a), "conv4k5,relu,pool2,conv6k3s2p1,relu,fc16");
+    model_free(a), model_free(b), model_free(plain), model_free(shift), model_free(other);
+    TrainConfig tc;
+    char err[256];
+    train_config_default(&tc);
+    ck_assert_int_eq(train_parse_augment("flip,shift3", &tc, err), 0);
+    ck_assert(tc.augment_flip == 1 && tc.augment_shift == 3);
+    ck_assert_int_eq(train_parse_augment("", &tc, err), 0);
+    ck_assert(tc.augment_flip == 0 && tc.augment_shift == 0);
+    static const char *const bad[] = {"shift", "shift9", "shift2x", "flop",
+                                      "flip,", ",flip",  "shift-1"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        err[0] = 0;
+        ck_assert_msg(train_parse_augment(bad[i], &tc, err) == -EINVAL && strstr(err, "augment"),
+                      "'%s' accepted", bad[i]);
+    }
+}
+END_TEST
 
 START_TEST(fixed_seed_is_bit_identical) {
     const char *opt = _i ? "adam" : "rmsprop";
@@ -172,6 +218,7 @@ int main(int argc, char **argv) {
     tcase_add_test(tc, short_run_learns);
     tcase_add_loop_test(tc, fixed_seed_is_bit_identical, 0, 2);
     tcase_add_test(tc, bad_inputs_are_refused);
+    tcase_add_test(tc, cnn_augmentation_is_seeded);
     tcase_add_test(tc, imbalanced_uses_every_image);
     suite_add_tcase(s, tc);
     int failed = check_run(s);
