@@ -85,13 +85,14 @@ void conv2d_backward_ref(float *dinp, float *dweight, float *dbias, const float 
                          const float *inp, const float *weight, int N, int H, int W, int C, int OC,
                          int K, int S, int P);
 
-/* Max pool K×K, stride K, floor: out (N,H/K,W/K,C); arg (same size) gets the
- * index within the image of each maximum (the first, scanning rows). */
-void maxpool_forward(float *out, int32_t *arg, const float *inp, int N, int H, int W, int C, int K);
+/* Max pool K×K, stride K, floor: out (N,H/K,W/K,C). */
+void maxpool_forward(float *out, const float *inp, int N, int H, int W, int C, int K);
 void maxpool_forward_ref(float *out, const float *inp, int N, int H, int W, int C, int K);
-/* dinp (N,H,W,C) overwritten: dout routed to the maxima. */
-void maxpool_backward(float *dinp, const float *dout, const int32_t *arg, int N, int H, int W,
-                      int C, int K);
+/* dinp (N,H,W,C) overwritten: each dout goes to the first input of its
+ * window (scanning rows, as PyTorch's CPU kernel) equal to out, the forward's
+ * output; the rest is 0. */
+void maxpool_backward(float *dinp, const float *dout, const float *inp, const float *out, int N,
+                      int H, int W, int C, int K);
 /* The same from the input itself (recomputes the first maximum). */
 void maxpool_backward_ref(float *dinp, const float *dout, const float *inp, int N, int H, int W,
                           int C, int K);

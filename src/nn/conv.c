@@ -22,26 +22,46 @@ static int out_size(int in, int K, int S, int P) {
     return (in + 2 * P - K) / S + 1;
 }
 
+/* n floats from src to dst: the spans here are short (K*C: 5 for a first
+ * 5x5 layer of one channel), where a loop beats a memcpy call. */
+static inline void copy_span(float *restrict dst, const float *restrict src, int n) {
+    for (int i = 0; i < n; i++)
+        dst[i] = src[i];
+}
+
+/* One row of patches, for output (oh, ow) of img (H,W,C): K spans of K*C
+ * floats, each contiguous in the input unless the kernel hangs off an edge. */
+static void im2col_row(float *restrict dst, const float *restrict img, int H, int W, int C, int K,
+                       int ih0, int iw0) {
+    const int span = K * C;
+    for (int kh = 0; kh < K; kh++, dst += span) {
+        int ih = ih0 + kh;
+        if (ih < 0 || ih >= H) {
+            memset(dst, 0, (size_t)span * sizeof *dst);
+        } else if (iw0 >= 0 && iw0 + K <= W) {
+            copy_span(dst, img + ((size_t)ih * W + iw0) * C, span);
+        } else {
+            for (int kw = 0; kw < K; kw++) {
+                int iw = iw0 + kw;
+                if (iw < 0 || iw >= W)
+                    memset(dst + kw * C, 0, (size_t)C * sizeof *dst);
+                else
+                    copy_span(dst + kw * C, img + ((size_t)ih * W + iw) * C, C);
+            }
+        }
+    }
+}
+
 /* col (N*OH*OW, K*K*C) from inp (N,H,W,C); zero where the kernel is off the image. */
 static void im2col(float *restrict col, const float *restrict inp, int N, int H, int W, int C,
                    int K, int S, int P) {
-    const int OH = out_size(H, K, S, P), OW = out_size(W, K, S, P);
-    const size_t tap = (size_t)C * sizeof(float);
+    const int OH = out_size(H, K, S, P), OW = out_size(W, K, S, P), KKC = K * K * C;
     float *dst = col;
     for (int n = 0; n < N; n++) {
         const float *img = inp + (size_t)n * H * W * C;
         for (int oh = 0; oh < OH; oh++)
-            for (int ow = 0; ow < OW; ow++)
-                for (int kh = 0; kh < K; kh++) {
-                    int ih = oh * S - P + kh;
-                    for (int kw = 0; kw < K; kw++, dst += C) {
-                        int iw = ow * S - P + kw;
-                        if (ih < 0 || ih >= H || iw < 0 || iw >= W)
-                            memset(dst, 0, tap);
-                        else
-                            memcpy(dst, img + ((size_t)ih * W + iw) * C, tap);
-                    }
-                }
+            for (int ow = 0; ow < OW; ow++, dst += KKC)
+                im2col_row(dst, img, H, W, C, K, oh * S - P, ow * S - P);
     }
 }
 
@@ -153,25 +173,27 @@ void conv2d_backward_ref(float *dinp, float *dweight, float *dbias, const float 
                 }
 }
 
-void maxpool_forward(float *out, int32_t *arg, const float *inp, int N, int H, int W, int C,
-                     int K) {
+/* One output pixel's C channels: the maximum over a K×K window. */
+SM_CLONES static void pool_pixel(float *restrict out, const float *restrict win, int W, int C,
+                                 int K) {
+    for (int c = 0; c < C; c++)
+        out[c] = win[c];
+    for (int kh = 0; kh < K; kh++)
+        for (int kw = 0; kw < K; kw++) {
+            const float *v = win + ((size_t)kh * W + kw) * C;
+            for (int c = 0; c < C; c++)
+                out[c] = v[c] > out[c] ? v[c] : out[c];
+        }
+}
+
+void maxpool_forward(float *out, const float *inp, int N, int H, int W, int C, int K) {
     const int OH = H / K, OW = W / K;
     for (int n = 0; n < N; n++) {
         const float *img = inp + (size_t)n * H * W * C;
         for (int oh = 0; oh < OH; oh++)
-            for (int ow = 0; ow < OW; ow++) {
-                size_t o = (((size_t)n * OH + oh) * OW + ow) * C;
-                int32_t first = (int32_t)(((size_t)oh * K * W + (size_t)ow * K) * C);
-                for (int c = 0; c < C; c++)
-                    out[o + c] = img[first + c], arg[o + c] = first + c;
-                for (int kh = 0; kh < K; kh++)
-                    for (int kw = 0; kw < K; kw++) {
-                        int32_t at = (int32_t)((((size_t)oh * K + kh) * W + ow * K + kw) * C);
-                        for (int c = 0; c < C; c++)
-                            if (img[at + c] > out[o + c])
-                                out[o + c] = img[at + c], arg[o + c] = at + c;
-                    }
-            }
+            for (int ow = 0; ow < OW; ow++)
+                pool_pixel(out + (((size_t)n * OH + oh) * OW + ow) * C,
+                           img + ((size_t)oh * K * W + (size_t)ow * K) * C, W, C, K);
     }
 }
 
@@ -192,13 +214,26 @@ void maxpool_forward_ref(float *out, const float *inp, int N, int H, int W, int 
                 }
 }
 
-void maxpool_backward(float *dinp, const float *dout, const int32_t *arg, int N, int H, int W,
-                      int C, int K) {
-    const size_t in_img = (size_t)H * W * C, out_img = (size_t)(H / K) * (W / K) * C;
-    memset(dinp, 0, (size_t)N * in_img * sizeof *dinp);
-    for (int n = 0; n < N; n++)
-        for (size_t i = 0; i < out_img; i++)
-            dinp[n * in_img + (size_t)arg[n * out_img + i]] += dout[n * out_img + i];
+void maxpool_backward(float *dinp, const float *dout, const float *inp, const float *out, int N,
+                      int H, int W, int C, int K) {
+    const int OH = H / K, OW = W / K;
+    memset(dinp, 0, (size_t)N * H * W * C * sizeof *dinp);
+    for (int n = 0; n < N; n++) {
+        const size_t img = (size_t)n * H * W * C;
+        for (int oh = 0; oh < OH; oh++)
+            for (int ow = 0; ow < OW; ow++) {
+                size_t o = (((size_t)n * OH + oh) * OW + ow) * C;
+                size_t win = img + ((size_t)oh * K * W + (size_t)ow * K) * C;
+                for (int c = 0; c < C; c++) /* the first tap that holds the maximum */
+                    for (int t = 0; t < K * K; t++) {
+                        size_t at = win + ((size_t)(t / K) * W + (size_t)(t % K)) * C + c;
+                        if (inp[at] == out[o + c]) {
+                            dinp[at] = dout[o + c];
+                            break;
+                        }
+                    }
+            }
+    }
 }
 
 void maxpool_backward_ref(float *dinp, const float *dout, const float *inp, int N, int H, int W,

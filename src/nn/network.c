@@ -314,7 +314,7 @@ void net_fast_copy(const ModelArch *a, const NetPlan *p, const float *params, fl
     }
 }
 
-/* Scratch floats per row for inference: two activations, patches, pool indices. */
+/* Scratch floats per row for inference: two activations and the patches. */
 static size_t infer_row_floats(const ModelArch *a, const NetPlan *p, size_t *col) {
     *col = 0;
     for (int i = 0; i < a->n_layers; i++)
@@ -322,7 +322,7 @@ static size_t infer_row_floats(const ModelArch *a, const NetPlan *p, size_t *col
             size_t n = (size_t)p->h[i + 1] * p->w[i + 1] * a->layer[i].k * a->layer[i].k * p->c[i];
             *col = n > *col ? n : *col;
         }
-    return 3 * (size_t)p->max_act + *col;
+    return 2 * (size_t)p->max_act + *col;
 }
 
 /* One layer of inference on R rows: returns where its output is (in, when
@@ -331,7 +331,7 @@ static size_t infer_row_floats(const ModelArch *a, const NetPlan *p, size_t *col
  * usable, else only its convs are). */
 static const float *infer_layer(const ModelArch *a, const NetPlan *p, int i, const float *params,
                                 const float *fast, int transposed, const float *in, const float *x,
-                                int R, float *next, float *col, int32_t *arg) {
+                                int R, float *next, float *col) {
     const NetLayer *l = &a->layer[i];
     const int C = p->c[i], H = p->h[i], W = p->w[i];
     const size_t n = (size_t)R * p->c[i + 1] * p->h[i + 1] * p->w[i + 1];
@@ -343,7 +343,7 @@ static const float *infer_layer(const ModelArch *a, const NetPlan *p, int i, con
         conv2d_forward(next, col, in, wt, b, R, H, W, C, l->n, l->k, l->s, l->p);
         return next;
     case NET_POOL:
-        maxpool_forward(next, arg, in, R, H, W, C, l->n);
+        maxpool_forward(next, in, R, H, W, C, l->n);
         return next;
     case NET_FC:
         if (R <= 4 && transposed)
@@ -391,13 +391,12 @@ int net_infer(const ModelArch *a, const NetPlan *p, const float *params, const f
         net_fast_copy(a, p, params, fast);
     const float *fp = params_t ? params_t : fast ? fast : params;
     float *act[2] = {buf, buf + rows * p->max_act}, *col = buf + 2 * rows * p->max_act;
-    int32_t *arg = (int32_t *)(col + rows * colmax);
     for (int s = 0; s < n; s += (int)rows) {
         int R = n - s < (int)rows ? n - s : (int)rows;
         const float *xs = x + (size_t)s * p->in_dim, *in = xs;
         for (int i = 0; i < a->n_layers; i++) {
             float *next = in == act[0] ? act[1] : act[0];
-            in = infer_layer(a, p, i, params, fp, params_t != NULL, in, xs, R, next, col, arg);
+            in = infer_layer(a, p, i, params, fp, params_t != NULL, in, xs, R, next, col);
         }
         memcpy(out + (size_t)s * p->embed_dim, in, (size_t)R * p->embed_dim * sizeof *out);
     }

@@ -3,7 +3,7 @@
  *
  * The workspace holds, for up to max_rows images, the input, every layer's
  * output (ReLU works in place, a flatten of one channel is the identity, so
- * they share their input's buffer), dropout masks, pool arg-maxes, conv
+ * they share their input's buffer), dropout masks, conv
  * patches (kept from forward for the weight gradient, reused for the patch
  * gradient) and two gradient buffers used in turn. Conv weights with more than
  * one input channel are permuted to the kernels' (OC,K,K,C) each step and
@@ -23,12 +23,11 @@ struct NetTrain {
     const NetPlan *p;
     int max_rows, first_param; /* the first layer with parameters */
     float *x;
-    float *out[NET_MAX_LAYERS];   /* each layer's output (may alias its input) */
-    float *mask[NET_MAX_LAYERS];  /* drop */
-    int32_t *arg[NET_MAX_LAYERS]; /* pool */
-    float *col[NET_MAX_LAYERS];   /* conv */
-    float *wperm, *gperm;         /* conv weights/gradients (OC,K,K,C), C > 1 */
-    size_t poff[NET_MAX_LAYERS];  /* offset of layer l in wperm/gperm */
+    float *out[NET_MAX_LAYERS];  /* each layer's output (may alias its input) */
+    float *mask[NET_MAX_LAYERS]; /* drop */
+    float *col[NET_MAX_LAYERS];  /* conv */
+    float *wperm, *gperm;        /* conv weights/gradients (OC,K,K,C), C > 1 */
+    size_t poff[NET_MAX_LAYERS]; /* offset of layer l in wperm/gperm */
     size_t nperm;
     float *g[2];
     float *mem;
@@ -70,11 +69,6 @@ static size_t carve(NetTrain *t, float *mem) {
             TAKE(t->out[i], n);
         if (l->kind == NET_DROP)
             TAKE(t->mask[i], n);
-        if (l->kind == NET_POOL) {
-            float *a = NULL;
-            TAKE(a, n);
-            t->arg[i] = (int32_t *)a;
-        }
         if (l->kind == NET_CONV)
             TAKE(t->col[i], R * p->h[i + 1] * p->w[i + 1] * l->k * l->k * p->c[i]);
         if (l->kind == NET_CONV && p->c[i] > 1)
@@ -140,7 +134,7 @@ const float *net_train_forward(NetTrain *t, const float *params, int R, Rng *rng
                            l->s, l->p);
             break;
         case NET_POOL:
-            maxpool_forward(o, t->arg[i], in, R, H, W, C, l->n);
+            maxpool_forward(o, in, R, H, W, C, l->n);
             break;
         case NET_FC:
             dense_forward(o, in, w, b, R, C * H * W, l->n);
@@ -184,7 +178,7 @@ static void backward_layer(NetTrain *t, int i, const float *params, float *grad,
         flatten_backward(*other, *g, R, H, W, C);
         break;
     case NET_POOL:
-        maxpool_backward(*other, *g, t->arg[i], R, H, W, C, l->n);
+        maxpool_backward(*other, *g, in, t->out[i], R, H, W, C, l->n);
         break;
     case NET_FC:
         dense_backward(dinp, dw, db, *g, in, params + p->woff[i], R, C * H * W, l->n);

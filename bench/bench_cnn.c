@@ -1,0 +1,126 @@
+/*
+ * bench_cnn.c — where a training step of a base network spends its time, and
+ * what the machine could do: the large-sgemm peak (2048^3, the best OpenBLAS
+ * does here), one training step of ARCH at B pairs (forward + backward over
+ * 2B images, no optimiser) with its FLOPs, the model time of one /verify (two
+ * images through a served model's inference path), and batch embedding.
+ *
+ * usage: bench_cnn [arch=cnn] [batch_pairs=128] [threads=1] [steps=5]
+ * Prints one JSON line.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "siamese/blas.h"
+#include "siamese/common.h"
+#include "siamese/network.h"
+#include "siamese/rng.h"
+
+static float *randv(size_t n, Rng *r, float lo, float hi) {
+    float *v = malloc(n * sizeof *v);
+    for (size_t i = 0; i < n && v; i++)
+        v[i] = lo + (hi - lo) * rng_uniform(r);
+    return v;
+}
+
+/* GFLOP/s of one large square sgemm, the best of 3. */
+static double sgemm_peak(Rng *rng) {
+    enum { N = 2048 };
+    float *a = randv((size_t)N * N, rng, -1, 1), *b = randv((size_t)N * N, rng, -1, 1);
+    float *c = randv((size_t)N * N, rng, -1, 1);
+    double best = 0;
+    for (int r = 0; r < 3; r++) {
+        double t0 = sm_now();
+        blas_sgemm(0, 0, N, N, N, 1.0f, a, N, b, N, 0.0f, c, N);
+        double g = 2.0 * N * N * N / (sm_now() - t0) / 1e9;
+        best = g > best ? g : best;
+    }
+    free(a), free(b), free(c);
+    return best;
+}
+
+/* FLOPs of forward + backward for one image (multiply-adds of conv and fc
+ * counted twice; the first layer's input gradient is not computed). */
+static double step_flops(const ModelArch *a, const NetPlan *p) {
+    double total = 0;
+    int first = 1;
+    for (int i = 0; i < a->n_layers; i++) {
+        const NetLayer *l = &a->layer[i];
+        double mac = 0;
+        if (l->kind == NET_CONV)
+            mac = (double)p->h[i + 1] * p->w[i + 1] * l->n * l->k * l->k * p->c[i];
+        else if (l->kind == NET_FC)
+            mac = (double)l->n * p->c[i] * p->h[i] * p->w[i];
+        else
+            continue;
+        total += 2 * mac * (first ? 2 : 3);
+        first = 0;
+    }
+    return total;
+}
+
+int main(int argc, char **argv) {
+    char err[SM_ERRMAX];
+    if (blas_boot(argv, err) < 0) {
+        fprintf(stderr, "bench_cnn: %s\n", err);
+        return 1;
+    }
+    const char *spec = argc > 1 ? argv[1] : "cnn";
+    int B = argc > 2 ? atoi(argv[2]) : 128, threads = argc > 3 ? atoi(argv[3]) : 1;
+    int steps = argc > 4 ? atoi(argv[4]) : 5;
+    ModelArch a;
+    NetPlan p;
+    NetTrain *t = NULL;
+    if (net_parse(spec, 28, 28, 1, &a, err) < 0 || net_plan(&a, &p, err) < 0 ||
+        net_train_new(&a, &p, 2 * B, &t, err) < 0) {
+        fprintf(stderr, "bench_cnn: %s\n", err);
+        return 1;
+    }
+    blas_set_threads(threads);
+    Rng rng;
+    rng_seed(&rng, 1);
+    double peak = sgemm_peak(&rng);
+    float *params = malloc(p.n_params * sizeof *params), *grad = calloc(p.n_params, sizeof *grad);
+    float *demb = randv((size_t)2 * B * p.embed_dim, &rng, -1e-3f, 1e-3f);
+    net_init(&p, &a, params, &rng);
+    float *x = net_train_input(t);
+    for (size_t i = 0; i < (size_t)2 * B * p.in_dim; i++)
+        x[i] = rng_uniform(&rng);
+    double fwd = 1e9, bwd = 1e9;
+    for (int s = 0; s < steps + 1; s++) { /* the first is a warm-up */
+        double t0 = sm_now();
+        net_train_forward(t, params, 2 * B, &rng);
+        double t1 = sm_now();
+        net_train_backward(t, params, grad, demb, 2 * B);
+        double t2 = sm_now();
+        if (s > 0)
+            fwd = t1 - t0 < fwd ? t1 - t0 : fwd, bwd = t2 - t1 < bwd ? t2 - t1 : bwd;
+    }
+    double flops = step_flops(&a, &p) * 2 * B, step = fwd + bwd;
+    /* Inference: two images through a served model's path, then a batch. */
+    float *fast = malloc(p.n_params * sizeof *fast), *emb = malloc((size_t)2048 * p.embed_dim * 4);
+    float *imgs = randv((size_t)2048 * p.in_dim, &rng, 0, 1);
+    net_fast_copy(&a, &p, params, fast);
+    blas_set_threads(1);
+    double verify = 1e9;
+    for (int r = 0; r < 200; r++) {
+        double t0 = sm_now();
+        net_infer(&a, &p, params, fast, imgs, 2, emb);
+        verify = sm_now() - t0 < verify ? sm_now() - t0 : verify;
+    }
+    blas_set_threads(threads);
+    double t0 = sm_now();
+    net_infer(&a, &p, params, fast, imgs, 2048, emb);
+    double batch = 2048 / (sm_now() - t0);
+    printf("{\"arch\":\"%s\",\"kernel\":\"%s\",\"threads\":%d,\"batch_pairs\":%d,"
+           "\"sgemm_peak_gflops\":%.1f,\"step_ms\":%.2f,\"forward_ms\":%.2f,\"backward_ms\":%.2f,"
+           "\"mflop_per_pair\":%.1f,\"step_gflops\":%.1f,\"fraction_of_peak\":%.3f,"
+           "\"pairs_per_s_step\":%.0f,\"verify_model_ms\":%.3f,\"embed_per_s\":%.0f}\n",
+           spec, blas_kernel(), threads, B, peak, step * 1e3, fwd * 1e3, bwd * 1e3,
+           step_flops(&a, &p) * 2 / 1e6, flops / step / 1e9, flops / step / 1e9 / peak, B / step,
+           verify * 1e3, batch);
+    net_train_free(t);
+    free(params), free(grad), free(demb), free(fast), free(emb), free(imgs);
+    return 0;
+}
