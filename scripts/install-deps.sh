@@ -2,7 +2,7 @@
 # Installs everything siamesed needs to build, test and run on Debian 12, from
 # Debian's own packages. Idempotent; skips apt when every package is present.
 #   scripts/install-deps.sh          build + run + test dependencies
-#   scripts/install-deps.sh --bench  also what bench/ uses (wrk, python3-torch)
+#   scripts/install-deps.sh --bench  also what bench/ uses (wrk, python3-torch, python3-faiss, bc)
 # The browser tests (tests/browser) need Debian's chromium and the npm packages
 # pinned in tests/browser/package-lock.json (npm ci, when the tree is here);
 # Node.js and npm are the machine's, or Debian's when there are none.
@@ -14,7 +14,7 @@ libpng-dev libjpeg62-turbo-dev zlib1g-dev nettle-dev libcurl4-openssl-dev
 python3 python3-numpy dataset-fashion-mnist clang-format gnutls-bin chromium"
 command -v npm >/dev/null 2>&1 || pkgs="$pkgs nodejs npm"
 if [ "${1:-}" = "--bench" ]; then
-    pkgs="$pkgs wrk python3-torch procps"
+    pkgs="$pkgs wrk python3-torch python3-faiss bc procps"
 fi
 missing=""
 for p in $pkgs; do
