@@ -176,12 +176,16 @@ async function verify(ev) {
   await busy($('#verify-submit'), async () => {
     try {
       const r = await api('POST', '/verify', body);
-      out.replaceChildren(
-        el('p', {},
-          el('span', { class: 'verdict ' + r.verdict, text: r.verdict === 'same' ? 'Same' : 'Different' }),
-          ` (verdict "${r.verdict}"): distance ${fmt(r.distance)} ` +
-          (r.distance < r.threshold ? '<' : '≥') + ` threshold ${fmt(r.threshold)}`),
+      const word = el('span', { class: 'verdict ' + r.verdict,
+        text: r.verdict === 'same' ? 'Same' : 'Different' });
+      if (typeof r.distance === 'number') {
+        out.replaceChildren(el('p', {}, word, ` (verdict "${r.verdict}"): distance ` +
+          `${fmt(r.distance)} ${r.distance < r.threshold ? '<' : '≥'} threshold ${fmt(r.threshold)}`),
         distanceScale(r.distance, r.threshold, r.margin));
+      } else { /* verdict_only: the daemon keeps distances to itself */
+        out.replaceChildren(el('p', {}, word, ` (verdict "${r.verdict}"): this daemon gives ` +
+          'verdicts only, not distances'));
+      }
       $('#verify-curl').textContent = curlFor('/verify', [['a', a], ['b', b]]);
       $('#verify-curl-box').hidden = false;
     } catch (e) {
@@ -329,15 +333,16 @@ async function identify(ev) {
     try {
       const r = await api('POST', '/identify', body);
       const matches = r.matches || [];
-      const under = matches.filter((m) => m.distance < r.threshold);
+      const under = matches.filter((m) => m.verdict === 'same');
       const head = under.length
         ? el('p', {}, el('span', { class: 'verdict same', text: under[0].subject }),
           ` is the closest subject under the threshold ${fmt(r.threshold)}`)
         : el('p', {}, el('span', { class: 'verdict unknown', text: 'Unknown' }),
           `: no enrolled subject is closer than the threshold ${fmt(r.threshold)}`);
       const rows = matches.map((m) => el('tr', { 'data-subject': m.subject },
-        el('td', { text: m.subject }), el('td', { text: fmt(m.distance) }),
-        el('td', { text: m.distance < r.threshold ? 'same' : 'different' })));
+        el('td', { text: m.subject }),
+        el('td', { text: typeof m.distance === 'number' ? fmt(m.distance) : '—' }),
+        el('td', { text: m.verdict })));
       out.replaceChildren(head, matches.length
         ? el('table', {}, el('tr', {}, el('th', { text: 'subject' }), el('th', { text: 'distance' }),
           el('th', { text: 'verdict' })), ...rows) : '');

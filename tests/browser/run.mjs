@@ -252,6 +252,30 @@ test('bulk-enroll three images, see the subject listed, identify it, delete it',
   await page.close();
 });
 
+test('verdict_only: verdicts without distances, on verify and identify', async () => {
+  const base = await startDaemon('verdicts', ['--verdict-only', 'yes']);
+  const { page } = await openPage(base + '/');
+  await page.setInputFiles('#verify-a', IMAGES[0]);
+  await page.setInputFiles('#verify-b', IMAGES[0]);
+  await page.click('#verify-submit');
+  await page.waitForSelector('#verify-result .verdict');
+  assert.match(await page.textContent('#verify-result'), /^Same \(verdict "same"\): this daemon gives verdicts only/);
+  assert.equal(await page.locator('#verify-result svg').count(), 0);
+  await page.click('nav a[data-tab="enroll"]');
+  await page.fill('#enroll-subject', 'carol');
+  await page.setInputFiles('#enroll-images', IMAGES.slice(0, 1));
+  await page.click('#enroll-submit');
+  await page.waitForFunction(() => /1 of 1 images enrolled/.test(
+    document.querySelector('#enroll-result').textContent));
+  await page.click('nav a[data-tab="identify"]');
+  await page.setInputFiles('#identify-image', IMAGES[0]);
+  await page.click('#identify-submit');
+  await page.waitForSelector('#identify-result table');
+  assert.match(await page.textContent('#identify-result tr[data-subject="carol"]'), /^carol—same$/);
+  assert.deepEqual(unexpectedErrors(page), []);
+  await page.close();
+});
+
 test('with API keys on: refused without a key, works with one, read keys may not write', async () => {
   const base = await startDaemon('keys', ['--api-keys', `${READ_KEY}:read,${WRITE_KEY}:write`]);
   const { page } = await openPage(base + '/');
