@@ -44,6 +44,8 @@
  *                     without Content-Disposition or name, bad JSON, JSON
  *                     not an object or nested deeper than max_json_depth,
  *                     duplicate keys, bad base64, invalid UTF-8 ...: 400.
+ *   -ENOENT           a field not among lim->fields (found as soon as its name
+ *                     is read, before its value is checked): 400 unknown_field.
  *   -E2BIG            a limit on counts or sizes: more than max_parts fields,
  *                     more than max_json_values JSON values, a text field
  *                     over max_text, a part header line over max_header_line,
@@ -92,6 +94,7 @@ typedef struct {
     size_t max_header_line;          /* bytes of one part header line, without its line end */
     size_t max_text;                 /* bytes of one text field */
     const char *const *image_fields; /* NULL-terminated names of image fields; may be NULL */
+    const char *const *fields;       /* NULL-terminated names the caller takes; NULL: any */
 } ReqLimits;
 
 /* Parses body (len bytes, need not be NUL-terminated; may be NULL when len is

@@ -273,7 +273,7 @@ static int refuse_early(Http *h, struct MHD_Connection *c, const char *method, c
         return 1;
     const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
     if (cl && strtoull(cl, NULL, 10) > srv->cfg->max_body) {
-        reply_error(rep, 413, "payload_too_large", "the body exceeds %zu bytes",
+        reply_error(rep, 413, "payload_too_large", "the body exceeds --max-body (%zu bytes)",
                     srv->cfg->max_body);
         return 1;
     }
@@ -360,7 +360,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     guard_disarm(h->guard, &st->deadline);
     Reply rep = {0};
     if (st->too_large) {
-        reply_error(&rep, 413, "payload_too_large", "the body exceeds %zu bytes",
+        reply_error(&rep, 413, "payload_too_large", "the body exceeds --max-body (%zu bytes)",
                     srv->cfg->max_body);
     } else if (st->busy) {
         reply_error(&rep, 503, "server_busy",

@@ -311,7 +311,7 @@ static int mp_headers(const Mp *m, const ReqLim *lim, size_t *pos, Part *pt, int
 static int mp_part(ReqForm *f, const Mp *m, const ReqLim *lim, size_t *pos, int partno, char *err) {
     Part pt = {0};
     int rc = mp_headers(m, lim, pos, &pt, partno, err);
-    if (rc < 0)
+    if (rc < 0 || (rc = req_check_known(lim, pt.name, err)) < 0)
         goto out;
     const uint8_t *hit = memmem(m->p + *pos, m->len - *pos, m->delim, m->dlen);
     if (!hit) {
@@ -414,6 +414,7 @@ static void limits_resolve(const ReqLimits *in, ReqLim *l) {
     l->max_header_line = in->max_header_line ? in->max_header_line : REQ_DEFAULT_MAX_HEADER_LINE;
     l->max_text = in->max_text ? in->max_text : REQ_DEFAULT_MAX_TEXT;
     l->image_fields = in->image_fields;
+    l->fields = in->fields;
 }
 
 int req_parse(const char *content_type, const uint8_t *body, size_t len, const ReqLimits *lim,

@@ -49,6 +49,13 @@ bool req_utf8_valid(const uint8_t *s, size_t n) {
     return true;
 }
 
+int req_check_known(const ReqLim *lim, const char *name, char *err) {
+    for (const char *const *n = lim->fields; n && *n; n++)
+        if (strcmp(*n, name) == 0)
+            return 0;
+    return lim->fields ? sm_err(err, -ENOENT, "unknown field '%.64s'", name) : 0;
+}
+
 bool req_is_image(const ReqLim *lim, const char *name) {
     for (const char *const *n = lim->image_fields; n && *n; n++)
         if (strcmp(*n, name) == 0)

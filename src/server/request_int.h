@@ -17,6 +17,7 @@ typedef struct {
     int max_parts, max_json_depth, max_json_values;
     size_t max_header_line, max_text;
     const char *const *image_fields;
+    const char *const *fields; /* NULL: any */
 } ReqLim;
 
 /* True when len bytes at s are well-formed UTF-8 (no overlongs, surrogates
@@ -28,6 +29,9 @@ void *req_dup(const void *src, size_t len);
 
 /* True when name is listed in lim->image_fields. */
 bool req_is_image(const ReqLim *lim, const char *name);
+
+/* -ENOENT naming name unless lim->fields is NULL or lists it; else 0. */
+int req_check_known(const ReqLim *lim, const char *name, char *err);
 
 /* Checks a field name: 1..REQ_MAX_NAME bytes of visible ASCII. -EINVAL. */
 int req_check_name(const char *name, size_t len, char *err);

@@ -87,7 +87,7 @@ static int json_scan(const ReqLim *lim, const uint8_t *s, size_t n, char *err) {
                 return rc;
         } else if (c == '{' || c == '[') {
             if (++depth > lim->max_json_depth)
-                return sm_err(err, -EINVAL, "JSON nested deeper than %d levels",
+                return sm_err(err, -EINVAL, "JSON nested deeper than %d levels (--max-json-depth)",
                               lim->max_json_depth);
             values++;
         } else if (c == '}' || c == ']') {
@@ -350,7 +350,8 @@ int req_parse_json(ReqForm *f, const ReqLim *lim, const uint8_t *body, size_t le
     }
     for (cJSON *m = root ? root->child : NULL; m && rc == 0; m = m->next, k++) {
         const char *key = m->string;
-        if ((rc = req_check_name(key, strlen(key), err)) < 0 || cJSON_IsNull(m))
+        if ((rc = req_check_name(key, strlen(key), err)) < 0 ||
+            (rc = req_check_known(lim, key, err)) < 0 || cJSON_IsNull(m))
             continue;
         rc = req_is_image(lim, key)
                  ? json_images(f, lim, key, m, err)

@@ -8,7 +8,10 @@
  *
  * A pattern is "/" or "/seg/seg..." where "{id}" and "{sample}" stand for one
  * non-empty segment, handed to the handler in RouteArgs. GET rows also answer
- * HEAD. Rows that share a name share a metrics series.
+ * HEAD. Rows that share a name share a metrics series. The last column lists
+ * the query parameters a route takes (any other is refused, so a misspelt or
+ * unsupported one is not silently ignored); "*" takes any (the page's
+ * static files, which ignore the query).
  */
 #include <assert.h>
 #include <pthread.h>
@@ -19,24 +22,25 @@
 #include "siamese/common.h"
 
 static const Route routes[] = {
-    {"POST", "/verify", ROUTE_READ, handle_verify, "verify"},
-    {"POST", "/enroll", ROUTE_WRITE, handle_enroll, "enroll"},
-    {"POST", "/embed", ROUTE_READ, handle_embed, "embed"},
-    {"POST", "/identify", ROUTE_READ, handle_identify, "identify"},
-    {"GET", "/subjects", ROUTE_READ, handle_subjects, "subjects"},
-    {"GET", "/subjects/{id}", ROUTE_READ, handle_subject_get, "subject"},
-    {"DELETE", "/subjects/{id}", ROUTE_WRITE, handle_subject_delete, "subject"},
-    {"DELETE", "/subjects/{id}/samples/{sample}", ROUTE_WRITE, handle_sample_delete, "sample"},
-    {"GET", "/model", ROUTE_READ, handle_model, "model"},
-    {"GET", "/healthz", ROUTE_PUBLIC, handle_healthz, "healthz"},
-    {"GET", "/metrics", ROUTE_READ, handle_metrics, "metrics"},
+    {"POST", "/verify", ROUTE_READ, handle_verify, "verify", NULL},
+    {"POST", "/enroll", ROUTE_WRITE, handle_enroll, "enroll", NULL},
+    {"POST", "/embed", ROUTE_READ, handle_embed, "embed", NULL},
+    {"POST", "/identify", ROUTE_READ, handle_identify, "identify", "exact"},
+    {"GET", "/subjects", ROUTE_READ, handle_subjects, "subjects", "limit cursor"},
+    {"GET", "/subjects/{id}", ROUTE_READ, handle_subject_get, "subject", "limit cursor"},
+    {"DELETE", "/subjects/{id}", ROUTE_WRITE, handle_subject_delete, "subject", NULL},
+    {"DELETE", "/subjects/{id}/samples/{sample}", ROUTE_WRITE, handle_sample_delete, "sample",
+     NULL},
+    {"GET", "/model", ROUTE_READ, handle_model, "model", NULL},
+    {"GET", "/healthz", ROUTE_PUBLIC, handle_healthz, "healthz", NULL},
+    {"GET", "/metrics", ROUTE_READ, handle_metrics, "metrics", NULL},
     /* The web page (web/, compiled in): public, since it holds only code; the
      * API calls it makes carry the user's key. One row per asset. */
-    {"GET", "/", ROUTE_PUBLIC, handle_page, "page"},
-    {"GET", "/app.js", ROUTE_PUBLIC, handle_page, "page"},
-    {"GET", "/style.css", ROUTE_PUBLIC, handle_page, "page"},
-    {"GET", "/favicon.svg", ROUTE_PUBLIC, handle_page, "page"},
-    {"GET", "/page/settings", ROUTE_PUBLIC, handle_page_settings, "page"},
+    {"GET", "/", ROUTE_PUBLIC, handle_page, "page", "*"},
+    {"GET", "/app.js", ROUTE_PUBLIC, handle_page, "page", "*"},
+    {"GET", "/style.css", ROUTE_PUBLIC, handle_page, "page", "*"},
+    {"GET", "/favicon.svg", ROUTE_PUBLIC, handle_page, "page", "*"},
+    {"GET", "/page/settings", ROUTE_PUBLIC, handle_page_settings, "page", NULL},
 };
 
 #define N_ROUTES ((int)SM_ARRAY_LEN(routes))
@@ -44,7 +48,7 @@ static const Route routes[] = {
 static void handle_other(Server *srv, const HttpReq *req, const RouteArgs *args, Reply *rep);
 
 /* Unknown paths, and known ones asked with a method they do not take. */
-static const Route route_other = {"", "", ROUTE_READ, handle_other, "other"};
+static const Route route_other = {"", "", ROUTE_READ, handle_other, "other", NULL};
 
 /* Derived from the table once: each row's metric index and the Allow header
  * of its pattern (every method of the rows with the same pattern). */

@@ -26,7 +26,8 @@ struct Route {
     const char *pattern; /* "/subjects/{id}": {id} and {sample} match one segment */
     RouteScope scope;
     RouteFn *handle;
-    const char *name; /* metrics route label and access-log name */
+    const char *name;   /* metrics route label and access-log name */
+    const char *params; /* query parameters it takes, space-separated; NULL none, "*" any */
 };
 
 RouteFn handle_verify, handle_enroll, handle_embed, handle_identify;
@@ -66,8 +67,8 @@ int images_embed(Server *srv, const ReqForm *f, const char *name, int n, float *
 
 /* Strict decimal/float parse of untrusted text in [lo, hi]; 0 or -1. */
 int parse_number(const char *s, double lo, double hi, double *out);
-/* A float as the double nearest its 7-digit decimal form, so replies read
- * 0.0116221 rather than 0.011622139252722263. */
+/* A float as the double nearest its shortest decimal form that reads back
+ * to the same float, so replies read 0.001 rather than 0.0010000000474974513. */
 double json_f32(float v);
 /* Unix milliseconds as "2026-01-02T03:04:05.678Z". */
 void iso_time(int64_t ms, char out[32]);

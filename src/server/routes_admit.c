@@ -115,9 +115,22 @@ static int admit_rate(Server *srv, int key, const HttpReq *req, Reply *rep) {
     return -1;
 }
 
+/* 1 if name is one of the space-separated words of params (NULL: none). */
+static int param_taken(const char *params, const char *name) {
+    size_t n = strlen(name);
+    for (const char *p = params; p && *p;) {
+        size_t w = strcspn(p, " ");
+        if (w == n && strncmp(p, name, n) == 0)
+            return 1;
+        p += w + (p[w] == ' ');
+    }
+    return 0;
+}
+
 /* 0 unless a query parameter is given twice (which one a reader sees would
- * depend on the reader): -1 with a 400. */
-static int admit_query(const HttpReq *req, Reply *rep) {
+ * depend on the reader) or is not one route r takes (the route's 404/405
+ * row excepted: it answers that): -1 with a 400. */
+static int admit_query(const Route *r, const HttpReq *req, Reply *rep) {
     const char *keys[64];
     int n = req->query_keys(req->conn, keys, (int)SM_ARRAY_LEN(keys));
     if (n > (int)SM_ARRAY_LEN(keys)) {
@@ -132,6 +145,13 @@ static int admit_query(const HttpReq *req, Reply *rep) {
                             keys[i]);
                 return -1;
             }
+    for (int i = 0; i < n && r->pattern[0] && !(r->params && !strcmp(r->params, "*")); i++)
+        if (!param_taken(r->params, keys[i])) {
+            reply_error(rep, 400, "unknown_parameter", "%s %s takes %s%s, not '%.64s'", r->method,
+                        r->pattern, r->params ? "the query parameters: " : "no query parameters",
+                        r->params ? r->params : "", keys[i]);
+            return -1;
+        }
     return 0;
 }
 
@@ -146,7 +166,7 @@ int route_admit(Server *srv, const Route *r, const HttpReq *req, Reply *rep) {
         reply_error(rep, 400, "bad_request", "several Authorization headers");
         return 1;
     }
-    if (admit_query(req, rep) < 0)
+    if (admit_query(r, req, rep) < 0)
         return 1;
     if (r->scope == ROUTE_PUBLIC)
         return 0;

@@ -36,7 +36,7 @@ static cJSON *verify_reply(Server *srv, float d, float thr) {
     if (!srv->cfg->verdict_only) /* without it, a client cannot steer an image by the distance */
         cJSON_AddNumberToObject(o, "distance", json_f32(d));
     cJSON_AddNumberToObject(o, "threshold", json_f32(thr));
-    cJSON_AddNumberToObject(o, "margin", model_margin(srv->model));
+    cJSON_AddNumberToObject(o, "margin", json_f32(model_margin(srv->model)));
     cJSON_AddStringToObject(o, "verdict", verdict(d, thr));
     cJSON_AddStringToObject(o, "model", model_fingerprint(srv->model));
     return o;

@@ -4,44 +4,48 @@
  * decoded, prepared and embedded.
  */
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "routes.h"
 #include "siamese/common.h"
 
+/* The fields a route takes, "a, b, subject" (into out, size bytes). */
+static void field_list(const char *const *allowed, char *out, size_t size) {
+    size_t n = 0;
+    out[0] = 0;
+    for (const char *const *a = allowed; *a && n < size; a++)
+        n += (size_t)snprintf(out + n, size - n, "%s%s", n ? ", " : "", *a);
+}
+
 int form_parse(Server *srv, const HttpReq *req, const char *const *allowed, ReqForm **form,
                Reply *rep) {
     static const char *const image_fields[] = {"a", "b", "image", NULL};
-    char err[SM_ERRMAX];
+    char err[SM_ERRMAX], list[256];
     ReqLimits lim = {.max_parts = STORE_ENROLL_MAX + 8,
                      .max_json_depth = srv->cfg->max_json_depth,
                      .max_json_values = STORE_ENROLL_MAX + 1024,
                      .max_header_line = REQ_DEFAULT_MAX_HEADER_LINE,
                      .max_text = STORE_METADATA_MAX,
-                     .image_fields = image_fields};
+                     .image_fields = image_fields,
+                     .fields = allowed};
+    field_list(allowed, list, sizeof list);
     int rc = req_parse(req->content_type, req->body, req->len, &lim, form, err);
-    if (rc == -EPROTONOSUPPORT)
+    if (rc == -EPROTONOSUPPORT && !req->content_type)
+        reply_error(rep, 415, "unsupported_media_type",
+                    "no Content-Type: send multipart/form-data (curl -F image=@x.png) or JSON "
+                    "(curl -H 'Content-Type: application/json' -d '{...}')");
+    else if (rc == -EPROTONOSUPPORT)
         reply_error(rep, 415, "unsupported_media_type", "%s", err);
     else if (rc == -E2BIG)
         reply_error(rep, 413, "payload_too_large", "%s", err);
+    else if (rc == -ENOENT)
+        reply_error(rep, 400, "unknown_field", "%s; %s %s takes: %s", err, req->method, req->path,
+                    list);
     else if (rc < 0)
         reply_error(rep, 400, "bad_request", "%s", err);
-    if (rc < 0)
-        return -1;
-    for (int i = 0; i < req_n_fields(*form); i++) {
-        const char *name = req_field(*form, i)->name;
-        int known = 0;
-        for (const char *const *a = allowed; *a && !known; a++)
-            known = strcmp(*a, name) == 0;
-        if (!known) {
-            reply_error(rep, 400, "unknown_field", "unknown field '%.64s'", name);
-            req_free(*form);
-            *form = NULL;
-            return -1;
-        }
-    }
-    return 0;
+    return rc < 0 ? -1 : 0;
 }
 
 int form_single(const ReqForm *f, const char *name, int required, Reply *rep) {
@@ -69,6 +73,28 @@ int form_text(const ReqForm *f, const char *name, int required, const char **out
     return 1;
 }
 
+/* 1 if an image field is a short line of printable text without a file
+ * name: curl's -F a=x.png, where -F a=@x.png was meant. */
+static int looks_like_a_path(const ReqField *fl) {
+    if (fl->filename || fl->len == 0 || fl->len > 200)
+        return 0;
+    for (size_t i = 0; i < fl->len; i++)
+        if (fl->data[i] < 0x20 || fl->data[i] > 0x7e)
+            return 0;
+    return 1;
+}
+
+/* 422 invalid_image for the image ref names, with a hint for curl's slip. */
+static void bad_image(Reply *rep, const ImageRef *ref, const ReqField *fl, const char *err) {
+    if (looks_like_a_path(fl))
+        reply_error(rep, 422, "invalid_image",
+                    "%s #%d holds the text '%.*s', not an image: did you mean -F %s=@%.*s?",
+                    ref->name, ref->idx + 1, (int)fl->len, (const char *)fl->data, ref->name,
+                    (int)fl->len, (const char *)fl->data);
+    else
+        reply_error(rep, 422, "invalid_image", "%s #%d: %s", ref->name, ref->idx + 1, err);
+}
+
 /* Reads every image's header before any is decoded: the pixels they would
  * decode together must fit max_request_pixels (413 otherwise), and what a
  * header alone shows to be wrong is refused here too. 0 or -1 (reply). */
@@ -84,8 +110,7 @@ static int images_admit(Server *srv, const ReqForm *f, const ImageRef *refs, int
             reply_error(rep, 413, "image_too_large", "%s #%d: %s", refs[i].name, refs[i].idx + 1,
                         err);
         else if (rc < 0)
-            reply_error(rep, 422, "invalid_image", "%s #%d: %s", refs[i].name, refs[i].idx + 1,
-                        err);
+            bad_image(rep, &refs[i], fl, err);
         if (rc < 0)
             return -1;
         if ((total += px) > cap) {
@@ -131,8 +156,7 @@ int images_embed_refs(Server *srv, const ReqForm *f, const ImageRef *refs, int n
             else if (rc == -EBUSY)
                 reply_error(rep, 503, "server_busy", "%s", err);
             else
-                reply_error(rep, 422, "invalid_image", "%s #%d: %s", refs[i].name, refs[i].idx + 1,
-                            err);
+                bad_image(rep, &refs[i], fl, err);
             free(x);
             return -1;
         }

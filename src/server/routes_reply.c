@@ -59,6 +59,21 @@ static void utf8_clean(char *s) {
     }
 }
 
+/* o as compact JSON and a newline (malloc'ed, *len bytes), or NULL. */
+static char *print_line(const cJSON *o, size_t *len) {
+    char *s = cJSON_PrintUnformatted(o);
+    size_t n = s ? strlen(s) : 0;
+    char *line = s ? realloc(s, n + 2) : NULL;
+    if (!line) {
+        cJSON_free(s);
+        *len = 0;
+        return NULL;
+    }
+    memcpy(line + n, "\n", 2);
+    *len = n + 1;
+    return line;
+}
+
 void reply_error(Reply *rep, int status, const char *code, const char *fmt, ...) {
     char msg[SM_ERRMAX];
     va_list ap;
@@ -70,10 +85,9 @@ void reply_error(Reply *rep, int status, const char *code, const char *fmt, ...)
     cJSON_AddStringToObject(e, "code", code);
     cJSON_AddStringToObject(e, "message", msg);
     free(rep->body);
-    rep->body = cJSON_PrintUnformatted(o);
+    rep->body = print_line(o, &rep->len);
     cJSON_Delete(o);
     rep->status = status;
-    rep->len = rep->body ? strlen(rep->body) : 0;
     rep->content_type = "application/json";
     rep->error = code;
 }
@@ -84,7 +98,8 @@ void reply_bad_subject(Reply *rep) {
 }
 
 void reply_json(Reply *rep, int status, cJSON *obj) {
-    char *s = obj ? cJSON_PrintUnformatted(obj) : NULL;
+    size_t len = 0;
+    char *s = obj ? print_line(obj, &len) : NULL;
     cJSON_Delete(obj);
     if (!s) {
         reply_error(rep, 503, "out_of_memory", "the server is out of memory");
@@ -92,7 +107,7 @@ void reply_json(Reply *rep, int status, cJSON *obj) {
     }
     free(rep->body);
     rep->body = s;
-    rep->len = strlen(s);
+    rep->len = len;
     rep->status = status;
     rep->content_type = "application/json";
 }
@@ -151,8 +166,15 @@ int parse_number(const char *s, double lo, double hi, double *out) {
 }
 
 double json_f32(float v) {
+    /* The fewest significant digits (at most 9, which always suffice) that
+     * read back to v. cJSON prints a double with 15 digits when they read
+     * back, so the decimal chosen here is what the reply shows. */
     char buf[32];
-    snprintf(buf, sizeof buf, "%.7g", v);
+    for (int p = 1; p <= 9; p++) {
+        snprintf(buf, sizeof buf, "%.*g", p, (double)v);
+        if (strtof(buf, NULL) == v)
+            break;
+    }
     return strtod(buf, NULL);
 }
 

@@ -4,6 +4,7 @@
  * (model, healthz, metrics).
  */
 #include <assert.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -169,12 +170,18 @@ void handle_sample_delete(Server *srv, const HttpReq *req, const RouteArgs *args
     }
 }
 
-/* Replaces every absolute path among the strings of j (the training summary:
- * dataset, split directories) with its last component: a read key learns
- * which dataset trained the model, not where the host keeps its files. */
+/* Tidies the training summary j for the reply: every absolute path among
+ * its strings (dataset, split directories) becomes its last component, so a
+ * read key learns which dataset trained the model, not where the host keeps
+ * its files; every fraction that is a float32 prints as its shortest form. */
 static void strip_paths(cJSON *j, int depth) {
     if (!j || depth > 32)
         return;
+    double v = j->valuedouble;
+    if (cJSON_IsNumber(j) && isfinite(v) && v != floor(v) && (double)(float)v == v) {
+        cJSON_SetNumberValue(j, json_f32((float)j->valuedouble));
+        return;
+    }
     if (cJSON_IsString(j) && j->valuestring[0] == '/') {
         char *s = j->valuestring, *end = s + strlen(s);
         while (end > s + 1 && end[-1] == '/')

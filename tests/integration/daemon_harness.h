@@ -228,6 +228,7 @@ TCase *tcase_openapi(void);   /* test_daemon_access.c */
 TCase *tcase_lifecycle(void); /* test_daemon_life.c */
 TCase *tcase_safety(void);    /* test_daemon_safe.c */
 TCase *tcase_security(void);  /* test_daemon_sec.c */
+TCase *tcase_api(void);       /* test_daemon_api.c */
 TCase *tcase_models(void);    /* test_daemon_models.c */
 TCase *tcase_bulk(void);      /* test_daemon_bulk.c */
 

@@ -663,6 +663,7 @@ int main(int argc, char **argv) {
     suite_add_tcase(s, tcase_lifecycle());
     suite_add_tcase(s, tcase_safety());
     suite_add_tcase(s, tcase_security());
+    suite_add_tcase(s, tcase_api());
     suite_add_tcase(s, tcase_models());
     suite_add_tcase(s, tcase_bulk());
     SRunner *sr = srunner_create(s);

@@ -471,7 +471,7 @@ static void table_bodies(void) {
     lit("multipart truncated", "/verify", mp,
         "--XyZ\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\nabc", 0, 400, "bad_request");
     lit("multipart without close delimiter", "/verify", mp,
-        "--XyZ\r\nContent-Disposition: form-data; name=\"k\"\r\n\r\n1\r\n--XyZ\r\n", 0, 400,
+        "--XyZ\r\nContent-Disposition: form-data; name=\"threshold\"\r\n\r\n1\r\n--XyZ\r\n", 0, 400,
         "bad_request");
     lit("part without Content-Disposition", "/verify", mp,
         "--XyZ\r\nContent-Type: text/plain\r\n\r\nabc\r\n--XyZ--\r\n", 0, 400, "bad_request");

@@ -303,7 +303,8 @@ START_TEST(model_hides_paths) {
     snprintf(db, sizeof db, "%s/m.db", dir);
     snprintf(log, sizeof log, "%s/daemon.log", dir);
     ck_assert_int_eq(model_make_trained(model, 5, NULL,
-                                        "{\"dataset\":\"/srv/secret/fashion-mnist\",\"data\":"
+                                        "{\"lr\":0.0010000000474974513,\"seed\":1073741824,"
+                                        "\"dataset\":\"/srv/secret/fashion-mnist\",\"data\":"
                                         "{\"train_split\":\"/srv/secret/fashion-mnist/train/\"}}"),
                      0);
     const char *const args[] = {"--model", model, "--db", db, NULL};
@@ -315,6 +316,9 @@ START_TEST(model_hides_paths) {
     ck_assert_str_eq(jstr(t, "dataset"), "fashion-mnist");
     ck_assert_str_eq(jstr(cJSON_GetObjectItem(t, "data"), "train_split"), "train");
     ck_assert_msg(!strstr(r.body, "/srv/secret"), "a path is shown: %s", r.body);
+    /* A float32 in the summary prints as its shortest form; integers stay whole. */
+    ck_assert_msg(strstr(r.body, "\"lr\":0.001,"), "%s", r.body);
+    ck_assert_msg(strstr(r.body, "\"seed\":1073741824,"), "%s", r.body);
     resp_free(&r);
     ck_assert_int_eq(daemon_stop(&d) & 0xffff, 0);
 }

@@ -750,6 +750,27 @@ START_TEST(test_json_raw_members) {
 }
 END_TEST
 
+/* With lim.fields set, a field not listed is -ENOENT as soon as its name is
+ * read: a binary part under a misspelt name is not blamed for its bytes. */
+START_TEST(test_known_fields) {
+    static const char *const fields[] = {"image", "k", NULL};
+    ReqLimits lim = limits;
+    lim.fields = fields;
+    const char mp[] =
+        D "\r\n" CD "name=\"images\"; filename=\"x.png\"\r\n\r\n\x89PNG\xff\xfe\r\n" D "--\r\n";
+    const char js[] = "{\"k\":1,\"images\":null}";
+    ReqForm *f = (ReqForm *)&f;
+    char err[SM_ERRMAX] = "";
+    ck_assert_int_eq(req_parse(MP, (const uint8_t *)mp, sizeof mp - 1, &lim, &f, err), -ENOENT);
+    ck_assert_ptr_null(f);
+    ck_assert_msg(strstr(err, "'images'"), "%s", err);
+    ck_assert_int_eq(req_parse(JS, (const uint8_t *)js, sizeof js - 1, &lim, &f, err), -ENOENT);
+    const char ok[] = "{\"k\":1}";
+    ck_assert_int_eq(req_parse(JS, (const uint8_t *)ok, sizeof ok - 1, &lim, &f, err), 0);
+    req_free(f);
+}
+END_TEST
+
 static Suite *request_suite(void) {
     Suite *s = suite_create("request");
     TCase *tc = tcase_create("parse");
@@ -769,6 +790,7 @@ static Suite *request_suite(void) {
     tcase_add_test(tc, test_seed_files);
     tcase_add_test(tc, test_json_object_check);
     tcase_add_test(tc, test_json_raw_members);
+    tcase_add_test(tc, test_known_fields);
     suite_add_tcase(s, tc);
     return s;
 }
