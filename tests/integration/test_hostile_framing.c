@@ -207,7 +207,7 @@ START_TEST(access_log_line) {
     Own o;
     own_init_ok(&o, "accesslog");
     own_start_ok(&o, H.model_a, NULL);
-    static const char rq[] = "POST /embed?x=1 HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "
+    static const char rq[] = "POST /identify?exact=0 HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "
                              "application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}";
     int open;
     Buf b = raw_all(o.d.port, rq, &open);
@@ -220,7 +220,7 @@ START_TEST(access_log_line) {
         ck_assert_msg(isxdigit((unsigned char)id[i]), "request id '%s'", id);
     const char *body = strstr((const char *)b.p, "\r\n\r\n") + 4;
     char want[200];
-    snprintf(want, sizeof want, " access 127.0.0.1 POST /embed 400 missing_field in=2 out=%zu ",
+    snprintf(want, sizeof want, " access 127.0.0.1 POST /identify 400 missing_field in=2 out=%zu ",
              strlen(body));
     usleep(100000);
     ck_assert_msg(file_has(o.d.log, want), "no line with '%s'", want);
