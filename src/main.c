@@ -231,8 +231,10 @@ static int cmd_eval(const Config *cfg, char *err) {
     if (rc == SM_ABSENT)
         rc = sm_err(err, -ENOENT, "%s: no data", cfg->data);
     if (rc < 0 || (rc = load_test(cfg, a->in_h, a->in_w, &test, err)) < 0 ||
-        (rc = train_evaluate(m, train, pairs_of(cfg), cfg->seed, &rep.train, err)) < 0 ||
-        (test && (rc = train_evaluate(m, test, pairs_of(cfg), cfg->seed, &rep.test, err)) < 0))
+        (rc = train_evaluate(m, train, pairs_of(cfg), cfg->seed, &rep.train, &rep.train_pairs,
+                             err)) < 0 ||
+        (test && (rc = train_evaluate(m, test, pairs_of(cfg), cfg->seed, &rep.test, &rep.test_pairs,
+                                      err)) < 0))
         goto out;
     train_report_print(stdout, cfg->model, &rep, cfg->json, 0);
     rc = write_report(cfg, "--eval", m, cfg->model, train, test, &rep, 0, err);

@@ -73,9 +73,10 @@ int train_run(const TrainConfig *tc, Dataset *train, const Dataset *test, Model 
               TrainReport *rep, char *err);
 
 /* Distances of every pair of d built as mode says with seed, then the
- * metrics at threshold 0.5 and at the model's threshold. For --eval. */
+ * metrics at threshold 0.5 and at the model's threshold; *info (may be NULL)
+ * says how d was paired. For --eval. */
 int train_evaluate(const Model *m, const Dataset *d, PairsMode mode, uint64_t seed, Metrics *out,
-                   char *err);
+                   PairsInfo *info, char *err);
 
 /* Sets m's threshold to the one that maximises accuracy on the pairs of d
  * (built as the recipe does with seed, the validation stream) and fills out

@@ -235,14 +235,14 @@ int train_eval_pairs(const Dataset *d, PairsMode mode, uint64_t seed, Pair **p, 
 }
 
 int train_evaluate(const Model *m, const Dataset *d, PairsMode mode, uint64_t seed, Metrics *out,
-                   char *err) {
+                   PairsInfo *info, char *err) {
     if (d->h != model_arch(m)->in_h || d->w != model_arch(m)->in_w || model_arch(m)->in_c != 1)
         return sm_err(err, -EINVAL, "evaluate: images are %dx%dx1, the model takes %dx%dx%d", d->h,
                       d->w, model_arch(m)->in_h, model_arch(m)->in_w, model_arch(m)->in_c);
     Pair *p = NULL;
     size_t n = 0;
-    PairsInfo info;
-    int rc = make_pairs(d, mode, 0, seed, STREAM_PAIRS_TEST, &p, &n, &info, err);
+    PairsInfo mine;
+    int rc = make_pairs(d, mode, 0, seed, STREAM_PAIRS_TEST, &p, &n, info ? info : &mine, err);
     if (rc == 0)
         rc = evaluate_pairs(m, d, p, n, model_threshold(m), NULL, out, err);
     free(p);

@@ -54,6 +54,9 @@ grep -q "warning: small classes (fewer than 10 training images): 'rare' 8" "$e" 
 grep -q "warning: 1 image did not decode" "$e" || fail "no skipped-image warning"
 ! grep -q "warning:.*'\(bag\|sneaker\|boot\)'" "$e" || fail "a class absent from a split was warned about"
 grep -q "^pairs: train all, test keras" "$work/out" || fail "final report: $(cat "$work/out")"
+"$bin" --eval --model "$work/m.safetensors" --data "$tree" --skip-bad-images --threads 1 \
+    >"$work/out" 2>"$e" || fail "--eval: $(cat "$e")"
+grep -q "^pairs: train all, test keras" "$work/out" || fail "--eval report: $(cat "$work/out")"
 
 # --pairs keras: the recipe's pairs, cut to the smallest class.
 "$bin" --train --data "$tree" --out "$work/k.safetensors" --epochs 1 --threads 1 \

@@ -62,8 +62,11 @@ START_TEST(short_run_learns) {
     ck_assert_ptr_nonnull(strstr(model_training(m), "\"dataset\":\"fmnist-slice\""));
     /* Metrics the model reproduces from its own file state. */
     Metrics again;
-    ck_assert_int_eq(train_evaluate(m, test, PAIRS_AUTO, 1, &again, err), 0);
+    PairsInfo info;
+    ck_assert_int_eq(train_evaluate(m, test, PAIRS_AUTO, 1, &again, &info, err), 0);
     ck_assert_double_eq_tol(again.accuracy, rep.test.accuracy, 1e-9);
+    ck_assert_int_eq(info.mode, rep.test_pairs.mode);
+    ck_assert_uint_eq(info.n, rep.test.pairs);
     model_free(m), dataset_free(train), dataset_free(test);
 }
 END_TEST
