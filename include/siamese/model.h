@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "siamese/network.h"
+#include "siamese/optable.h"
 
 #define MODEL_FORMAT_VERSION 2
 #define MODEL_MAX_WIDTH NET_MAX_WIDTH /* widest embedding: the last layer is an fc */
@@ -75,6 +76,13 @@ void model_set_threshold(Model *m, float threshold);
 const char *model_training(const Model *m);
 /* Copies json (must be a JSON object) as the training summary. */
 int model_set_training(Model *m, const char *json, char *err);
+/* The operating-point table (optable.h): the validation ROC behind the
+ * threshold, or NULL when the model has none (trained before it existed,
+ * imported with a fixed threshold). Borrowed, lives as long as m or until
+ * the next model_set_operating_points(). */
+const OpTable *model_operating_points(const Model *m);
+/* Takes ownership of t (NULL removes the table). */
+void model_set_operating_points(Model *m, OpTable *t);
 /* SHA-256 hex of the tensor bytes as last saved or loaded; "" for a model
  * never saved. Borrowed. */
 const char *model_fingerprint(const Model *m);

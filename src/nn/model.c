@@ -75,6 +75,7 @@ void model_free(Model *m) {
     free(m->params);
     free(m->fast);
     free(m->training);
+    optable_free(m->ops);
     free(m->path);
     free(m);
 }
@@ -126,6 +127,15 @@ const char *model_fingerprint(const Model *m) {
 }
 const char *model_path(const Model *m) {
     return m->path;
+}
+
+const OpTable *model_operating_points(const Model *m) {
+    return m->ops;
+}
+
+void model_set_operating_points(Model *m, OpTable *t) {
+    optable_free(m->ops);
+    m->ops = t;
 }
 
 int model_set_training(Model *m, const char *json, char *err) {

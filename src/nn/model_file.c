@@ -151,7 +151,7 @@ int model_save(Model *m, const char *path, char *err) {
     snprintf(num[4], sizeof num[4], "%d", p->embed_dim);
     snprintf(num[5], sizeof num[5], "%.9g", m->margin);
     snprintf(num[6], sizeof num[6], "%.9g", m->threshold);
-    const StMeta meta[] = {
+    StMeta meta[] = {
         {"format", "siamesed"},
         {"format_version", num[0]},
         {"architecture", net_preset_of(a)},
@@ -165,9 +165,14 @@ int model_save(Model *m, const char *path, char *err) {
         {"margin", num[5]},
         {"threshold", num[6]},
         {"training", m->training},
+        {"operating_points", NULL}, /* last: left out when there is no table */
     };
-    char fp[65];
-    int rc = st_write(path, t, nt, meta, (int)SM_ARRAY_LEN(meta), fp, err);
+    char fp[65], *ops = m->ops ? optable_to_json(m->ops) : NULL;
+    if (m->ops && !ops)
+        return sm_err(err, -ENOMEM, "model: out of memory");
+    meta[SM_ARRAY_LEN(meta) - 1].value = ops;
+    int rc = st_write(path, t, nt, meta, (int)SM_ARRAY_LEN(meta) - !ops, fp, err);
+    free(ops);
     if (rc < 0)
         return rc;
     memcpy(m->fingerprint, fp, sizeof fp);
@@ -307,7 +312,9 @@ int model_load(const char *path, Model **out, char *err) {
         (rc = meta_float(f, "margin", 1e-6f, 1e6f, &m->margin, sub)) < 0 ||
         (rc = meta_float(f, "threshold", 0.0f, 1e6f, &m->threshold, sub)) < 0 ||
         (rc = model_set_training(m, st_meta(f, "training") ? st_meta(f, "training") : "{}", sub)) <
-            0) {
+            0 ||
+        (st_meta(f, "operating_points") &&
+         (rc = optable_parse(st_meta(f, "operating_points"), &m->ops, sub)) < 0)) {
         sm_err(err, rc, "%s: model file: %s", path, sub);
         goto out;
     }

@@ -6,6 +6,7 @@
 #define SIAMESE_MODEL_INT_H
 
 #include "siamese/model.h"
+#include "siamese/optable.h"
 
 struct Model {
     ModelArch arch;
@@ -15,6 +16,7 @@ struct Model {
     float *fast;   /* net_fast_copy() of params; NULL unless loaded */
     float margin, threshold;
     char *training; /* JSON object text */
+    OpTable *ops;   /* operating points, or NULL */
     char fingerprint[65];
     char *path;
 };

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "siamese/blas.h"
+#include "siamese/calibrate.h"
 #include "siamese/common.h"
 #include "siamese/layers.h"
 #include "siamese/log.h"
@@ -263,6 +264,8 @@ int train_calibrate(Model *m, const Dataset *d, PairsMode mode, uint64_t seed, M
     if (rc == 0)
         rc = evaluate_pairs(m, d, p, n, 0, &thr, out, err);
     if (rc == 0)
+        rc = calib_table_fill(m, d, p, n, "calibration", err);
+    if (rc == 0)
         model_set_threshold(m, thr);
     free(p);
     return rc;
@@ -418,6 +421,8 @@ static int train_finish(const TrainConfig *tc, Model *m, const Dataset *train, c
                         const Dataset *test, const PairSets *ps, TrainReport *rep,
                         const TrainEpoch *hist, char *err) {
     int rc = evaluate_pairs(m, val, ps->val, ps->n_val, 0, &rep->threshold, &rep->val, err);
+    if (rc == 0)
+        rc = calib_table_fill(m, val, ps->val, ps->n_val, "validation", err);
     if (rc == 0)
         rc = evaluate_pairs(m, train, ps->train, ps->n_train, rep->threshold, NULL, &rep->train,
                             err);
