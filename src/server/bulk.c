@@ -368,8 +368,11 @@ static int run_all(Run *r, Progress *p, char *err) {
         int rc = fill_batch(r, &i, &n, p, err);
         if (rc == 0 && n > 0 && (rc = flush(r, subject, n, err)) == 0)
             p->enrolled += (size_t)n;
-        if (rc < 0)
+        if (rc < 0) {
+            for (int j = 0; j < n; j++) /* a failed fill leaves its kept images */
+                free(r->bytes[j]);
             return rc;
+        }
         p->seen = i;
         progress_show(p, 0);
     }
