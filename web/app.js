@@ -360,7 +360,11 @@ async function start() {
     if (key.value) sessionStorage.setItem(KEY_STORE, key.value.trim());
     else sessionStorage.removeItem(KEY_STORE);
   });
-  key.addEventListener('change', () => { loadModel(); showTab(); });
+  key.addEventListener('change', () => {
+    if (apiKey()) $('#auth-note').hidden = true;
+    loadModel();
+    showTab();
+  });
   $('#key-form').addEventListener('submit', (e) => e.preventDefault());
   document.querySelectorAll('.drop').forEach(setupDrop);
   $('#verify-form').addEventListener('submit', verify);

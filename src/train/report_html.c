@@ -47,12 +47,12 @@ static void gathered_free(Gathered *g) {
     free(g->y);
 }
 
-static const float *sort_key;
-
-static int by_distance(const void *a, const void *b) {
+/* qsort_r order of pair indices by their distance (ctx): NaN last, ties by
+ * index, so the order is the same on every run. */
+static int by_distance(const void *a, const void *b, void *ctx) {
+    const float *dist = ctx;
     size_t i = *(const size_t *)a, j = *(const size_t *)b;
-    float x = sort_key[i], y = sort_key[j];
-    /* NaN last; ties by index, so the order is the same on every run. */
+    float x = dist[i], y = dist[j];
     if (x < y || (!isnan(x) && isnan(y)))
         return -1;
     if (x > y || (isnan(x) && !isnan(y)))
@@ -87,8 +87,7 @@ static int gather(const ReportHtml *r, Gathered *g, char *err) {
             model_distance(g->emb + (size_t)p->a * g->E, g->emb + (size_t)p->b * g->E, g->E);
         g->rank[i] = i;
     }
-    sort_key = g->dist; /* main's thread only: the report is written once */
-    qsort(g->rank, g->n, sizeof *g->rank, by_distance);
+    qsort_r(g->rank, g->n, sizeof *g->rank, by_distance, g->dist);
     for (size_t i = 0; i < g->n; i++)
         g->d[i] = g->dist[g->rank[i]], g->y[i] = g->pairs[g->rank[i]].y;
     return 0;

@@ -263,8 +263,8 @@ void svg_distances(Sb *b, const SortedPairs *p, float margin, float threshold) {
                  "are judged the same.");
 }
 
-/* FAR and TAR of the threshold just above the i-th smallest distance, from
- * running counts of accepted negatives and positives. */
+/* Walking the sorted distances, the threshold just above the i-th one
+ * accepts the first i pairs: running counts give its FAR and TAR. */
 void svg_roc(Sb *b, const SortedPairs *p, const Metrics *m) {
     double P = 0, N = 0;
     for (size_t i = 0; i < p->n; i++)

@@ -291,6 +291,7 @@ test('with API keys on: refused without a key, works with one, read keys may not
   await page.fill('#api-key', WRITE_KEY);
   await page.press('#api-key', 'Tab');
   assert.equal(await page.evaluate(() => sessionStorage.getItem('siamesed.apiKey')), WRITE_KEY);
+  assert.ok(await page.locator('#auth-note').isHidden(), 'the note goes once a key is given');
   await page.click('#verify-submit');
   await page.waitForSelector('#verify-result .verdict');
   const want = await apiVerify(base, IMAGES[0], IMAGES[1], READ_KEY);
