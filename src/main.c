@@ -23,6 +23,10 @@
 #include "siamese/train.h"
 #include "sm_build.h"
 
+/* Training progress goes through the log (its format, --log-level): a
+ * log_stream() opened in run(); stderr if that failed. */
+static FILE *progress;
+
 static ImgLimits limits_of(const Config *cfg) {
     return (ImgLimits){cfg->max_image_width, cfg->max_image_height, (uint64_t)cfg->max_image_pixels,
                        cfg->max_image_memory, NULL};
@@ -112,7 +116,7 @@ static int train_config_from(const Config *cfg, const Dataset *train, TrainConfi
     tc->epochs = cfg->epochs, tc->batch = cfg->batch, tc->lr = (float)cfg->lr;
     tc->optimizer = cfg->optimizer == CONFIG_OPT_ADAM ? OPT_ADAM : OPT_RMSPROP;
     tc->margin = (float)cfg->margin, tc->seed = cfg->seed, tc->threads = threads_of(cfg);
-    tc->val_fraction = cfg->val_fraction, tc->data_name = cfg->data, tc->progress = stderr;
+    tc->val_fraction = cfg->val_fraction, tc->data_name = cfg->data, tc->progress = progress;
     tc->pairs = pairs_of(cfg);
     return train_parse_augment(cfg->augment, tc, err);
 }
@@ -272,6 +276,8 @@ static int run(int argc, char **argv, char **envp, char *err) {
     if ((rc = blas_boot(argv, err)) < 0)
         goto out;
     log_set_level(cfg.log_level);
+    if (!(progress = log_stream(LOG_INFO)))
+        progress = stderr;
     switch (mode) {
     case CONFIG_MODE_HELP:
         config_print_help(stdout);
@@ -313,6 +319,9 @@ static int run(int argc, char **argv, char **envp, char *err) {
         break;
     }
 out:
+    if (progress && progress != stderr)
+        fclose(progress);
+    progress = NULL;
     config_free(&cfg);
     return rc;
 }

@@ -7,7 +7,9 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
 #include <time.h>
 
 static LogLevel min_level = LOG_INFO;
@@ -40,4 +42,65 @@ void log_msg(LogLevel level, const char *fmt, ...) {
     gmtime_r(&now.tv_sec, &tm);
     strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", &tm);
     fprintf(stderr, "%s %-5s %s\n", ts, names[level], msg);
+}
+
+/* ---- log_stream: a FILE * that logs lines ---- */
+
+typedef struct {
+    LogLevel level;
+    size_t len;
+    char line[1024];
+} LineSink;
+
+/* Logs what is buffered, without terminal escapes; empty lines vanish. */
+static void sink_flush(LineSink *s) {
+    size_t w = 0;
+    for (size_t r = 0; r < s->len; r++) {
+        if (s->line[r] == '\033' && r + 2 < s->len && s->line[r + 1] == '[') {
+            r += 2; /* "\033[K" and the like: skip to the final letter */
+            while (r < s->len && !((s->line[r] >= 'A' && s->line[r] <= 'Z') ||
+                                   (s->line[r] >= 'a' && s->line[r] <= 'z')))
+                r++;
+            continue;
+        }
+        s->line[w++] = s->line[r];
+    }
+    s->line[w] = 0;
+    if (w > 0)
+        log_msg(s->level, "%s", s->line);
+    s->len = 0;
+}
+
+static ssize_t sink_write(void *cookie, const char *buf, size_t n) {
+    LineSink *s = cookie;
+    for (size_t i = 0; i < n; i++) {
+        if (buf[i] == '\r') /* a redrawn bar: what it overwrites is not logged */
+            s->len = 0;
+        else if (buf[i] == '\n' || s->len == sizeof s->line - 1)
+            sink_flush(s);
+        if (buf[i] != '\n' && buf[i] != '\r')
+            s->line[s->len++] = buf[i];
+    }
+    return (ssize_t)n;
+}
+
+static int sink_close(void *cookie) {
+    LineSink *s = cookie;
+    sink_flush(s);
+    free(s);
+    return 0;
+}
+
+FILE *log_stream(LogLevel level) {
+    LineSink *s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    s->level = level;
+    FILE *f =
+        fopencookie(s, "w", (cookie_io_functions_t){.write = sink_write, .close = sink_close});
+    if (!f)
+        free(s);
+    else
+        setvbuf(f, NULL, _IOLBF, 0);
+    return f;
 }
