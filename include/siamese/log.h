@@ -20,7 +20,7 @@ void log_msg(LogLevel level, const char *fmt, ...) __attribute__((format(printf,
  * "\r" discards the line so far (a redrawn bar), escapes like "\033[K" go;
  * a line without its newline is logged at fclose().
  * Caller closes it with fclose(). NULL if out of memory. */
-FILE *log_stream(LogLevel level);
+FILE *log_stream(LogLevel level); /* lines starting "warning:" go out at warn */
 
 #define log_debug(...) log_msg(LOG_DEBUG, __VA_ARGS__)
 #define log_info(...) log_msg(LOG_INFO, __VA_ARGS__)

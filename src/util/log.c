@@ -66,8 +66,9 @@ static void sink_flush(LineSink *s) {
         s->line[w++] = s->line[r];
     }
     s->line[w] = 0;
-    if (w > 0)
-        log_msg(s->level, "%s", s->line);
+    if (w > 0) /* the trainer's "warning: ..." lines are warnings */
+        log_msg(strncmp(s->line, "warning:", 8) == 0 && s->level < LOG_WARN ? LOG_WARN : s->level,
+                "%s", s->line);
     s->len = 0;
 }
 

@@ -41,6 +41,7 @@ static void write_progress(void) {
     fprintf(f, "epoch 1/2 [====    ] 50%%");            /* a bar, no newline */
     fprintf(f, "\r\033[Kepoch 1/2  loss 0.1175\n");     /* then the epoch line */
     fprintf(f, "train: %d pairs\nsecond line\n\n", 42); /* two lines, one empty */
+    fprintf(f, "warning: few images\n");
     fprintf(f, "tail without newline");
     fclose(f);
     log_warn("a warning");
@@ -61,6 +62,7 @@ START_TEST(stream_lines_share_the_log_format) {
     const char *want[][2] = {{"info", "epoch 1/2  loss 0.1175"},
                              {"info", "train: 42 pairs"},
                              {"info", "second line"},
+                             {"warn", "warning: few images"},
                              {"info", "tail without newline"},
                              {"warn", "a warning"}};
     char *line = strtok_r(out, "\n", &save);
@@ -77,7 +79,8 @@ END_TEST
 START_TEST(stream_honours_the_level) {
     log_set_level(LOG_WARN);
     char *out = capture_stderr(write_progress);
-    assert_line(strtok(out, "\n"), "warn", "a warning");
+    assert_line(strtok(out, "\n"), "warn", "warning: few images");
+    assert_line(strtok(NULL, "\n"), "warn", "a warning");
     ck_assert_ptr_null(strtok(NULL, "\n"));
     free(out);
     log_set_level(LOG_INFO);
