@@ -18,9 +18,12 @@
  * enrolled by an earlier run of another directory holding the same paths).
  * Images that do not decode fail the run, or with skip_bad_images are
  * skipped and counted. Samples go in batches of up to STORE_ENROLL_MAX of
- * one subject, each batch one durable store_enroll().
+ * one subject, each batch one durable store_enroll(); WORKERS threads each
+ * load, embed and enroll a batch at a time, so decoding overlaps the commits
+ * and their batches share transactions (group commit).
  */
 #include <dirent.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -254,7 +257,9 @@ static void progress_show(Progress *p, int final) {
     }
 }
 
-/* ---- One item ---- */
+/* ---- Workers ---- */
+
+#define WORKERS 4 /* batches in flight: decoding overlaps the commits, which group */
 
 typedef struct {
     const Config *cfg;
@@ -262,11 +267,21 @@ typedef struct {
     Store *store;
     Work *w;
     ImgLimits lim;
+    pthread_mutex_t mu; /* everything below */
+    size_t next;        /* first item not yet claimed */
+    Progress p;
+    int rc; /* the first failure */
+    char err[SM_ERRMAX];
+} Shared;
+
+typedef struct {
+    Shared *sh;
     float *x, *emb; /* BATCH x in_dim, BATCH x embed_dim */
     uint8_t *bytes[BATCH];
     size_t len[BATCH];
     const char *ct[BATCH];
     const char *src[BATCH];
+    size_t skipped, bad;
 } Run;
 
 static const char *content_type(const uint8_t *b, size_t len) {
@@ -274,37 +289,44 @@ static const char *content_type(const uint8_t *b, size_t len) {
     return f == IMG_PNG ? "image/png" : f == IMG_JPEG ? "image/jpeg" : "image/x-portable-anymap";
 }
 
+/* An IDX image as sample j (pixels from memory; kept as a PGM). */
+static int load_idx(Run *r, const Item *it, int j, float *x, char *err) {
+    const Work *w = r->sh->w;
+    const ModelArch *a = model_arch(r->sh->m);
+    const uint8_t *px = w->px + (size_t)it->idx * (size_t)w->h * (size_t)w->w;
+    ImgGray g = {w->w, w->h, (uint8_t *)px};
+    img_prepare(&g, a->in_h, a->in_w, x);
+    if (!r->sh->cfg->keep_images)
+        return 0;
+    char head[32];
+    int hn = snprintf(head, sizeof head, "P5 %d %d 255\n", w->w, w->h);
+    size_t n = (size_t)w->w * (size_t)w->h;
+    if (!(r->bytes[j] = malloc((size_t)hn + n)))
+        return sm_err(err, -ENOMEM, "out of memory");
+    memcpy(r->bytes[j], head, (size_t)hn);
+    memcpy(r->bytes[j] + hn, px, n);
+    r->len[j] = (size_t)hn + n;
+    r->ct[j] = "image/x-portable-graymap";
+    return 0;
+}
+
 /* Reads and prepares item it as sample j of the batch. */
 static int load_item(Run *r, const Item *it, int j, char *err) {
-    const ModelArch *a = model_arch(r->m);
-    float *x = r->x + (size_t)j * (size_t)model_in_dim(r->m);
+    const ModelArch *a = model_arch(r->sh->m);
+    float *x = r->x + (size_t)j * (size_t)model_in_dim(r->sh->m);
     r->bytes[j] = NULL;
-    if (it->idx >= 0) { /* IDX: the pixels are here; kept as a PGM */
-        const uint8_t *px = r->w->px + (size_t)it->idx * (size_t)r->w->h * (size_t)r->w->w;
-        ImgGray g = {r->w->w, r->w->h, (uint8_t *)px};
-        img_prepare(&g, a->in_h, a->in_w, x);
-        if (!r->cfg->keep_images)
-            return 0;
-        char head[32];
-        int hn = snprintf(head, sizeof head, "P5 %d %d 255\n", r->w->w, r->w->h);
-        size_t n = (size_t)r->w->w * (size_t)r->w->h;
-        if (!(r->bytes[j] = malloc((size_t)hn + n)))
-            return sm_err(err, -ENOMEM, "out of memory");
-        memcpy(r->bytes[j], head, (size_t)hn);
-        memcpy(r->bytes[j] + hn, px, n);
-        r->len[j] = (size_t)hn + n;
-        r->ct[j] = "image/x-portable-graymap";
-        return 0;
-    }
+    if (it->idx >= 0)
+        return load_idx(r, it, j, x, err);
     uint8_t *buf = NULL;
     size_t len = 0;
+    int keep = r->sh->cfg->keep_images;
     int rc = sm_read_file(it->source, IMG_FILE_MAX, &buf, &len, err);
     if (rc == 0)
-        rc = img_load_mem(buf, len, &r->lim, a->in_h, a->in_w, x, err);
-    if (rc == 0 && r->cfg->keep_images && len > STORE_IMAGE_MAX)
+        rc = img_load_mem(buf, len, &r->sh->lim, a->in_h, a->in_w, x, err);
+    if (rc == 0 && keep && len > STORE_IMAGE_MAX)
         rc = sm_err(err, -EFBIG, "%zu bytes, more than the %u a kept image may have", len,
                     STORE_IMAGE_MAX);
-    if (rc == 0 && r->cfg->keep_images) {
+    if (rc == 0 && keep) {
         r->bytes[j] = buf, r->len[j] = len, r->ct[j] = content_type(buf, len);
         return 0;
     }
@@ -312,18 +334,20 @@ static int load_item(Run *r, const Item *it, int j, char *err) {
     return rc;
 }
 
-/* Embeds and enrolls the n samples of the batch. */
+/* Embeds and enrolls the n samples of the batch; frees its kept images. */
 static int flush(Run *r, const char *subject, int n, char *err) {
     StoreSampleIn in[BATCH];
     int64_t ids[BATCH];
-    int E = model_embed_dim(r->m);
-    int rc = model_embed(r->m, r->x, n, r->emb) < 0 ? sm_err(err, -ENOMEM, "out of memory") : 0;
+    int E = model_embed_dim(r->sh->m);
+    int rc = n > 0 && model_embed(r->sh->m, r->x, n, r->emb) < 0
+                 ? sm_err(err, -ENOMEM, "out of memory")
+                 : 0;
     for (int j = 0; j < n; j++)
         in[j] =
             (StoreSampleIn){r->emb + (size_t)j * (size_t)E, r->bytes[j],
                             r->bytes[j] ? r->len[j] : 0, r->bytes[j] ? r->ct[j] : NULL, r->src[j]};
-    if (rc == 0)
-        rc = store_enroll(r->store, subject, NULL, in, n, ids, NULL, err);
+    if (rc == 0 && n > 0)
+        rc = store_enroll(r->sh->store, subject, NULL, in, n, ids, NULL, err);
     for (int j = 0; j < n; j++) {
         free(r->bytes[j]);
         r->bytes[j] = NULL;
@@ -331,28 +355,27 @@ static int flush(Run *r, const char *subject, int n, char *err) {
     return rc;
 }
 
-/* The next batch (one subject, from item *i on) into r; *n samples. */
-static int fill_batch(Run *r, size_t *i, int *n, Progress *p, char *err) {
-    const char *subject = r->w->v[*i].subject;
+/* Loads items [i0, i1) (one subject) not stored yet into the batch: *n. */
+static int fill_batch(Run *r, size_t i0, size_t i1, int *n, char *err) {
     *n = 0;
-    for (; *i < r->w->n && *n < BATCH && strcmp(r->w->v[*i].subject, subject) == 0; (*i)++) {
-        const Item *it = &r->w->v[*i];
-        int rc = store_source_known(r->store, it->source, err);
+    for (size_t i = i0; i < i1; i++) {
+        const Item *it = &r->sh->w->v[i];
+        int rc = store_source_known(r->sh->store, it->source, err);
         if (rc < 0)
             return rc;
         if (rc == 1) {
-            p->skipped++;
+            r->skipped++;
             continue;
         }
         char why[SM_ERRMAX];
         rc = load_item(r, it, *n, why);
         if (rc == -ENOMEM)
             return sm_err(err, rc, "out of memory");
-        if (rc < 0 && !r->cfg->skip_bad_images)
+        if (rc < 0 && !r->sh->cfg->skip_bad_images)
             return sm_err(err, rc, "%s: %s (skip_bad_images skips such files)", it->source, why);
         if (rc < 0) {
             log_warn("enroll: skipping %s: %s", it->source, why);
-            p->bad++;
+            r->bad++;
             continue;
         }
         r->src[(*n)++] = it->source;
@@ -360,23 +383,73 @@ static int fill_batch(Run *r, size_t *i, int *n, Progress *p, char *err) {
     return 0;
 }
 
-static int run_all(Run *r, Progress *p, char *err) {
-    size_t i = 0;
-    while (i < r->w->n) {
-        const char *subject = r->w->v[i].subject;
+/* Claims the next run of at most BATCH items of one subject: [*i0, *i1).
+ * 0 when there is none left or the run has failed. Holds sh->mu. */
+static int claim(Shared *sh, size_t *i0, size_t *i1) {
+    const Work *w = sh->w;
+    if (sh->rc < 0 || sh->next >= w->n)
+        return 0;
+    *i0 = *i1 = sh->next;
+    while (*i1 < w->n && *i1 - *i0 < BATCH && strcmp(w->v[*i1].subject, w->v[*i0].subject) == 0)
+        (*i1)++;
+    sh->next = *i1;
+    return 1;
+}
+
+static void *worker(void *arg) {
+    Run *r = arg;
+    Shared *sh = r->sh;
+    char err[SM_ERRMAX];
+    size_t i0, i1;
+    pthread_mutex_lock(&sh->mu);
+    while (claim(sh, &i0, &i1)) {
+        pthread_mutex_unlock(&sh->mu);
         int n = 0;
-        int rc = fill_batch(r, &i, &n, p, err);
-        if (rc == 0 && n > 0 && (rc = flush(r, subject, n, err)) == 0)
-            p->enrolled += (size_t)n;
-        if (rc < 0) {
-            for (int j = 0; j < n; j++) /* a failed fill leaves its kept images */
-                free(r->bytes[j]);
-            return rc;
+        r->skipped = r->bad = 0;
+        int rc = fill_batch(r, i0, i1, &n, err);
+        if (rc == 0)
+            rc = flush(r, sh->w->v[i0].subject, n, err);
+        for (int j = 0; rc < 0 && j < n; j++) { /* a failed fill leaves its kept images */
+            free(r->bytes[j]);
+            r->bytes[j] = NULL;
         }
-        p->seen = i;
-        progress_show(p, 0);
+        pthread_mutex_lock(&sh->mu);
+        if (rc < 0 && sh->rc == 0) {
+            sh->rc = rc;
+            memcpy(sh->err, err, sizeof err);
+        }
+        if (rc == 0)
+            sh->p.enrolled += (size_t)n;
+        sh->p.skipped += r->skipped, sh->p.bad += r->bad, sh->p.seen += i1 - i0;
+        progress_show(&sh->p, 0);
     }
-    return 0;
+    pthread_mutex_unlock(&sh->mu);
+    return NULL;
+}
+
+/* Runs WORKERS workers (fewer if threads cannot start: at least this one). */
+static int run_all(Shared *sh, char *err) {
+    Run r[WORKERS] = {{0}};
+    pthread_t th[WORKERS];
+    int started = 0, rc = 0;
+    for (int t = 0; t < WORKERS && rc == 0; t++) {
+        r[t].sh = sh;
+        r[t].x = malloc((size_t)BATCH * (size_t)model_in_dim(sh->m) * sizeof *r[t].x);
+        r[t].emb = malloc((size_t)BATCH * (size_t)model_embed_dim(sh->m) * sizeof *r[t].emb);
+        if (!r[t].x || !r[t].emb)
+            rc = sm_err(err, -ENOMEM, "out of memory");
+    }
+    for (int t = 1; rc == 0 && t < WORKERS && pthread_create(&th[t], NULL, worker, &r[t]) == 0; t++)
+        started = t;
+    if (rc == 0)
+        worker(&r[0]);
+    for (int t = 1; t <= started; t++)
+        pthread_join(th[t], NULL);
+    for (int t = 0; t < WORKERS; t++)
+        free(r[t].x), free(r[t].emb);
+    if (rc == 0 && sh->rc < 0)
+        rc = sm_err(err, sh->rc, "%s", sh->err);
+    return rc;
 }
 
 int serve_enroll(const Config *cfg, char *err) {
@@ -390,27 +463,23 @@ int serve_enroll(const Config *cfg, char *err) {
         qsort(w.v, w.n, sizeof *w.v, cmp_item);
         rc = serve_open_parts(cfg, &m, &store, 0, err);
     }
-    Run r = {.cfg = cfg,
-             .m = m,
-             .store = store,
-             .w = &w,
-             .lim = {cfg->max_image_width, cfg->max_image_height, (uint64_t)cfg->max_image_pixels}};
-    Progress p = {.t0 = sm_now(), .total = w.n, .tty = isatty(2)};
-    if (rc == 0) {
-        r.x = malloc((size_t)BATCH * (size_t)model_in_dim(m) * sizeof *r.x);
-        r.emb = malloc((size_t)BATCH * (size_t)model_embed_dim(m) * sizeof *r.emb);
-        rc = r.x && r.emb ? 0 : sm_err(err, -ENOMEM, "out of memory");
-    }
+    Shared sh = {
+        .cfg = cfg,
+        .m = m,
+        .store = store,
+        .w = &w,
+        .lim = {cfg->max_image_width, cfg->max_image_height, (uint64_t)cfg->max_image_pixels},
+        .p = {.t0 = sm_now(), .total = w.n, .tty = isatty(2)}};
+    pthread_mutex_init(&sh.mu, NULL);
     if (rc == 0) {
         log_info("enroll: %zu images from %s into %s", w.n, cfg->data, cfg->db);
-        rc = run_all(&r, &p, err);
-        progress_show(&p, 1);
+        rc = run_all(&sh, err);
+        progress_show(&sh.p, 1);
     }
     if (rc == 0)
-        log_info("enroll: %zu enrolled, %zu already there, %zu bad, in %.1f s", p.enrolled,
-                 p.skipped, p.bad, sm_now() - p.t0);
-    free(r.x);
-    free(r.emb);
+        log_info("enroll: %zu enrolled, %zu already there, %zu bad, in %.1f s", sh.p.enrolled,
+                 sh.p.skipped, sh.p.bad, sm_now() - sh.p.t0);
+    pthread_mutex_destroy(&sh.mu);
     store_close(store);
     model_free(m);
     work_free(&w);
