@@ -217,8 +217,8 @@ async function enroll(ev) {
       out.append(li);
       try {
         const r = await api('POST', '/enroll', body);
-        const ids = (r.samples || []).map((s) => s.id).join(', ');
-        li.textContent = `${f.name}: enrolled as sample ${ids} (${r.total} in all)`;
+        const ids = (r.samples || []).map((s) => s.sample).join(', ');
+        li.textContent = `${f.name}: enrolled as sample ${ids} (${r.sample_count} in all)`;
         ok++;
       } catch (e) {
         li.textContent = `${f.name}: Error: ${e.message}`;
@@ -249,13 +249,13 @@ async function loadSubjects(fresh) {
 }
 
 function subjectItem(s) {
-  const li = el('li', { 'data-subject': s.id });
+  const li = el('li', { 'data-subject': s.subject });
   const del = el('button', { type: 'button', class: 'danger', text: 'Delete subject' });
-  del.addEventListener('click', () => removeSubject(s.id, li));
+  del.addEventListener('click', () => removeSubject(s.subject, li));
   const details = el('details', {}, el('summary', { text: 'samples and metadata' }));
-  details.addEventListener('toggle', () => { if (details.open) loadSamples(s.id, details); });
-  li.append(el('b', { text: s.id }),
-    el('span', { class: 'count', text: ` ${s.samples} sample${s.samples === 1 ? '' : 's'} ` }),
+  details.addEventListener('toggle', () => { if (details.open) loadSamples(s.subject, details); });
+  li.append(el('b', { text: s.subject }),
+    el('span', { class: 'count', text: ` ${s.sample_count} sample${s.sample_count === 1 ? '' : 's'} ` }),
     el('span', { class: 'meta', text: 'since ' + s.created_at + ' ' }), del, details);
   return li;
 }
@@ -270,14 +270,14 @@ async function loadSamples(id, details, cursor) {
     const r = await api('GET', '/subjects/' + encodeURIComponent(id) + '?limit=50' +
       (cursor ? '&cursor=' + encodeURIComponent(cursor) : ''));
     if (!cursor) {
-      details.append(el('pre', { class: 'meta', text: `${r.total} samples; metadata: ` +
+      details.append(el('pre', { class: 'meta', text: `${r.sample_count} samples; metadata: ` +
         JSON.stringify(r.metadata) }));
       details.append(box);
     }
     for (const smp of r.samples || []) {
-      const b = el('button', { type: 'button', class: 'danger', 'data-sample': String(smp.id),
-        title: 'enrolled ' + smp.created_at, text: `delete sample ${smp.id}` });
-      b.addEventListener('click', () => removeSample(id, smp.id, details));
+      const b = el('button', { type: 'button', class: 'danger', 'data-sample': String(smp.sample),
+        title: 'enrolled ' + smp.created_at, text: `delete sample ${smp.sample}` });
+      b.addEventListener('click', () => removeSample(id, smp.sample, details));
       box.append(b);
     }
     if (r.next_cursor) {
@@ -305,12 +305,12 @@ async function removeSubject(id, li) {
 async function removeSample(id, sample, details) {
   try {
     const r = await api('DELETE', `/subjects/${encodeURIComponent(id)}/samples/${sample}`);
-    if (!r.remaining) {
+    if (!r.sample_count) {
       loadSubjects(true);
       return;
     }
     const li = details.closest('li');
-    li.querySelector('.count').textContent = ` ${r.remaining} sample${r.remaining === 1 ? '' : 's'} `;
+    li.querySelector('.count').textContent = ` ${r.sample_count} sample${r.sample_count === 1 ? '' : 's'} `;
     loadSamples(id, details);
   } catch (e) {
     details.append(el('p', { class: 'error', text: 'Error: ' + e.message }));

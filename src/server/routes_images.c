@@ -38,7 +38,7 @@ static cJSON *verify_reply(Server *srv, float d, float thr) {
     cJSON_AddNumberToObject(o, "threshold", json_f32(thr));
     cJSON_AddNumberToObject(o, "margin", json_f32(model_margin(srv->model)));
     cJSON_AddStringToObject(o, "verdict", verdict(d, thr));
-    cJSON_AddStringToObject(o, "model", model_fingerprint(srv->model));
+    cJSON_AddStringToObject(o, "fingerprint", model_fingerprint(srv->model));
     return o;
 }
 
@@ -136,8 +136,8 @@ void handle_embed(Server *srv, const HttpReq *req, const RouteArgs *args, Reply 
             cJSON_AddItemToArray(v, cJSON_CreateNumber(json_f32(emb[(size_t)i * E + e])));
         cJSON_AddItemToArray(list, v);
     }
-    cJSON_AddNumberToObject(o, "dim", E);
-    cJSON_AddStringToObject(o, "model", model_fingerprint(srv->model));
+    cJSON_AddNumberToObject(o, "embedding_size", E);
+    cJSON_AddStringToObject(o, "fingerprint", model_fingerprint(srv->model));
     reply_json(rep, 200, o);
 out:
     free(emb);
@@ -178,12 +178,12 @@ static void enroll_reply(Server *srv, const char *subject, const int64_t *ids, i
     list = cJSON_AddArrayToObject(o, "samples");
     for (int i = 0; i < n; i++) {
         cJSON *s = cJSON_CreateObject();
-        cJSON_AddNumberToObject(s, "id", (double)ids[i]);
+        cJSON_AddNumberToObject(s, "sample", (double)ids[i]);
         cJSON_AddItemToArray(list, s);
     }
-    cJSON_AddNumberToObject(o, "total", (double)res->total);
+    cJSON_AddNumberToObject(o, "sample_count", (double)res->total);
     cJSON_AddBoolToObject(o, "created", res->created);
-    cJSON_AddStringToObject(o, "model", model_fingerprint(srv->model));
+    cJSON_AddStringToObject(o, "fingerprint", model_fingerprint(srv->model));
     reply_json(rep, 201, o);
 }
 
@@ -273,7 +273,7 @@ void handle_identify(Server *srv, const HttpReq *req, const RouteArgs *args, Rep
         cJSON_AddItemToArray(list, m);
     }
     cJSON_AddNumberToObject(o, "threshold", json_f32(thr));
-    cJSON_AddStringToObject(o, "model", model_fingerprint(srv->model));
+    cJSON_AddStringToObject(o, "fingerprint", model_fingerprint(srv->model));
     reply_json(rep, 200, o);
 out:
     free(hits);

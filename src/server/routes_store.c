@@ -55,9 +55,9 @@ void handle_subjects(Server *srv, const HttpReq *req, const RouteArgs *args, Rep
         cJSON *s = cJSON_CreateObject();
         char when[32];
         iso_time(items[i].created_at, when);
-        cJSON_AddStringToObject(s, "id", items[i].id);
+        cJSON_AddStringToObject(s, "subject", items[i].id);
         cJSON_AddStringToObject(s, "created_at", when);
-        cJSON_AddNumberToObject(s, "samples", (double)items[i].n_samples);
+        cJSON_AddNumberToObject(s, "sample_count", (double)items[i].n_samples);
         cJSON_AddItemToArray(list, s);
     }
     if (*next)
@@ -72,7 +72,7 @@ static void subject_reply(const StoreSubject *s, Reply *rep) {
     cJSON *o = cJSON_CreateObject(), *list;
     char when[32];
     iso_time(s->created_at, when);
-    cJSON_AddStringToObject(o, "id", s->id);
+    cJSON_AddStringToObject(o, "subject", s->id);
     cJSON_AddStringToObject(o, "created_at", when);
     /* Verbatim, as enrolled: the store validated it as a JSON object. */
     if (s->metadata)
@@ -83,11 +83,11 @@ static void subject_reply(const StoreSubject *s, Reply *rep) {
     for (int64_t i = 0; i < s->n_samples; i++) {
         cJSON *x = cJSON_CreateObject();
         iso_time(s->samples[i].created_at, when);
-        cJSON_AddNumberToObject(x, "id", (double)s->samples[i].id);
+        cJSON_AddNumberToObject(x, "sample", (double)s->samples[i].id);
         cJSON_AddStringToObject(x, "created_at", when);
         cJSON_AddItemToArray(list, x);
     }
-    cJSON_AddNumberToObject(o, "total", (double)s->total);
+    cJSON_AddNumberToObject(o, "sample_count", (double)s->total);
     if (s->more) {
         char next[24];
         snprintf(next, sizeof next, "%lld", (long long)s->samples[s->n_samples - 1].id);
@@ -127,7 +127,7 @@ void handle_subject_delete(Server *srv, const HttpReq *req, const RouteArgs *arg
     } else {
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "subject", args->id);
-        cJSON_AddNumberToObject(o, "deleted_samples", (double)removed);
+        cJSON_AddNumberToObject(o, "deleted_sample_count", (double)removed);
         reply_json(rep, 200, o);
     }
 }
@@ -165,7 +165,7 @@ void handle_sample_delete(Server *srv, const HttpReq *req, const RouteArgs *args
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "subject", subject);
         cJSON_AddNumberToObject(o, "sample", (double)sample);
-        cJSON_AddNumberToObject(o, "remaining", (double)remaining);
+        cJSON_AddNumberToObject(o, "sample_count", (double)remaining);
         reply_json(rep, 200, o);
     }
 }

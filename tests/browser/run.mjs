@@ -228,7 +228,7 @@ test('bulk-enroll three images, see the subject listed, identify it, delete it',
   await page.waitForFunction(() =>
     document.querySelectorAll('#subjects [data-subject="alice"] button[data-sample]').length === 2);
   assert.match(await row.textContent(), /alice 2 samples/);
-  assert.equal((await (await fetch(open + '/subjects/alice')).json()).total, 2);
+  assert.equal((await (await fetch(open + '/subjects/alice')).json()).sample_count, 2);
 
   await page.click('nav a[data-tab="identify"]');
   await page.setInputFiles('#identify-image', IMAGES[0]);

@@ -85,7 +85,7 @@ void enroll(int port, const char *subject, const Buf *imgs, int n, const char *m
     cJSON *samples = cJSON_GetObjectItem(r.json, "samples");
     ck_assert_int_eq(cJSON_GetArraySize(samples), n);
     for (int i = 0; ids && i < n; i++)
-        ids[i] = jnum(cJSON_GetArrayItem(samples, i), "id");
+        ids[i] = jnum(cJSON_GetArrayItem(samples, i), "sample");
     resp_free(&r);
 }
 
@@ -189,7 +189,7 @@ START_TEST(verify_pair_matches_embed) {
     ck_assert_str_eq(jstr(r.json, "verdict"), "same");
     ck_assert_double_eq_tol(jnum(r.json, "threshold"), 0.5, 1e-9);
     ck_assert_double_eq_tol(jnum(r.json, "margin"), 1.0, 1e-9);
-    ck_assert_str_eq(jstr(r.json, "model"), fingerprint(P));
+    ck_assert_str_eq(jstr(r.json, "fingerprint"), fingerprint(P));
     resp_free(&r);
 
     /* The same picture as PNG and as PGM decodes to the same pixels. */
@@ -258,8 +258,8 @@ START_TEST(embed_many_formats) {
     ASSERT_JSON(r, 200);
     const cJSON *list = cJSON_GetObjectItem(r.json, "embeddings");
     ck_assert_int_eq(cJSON_GetArraySize(list), N);
-    ck_assert_double_eq(jnum(r.json, "dim"), 128);
-    ck_assert_str_eq(jstr(r.json, "model"), fingerprint(P));
+    ck_assert_double_eq(jnum(r.json, "embedding_size"), 128);
+    ck_assert_str_eq(jstr(r.json, "fingerprint"), fingerprint(P));
     for (int i = 0; i < N; i++) {
         const cJSON *e = cJSON_GetArrayItem(list, i);
         ck_assert_int_eq(cJSON_GetArraySize(e), 128);
@@ -298,39 +298,39 @@ START_TEST(enroll_get_delete) {
     Resp r = post_multipart(P, "/enroll", f, 4, NULL);
     ASSERT_JSON(r, 201);
     ck_assert_str_eq(jstr(r.json, "subject"), "life-1");
-    ck_assert_double_eq(jnum(r.json, "total"), 2);
+    ck_assert_double_eq(jnum(r.json, "sample_count"), 2);
     ck_assert(cJSON_IsTrue(cJSON_GetObjectItem(r.json, "created")));
-    ck_assert_str_eq(jstr(r.json, "model"), fingerprint(P));
+    ck_assert_str_eq(jstr(r.json, "fingerprint"), fingerprint(P));
     ck_assert_int_eq(cJSON_GetArraySize(sample_ids(&r)), 2);
-    double id0 = jnum(cJSON_GetArrayItem(sample_ids(&r), 0), "id");
-    double id1 = jnum(cJSON_GetArrayItem(sample_ids(&r), 1), "id");
+    double id0 = jnum(cJSON_GetArrayItem(sample_ids(&r), 0), "sample");
+    double id1 = jnum(cJSON_GetArrayItem(sample_ids(&r), 1), "sample");
     ck_assert(id0 >= 1 && id1 >= 1 && id0 != id1);
     resp_free(&r);
 
     Field g[] = {TEXT("subject", "life-1"), IMAGE("image", img[2])};
     r = post_multipart(P, "/enroll", g, 2, NULL);
     ASSERT_JSON(r, 201);
-    ck_assert_double_eq(jnum(r.json, "total"), 3);
+    ck_assert_double_eq(jnum(r.json, "sample_count"), 3);
     ck_assert(cJSON_IsFalse(cJSON_GetObjectItem(r.json, "created")));
-    double id2 = jnum(cJSON_GetArrayItem(sample_ids(&r), 0), "id");
+    double id2 = jnum(cJSON_GetArrayItem(sample_ids(&r), 0), "sample");
     ck_assert(id2 > id1 && id2 > id0);
     resp_free(&r);
 
     r = http_get(P, "/subjects/life-1");
     ASSERT_JSON(r, 200);
-    ck_assert_str_eq(jstr(r.json, "id"), "life-1");
+    ck_assert_str_eq(jstr(r.json, "subject"), "life-1");
     ck_assert_msg(is_iso_time(jstr(r.json, "created_at")), "created_at %s",
                   jstr(r.json, "created_at"));
     cJSON *meta = cJSON_Parse("{\"name\":\"Ann\",\"tags\":[\"x\",\"y\"],\"n\":3}");
     ck_assert_msg(cJSON_Compare(meta, cJSON_GetObjectItem(r.json, "metadata"), 1), "metadata %s",
                   r.body);
     cJSON_Delete(meta);
-    ck_assert_double_eq(jnum(r.json, "total"), 3);
+    ck_assert_double_eq(jnum(r.json, "sample_count"), 3);
     const cJSON *samples = cJSON_GetObjectItem(r.json, "samples");
     ck_assert_int_eq(cJSON_GetArraySize(samples), 3);
     double want[3] = {id0 < id1 ? id0 : id1, id0 < id1 ? id1 : id0, id2};
     for (int i = 0; i < 3; i++) {
-        ck_assert_double_eq(jnum(cJSON_GetArrayItem(samples, i), "id"), want[i]);
+        ck_assert_double_eq(jnum(cJSON_GetArrayItem(samples, i), "sample"), want[i]);
         ck_assert(is_iso_time(jstr(cJSON_GetArrayItem(samples, i), "created_at")));
     }
     resp_free(&r);
@@ -339,8 +339,8 @@ START_TEST(enroll_get_delete) {
     Field h[] = {TEXT("subject", "life-1"), IMAGE("image", img[0]), JRAW("metadata", "{\"v\":2}")};
     r = post_multipart(P, "/enroll", h, 3, NULL);
     ASSERT_JSON(r, 201);
-    ck_assert_double_eq(jnum(r.json, "total"), 4);
-    double id3 = jnum(cJSON_GetArrayItem(sample_ids(&r), 0), "id");
+    ck_assert_double_eq(jnum(r.json, "sample_count"), 4);
+    double id3 = jnum(cJSON_GetArrayItem(sample_ids(&r), 0), "sample");
     resp_free(&r);
     r = http_get(P, "/subjects/life-1");
     ASSERT_JSON(r, 200);
@@ -355,7 +355,7 @@ START_TEST(enroll_get_delete) {
     ASSERT_JSON(r, 200);
     ck_assert_str_eq(jstr(r.json, "subject"), "life-1");
     ck_assert_double_eq(jnum(r.json, "sample"), id0);
-    ck_assert_double_eq(jnum(r.json, "remaining"), 3);
+    ck_assert_double_eq(jnum(r.json, "sample_count"), 3);
     resp_free(&r);
     r = http_delete(P, path);
     ASSERT_JSON(r, 404);
@@ -387,14 +387,14 @@ START_TEST(enroll_get_delete) {
     resp_free(&r);
     r = http_get(P, "/subjects/life-2");
     ASSERT_JSON(r, 200);
-    ck_assert_double_eq(jnum(r.json, "total"), 1);
+    ck_assert_double_eq(jnum(r.json, "sample_count"), 1);
     ck_assert(cJSON_IsNull(cJSON_GetObjectItem(r.json, "metadata")));
     resp_free(&r);
 
     r = http_delete(P, "/subjects/life-1");
     ASSERT_JSON(r, 200);
     ck_assert_str_eq(jstr(r.json, "subject"), "life-1");
-    ck_assert_double_eq(jnum(r.json, "deleted_samples"), 2);
+    ck_assert_double_eq(jnum(r.json, "deleted_sample_count"), 2);
     resp_free(&r);
     /* Gone from identify too, however many matches are asked for. */
     Field q[] = {IMAGE("image", img[1]), TEXT("k", "1000")};
@@ -419,7 +419,7 @@ START_TEST(enroll_get_delete) {
     ck_assert(again > id3);
     r = http_get(P, "/subjects/life-1");
     ASSERT_JSON(r, 200);
-    ck_assert_double_eq(jnum(r.json, "total"), 1);
+    ck_assert_double_eq(jnum(r.json, "sample_count"), 1);
     ck_assert(cJSON_IsNull(cJSON_GetObjectItem(r.json, "metadata")));
     resp_free(&r);
     for (int i = 0; i < 3; i++)
@@ -439,13 +439,13 @@ START_TEST(subject_id_alphabet) {
         snprintf(path, sizeof path, "/subjects/%s", ids[i]);
         Resp r = http_get(P, path);
         ASSERT_JSON(r, 200);
-        ck_assert_str_eq(jstr(r.json, "id"), ids[i]);
+        ck_assert_str_eq(jstr(r.json, "subject"), ids[i]);
         resp_free(&r);
     }
     /* Percent-escapes in the path are decoded before the id is read. */
     Resp r = http_get(P, "/subjects/user%40example.com");
     ASSERT_JSON(r, 200);
-    ck_assert_str_eq(jstr(r.json, "id"), "user@example.com");
+    ck_assert_str_eq(jstr(r.json, "subject"), "user@example.com");
     resp_free(&r);
     buf_free(&img);
 }
@@ -464,7 +464,7 @@ START_TEST(verify_subject) {
     ck_assert_str_eq(jstr(r.json, "verdict"), "same");
     ck_assert_str_eq(jstr(r.json, "subject"), "vs-1");
     ck_assert_double_eq(jnum(r.json, "sample"), id0);
-    ck_assert_str_eq(jstr(r.json, "model"), fingerprint(P));
+    ck_assert_str_eq(jstr(r.json, "fingerprint"), fingerprint(P));
     resp_free(&r);
 
     /* Against a subject is the same distance as against its image. */
@@ -491,11 +491,11 @@ START_TEST(verify_subject) {
     snprintf(path, sizeof path, "/subjects/vs-empty/samples/%.0f", idx);
     r = http_delete(P, path);
     ASSERT_JSON(r, 200);
-    ck_assert_double_eq(jnum(r.json, "remaining"), 0);
+    ck_assert_double_eq(jnum(r.json, "sample_count"), 0);
     resp_free(&r);
     r = http_get(P, "/subjects/vs-empty");
     ASSERT_JSON(r, 200);
-    ck_assert_double_eq(jnum(r.json, "total"), 0);
+    ck_assert_double_eq(jnum(r.json, "sample_count"), 0);
     resp_free(&r);
     Field e[] = {TEXT("subject", "vs-empty"), IMAGE("image", fm0)};
     r = post_multipart(P, "/verify", e, 2, NULL);
@@ -535,7 +535,7 @@ START_TEST(identify_ranks_the_enrolled_subject_first) {
         ck_assert_double_eq_tol(jnum(cJSON_GetArrayItem(m, 0), "distance"), SAME_DISTANCE, 1e-6);
         ck_assert_str_eq(jstr(cJSON_GetArrayItem(m, 0), "verdict"), "same");
         ck_assert_double_eq_tol(jnum(r.json, "threshold"), 0.5, 1e-9);
-        ck_assert_str_eq(jstr(r.json, "model"), fingerprint(P));
+        ck_assert_str_eq(jstr(r.json, "fingerprint"), fingerprint(P));
         double prev = 0;
         for (int j = 0; j < 3; j++) {
             const cJSON *x = cJSON_GetArrayItem(m, j);

@@ -85,7 +85,7 @@ static double enroll_w(const char *subject, int n) {
                   IMAGE("image", img)};
     Resp r = post_multipart(P, "/enroll", f, n + 1, AUTH_W);
     ASSERT_JSON(r, 201);
-    double id = jnum(cJSON_GetArrayItem(cJSON_GetObjectItem(r.json, "samples"), 0), "id");
+    double id = jnum(cJSON_GetArrayItem(cJSON_GetObjectItem(r.json, "samples"), 0), "sample");
     resp_free(&r);
     return id;
 }
@@ -142,7 +142,7 @@ START_TEST(api_keys_per_route) {
     /* The refused enrolls and deletes changed nothing. */
     Resp r = http(P, &(Req){.method = "GET", .path = "/subjects/auth-enroll", .auth = AUTH_R});
     ASSERT_JSON(r, 200);
-    ck_assert_double_eq(jnum(r.json, "total"), 1);
+    ck_assert_double_eq(jnum(r.json, "sample_count"), 1);
     resp_free(&r);
     /* The scheme is case-insensitive; spaces around the value are ignored. */
     r = http(P, &(Req){.method = "GET", .path = "/model", .auth = "bearer  " RKEY " "});

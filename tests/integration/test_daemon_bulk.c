@@ -48,7 +48,7 @@ static int64_t subject_total(int port, const char *subject) {
     snprintf(path, sizeof path, "/subjects/%s", subject);
     Resp r = http_get(port, path);
     ASSERT_JSON(r, 200);
-    int64_t n = (int64_t)jnum(r.json, "total");
+    int64_t n = (int64_t)jnum(r.json, "sample_count");
     resp_free(&r);
     return n;
 }

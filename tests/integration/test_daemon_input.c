@@ -70,7 +70,7 @@ START_TEST(encodings_agree) {
     Field ej[] = {TEXT("subject", "enc-js"), IMAGE("image", fm0), IMAGE("image", fm2),
                   JRAW("metadata", "{\"k\":[1,\"two\",{\"three\":3}]}")};
     post_both("/enroll", en, ej, 4, 201, &a, &b);
-    same_member(&a, &b, "total");
+    same_member(&a, &b, "sample_count");
     same_member(&a, &b, "created");
     ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItem(b.json, "samples")), 2);
     resp_free(&a), resp_free(&b);
@@ -79,7 +79,7 @@ START_TEST(encodings_agree) {
     ASSERT_JSON(a, 200);
     ASSERT_JSON(b, 200);
     same_member(&a, &b, "metadata");
-    same_member(&a, &b, "total");
+    same_member(&a, &b, "sample_count");
     resp_free(&a), resp_free(&b);
 
     /* Verify against each subject, each way: four equal distances. */

@@ -68,7 +68,7 @@ static double enroll_one(int port, const char *subject, const Buf *img, const ch
     Field f[] = {TEXT("subject", subject), IMAGE("image", *img), JRAW("metadata", metadata)};
     Resp r = post_multipart(port, "/enroll", f, metadata ? 3 : 2, NULL);
     ASSERT_JSON(r, 201);
-    double id = jnum(cJSON_GetArrayItem(cJSON_GetObjectItem(r.json, "samples"), 0), "id");
+    double id = jnum(cJSON_GetArrayItem(cJSON_GetObjectItem(r.json, "samples"), 0), "sample");
     resp_free(&r);
     return id;
 }
@@ -127,8 +127,9 @@ START_TEST(persists_across_restart_and_kill9) {
     ck_assert(WIFSIGNALED(daemon_kill(&o.d)));
     own_start_ok(&o, H.model_a, NULL);
     cJSON *pc = get_json(o.d.port, "/subjects/p-c");
-    ck_assert_double_eq(jnum(pc, "total"), 1);
-    ck_assert_double_eq(jnum(cJSON_GetArrayItem(cJSON_GetObjectItem(pc, "samples"), 0), "id"), idc);
+    ck_assert_double_eq(jnum(pc, "sample_count"), 1);
+    ck_assert_double_eq(jnum(cJSON_GetArrayItem(cJSON_GetObjectItem(pc, "samples"), 0), "sample"),
+                        idc);
     Resp id2 = identify(o.d.port, &fm3, "1");
     ASSERT_JSON(id2, 200);
     m = cJSON_GetArrayItem(cJSON_GetObjectItem(id2.json, "matches"), 0);
@@ -172,7 +173,7 @@ static void *enroll_worker(void *arg) {
         Buf img = img_pgm((uint32_t)(1000 + w->t * PER_THREAD + i), 28, 28);
         Field f[] = {TEXT("subject", subject), IMAGE("image", img)};
         Resp r = post_multipart(w->port, "/enroll", f, 2, NULL);
-        if (r.status == 201 && jnum(r.json, "total") == 1)
+        if (r.status == 201 && jnum(r.json, "sample_count") == 1)
             w->ok++;
         else if (!*w->err)
             snprintf(w->err, sizeof w->err, "%s: %ld %.200s", subject, r.status, r.body);
@@ -257,8 +258,8 @@ START_TEST(concurrent_enrolls_group_commit) {
             char want[32];
             snprintf(want, sizeof want, "c-%d-%02d", t, i);
             const cJSON *s = cJSON_GetArrayItem(subjects, k); /* id order = this order */
-            ck_assert_str_eq(jstr(s, "id"), want);
-            ck_assert_double_eq(jnum(s, "samples"), 1);
+            ck_assert_str_eq(jstr(s, "subject"), want);
+            ck_assert_double_eq(jnum(s, "sample_count"), 1);
         }
     cJSON_Delete(list);
 
@@ -296,7 +297,7 @@ static void *same_worker(void *arg) {
         Field f[] = {TEXT("subject", "same-one"), IMAGE("image", img)};
         Resp r = post_multipart(w->port, "/enroll", f, 2, NULL);
         if (r.status == 201) {
-            w->totals[i] = (int)jnum(r.json, "total");
+            w->totals[i] = (int)jnum(r.json, "sample_count");
             w->created += cJSON_IsTrue(cJSON_GetObjectItem(r.json, "created"));
         } else if (!*w->err) {
             snprintf(w->err, sizeof w->err, "%ld %.200s", r.status, r.body);
@@ -335,7 +336,7 @@ START_TEST(concurrent_enrolls_one_subject) {
     for (int k = 1; k <= N; k++)
         ck_assert_msg(seen[k] == 1, "total %d reported %d times", k, seen[k]);
     cJSON *s = get_json(o.d.port, "/subjects/same-one");
-    ck_assert_double_eq(jnum(s, "total"), N);
+    ck_assert_double_eq(jnum(s, "sample_count"), N);
     cJSON_Delete(s);
     own_stop_ok(&o);
 }
@@ -400,7 +401,7 @@ START_TEST(second_daemon_on_the_same_database) {
         Buf fm0 = img_file("fm0_c9.png");
         enroll_one(a.d.port, "twice-1", &fm0, NULL);
         cJSON *s = get_json(b.d.port, "/subjects/twice-1");
-        ck_assert_double_eq(jnum(s, "total"), 1);
+        ck_assert_double_eq(jnum(s, "sample_count"), 1);
         cJSON_Delete(s);
         double d = 0;
         Field f[] = {TEXT("subject", "twice-1"), IMAGE("image", fm0)};
@@ -619,7 +620,8 @@ START_TEST(model_change_needs_reembed) {
                      "r-b");
     resp_free(&r);
     cJSON *ra = get_json(o.d.port, "/subjects/r-a");
-    ck_assert_double_eq(jnum(cJSON_GetArrayItem(cJSON_GetObjectItem(ra, "samples"), 0), "id"), ida);
+    ck_assert_double_eq(jnum(cJSON_GetArrayItem(cJSON_GetObjectItem(ra, "samples"), 0), "sample"),
+                        ida);
     cJSON_Delete(ra);
     own_stop_ok(&o);
 

@@ -53,15 +53,16 @@ START_TEST(subjects_pagination) {
         ck_assert_int_le(n, 3);
         for (int i = 0; i < n; i++) {
             const cJSON *s = cJSON_GetArrayItem(list, i);
-            const char *id = jstr(s, "id");
+            const char *id = jstr(s, "subject");
             ck_assert_ptr_nonnull(id);
             ck_assert_msg(strcmp(prev, id) < 0, "'%s' after '%s'", id, prev);
             snprintf(prev, sizeof prev, "%s", id);
             ck_assert_str_eq(
-                jstr(s, "id"),
-                jstr(cJSON_GetArrayItem(cJSON_GetObjectItem(all.json, "subjects"), seen), "id"));
+                jstr(s, "subject"),
+                jstr(cJSON_GetArrayItem(cJSON_GetObjectItem(all.json, "subjects"), seen),
+                     "subject"));
             ck_assert(is_iso_time(jstr(s, "created_at")));
-            ck_assert(jnum(s, "samples") >= 0);
+            ck_assert(jnum(s, "sample_count") >= 0);
             int k;
             if (sscanf(id, "pg-%d", &k) == 1 && k >= 0 && k < 7 && strlen(id) == 4)
                 pg_seen[k]++;
@@ -121,12 +122,12 @@ START_TEST(enroll_256_images) {
     }
     Resp r = post_json(P, "/enroll", f, 257, NULL);
     ASSERT_JSON(r, 201);
-    ck_assert_double_eq(jnum(r.json, "total"), 256);
+    ck_assert_double_eq(jnum(r.json, "sample_count"), 256);
     const cJSON *ids = cJSON_GetObjectItem(r.json, "samples");
     ck_assert_int_eq(cJSON_GetArraySize(ids), 256);
     for (int i = 1; i < 256; i++) /* ids in image order, all distinct */
-        ck_assert(jnum(cJSON_GetArrayItem(ids, i), "id") >
-                  jnum(cJSON_GetArrayItem(ids, i - 1), "id"));
+        ck_assert(jnum(cJSON_GetArrayItem(ids, i), "sample") >
+                  jnum(cJSON_GetArrayItem(ids, i - 1), "sample"));
     resp_free(&r);
     r = http_get(P, "/subjects/many-256?limit=1000");
     ASSERT_JSON(r, 200);
@@ -141,7 +142,7 @@ START_TEST(enroll_256_images) {
     resp_free(&r);
     r = http_delete(P, "/subjects/many-256");
     ASSERT_JSON(r, 200);
-    ck_assert_double_eq(jnum(r.json, "deleted_samples"), 256);
+    ck_assert_double_eq(jnum(r.json, "deleted_sample_count"), 256);
     resp_free(&r);
     for (int i = 0; i < 256; i++)
         buf_free(&img[i]);
@@ -254,7 +255,8 @@ START_TEST(metrics_count_requests) {
     int subjects = cJSON_GetArraySize(cJSON_GetObjectItem(r.json, "subjects"));
     double samples = 0;
     for (int i = 0; i < subjects; i++)
-        samples += jnum(cJSON_GetArrayItem(cJSON_GetObjectItem(r.json, "subjects"), i), "samples");
+        samples +=
+            jnum(cJSON_GetArrayItem(cJSON_GetObjectItem(r.json, "subjects"), i), "sample_count");
     resp_free(&r);
     ck_assert_double_eq(metric("siamesed_enrolled_subjects", NULL), subjects);
     ck_assert_double_eq(metric("siamesed_enrolled_samples", NULL), samples);

@@ -43,7 +43,7 @@ static double sample_total(const char *subject) {
     snprintf(path, sizeof path, "/subjects/%s", subject);
     Resp r = http_get(P, path);
     ASSERT_JSON(r, 200);
-    double n = jnum(r.json, "total");
+    double n = jnum(r.json, "sample_count");
     resp_free(&r);
     return n;
 }
@@ -218,10 +218,10 @@ START_TEST(subject_pages) {
     for (int page = 0; page < 4; page++) {
         Resp r = http_get(P, path);
         ASSERT_JSON(r, 200);
-        ck_assert_double_eq(jnum(r.json, "total"), 5);
+        ck_assert_double_eq(jnum(r.json, "sample_count"), 5);
         cJSON *list = cJSON_GetObjectItem(r.json, "samples"), *x;
         ck_assert_int_le(cJSON_GetArraySize(list), 2);
-        cJSON_ArrayForEach(x, list) ck_assert_double_eq(jnum(x, "id"), ids[seen++]);
+        cJSON_ArrayForEach(x, list) ck_assert_double_eq(jnum(x, "sample"), ids[seen++]);
         const char *next = jstr(r.json, "next_cursor");
         if (!next) {
             ck_assert(cJSON_IsNull(cJSON_GetObjectItem(r.json, "next_cursor")));

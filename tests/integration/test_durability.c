@@ -118,7 +118,7 @@ static int ack_take(Ack *a, const Resp *r, int n) {
         return -1;
     a->n = n;
     for (int k = 0; k < n; k++)
-        a->ids[k] = (int64_t)jnum(cJSON_GetArrayItem(s, k), "id");
+        a->ids[k] = (int64_t)jnum(cJSON_GetArrayItem(s, k), "sample");
     return 0;
 }
 
@@ -130,7 +130,7 @@ static int ack_present(int port, const Ack *a) {
     const cJSON *s = cJSON_GetObjectItem(r.json, "samples");
     int ok = r.status == 200 && cJSON_GetArraySize(s) == a->n;
     for (int k = 0; ok && k < a->n; k++)
-        ok = jnum(cJSON_GetArrayItem(s, k), "id") == (double)a->ids[k];
+        ok = jnum(cJSON_GetArrayItem(s, k), "sample") == (double)a->ids[k];
     resp_free(&r);
     return ok;
 }
