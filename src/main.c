@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "siamese/blas.h"
+#include "siamese/calibrate.h"
 #include "siamese/common.h"
 #include "siamese/config.h"
 #include "siamese/dataset.h"
@@ -249,6 +250,24 @@ out:
     return rc;
 }
 
+/* --calibrate: threshold and operating points of `model` on `data`, to `out`. */
+static int cmd_calibrate(const Config *cfg, char *err) {
+    ImgLimits lim = limits_of(cfg);
+    CalibConfig cc = {.model = cfg->model,
+                      .data = cfg->data,
+                      .out = *cfg->out ? cfg->out : cfg->model,
+                      .far = cfg->far,
+                      .objective = cfg->objective == 1 ? CALIB_EER : CALIB_ACCURACY,
+                      .pairs = pairs_of(cfg),
+                      .seed = cfg->seed,
+                      .lim = &lim,
+                      .skip_bad = cfg->skip_bad_images,
+                      .json = cfg->json,
+                      .report = stdout};
+    blas_set_threads(threads_of(cfg));
+    return calib_run(&cc, err);
+}
+
 /* --train without --out writes to `model`, which a daemon may be serving:
  * replacing a model file that exists takes --force. */
 static int train_target_check(const Config *cfg, char *err) {
@@ -316,6 +335,9 @@ static int run(int argc, char **argv, char **envp, char *err) {
         break;
     case CONFIG_MODE_ENROLL:
         rc = serve_enroll(&cfg, err);
+        break;
+    case CONFIG_MODE_CALIBRATE:
+        rc = cmd_calibrate(&cfg, err);
         break;
     }
 out:

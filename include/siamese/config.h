@@ -51,14 +51,15 @@
 #define CONFIG_MAX_FILE (1 << 20) /* a config file larger than this is refused */
 
 typedef enum {
-    CONFIG_MODE_SERVE,   /* no mode flag: run the HTTP daemon */
-    CONFIG_MODE_TRAIN,   /* --train */
-    CONFIG_MODE_EVAL,    /* --eval */
-    CONFIG_MODE_REEMBED, /* --reembed */
-    CONFIG_MODE_HELP,    /* --help, -h */
-    CONFIG_MODE_VERSION, /* --version */
-    CONFIG_MODE_INFO,    /* --info [MODEL]: MODEL sets `model` */
-    CONFIG_MODE_ENROLL,  /* --enroll: the images of `data` into `db` */
+    CONFIG_MODE_SERVE,     /* no mode flag: run the HTTP daemon */
+    CONFIG_MODE_TRAIN,     /* --train */
+    CONFIG_MODE_EVAL,      /* --eval */
+    CONFIG_MODE_REEMBED,   /* --reembed */
+    CONFIG_MODE_HELP,      /* --help, -h */
+    CONFIG_MODE_VERSION,   /* --version */
+    CONFIG_MODE_INFO,      /* --info [MODEL]: MODEL sets `model` */
+    CONFIG_MODE_ENROLL,    /* --enroll: the images of `data` into `db` */
+    CONFIG_MODE_CALIBRATE, /* --calibrate: threshold and operating points on `data` */
 } ConfigMode;
 
 typedef enum { CONFIG_OPT_RMSPROP, CONFIG_OPT_ADAM } ConfigOptimizer;
@@ -146,6 +147,9 @@ typedef struct {
     bool json;            /* print the final report as JSON on stdout */
     bool force;           /* --train may replace an existing `model` file */
     char *report;         /* --train/--eval: the HTML report's path; "" = none */
+    double far;           /* --calibrate: target false-accept rate; 0 = `objective` */
+    int objective;        /* --calibrate: 0 accuracy, 1 eer (CalibObjective order) */
+    int top;              /* --audit: suspects listed */
     /* bookkeeping */
     char *config_path;                     /* the --config file, or NULL */
     unsigned char origin[CONFIG_MAX_KEYS]; /* ConfigSource of config_key(i) */

@@ -34,6 +34,7 @@ static const Route routes[] = {
     {"GET", "/model", ROUTE_READ, handle_model, "model", NULL},
     {"GET", "/healthz", ROUTE_PUBLIC, handle_healthz, "healthz", NULL},
     {"GET", "/metrics", ROUTE_READ, handle_metrics, "metrics", NULL},
+    {"POST", "/admin/reload", ROUTE_WRITE, handle_admin_reload, "reload", NULL},
     /* The web page (web/, compiled in): public, since it holds only code; the
      * API calls it makes carry the user's key. One row per asset. */
     {"GET", "/", ROUTE_PUBLIC, handle_page, "page", "*"},

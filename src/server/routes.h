@@ -33,8 +33,25 @@ struct Route {
 RouteFn handle_verify, handle_enroll, handle_embed, handle_identify;
 RouteFn handle_subjects, handle_subject_get, handle_subject_delete, handle_sample_delete;
 RouteFn handle_model, handle_healthz, handle_metrics;
+RouteFn handle_admin_reload;               /* routes_store.c */
 RouteFn handle_page, handle_page_settings; /* routes_page.c */
 
+/* The threshold a verify or identify decides with (routes_decide.c): the
+ * request's "threshold", the one the operating points give its "far", or
+ * the calibrated one; calib is the calibration read for this request. */
+typedef struct {
+    const Calib *calib;
+    float threshold;
+    double far; /* the requested false-accept rate; NaN when not asked by far */
+} Decision;
+/* Fills d from the form (fields "threshold", "far"): 0, or -1 with a 400. */
+int decision_of(Server *srv, const ReqForm *f, Decision *d, Reply *rep);
+/* Adds "threshold" (and "far" when asked by far) to o. */
+void decision_add(const Decision *d, cJSON *o);
+/* Adds "estimated_far" and "estimated_frr" at distance dist (with a table). */
+void decision_add_rates(const Decision *d, float dist, cJSON *o);
+/* "same" when dist < threshold, else "different" (static). */
+const char *decision_verdict(const Decision *d, float dist);
 /* 400 invalid_subject, naming the documented id alphabet. */
 void reply_bad_subject(Reply *rep);
 /* Replies with obj (consumed) as JSON. */

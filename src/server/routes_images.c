@@ -11,39 +11,21 @@
 #include "siamese/common.h"
 #include "siamese/log.h"
 
-static const char *verdict(float d, float thr) {
-    return d < thr ? "same" : "different";
-}
-
-/* The effective threshold: the optional "threshold" field, else the model's. */
-static int threshold_of(Server *srv, const ReqForm *f, float *thr, Reply *rep) {
-    const char *t;
-    int n = form_text(f, "threshold", 0, &t, rep);
-    double v;
-    *thr = model_threshold(srv->model);
-    if (n <= 0)
-        return n;
-    if (parse_number(t, 0.0, 1e6, &v) < 0) {
-        reply_error(rep, 400, "bad_request", "threshold must be a number in [0, 1e6]");
-        return -1;
-    }
-    *thr = (float)v;
-    return 0;
-}
-
-static cJSON *verify_reply(Server *srv, float d, float thr) {
+static cJSON *verify_reply(Server *srv, float d, const Decision *dec) {
     cJSON *o = cJSON_CreateObject();
     if (!srv->cfg->verdict_only) /* without it, a client cannot steer an image by the distance */
         cJSON_AddNumberToObject(o, "distance", json_f32(d));
-    cJSON_AddNumberToObject(o, "threshold", json_f32(thr));
+    decision_add(dec, o);
     cJSON_AddNumberToObject(o, "margin", json_f32(model_margin(srv->model)));
-    cJSON_AddStringToObject(o, "verdict", verdict(d, thr));
+    cJSON_AddStringToObject(o, "verdict", decision_verdict(dec, d));
+    if (!srv->cfg->verdict_only) /* the rates tell the distance too */
+        decision_add_rates(dec, d, o);
     cJSON_AddStringToObject(o, "fingerprint", model_fingerprint(srv->model));
     return o;
 }
 
 /* subject + image: distance to the subject's nearest enrolled sample. */
-static void verify_subject(Server *srv, const ReqForm *f, const char *subject, float thr,
+static void verify_subject(Server *srv, const ReqForm *f, const char *subject, const Decision *dec,
                            Reply *rep) {
     float q[MODEL_MAX_WIDTH];
     IndexHit hit;
@@ -62,7 +44,7 @@ static void verify_subject(Server *srv, const ReqForm *f, const char *subject, f
     } else if (rc < 0) {
         reply_internal(rep, rc, "verify", err);
     } else {
-        cJSON *o = verify_reply(srv, hit.distance, thr);
+        cJSON *o = verify_reply(srv, hit.distance, dec);
         cJSON_AddStringToObject(o, "subject", subject);
         cJSON_AddNumberToObject(o, "sample", (double)hit.sample_id);
         reply_json(rep, 200, o);
@@ -71,19 +53,20 @@ static void verify_subject(Server *srv, const ReqForm *f, const char *subject, f
 
 void handle_verify(Server *srv, const HttpReq *req, const RouteArgs *args, Reply *rep) {
     (void)args;
-    static const char *const fields[] = {"a", "b", "subject", "image", "threshold", NULL};
+    static const char *const fields[] = {"a", "b", "subject", "image", "threshold", "far", NULL};
     ReqForm *f = NULL;
     const char *subject;
-    float thr, emb[2 * MODEL_MAX_WIDTH];
+    Decision dec;
+    float emb[2 * MODEL_MAX_WIDTH];
     if (form_parse(srv, req, fields, &f, rep) < 0)
         return;
-    if (threshold_of(srv, f, &thr, rep) < 0 || form_text(f, "subject", 0, &subject, rep) < 0)
+    if (decision_of(srv, f, &dec, rep) < 0 || form_text(f, "subject", 0, &subject, rep) < 0)
         goto out;
     if (subject) {
         if (req_count(f, "a") || req_count(f, "b"))
             reply_error(rep, 400, "bad_request", "give either a and b, or subject and image");
         else
-            verify_subject(srv, f, subject, thr, rep);
+            verify_subject(srv, f, subject, &dec, rep);
         goto out;
     }
     if (req_count(f, "image")) {
@@ -95,7 +78,7 @@ void handle_verify(Server *srv, const HttpReq *req, const RouteArgs *args, Reply
         images_embed_refs(srv, f, ab, 2, emb, rep) < 0)
         goto out;
     int E = model_embed_dim(srv->model);
-    reply_json(rep, 200, verify_reply(srv, model_distance(emb, emb + E, E), thr));
+    reply_json(rep, 200, verify_reply(srv, model_distance(emb, emb + E, E), &dec));
 out:
     req_free(f);
 }
@@ -230,19 +213,44 @@ out:
     req_free(f);
 }
 
+/* The ranked matches, and the open-set answer: the best match's subject
+ * when it is under the threshold, else null (someone not enrolled). */
+static cJSON *identify_reply(Server *srv, const IndexHit *hits, int n, const Decision *dec) {
+    cJSON *o = cJSON_CreateObject(), *list = cJSON_AddArrayToObject(o, "matches");
+    for (int i = 0; i < n; i++) {
+        cJSON *m = cJSON_CreateObject();
+        cJSON_AddStringToObject(m, "subject", hits[i].subject);
+        if (!srv->cfg->verdict_only)
+            cJSON_AddNumberToObject(m, "distance", json_f32(hits[i].distance));
+        cJSON_AddStringToObject(m, "verdict", decision_verdict(dec, hits[i].distance));
+        cJSON_AddNumberToObject(m, "sample", (double)hits[i].sample_id);
+        if (!srv->cfg->verdict_only)
+            decision_add_rates(dec, hits[i].distance, m);
+        cJSON_AddItemToArray(list, m);
+    }
+    if (n > 0 && hits[0].distance < dec->threshold) /* hits are nearest first */
+        cJSON_AddStringToObject(o, "identified", hits[0].subject);
+    else
+        cJSON_AddNullToObject(o, "identified");
+    decision_add(dec, o);
+    cJSON_AddStringToObject(o, "fingerprint", model_fingerprint(srv->model));
+    return o;
+}
+
 void handle_identify(Server *srv, const HttpReq *req, const RouteArgs *args, Reply *rep) {
     (void)args;
-    static const char *const fields[] = {"image", "k", "threshold", NULL};
+    static const char *const fields[] = {"image", "k", "threshold", "far", NULL};
     ReqForm *f = NULL;
     const char *ktext;
-    float q[MODEL_MAX_WIDTH], thr;
+    Decision dec;
+    float q[MODEL_MAX_WIDTH];
     IndexHit *hits = NULL;
     long k = srv->cfg->identify_k, exact = 0;
     if (req_query_int(req->query(req->conn, "exact"), 0, 1, &exact, NULL) < 0) {
         reply_error(rep, 400, "bad_request", "exact must be 0 or 1");
         goto out;
     }
-    if (form_parse(srv, req, fields, &f, rep) < 0 || threshold_of(srv, f, &thr, rep) < 0 ||
+    if (form_parse(srv, req, fields, &f, rep) < 0 || decision_of(srv, f, &dec, rep) < 0 ||
         form_text(f, "k", 0, &ktext, rep) < 0 || form_single(f, "image", 1, rep) < 0)
         goto out;
     if (req_query_int(ktext, 1, 1000, &k, NULL) < 0) {
@@ -262,19 +270,7 @@ void handle_identify(Server *srv, const HttpReq *req, const RouteArgs *args, Rep
         reply_internal(rep, rc, "identify", err);
         goto out;
     }
-    cJSON *o = cJSON_CreateObject(), *list = cJSON_AddArrayToObject(o, "matches");
-    for (int i = 0; i < n; i++) {
-        cJSON *m = cJSON_CreateObject();
-        cJSON_AddStringToObject(m, "subject", hits[i].subject);
-        if (!srv->cfg->verdict_only)
-            cJSON_AddNumberToObject(m, "distance", json_f32(hits[i].distance));
-        cJSON_AddStringToObject(m, "verdict", verdict(hits[i].distance, thr));
-        cJSON_AddNumberToObject(m, "sample", (double)hits[i].sample_id);
-        cJSON_AddItemToArray(list, m);
-    }
-    cJSON_AddNumberToObject(o, "threshold", json_f32(thr));
-    cJSON_AddStringToObject(o, "fingerprint", model_fingerprint(srv->model));
-    reply_json(rep, 200, o);
+    reply_json(rep, 200, identify_reply(srv, hits, n, &dec));
 out:
     free(hits);
     req_free(f);

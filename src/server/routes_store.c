@@ -194,6 +194,59 @@ static void strip_paths(cJSON *j, int depth) {
         strip_paths(c, depth + 1);
 }
 
+/* GET /model's view of the operating points: what they rest on, the rates
+ * at the threshold in use, and the thresholds of the usual target rates. */
+static cJSON *operating_points_summary(const Calib *c) {
+    if (!c->ops)
+        return cJSON_CreateNull();
+    cJSON *o = cJSON_CreateObject(), *at, *by;
+    double far, frr;
+    cJSON_AddStringToObject(o, "source", optable_source(c->ops));
+    cJSON_AddNumberToObject(o, "positives", (double)optable_positives(c->ops));
+    cJSON_AddNumberToObject(o, "negatives", (double)optable_negatives(c->ops));
+    cJSON_AddNumberToObject(o, "points", optable_points(c->ops));
+    cJSON_AddNumberToObject(o, "min_far", optable_min_far(c->ops));
+    optable_rates_at(c->ops, c->threshold, &far, &frr);
+    at = cJSON_AddObjectToObject(o, "at_threshold");
+    cJSON_AddNumberToObject(at, "far", far);
+    cJSON_AddNumberToObject(at, "frr", frr);
+    by = cJSON_AddArrayToObject(o, "by_far");
+    static const double rates[] = {1e-1, 1e-2, 1e-3, 1e-4, 1e-5, 1e-6};
+    for (size_t i = 0; i < SM_ARRAY_LEN(rates); i++) {
+        float thr;
+        double fa, fr;
+        if (optable_threshold_at_far(c->ops, rates[i], &thr, &fa, &fr, NULL) < 0)
+            break;
+        cJSON *p = cJSON_CreateObject();
+        cJSON_AddNumberToObject(p, "far", rates[i]);
+        cJSON_AddNumberToObject(p, "threshold", json_f32(thr));
+        cJSON_AddNumberToObject(p, "frr", fr);
+        cJSON_AddItemToArray(by, p);
+    }
+    return o;
+}
+
+void handle_admin_reload(Server *srv, const HttpReq *req, const RouteArgs *args, Reply *rep) {
+    char err[SM_ERRMAX];
+    (void)req, (void)args;
+    int rc = serve_calib_reload(srv, err);
+    if (rc == -ESTALE) {
+        reply_error(rep, 409, "weights_changed", "%s", err);
+        return;
+    }
+    if (rc < 0) {
+        reply_error(rep, rc == -ENOMEM ? 503 : 422, "reload_failed", "%s", err);
+        return;
+    }
+    const Calib *c = serve_calib(srv);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddBoolToObject(o, "reloaded", 1);
+    cJSON_AddNumberToObject(o, "threshold", json_f32(c->threshold));
+    cJSON_AddItemToObject(o, "operating_points", operating_points_summary(c));
+    cJSON_AddStringToObject(o, "fingerprint", model_fingerprint(srv->model));
+    reply_json(rep, 200, o);
+}
+
 void handle_model(Server *srv, const HttpReq *req, const RouteArgs *args, Reply *rep) {
     (void)args;
     const Model *m = srv->model;
@@ -217,7 +270,9 @@ void handle_model(Server *srv, const HttpReq *req, const RouteArgs *args, Reply 
     cJSON_AddStringToObject(in, "preprocess", model_preprocess_of(a->in_c));
     cJSON_AddNumberToObject(o, "embedding_size", model_embed_dim(m));
     cJSON_AddNumberToObject(o, "margin", json_f32(model_margin(m)));
-    cJSON_AddNumberToObject(o, "threshold", json_f32(model_threshold(m)));
+    const Calib *c = serve_calib(srv);
+    cJSON_AddNumberToObject(o, "threshold", json_f32(c->threshold));
+    cJSON_AddItemToObject(o, "operating_points", operating_points_summary(c));
     cJSON *training = cJSON_Parse(model_training(m));
     strip_paths(training, 0);
     cJSON_AddItemToObject(o, "training", training ? training : cJSON_CreateObject());

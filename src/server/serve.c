@@ -1,6 +1,7 @@
 /*
  * serve.c — the daemon's life: load the model, open the store, start HTTP,
- * wait for SIGTERM/SIGINT, finish the requests in flight, close everything.
+ * wait for SIGTERM/SIGINT, finish the requests in flight, close everything;
+ * SIGHUP reloads the calibration (threshold, operating points; calib_live.c).
  * Also --reembed, which rebuilds stored embeddings for a new model.
  *
  * SIGTERM and SIGINT are caught by a handler that writes the signal number to
@@ -45,7 +46,8 @@ static int catch_signals(char *err) {
     struct sigaction sa = {.sa_handler = on_stop_signal};
     sigemptyset(&sa.sa_mask);
     sa.sa_flags = SA_RESTART;
-    if (sigaction(SIGTERM, &sa, NULL) < 0 || sigaction(SIGINT, &sa, NULL) < 0)
+    if (sigaction(SIGTERM, &sa, NULL) < 0 || sigaction(SIGINT, &sa, NULL) < 0 ||
+        sigaction(SIGHUP, &sa, NULL) < 0)
         return sm_err(err, -errno, "sigaction: %s", strerror(errno));
     signal(SIGPIPE, SIG_IGN);
     return 0;
@@ -146,6 +148,8 @@ int serve_run(const Config *cfg, char *err) {
     if (rc < 0 || (rc = serve_open_parts(cfg, &m, &store, 0, err)) < 0)
         goto out;
     srv.model = m, srv.store = store;
+    if ((rc = serve_calib_init(&srv, err)) < 0)
+        goto out;
     double auc;
     srv.model_quality = serve_model_quality(m, &auc);
     srv.img_limits = (ImgLimits){cfg->max_image_width, cfg->max_image_height,
@@ -163,7 +167,9 @@ int serve_run(const Config *cfg, char *err) {
     log_start(&srv, http_port(http));
     if (cfg->log_level == LOG_DEBUG)
         config_log(cfg);
-    int sig = wait_stop();
+    int sig;
+    while ((sig = wait_stop()) == SIGHUP) /* reload the calibration, keep serving */
+        serve_calib_reload(&srv, err);
     log_info("siamesed: %s received, finishing requests in flight", strsignal(sig));
     http_stop(http, STOP_GRACE_S);
     log_info("siamesed: stopped");
@@ -172,6 +178,7 @@ out:
     auth_free(srv.auth);
     ratelimit_free(srv.limits);
     promstats_free(srv.stats);
+    serve_calib_free(&srv);
     model_free(m);
     return rc;
 }

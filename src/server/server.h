@@ -15,10 +15,19 @@
 #include "siamese/config.h"
 #include "siamese/img.h"
 #include "siamese/model.h"
+#include "siamese/optable.h"
 #include "siamese/promstats.h"
 #include "siamese/ratelimit.h"
 #include "siamese/request.h"
 #include "siamese/store.h"
+
+/* The threshold and operating points decisions are made with
+ * (calib_live.c): immutable once published; a reload publishes another. */
+typedef struct Calib {
+    float threshold;
+    OpTable *ops;       /* NULL: the model has none */
+    struct Calib *prev; /* the one this replaced (kept until the daemon stops) */
+} Calib;
 
 /* Read-only after start, except the atomics and what the modules guard. */
 typedef struct {
@@ -32,7 +41,19 @@ typedef struct {
     double started;            /* sm_now() at start */
     const char *model_quality; /* serve_model_quality() of model (static) */
     atomic_int in_flight;      /* requests between first call and completion */
+    _Atomic(Calib *) calib;    /* serve_calib() */
 } Server;
+
+/* Publishes the calibration of srv->model (before HTTP starts). -ENOMEM. */
+int serve_calib_init(Server *srv, char *err);
+/* The current calibration: borrowed, valid until the daemon stops. */
+const Calib *serve_calib(Server *srv);
+/* Reloads threshold and operating points from the model file (SIGHUP,
+ * POST /admin/reload), thread-safe against requests in flight; a file with
+ * other weights is -ESTALE, and the calibration in use stays. */
+int serve_calib_reload(Server *srv, char *err);
+/* Frees every calibration published (after HTTP has stopped). */
+void serve_calib_free(Server *srv);
 
 typedef struct {
     const char *method;       /* "GET", "POST", ... */

@@ -34,6 +34,7 @@ _Static_assert(sizeof(LogLevel) == sizeof(int) && sizeof(ConfigOptimizer) == siz
 static const char *const log_words[] = {"debug", "info", "warn", "error", NULL};
 static const char *const opt_words[] = {"rmsprop", "adam", NULL};
 static const char *const pairs_words[] = {"auto", "keras", "all", NULL};
+static const char *const objective_words[] = {"accuracy", "eer", NULL};
 
 static const ConfigEntry table[] = {
     {"listen", CT_ADDR, O(listen), 0, "127.0.0.1:8080", 0, 65535, .section = "Serving",
@@ -151,6 +152,13 @@ static const ConfigEntry table[] = {
     {"report", CT_PATH, O(report), 0, "", 0, PATH_MAXLEN,
      .help = "--train and --eval: also write a self-contained HTML report (charts, hardest "
              "mistakes, metrics) to this file; empty = none"},
+    {"far", CT_FLOAT, O(far), 0, "0", 0, 1,
+     .help = "--calibrate: choose the threshold of this false-accept rate (e.g. 1e-3); 0 = "
+             "by `objective`"},
+    {"objective", CT_ENUM, O(objective), 0, "accuracy", .words = objective_words,
+     .help = "--calibrate without `far`: the threshold of the best accuracy, or of the equal "
+             "error rate (eer)"},
+    {"top", CT_INT, O(top), 0, "20", 1, 1000000, .help = "--audit: how many suspects to list"},
 };
 
 #define N_KEYS SM_ARRAY_LEN(table)
@@ -392,6 +400,9 @@ static const struct {
     {"enroll", CONFIG_MODE_ENROLL,
      "enroll every image of `data` (DIR/<subject>/<image>, or IDX: subject = label) into `db`;"
      " files already enrolled are skipped"},
+    {"calibrate", CONFIG_MODE_CALIBRATE,
+     "set `model`'s threshold and operating points on the labelled `data` (weights untouched), "
+     "write it to `out` (empty: `model`)"},
     {"info", CONFIG_MODE_INFO,
      "[MODEL] describe a model file (default `model`) and, if `db` exists, whether it matches"},
     {"help", CONFIG_MODE_HELP, "print this help and exit"},
