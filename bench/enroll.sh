@@ -31,5 +31,9 @@ for r in $(seq "$rounds"); do
     "$build/bench/enroll_load" "http://127.0.0.1:$port" "$n" "$per" "$clients"
     curl -fs "http://127.0.0.1:$port/metrics" | grep -E '^siamesed_(store_commits_total|store_writes_total|enrolled_samples) ' || \
         curl -fs "http://127.0.0.1:$port/metrics" | grep -E 'store_commits_total|store_writes_total|enrolled_samples' | grep -v '^#'
+    # The daemon's CPU per sample (utime + stime): what the load costs apart from a busy host.
+    awk -v hz="$(getconf CLK_TCK)" -v n="$n" \
+        '{printf "daemon CPU %.1f s, %.0f us per sample\n", ($14 + $15) / hz, ($14 + $15) / hz / n * 1e6}' \
+        "/proc/$dpid/stat"
     kill "$dpid"; wait "$dpid" 2>/dev/null || true
 done
