@@ -53,7 +53,8 @@ typedef struct {
 
 typedef struct {
     int w, h;
-    uint8_t *px; /* w*h gray bytes, row-major; owned: img_gray_free() */
+    int c;       /* channels: 1 gray, 3 RGB (interleaved) */
+    uint8_t *px; /* w*h*c bytes, row-major; owned: img_gray_free() */
 } ImgGray;
 
 typedef enum { IMG_UNKNOWN = 0, IMG_PNG, IMG_JPEG, IMG_PNM } ImgFormat;
@@ -75,13 +76,23 @@ int img_decode(const void *buf, size_t len, const ImgLimits *lim, ImgGray *out, 
 int img_probe(const void *buf, size_t len, const ImgLimits *lim, int out_h, int out_w,
               uint64_t *pixels, char *err);
 void img_gray_free(ImgGray *g); /* frees px and zeroes g; NULL or empty is fine */
+/* The same with channels 1 (gray, as img_decode()) or 3: 8-bit R, G, B with
+ * the same conversions short of the luma (gray sources replicated, alpha over
+ * black on each channel, CMYK to RGB as above). */
+int img_decode_c(const void *buf, size_t len, const ImgLimits *lim, int channels, ImgGray *out,
+                 char *err);
 
-/* Resizes g to out_h x out_w and scales to [0,1] into out (out_h*out_w floats).
+/* Resizes g to out_h x out_w and scales to [0,1] into out (out_h*out_w*g->c
+ * floats, channels interleaved; each channel resized on its own).
  * Each axis on its own: area average (fractional box) when shrinking, bilinear
  * on pixel centres (align corners = false, edges clamped) when enlarging, the
  * identity at equal size. Allocates nothing; g must be non-empty and out_h,
  * out_w positive (asserted). */
 void img_prepare(const ImgGray *g, int out_h, int out_w, float *out);
+
+/* img_prepare() into out_c channels: g's own, or a gray g replicated to 3
+ * (a gray picture as RGB); RGB to gray is not done here (asserted). */
+void img_prepare_c(const ImgGray *g, int out_h, int out_w, int out_c, float *out);
 
 /* Decode + prepare in one call, from memory. Output sizes that are not
  * positive are -EINVAL. A JPEG at least 8 times larger than the output on
@@ -95,5 +106,11 @@ int img_load_mem(const void *buf, size_t len, const ImgLimits *lim, int out_h, i
  * decoding errors are img_decode()'s, with the path prefixed to the message. */
 int img_load_file(const char *path, const ImgLimits *lim, int out_h, int out_w, float *out,
                   char *err);
+/* Both with out_c channels (1 gray, 3 RGB: img_decode_c()): out holds
+ * out_h*out_w*out_c floats, channels interleaved. */
+int img_load_mem_c(const void *buf, size_t len, const ImgLimits *lim, int out_h, int out_w,
+                   int out_c, float *out, char *err);
+int img_load_file_c(const char *path, const ImgLimits *lim, int out_h, int out_w, int out_c,
+                    float *out, char *err);
 
 #endif

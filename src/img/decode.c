@@ -137,7 +137,7 @@ static int decode_front(const void *buf, size_t len, const ImgLimits *lim, ImgFo
 }
 
 static int decode_sized(const void *buf, size_t len, const ImgLimits *lim, int min_w, int min_h,
-                        ImgGray *out, char *err) {
+                        int oc, ImgGray *out, char *err) {
     assert(out);
     memset(out, 0, sizeof *out);
     ImgLimits def = IMG_LIMITS_DEFAULT;
@@ -147,15 +147,22 @@ static int decode_sized(const void *buf, size_t len, const ImgLimits *lim, int m
     int rc = decode_front(buf, len, lim, &fmt, err);
     if (rc < 0)
         return rc;
+    if (oc != 1 && oc != 3)
+        return sm_err(err, -EINVAL, "%d channels wanted, not 1 or 3", oc);
     if (fmt == IMG_PNG)
-        return img_decode_png(buf, len, lim, out, err);
+        return img_decode_png(buf, len, lim, oc, out, err);
     if (fmt == IMG_JPEG)
-        return img_decode_jpeg(buf, len, lim, min_w, min_h, out, err);
-    return img_decode_pnm(buf, len, lim, out, err);
+        return img_decode_jpeg(buf, len, lim, min_w, min_h, oc, out, err);
+    return img_decode_pnm(buf, len, lim, oc, out, err);
 }
 
 int img_decode(const void *buf, size_t len, const ImgLimits *lim, ImgGray *out, char *err) {
-    return decode_sized(buf, len, lim, 0, 0, out, err);
+    return decode_sized(buf, len, lim, 0, 0, 1, out, err);
+}
+
+int img_decode_c(const void *buf, size_t len, const ImgLimits *lim, int channels, ImgGray *out,
+                 char *err) {
+    return decode_sized(buf, len, lim, 0, 0, channels, out, err);
 }
 
 int img_probe(const void *buf, size_t len, const ImgLimits *lim, int out_h, int out_w,
@@ -181,10 +188,15 @@ int img_probe(const void *buf, size_t len, const ImgLimits *lim, int out_h, int 
 
 int img_load_mem(const void *buf, size_t len, const ImgLimits *lim, int out_h, int out_w,
                  float *out, char *err) {
+    return img_load_mem_c(buf, len, lim, out_h, out_w, 1, out, err);
+}
+
+int img_load_mem_c(const void *buf, size_t len, const ImgLimits *lim, int out_h, int out_w,
+                   int out_c, float *out, char *err) {
     if (out_h <= 0 || out_w <= 0)
         return sm_err(err, -EINVAL, "output size %dx%d is not positive", out_w, out_h);
     ImgGray g;
-    int rc = decode_sized(buf, len, lim, out_w, out_h, &g, err);
+    int rc = decode_sized(buf, len, lim, out_w, out_h, out_c, &g, err);
     if (rc < 0)
         return rc;
     img_prepare(&g, out_h, out_w, out);
@@ -194,13 +206,18 @@ int img_load_mem(const void *buf, size_t len, const ImgLimits *lim, int out_h, i
 
 int img_load_file(const char *path, const ImgLimits *lim, int out_h, int out_w, float *out,
                   char *err) {
+    return img_load_file_c(path, lim, out_h, out_w, 1, out, err);
+}
+
+int img_load_file_c(const char *path, const ImgLimits *lim, int out_h, int out_w, int out_c,
+                    float *out, char *err) {
     uint8_t *buf = NULL;
     size_t len = 0;
     int rc = sm_read_file(path, IMG_MAX_FILE_BYTES, &buf, &len, err);
     if (rc < 0)
         return rc;
     char why[SM_ERRMAX];
-    rc = img_load_mem(buf, len, lim, out_h, out_w, out, why);
+    rc = img_load_mem_c(buf, len, lim, out_h, out_w, out_c, out, why);
     if (rc < 0)
         sm_err(err, rc, "%s: %s", path, why);
     free(buf);
@@ -211,7 +228,7 @@ int img_load_file(const char *path, const ImgLimits *lim, int out_h, int out_w, 
 
 typedef struct PnmCursor PnmCursor;
 static int pnm_finish(const uint8_t *buf, size_t len, const PnmCursor *cur, uint64_t w, uint64_t h,
-                      uint64_t maxval, ImgGray *out, char *err);
+                      uint64_t maxval, int oc, ImgGray *out, char *err);
 
 /* A cursor over the header; every read is bounds-checked against len. */
 struct PnmCursor {
@@ -280,6 +297,7 @@ static int pnm_header(PnmCursor *c, uint64_t *w, uint64_t *h, uint64_t *maxval, 
  * are corrupt data, not something to clamp. */
 static int pnm_convert(const uint8_t *raster, int channels, unsigned maxval, ImgGray *g,
                        char *err) {
+    const int oc = g->c;
     size_t n = (size_t)g->w * (size_t)g->h;
     int wide = maxval > 255;
     unsigned half = maxval / 2;
@@ -292,7 +310,11 @@ static int pnm_convert(const uint8_t *raster, int channels, unsigned maxval, Img
                 return sm_err(err, -EINVAL, "pnm: sample %u exceeds maxval %u", v, maxval);
             s[k] = (v * 255u + half) / maxval;
         }
-        g->px[i] = channels == 1 ? (uint8_t)s[0] : img_luma(s[0], s[1], s[2]);
+        if (oc == 3)
+            for (int k = 0; k < 3; k++)
+                g->px[3 * i + (size_t)k] = (uint8_t)s[channels == 1 ? 0 : k];
+        else
+            g->px[i] = channels == 1 ? (uint8_t)s[0] : img_luma(s[0], s[1], s[2]);
     }
     return 0;
 }
@@ -305,23 +327,24 @@ int img_probe_pnm(const uint8_t *buf, size_t len, const ImgLimits *lim, uint64_t
     return rc < 0 ? rc : img_check_dims("pnm", *w, *h, lim, err);
 }
 
-int img_decode_pnm(const uint8_t *buf, size_t len, const ImgLimits *lim, ImgGray *out, char *err) {
+int img_decode_pnm(const uint8_t *buf, size_t len, const ImgLimits *lim, int oc, ImgGray *out,
+                   char *err) {
     PnmCursor c = {buf, len, 0};
     uint64_t w, h, maxval;
     int rc = pnm_header(&c, &w, &h, &maxval, err);
     if (rc < 0)
         return rc;
     rc = img_check_dims("pnm", w, h, lim, err);
-    if (rc < 0 || (rc = img_reserve(lim, "pnm", w * h, err)) < 0)
+    if (rc < 0 || (rc = img_reserve(lim, "pnm", w * h * (uint64_t)oc, err)) < 0)
         return rc;
-    rc = pnm_finish(buf, len, &c, w, h, maxval, out, err);
-    img_release(lim, w * h);
+    rc = pnm_finish(buf, len, &c, w, h, maxval, oc, out, err);
+    img_release(lim, w * h * (uint64_t)oc);
     return rc;
 }
 
 /* The raster after the header: size-checked, converted into out. */
 static int pnm_finish(const uint8_t *buf, size_t len, const PnmCursor *cur, uint64_t w, uint64_t h,
-                      uint64_t maxval, ImgGray *out, char *err) {
+                      uint64_t maxval, int oc, ImgGray *out, char *err) {
     PnmCursor c = *cur;
     int rc;
     int channels = buf[1] == '6' ? 3 : 1;
@@ -332,7 +355,7 @@ static int pnm_finish(const uint8_t *buf, size_t len, const PnmCursor *cur, uint
                       "pnm: %" PRIu64 "x%" PRIu64 " needs %" PRIu64 " raster bytes, found %" PRIu64
                       "%s",
                       w, h, need, have, have < need ? " (truncated)" : "");
-    ImgGray g = {(int)w, (int)h, malloc((size_t)(w * h))};
+    ImgGray g = {(int)w, (int)h, oc, malloc((size_t)(w * h) * (size_t)oc)};
     if (!g.px)
         return sm_err(err, -ENOMEM, "pnm: out of memory for %" PRIu64 "x%" PRIu64, w, h);
     rc = pnm_convert(buf + c.pos, channels, (unsigned)maxval, &g, err);

@@ -16,11 +16,15 @@
  * returns a negative errno with a message prefixed by the format name and
  * leaves out untouched. lim is never NULL and its fields are positive.
  * min_w/min_h > 0 let the JPEG decoder scale down (img_jpeg_denom); 0 means
- * full size. */
-int img_decode_png(const uint8_t *buf, size_t len, const ImgLimits *lim, ImgGray *out, char *err);
+ * full size. oc is the output's channels: 1 (gray, as img.h defines it) or 3
+ * (8-bit R, G, B interleaved: gray replicated, alpha over black per channel,
+ * CMYK as for gray but before the luma). */
+int img_decode_png(const uint8_t *buf, size_t len, const ImgLimits *lim, int oc, ImgGray *out,
+                   char *err);
 int img_decode_jpeg(const uint8_t *buf, size_t len, const ImgLimits *lim, int min_w, int min_h,
-                    ImgGray *out, char *err);
-int img_decode_pnm(const uint8_t *buf, size_t len, const ImgLimits *lim, ImgGray *out, char *err);
+                    int oc, ImgGray *out, char *err);
+int img_decode_pnm(const uint8_t *buf, size_t len, const ImgLimits *lim, int oc, ImgGray *out,
+                   char *err);
 
 /* Header-only probes for img_probe(): the declared size, limits checked. */
 int img_probe_png(const uint8_t *buf, size_t len, const ImgLimits *lim, uint64_t *w, uint64_t *h,

@@ -102,21 +102,29 @@ static unsigned mul255(unsigned x, unsigned y) {
     return (x * y + 127u) / 255u;
 }
 
-/* One decoded scanline (1, 3 or 4 components) to gray. */
-static void jpeg_row_to_gray(const JSAMPLE *row, size_t w, int comps, int inverted, uint8_t *dst) {
+/* One decoded scanline (1, 3 or 4 components) to oc channels: gray (luma)
+ * or RGB (gray replicated). */
+static void jpeg_row_out(const JSAMPLE *row, size_t w, int comps, int inverted, int oc,
+                         uint8_t *dst) {
     for (size_t x = 0; x < w; x++) {
         const JSAMPLE *s = row + x * (size_t)comps;
+        unsigned rgb[3];
         if (comps == 1) {
-            dst[x] = s[0];
+            rgb[0] = rgb[1] = rgb[2] = s[0];
         } else if (comps == 3) {
-            dst[x] = img_luma(s[0], s[1], s[2]);
+            rgb[0] = s[0], rgb[1] = s[1], rgb[2] = s[2];
         } else {
             unsigned k = inverted ? s[3] : 255u - s[3];
             unsigned c = inverted ? s[0] : 255u - s[0];
             unsigned m = inverted ? s[1] : 255u - s[1];
             unsigned y = inverted ? s[2] : 255u - s[2];
-            dst[x] = img_luma(mul255(c, k), mul255(m, k), mul255(y, k));
+            rgb[0] = mul255(c, k), rgb[1] = mul255(m, k), rgb[2] = mul255(y, k);
         }
+        if (oc == 3)
+            dst[3 * x] = (uint8_t)rgb[0], dst[3 * x + 1] = (uint8_t)rgb[1],
+                    dst[3 * x + 2] = (uint8_t)rgb[2];
+        else
+            dst[x] = comps == 1 ? s[0] : img_luma(rgb[0], rgb[1], rgb[2]);
     }
 }
 
@@ -142,8 +150,8 @@ static int jpeg_pick_output(j_decompress_ptr cinfo) {
  * progressive file; 128 bytes per 8x8 block and component, at full size
  * whatever the scaling), a generous allowance for the row buffers, and the
  * gray result. */
-static uint64_t jpeg_need_bytes(const struct jpeg_decompress_struct *cinfo, int comps) {
-    uint64_t need = (uint64_t)cinfo->output_width * cinfo->output_height +
+static uint64_t jpeg_need_bytes(const struct jpeg_decompress_struct *cinfo, int comps, int oc) {
+    uint64_t need = (uint64_t)cinfo->output_width * cinfo->output_height * (uint64_t)oc +
                     64u * (uint64_t)cinfo->image_width * (uint64_t)(comps + 1);
     if (cinfo->progressive_mode || cinfo->comps_in_scan < cinfo->num_components)
         for (int i = 0; i < cinfo->num_components; i++) {
@@ -195,7 +203,7 @@ out:
 }
 
 int img_decode_jpeg(const uint8_t *buf, size_t len, const ImgLimits *lim, int min_w, int min_h,
-                    ImgGray *out, char *err) {
+                    int oc, ImgGray *out, char *err) {
     struct jpeg_decompress_struct cinfo;
     JpegCtx ctx;
     jpeg_ctx_init(&cinfo, &ctx);
@@ -217,7 +225,7 @@ int img_decode_jpeg(const uint8_t *buf, size_t len, const ImgLimits *lim, int mi
         (unsigned)img_jpeg_denom(cinfo.image_width, cinfo.image_height, min_w, min_h);
     jpeg_calc_output_dimensions(&cinfo);
     size_t w = cinfo.output_width, h = cinfo.output_height;
-    uint64_t need = jpeg_need_bytes(&cinfo, comps);
+    uint64_t need = jpeg_need_bytes(&cinfo, comps, oc);
     if ((rc = img_reserve(lim, "jpeg", need, err)) < 0)
         goto out;
     reserved = need;
@@ -229,7 +237,7 @@ int img_decode_jpeg(const uint8_t *buf, size_t len, const ImgLimits *lim, int mi
     }
     JSAMPARRAY row = (*cinfo.mem->alloc_sarray)((j_common_ptr)&cinfo, JPOOL_IMAGE,
                                                 (JDIMENSION)(w * (size_t)comps), 1);
-    gray = malloc(w * h);
+    gray = malloc(w * h * (size_t)oc);
     if (!gray) {
         rc = sm_err(err, -ENOMEM, "jpeg: out of memory for %zux%zu", w, h);
         goto out;
@@ -240,11 +248,11 @@ int img_decode_jpeg(const uint8_t *buf, size_t len, const ImgLimits *lim, int mi
             rc = sm_err(err, -EINVAL, "jpeg: decoder stalled at row %zu", y);
             goto out;
         }
-        jpeg_row_to_gray(row[0], w, comps, cinfo.saw_Adobe_marker, gray + y * w);
+        jpeg_row_out(row[0], w, comps, cinfo.saw_Adobe_marker, oc, gray + y * w * (size_t)oc);
     }
     /* Reads through EOI, so a file cut after its last scanline is caught. */
     jpeg_finish_decompress(&cinfo);
-    *out = (ImgGray){(int)w, (int)h, gray};
+    *out = (ImgGray){(int)w, (int)h, oc, gray};
     gray = NULL;
 out:
     jpeg_destroy_decompress(&cinfo);

@@ -110,7 +110,33 @@ static void png_row_to_gray(const uint8_t *row, size_t w, int channels, int dept
     }
 }
 
-int img_decode_png(const uint8_t *buf, size_t len, const ImgLimits *lim, ImgGray *out, char *err) {
+/* The same row to 8-bit RGB: gray replicated, alpha over black per channel. */
+static void png_row_to_rgb(const uint8_t *row, size_t w, int channels, int depth, uint8_t *dst) {
+    for (size_t x = 0; x < w; x++) {
+        unsigned s[4] = {0};
+        for (int k = 0; k < channels; k++) {
+            size_t i = x * (size_t)channels + (size_t)k;
+            s[k] = depth == 16 ? img_16to8((unsigned)row[2 * i] << 8 | row[2 * i + 1]) : row[i];
+        }
+        for (int k = 0; k < 3; k++) {
+            unsigned v = channels <= 2 ? s[0] : s[k];
+            if (channels == 2 || channels == 4)
+                v = img_over_black(v, s[channels - 1]);
+            dst[3 * x + (size_t)k] = (uint8_t)v;
+        }
+    }
+}
+
+static void png_row_out(const uint8_t *row, size_t w, int channels, int depth, int oc,
+                        uint8_t *dst) {
+    if (oc == 3)
+        png_row_to_rgb(row, w, channels, depth, dst);
+    else
+        png_row_to_gray(row, w, channels, depth, dst);
+}
+
+int img_decode_png(const uint8_t *buf, size_t len, const ImgLimits *lim, int oc, ImgGray *out,
+                   char *err) {
     int rc = png_check_ihdr(buf, len, lim, err);
     if (rc < 0)
         return rc;
@@ -149,12 +175,12 @@ int img_decode_png(const uint8_t *buf, size_t len, const ImgLimits *lim, ImgGray
     /* Adam7 fills rows over seven passes, so it needs the whole image; a
      * non-interlaced file needs only one row at a time. */
     size_t nrows = passes > 1 ? h : 1;
-    uint64_t need = (uint64_t)nrows * rowbytes + (uint64_t)w * h;
+    uint64_t need = (uint64_t)nrows * rowbytes + (uint64_t)w * h * (uint64_t)oc;
     if ((rc = img_reserve(lim, "png", need, err)) < 0)
         goto out;
     reserved = need;
     rows = calloc(nrows, rowbytes);
-    gray = malloc(w * h);
+    gray = malloc(w * h * (size_t)oc);
     if (!rows || !gray) {
         rc = sm_err(err, -ENOMEM, "png: out of memory for %zux%zu", w, h);
         goto out;
@@ -164,13 +190,13 @@ int img_decode_png(const uint8_t *buf, size_t len, const ImgLimits *lim, ImgGray
             uint8_t *row = rows + (passes > 1 ? y * rowbytes : 0);
             png_read_row(png, row, NULL);
             if (passes == 1)
-                png_row_to_gray(row, w, channels, depth, gray + y * w);
+                png_row_out(row, w, channels, depth, oc, gray + y * w * (size_t)oc);
         }
     for (size_t y = 0; passes > 1 && y < h; y++)
-        png_row_to_gray(rows + y * rowbytes, w, channels, depth, gray + y * w);
+        png_row_out(rows + y * rowbytes, w, channels, depth, oc, gray + y * w * (size_t)oc);
     /* Reads through IEND: a file cut after its pixel data is still truncated. */
     png_read_end(png, NULL);
-    *out = (ImgGray){(int)w, (int)h, gray};
+    *out = (ImgGray){(int)w, (int)h, oc, gray};
     gray = NULL;
 out:
     free(rows);

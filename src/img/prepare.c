@@ -1,6 +1,7 @@
 /*
- * prepare.c — resizing a decoded gray image to the model's input and scaling
- * it to [0,1]. The trainer and the daemon both come through here, so a
+ * prepare.c — resizing a decoded image (gray, or RGB with channels
+ * interleaved, each resized on its own) to the model's input and scaling it
+ * to [0,1]. The trainer and the daemon both come through here, so a
  * picture gives the same input vector in both.
  *
  * The resize is separable and each axis picks its own filter:
@@ -63,29 +64,50 @@ static double axis_weight(int in, int out, int i, const Taps *t, int k) {
     return k == t->first ? 1.0 - t->frac : t->frac;
 }
 
+static void prepare_channel(const ImgGray *g, int c, int out_h, int out_w, float *out);
+
 void img_prepare(const ImgGray *g, int out_h, int out_w, float *out) {
-    assert(g && g->px && g->w > 0 && g->h > 0);
+    assert(g && g->px && g->w > 0 && g->h > 0 && (g->c == 1 || g->c == 3));
     assert(out && out_h > 0 && out_w > 0);
-    const int in_w = g->w, in_h = g->h;
+    const int in_w = g->w, in_h = g->h, C = g->c;
     if (in_w == out_w && in_h == out_h) {
-        for (size_t i = 0; i < (size_t)in_w * (size_t)in_h; i++)
+        for (size_t i = 0; i < (size_t)in_w * (size_t)in_h * (size_t)C; i++)
             out[i] = g->px[i] / 255.0f;
         return;
     }
+    for (int c = 0; c < C; c++)
+        prepare_channel(g, c, out_h, out_w, out);
+}
+
+/* Channel c of g resized into every C-th float of out (interleaved). */
+static void prepare_channel(const ImgGray *g, int c, int out_h, int out_w, float *out) {
+    const int in_w = g->w, in_h = g->h, C = g->c;
     for (int y = 0; y < out_h; y++) {
         Taps ty = axis_taps(in_h, out_h, y);
         for (int x = 0; x < out_w; x++) {
             Taps tx = axis_taps(in_w, out_w, x);
             double acc = 0.0;
             for (int j = ty.first; j <= ty.last; j++) {
-                const uint8_t *row = g->px + (size_t)j * (size_t)in_w;
+                const uint8_t *row = g->px + (size_t)j * (size_t)in_w * (size_t)C + (size_t)c;
                 double line = 0.0;
                 for (int i = tx.first; i <= tx.last; i++)
-                    line += axis_weight(in_w, out_w, x, &tx, i) * row[i];
+                    line += axis_weight(in_w, out_w, x, &tx, i) * row[(size_t)i * (size_t)C];
                 acc += axis_weight(in_h, out_h, y, &ty, j) * line;
             }
             double v = acc / 255.0;
-            out[(size_t)y * (size_t)out_w + (size_t)x] = (float)(v < 0 ? 0 : v > 1 ? 1 : v);
+            out[((size_t)y * (size_t)out_w + (size_t)x) * (size_t)C + (size_t)c] =
+                (float)(v < 0   ? 0
+                        : v > 1 ? 1
+                                : v);
         }
     }
+}
+
+void img_prepare_c(const ImgGray *g, int out_h, int out_w, int out_c, float *out) {
+    assert(out_c == g->c || (g->c == 1 && out_c == 3));
+    img_prepare(g, out_h, out_w, out);
+    if (out_c == g->c)
+        return;
+    for (size_t i = (size_t)out_h * (size_t)out_w; i-- > 0;) /* backwards: in place */
+        out[3 * i] = out[3 * i + 1] = out[3 * i + 2] = out[i];
 }

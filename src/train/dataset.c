@@ -243,7 +243,7 @@ static int dataset_load_idx(const char *dir, DatasetSplit split, int want_h, int
         }
     size_t px = (size_t)h * (size_t)w, opx = (size_t)oh * (size_t)ow;
     for (int i = 0; i < n; i++) {
-        ImgGray g = {.w = w, .h = h, .px = img + (size_t)i * px};
+        ImgGray g = {.w = w, .h = h, .c = 1, .px = img + (size_t)i * px};
         img_prepare(&g, oh, ow, d->x + (size_t)i * opx);
         d->y[i] = lab[i];
     }

@@ -454,7 +454,7 @@ END_TEST
 /* ---- img_prepare ---- */
 
 static void prep_check(const uint8_t *px, int w, int h, int ow, int oh, const double *want) {
-    ImgGray g = {w, h, (uint8_t *)px};
+    ImgGray g = {w, h, 1, (uint8_t *)px};
     float out[64];
     img_prepare(&g, oh, ow, out);
     for (int i = 0; i < ow * oh; i++)
@@ -464,7 +464,7 @@ static void prep_check(const uint8_t *px, int w, int h, int ow, int oh, const do
 
 START_TEST(prepare_known) {
     const uint8_t id[] = {0, 51, 255, 7, 128, 200};
-    ImgGray g = {3, 2, (uint8_t *)id};
+    ImgGray g = {3, 2, 1, (uint8_t *)id};
     float out[6];
     img_prepare(&g, 2, 3, out);
     for (int i = 0; i < 6; i++)
@@ -495,7 +495,7 @@ START_TEST(prepare_56_to_28) {
     uint8_t px[56 * 56];
     for (int i = 0; i < 56 * 56; i++)
         px[i] = (uint8_t)sample(i % 56, i / 56, 0, 255);
-    ImgGray g = {56, 56, px};
+    ImgGray g = {56, 56, 1, px};
     float out[28 * 28];
     img_prepare(&g, 28, 28, out);
     for (int y = 0; y < 28; y++)
@@ -520,7 +520,7 @@ START_TEST(prepare_properties) {
         hi = px[i] > hi ? px[i] : hi;
     }
     mean /= 97 * 61;
-    ImgGray g = {97, 61, px};
+    ImgGray g = {97, 61, 1, px};
     static float out[28 * 28], big[130 * 150];
     img_prepare(&g, 28, 28, out);
     double m = 0;
@@ -564,6 +564,9 @@ static Suite *img_suite(void) {
     TCase *budget = tcase_create("budget");
     test_img_budget_add(budget);
     suite_add_tcase(s, budget);
+    TCase *rgb = tcase_create("rgb");
+    test_img_rgb_add(rgb, (int)SM_ARRAY_LEN(png_cases), (int)SM_ARRAY_LEN(jpeg_kinds));
+    suite_add_tcase(s, rgb);
     TCase *fix = tcase_create("fixtures");
     test_img_fixtures_add(fix);
     suite_add_tcase(s, fix);

@@ -94,6 +94,9 @@ void test_img_hostile_add_pnm(TCase *tc);
 void test_img_fixtures_add(TCase *tc);
 /* from test_img_budget.c: byte limits, the shared budget, probes, DCT scaling */
 void test_img_budget_add(TCase *tc);
+/* from test_img_rgb.c: 3-channel decoding and preparation (n_png, n_jpeg:
+ * the sizes of png_cases and jpeg_kinds) */
+void test_img_rgb_add(TCase *tc, int n_png, int n_jpeg);
 /* The suite that `test_img --write-fixtures DIR` runs instead; dir is borrowed. */
 Suite *test_img_fixtures_writer_suite(const char *dir);
 

@@ -100,7 +100,7 @@ START_TEST(png_truncated) {
     Buf b = png_base(20, 20, NULL, -1);
     const size_t cuts[] = {8, 20, 33, 50, b.len / 2, b.len - 12, b.len - 1};
     for (size_t i = 0; i < SM_ARRAY_LEN(cuts); i++) {
-        ImgGray g = {1, 1, NULL};
+        ImgGray g = {1, 1, 1, NULL};
         char err[SM_ERRMAX] = "";
         int rc = img_decode(b.p, cuts[i], NULL, &g, err);
         ck_assert_msg(rc == -EINVAL, "cut at %zu: rc %d (%s)", cuts[i], rc, err);
