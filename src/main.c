@@ -33,8 +33,9 @@ static ImgLimits limits_of(const Config *cfg) {
                        cfg->max_image_memory, NULL};
 }
 
-static DatasetLoad load_of(const Config *cfg, const ImgLimits *lim, int h, int w) {
-    return (DatasetLoad){.want_h = h, .want_w = w, .lim = lim, .skip_bad = cfg->skip_bad_images};
+static DatasetLoad load_of(const Config *cfg, const ImgLimits *lim, int h, int w, int c) {
+    return (DatasetLoad){
+        .want_h = h, .want_w = w, .lim = lim, .skip_bad = cfg->skip_bad_images, .channels = c};
 }
 
 static PairsMode pairs_of(const Config *cfg) {
@@ -69,10 +70,10 @@ static int check_writable(const char *path, char *err) {
 
 /* Loads the test split: --test-data (its test split, or the whole of it), or
  * the test split of --data. *test stays NULL when there is none. */
-static int load_test(const Config *cfg, int h, int w, Dataset **test, char *err) {
+static int load_test(const Config *cfg, int h, int w, int c, Dataset **test, char *err) {
     ImgLimits lim = limits_of(cfg);
     const char *path = *cfg->test_data ? cfg->test_data : cfg->data;
-    DatasetLoad opt = load_of(cfg, &lim, h, w);
+    DatasetLoad opt = load_of(cfg, &lim, h, w, c);
     int rc = dataset_load_with(path, DATASET_TEST, &opt, test, err);
     if (rc == SM_ABSENT && *cfg->test_data)
         rc = dataset_load_with(path, DATASET_TRAIN, &opt, test, err);
@@ -111,7 +112,7 @@ static int input_of(const Config *cfg, const char *data, int *h, int *w, int *c,
 
 static int train_config_from(const Config *cfg, const Dataset *train, TrainConfig *tc, char *err) {
     train_config_default(tc);
-    int rc = arch_from(cfg, train->h, train->w, 1, &tc->arch, err);
+    int rc = arch_from(cfg, train->h, train->w, train->c, &tc->arch, err);
     if (rc < 0)
         return rc;
     tc->epochs = cfg->epochs, tc->batch = cfg->batch, tc->lr = (float)cfg->lr;
@@ -146,10 +147,7 @@ static int cmd_train(const Config *cfg, const char *out, char *err) {
     TrainReport rep;
     ImgLimits lim = limits_of(cfg);
     int h, w, c, rc = input_of(cfg, cfg->data, &h, &w, &c, err);
-    DatasetLoad opt = load_of(cfg, &lim, h, w);
-    if (rc == 0 && c != 1)
-        rc = sm_err(err, -ENOTSUP, "--input %s: training on colour (C=3) is not supported yet",
-                    cfg->input);
+    DatasetLoad opt = load_of(cfg, &lim, h, w, c);
     if (rc == 0)
         rc = check_writable(out, err);
     if (rc < 0 || (*cfg->report && (rc = check_writable(cfg->report, err)) < 0))
@@ -160,7 +158,7 @@ static int cmd_train(const Config *cfg, const char *out, char *err) {
             rc = sm_err(err, -ENOENT, "%s: no training data", cfg->data);
         goto out;
     }
-    if ((rc = load_test(cfg, train->h, train->w, &test, err)) < 0 ||
+    if ((rc = load_test(cfg, train->h, train->w, train->c, &test, err)) < 0 ||
         (rc = train_config_from(cfg, train, &tc, err)) < 0 ||
         (rc = train_run(&tc, train, test, &m, &rep, err)) < 0 || (rc = model_save(m, out, err)) < 0)
         goto out;
@@ -201,7 +199,7 @@ static int cmd_import(const Config *cfg, ConfigSource data_origin, char *err) {
     model_set_margin(m, (float)cfg->margin);
     model_set_threshold(m, cfg->threshold > 0 ? (float)cfg->threshold : 0.5f);
     if (calibrate) {
-        DatasetLoad opt = load_of(cfg, &lim, h, w);
+        DatasetLoad opt = load_of(cfg, &lim, h, w, c);
         blas_set_threads(threads_of(cfg));
         if ((rc = dataset_load_with(cfg->data, DATASET_TRAIN, &opt, &d, err)) != 0 ||
             (rc = train_calibrate(m, d, pairs_of(cfg), cfg->seed, &met, err)) < 0) {
@@ -231,11 +229,11 @@ static int cmd_eval(const Config *cfg, char *err) {
     const ModelArch *a = model_arch(m);
     rep.threshold = model_threshold(m);
     blas_set_threads(threads_of(cfg));
-    DatasetLoad opt = load_of(cfg, &lim, a->in_h, a->in_w);
+    DatasetLoad opt = load_of(cfg, &lim, a->in_h, a->in_w, a->in_c);
     rc = dataset_load_with(cfg->data, DATASET_TRAIN, &opt, &train, err);
     if (rc == SM_ABSENT)
         rc = sm_err(err, -ENOENT, "%s: no data", cfg->data);
-    if (rc < 0 || (rc = load_test(cfg, a->in_h, a->in_w, &test, err)) < 0 ||
+    if (rc < 0 || (rc = load_test(cfg, a->in_h, a->in_w, a->in_c, &test, err)) < 0 ||
         (rc = train_evaluate(m, train, pairs_of(cfg), cfg->seed, &rep.train, &rep.train_pairs,
                              err)) < 0 ||
         (test && (rc = train_evaluate(m, test, pairs_of(cfg), cfg->seed, &rep.test, &rep.test_pairs,

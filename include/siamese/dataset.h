@@ -34,6 +34,7 @@ typedef enum { DATASET_TRAIN, DATASET_TEST } DatasetSplit;
 typedef struct {
     int n;    /* samples */
     int h, w; /* prepared image size */
+    int c;    /* channels: 1 gray, 3 RGB (x rows are h*w*c floats, HWC) */
     float *x; /* n*h*w floats in [0,1], row per sample */
     int *y;   /* n labels in [0, n_classes) */
     int n_classes;
@@ -50,6 +51,7 @@ typedef struct {
     int want_h, want_w;   /* prepared size; 0, 0: that of the first train image */
     const ImgLimits *lim; /* bounds each image; NULL: IMG_LIMITS_DEFAULT */
     int skip_bad;         /* an image that does not decode: warn, count, go on (else fail) */
+    int channels;         /* 1 (or 0) gray, 3 RGB; IDX images are gray, replicated for 3 */
 } DatasetLoad;
 
 /* Loads split of the dataset at path as opt says (NULL: all defaults).

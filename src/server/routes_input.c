@@ -145,8 +145,8 @@ int images_embed_refs(Server *srv, const ReqForm *f, const ImageRef *refs, int n
             free(x);
             return -1;
         }
-        int rc = img_load_mem(fl->data, fl->len, &srv->img_limits, a->in_h, a->in_w,
-                              x + (size_t)i * D, err);
+        int rc = img_load_mem_c(fl->data, fl->len, &srv->img_limits, a->in_h, a->in_w, a->in_c,
+                                x + (size_t)i * D, err);
         if (rc < 0) {
             if (rc == -E2BIG)
                 reply_error(rep, 413, "image_too_large", "%s #%d: %s", refs[i].name,

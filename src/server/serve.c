@@ -196,7 +196,7 @@ static int reembed_one(void *ctx, const uint8_t *image, size_t len, const char *
     float *x = malloc((size_t)model_in_dim(c->m) * sizeof *x);
     if (!x)
         return sm_err(err, -ENOMEM, "out of memory");
-    int rc = img_load_mem(image, len, &c->lim, a->in_h, a->in_w, x, err);
+    int rc = img_load_mem_c(image, len, &c->lim, a->in_h, a->in_w, a->in_c, x, err);
     if (rc == 0 && model_embed(c->m, x, 1, out) < 0)
         rc = sm_err(err, -ENOMEM, "out of memory");
     free(x);

@@ -121,10 +121,10 @@ void dataset_free(Dataset *d) {
 
 /* A Dataset with room for n samples of h x w and n_classes (unnamed) classes.
  * The caller has already bounded n, h, w; the product is still checked. */
-static int dataset_new(int n, int h, int w, int n_classes, const char *source, Dataset **out,
+static int dataset_new(int n, int h, int w, int c, int n_classes, const char *source, Dataset **out,
                        char *err) {
     size_t cells;
-    if (__builtin_mul_overflow((size_t)n, (size_t)h * (size_t)w, &cells) ||
+    if (__builtin_mul_overflow((size_t)n, (size_t)h * (size_t)w * (size_t)c, &cells) ||
         cells > SIZE_MAX / sizeof(float))
         return sm_err(err, -EFBIG, "%s: %d images of %dx%d are too many", source, n, h, w);
     Dataset *d = calloc(1, sizeof *d);
@@ -133,6 +133,7 @@ static int dataset_new(int n, int h, int w, int n_classes, const char *source, D
     d->n = n;
     d->h = h;
     d->w = w;
+    d->c = c;
     d->n_classes = n_classes;
     d->x = malloc(cells ? cells * sizeof(float) : 1);
     d->y = malloc(n ? (size_t)n * sizeof(int) : 1);
@@ -196,7 +197,7 @@ static int idx_check_pair(const char *dir, int ind, const int idim[3], int lnd, 
     return idim[0];
 }
 
-static int dataset_load_idx(const char *dir, DatasetSplit split, int want_h, int want_w,
+static int dataset_load_idx(const char *dir, DatasetSplit split, int want_h, int want_w, int oc,
                             const ImgLimits *lim, Dataset **out, char *err) {
     char *ipath = NULL, *lpath = NULL;
     uint8_t *img = NULL, *lab = NULL;
@@ -229,7 +230,7 @@ static int dataset_load_idx(const char *dir, DatasetSplit split, int want_h, int
     for (int i = 0; i < n; i++)
         n_classes = lab[i] + 1 > n_classes ? lab[i] + 1 : n_classes;
     int oh = want_h ? want_h : h, ow = want_w ? want_w : w;
-    if ((rc = dataset_new(n, oh, ow, n_classes, dir, &d, err)) < 0)
+    if ((rc = dataset_new(n, oh, ow, oc, n_classes, dir, &d, err)) < 0)
         goto out;
     d->split_path = ipath;
     ipath = NULL;
@@ -241,10 +242,10 @@ static int dataset_load_idx(const char *dir, DatasetSplit split, int want_h, int
             rc = sm_err(err, -ENOMEM, "out of memory");
             goto out;
         }
-    size_t px = (size_t)h * (size_t)w, opx = (size_t)oh * (size_t)ow;
+    size_t px = (size_t)h * (size_t)w, opx = (size_t)oh * (size_t)ow * (size_t)oc;
     for (int i = 0; i < n; i++) {
         ImgGray g = {.w = w, .h = h, .c = 1, .px = img + (size_t)i * px};
-        img_prepare(&g, oh, ow, d->x + (size_t)i * opx);
+        img_prepare_c(&g, oh, ow, oc, d->x + (size_t)i * opx);
         d->y[i] = lab[i];
     }
     *out = d;
@@ -396,11 +397,11 @@ static int first_image_size(const char *train_dir, const StrList *classes, const
  * out, and d->n shrinks to the images kept. */
 static int samples_load(const Samples *s, const DatasetLoad *opt, Dataset *d, char *err) {
     char why[SM_ERRMAX];
-    size_t opx = (size_t)d->h * (size_t)d->w, k = 0;
+    size_t opx = (size_t)d->h * (size_t)d->w * (size_t)d->c, k = 0;
     for (size_t i = 0; i < s->paths.n; i++) {
         const char *p = s->paths.v[i];
         why[0] = 0;
-        int rc = img_load_file(p, opt->lim, d->h, d->w, d->x + k * opx, why);
+        int rc = img_load_file_c(p, opt->lim, d->h, d->w, d->c, d->x + k * opx, why);
         int named = strncmp(why, p, strlen(p)) == 0;
         if (rc < 0 && opt->skip_bad && skippable(rc)) {
             log_warn("dataset: skipped %s%s%s", named ? "" : p, named ? "" : ": ", why);
@@ -511,7 +512,8 @@ static int dataset_load_imgdir(const char *dir, DatasetSplit split, const Datase
         goto out;
     h = opt->want_h ? opt->want_h : h;
     w = opt->want_w ? opt->want_w : w;
-    if ((rc = dataset_new((int)s.paths.n, h, w, (int)classes.n, dir, &d, err)) < 0)
+    if ((rc = dataset_new((int)s.paths.n, h, w, opt->channels == 3 ? 3 : 1, (int)classes.n, dir, &d,
+                          err)) < 0)
         goto out;
     d->skipped_other = other;
     if (!(d->split_path = strdup(split_dir))) {
@@ -546,12 +548,15 @@ int dataset_load_with(const char *path, DatasetSplit split, const DatasetLoad *o
         return sm_err(err, -EINVAL, "bad dataset split %d", (int)split);
     if (o.want_h < 0 || o.want_w < 0 || o.want_h > o.lim->max_height || o.want_w > o.lim->max_width)
         return sm_err(err, -EINVAL, "bad prepared image size %dx%d", o.want_h, o.want_w);
+    if (o.channels != 0 && o.channels != 1 && o.channels != 3)
+        return sm_err(err, -EINVAL, "bad channel count %d (1 or 3)", o.channels);
     if (stat(path, &st) < 0)
         return sm_err(err, -errno, "%s: %s", path, strerror(errno));
     if (!S_ISDIR(st.st_mode))
         return sm_err(err, -ENOTDIR, "%s: a dataset is a directory", path);
     if (idx_dir_detect(path))
-        return dataset_load_idx(path, split, o.want_h, o.want_w, o.lim, out, err);
+        return dataset_load_idx(path, split, o.want_h, o.want_w, o.channels == 3 ? 3 : 1, o.lim,
+                                out, err);
     return dataset_load_imgdir(path, split, &o, out, err);
 }
 
@@ -599,7 +604,7 @@ int dataset_split_off(Dataset *d, double frac, Dataset **val, char *err) {
     int nv = 0;
     for (int c = 0; c < d->n_classes; c++)
         nv += split_count(count[c], frac);
-    if ((rc = dataset_new(nv, d->h, d->w, d->n_classes, d->source, &v, err)) < 0)
+    if ((rc = dataset_new(nv, d->h, d->w, d->c, d->n_classes, d->source, &v, err)) < 0)
         goto out;
     if (d->split_path && !(v->split_path = strdup(d->split_path))) {
         rc = sm_err(err, -ENOMEM, "out of memory");
@@ -611,7 +616,7 @@ int dataset_split_off(Dataset *d, double frac, Dataset **val, char *err) {
             goto out;
         }
     /* Nothing can fail from here on, so d is either untouched or fully split. */
-    size_t px = (size_t)d->h * (size_t)d->w;
+    size_t px = (size_t)d->h * (size_t)d->w * (size_t)d->c;
     int kept = 0, moved = 0;
     for (int i = 0; i < d->n; i++) {
         int c = d->y[i];

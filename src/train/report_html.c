@@ -145,13 +145,19 @@ static void base64(Sb *b, const unsigned char *p, size_t n) {
 
 static void sample_img(Sb *b, const Dataset *d, int i) {
     Sb png = {0};
-    if (png_encode(d->x + (size_t)i * d->h * d->w, d->h, d->w, &png) == 0) {
+    size_t hw = (size_t)d->h * d->w;
+    const float *x = d->x + (size_t)i * hw * (d->c == 3 ? 3 : 1);
+    float *gray = d->c == 3 ? malloc(hw * sizeof *gray) : NULL; /* colour: shown as its mean */
+    for (size_t k = 0; gray && k < hw; k++)
+        gray[k] = (x[3 * k] + x[3 * k + 1] + x[3 * k + 2]) / 3.0f;
+    if ((d->c != 3 || gray) && png_encode(gray ? gray : x, d->h, d->w, &png) == 0) {
         sb_lit(b, "<img alt=\"\" src=\"data:image/png;base64,");
         base64(b, (const unsigned char *)png.s, png.len);
         sb_printf(b, "\" width=\"%d\" height=\"%d\">", d->w * 2, d->h * 2);
     } else {
         b->oom = 1;
     }
+    free(gray);
     free(png.s);
 }
 

@@ -237,9 +237,9 @@ int train_eval_pairs(const Dataset *d, PairsMode mode, uint64_t seed, Pair **p, 
 
 int train_evaluate(const Model *m, const Dataset *d, PairsMode mode, uint64_t seed, Metrics *out,
                    PairsInfo *info, char *err) {
-    if (d->h != model_arch(m)->in_h || d->w != model_arch(m)->in_w || model_arch(m)->in_c != 1)
-        return sm_err(err, -EINVAL, "evaluate: images are %dx%dx1, the model takes %dx%dx%d", d->h,
-                      d->w, model_arch(m)->in_h, model_arch(m)->in_w, model_arch(m)->in_c);
+    if (d->h != model_arch(m)->in_h || d->w != model_arch(m)->in_w || d->c != model_arch(m)->in_c)
+        return sm_err(err, -EINVAL, "evaluate: images are %dx%dx%d, the model takes %dx%dx%d", d->h,
+                      d->w, d->c, model_arch(m)->in_h, model_arch(m)->in_w, model_arch(m)->in_c);
     Pair *p = NULL;
     size_t n = 0;
     PairsInfo mine;
@@ -253,9 +253,9 @@ int train_evaluate(const Model *m, const Dataset *d, PairsMode mode, uint64_t se
 int train_calibrate(Model *m, const Dataset *d, PairsMode mode, uint64_t seed, Metrics *out,
                     char *err) {
     const ModelArch *a = model_arch(m);
-    if (d->h != a->in_h || d->w != a->in_w || a->in_c != 1)
-        return sm_err(err, -EINVAL, "calibrate: images are %dx%dx1, the model takes %dx%dx%d", d->h,
-                      d->w, a->in_h, a->in_w, a->in_c);
+    if (d->h != a->in_h || d->w != a->in_w || d->c != a->in_c)
+        return sm_err(err, -EINVAL, "calibrate: images are %dx%dx%d, the model takes %dx%dx%d",
+                      d->h, d->w, d->c, a->in_h, a->in_w, a->in_c);
     Pair *p = NULL;
     size_t n = 0;
     PairsInfo info;
@@ -350,10 +350,10 @@ static int check_inputs(const TrainConfig *tc, const Dataset *train, const Datas
         return sm_err(err, -EINVAL,
                       "train: epochs, batch, lr, margin and val_fraction must be "
                       "positive (val_fraction below 1)");
-    if (train->h != tc->arch.in_h || train->w != tc->arch.in_w || tc->arch.in_c != 1 ||
-        (test && (test->h != train->h || test->w != train->w)))
-        return sm_err(err, -EINVAL, "train: images are %dx%dx1, the network takes %dx%dx%d",
-                      train->h, train->w, tc->arch.in_h, tc->arch.in_w, tc->arch.in_c);
+    if (train->h != tc->arch.in_h || train->w != tc->arch.in_w || train->c != tc->arch.in_c ||
+        (test && (test->h != train->h || test->w != train->w || test->c != train->c)))
+        return sm_err(err, -EINVAL, "train: images are %dx%dx%d, the network takes %dx%dx%d",
+                      train->h, train->w, train->c, tc->arch.in_h, tc->arch.in_w, tc->arch.in_c);
     return 0;
 }
 

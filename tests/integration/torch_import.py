@@ -96,6 +96,33 @@ def serve_and_embed(siamesed, model, tmp, image):
         d.wait(10)
 
 
+def colour_case(siamesed, tmp):
+    """A 3-channel network on a 16x20 RGB picture: colour decoding, the HWC
+    input and the conv weights' layout, served."""
+    torch.manual_seed(11)
+    net = nn.Sequential(nn.Conv2d(3, 6, 3, stride=2, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                        nn.Conv2d(6, 5, 1), nn.ReLU(), nn.Flatten(), nn.Linear(5 * 4 * 5, 7))
+    net.eval()
+    h, w = 16, 20
+    rgb = (np.arange(h * w * 3, dtype=np.int64) * 7919 % 251).astype(np.uint8).reshape(h, w, 3)
+    ppm = f'P6 {w} {h} 255\n'.encode() + rgb.tobytes()
+    with torch.no_grad():
+        x = torch.from_numpy(rgb.astype(np.float32) / 255).permute(2, 0, 1)[None]
+        want = net(x).numpy()[0]
+    torch_file, model = os.path.join(tmp, 'rgb.safetensors'), os.path.join(tmp, 'rgb-m.safetensors')
+    save_safetensors(torch_file, net, {})
+    r = subprocess.run([siamesed, '--import', torch_file, '--arch',
+                        'conv6k3s2p1,relu,pool2,conv5k1,relu,fc7', '--input', f'{h}x{w}x3',
+                        '--out', model], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    info, got = serve_and_embed(siamesed, model, tmp, ppm)
+    assert info['input']['channels'] == 3 and info['input']['preprocess'].startswith('rgb'), info
+    emb = np.array(got['embeddings'][0])
+    err = float(np.max(np.abs(emb - want)))
+    print(f'torch_import: colour {h}x{w}x3: {len(emb)}-d embedding, max |pytorch - siamesed| = {err:.3g}')
+    return 0 if emb.shape == want.shape and err <= 1e-4 else 1
+
+
 def main():
     siamesed, image_path = sys.argv[1], sys.argv[2]
     torch.manual_seed(7)
@@ -141,6 +168,7 @@ def main():
                     os.path.exists(os.path.join(tmp, 'bad.safetensors')):
                 print(f'torch_import: --arch {arch}: rc {r.returncode}, {r.stderr!r}', file=sys.stderr)
                 rc = 1
+        rc |= colour_case(siamesed, tmp)
     return rc
 
 

@@ -641,7 +641,7 @@ END_TEST
 /* A dataset of n 1x2 samples whose labels are given; x = (i, -i). */
 static Dataset *toy(const int *y, int n, int n_classes) {
     Dataset *d = calloc(1, sizeof *d);
-    d->n = n, d->h = 1, d->w = 2, d->n_classes = n_classes;
+    d->n = n, d->h = 1, d->w = 2, d->c = 1, d->n_classes = n_classes;
     d->x = malloc((size_t)n * 2 * sizeof(float));
     d->y = malloc((size_t)n * sizeof(int));
     d->class_names = calloc((size_t)n_classes, sizeof(char *));

@@ -18,7 +18,7 @@
 /* A dataset with these labels and class names (1x1 images). */
 static Dataset *toy(const char *path, const int *y, int n, const char *const *names, int nc) {
     Dataset *d = calloc(1, sizeof *d);
-    d->n = n, d->h = 1, d->w = 1, d->n_classes = nc;
+    d->n = n, d->h = 1, d->w = 1, d->c = 1, d->n_classes = nc;
     d->x = calloc((size_t)n + 1, sizeof(float));
     d->y = malloc(((size_t)n + 1) * sizeof(int));
     memcpy(d->y, y, (size_t)n * sizeof(int));
