@@ -322,13 +322,8 @@ static int load_item(Run *r, const Item *it, int j, char *err) {
     int keep = r->sh->cfg->keep_images;
     int rc = sm_read_file(it->source, IMG_FILE_MAX, &buf, &len, err);
     if (rc == 0)
-<<<<<<< HEAD
-        rc = img_load_mem(buf, len, &r->sh->lim, a->in_h, a->in_w, x, err);
+        rc = img_load_mem_c(buf, len, &r->sh->lim, a->in_h, a->in_w, a->in_c, x, err);
     if (rc == 0 && keep && len > STORE_IMAGE_MAX)
-=======
-        rc = img_load_mem_c(buf, len, &r->lim, a->in_h, a->in_w, a->in_c, x, err);
-    if (rc == 0 && r->cfg->keep_images && len > STORE_IMAGE_MAX)
->>>>>>> 1f7f012 (img: decoding and preparation in colour (img_decode_c, img_load_mem_c/_file_c, img_prepare_c): 8-bit RGB interleaved, gray replicated, alpha over black per channel, CMYK to RGB; each channel resized on its own)
         rc = sm_err(err, -EFBIG, "%zu bytes, more than the %u a kept image may have", len,
                     STORE_IMAGE_MAX);
     if (rc == 0 && keep) {
