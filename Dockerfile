@@ -11,7 +11,7 @@
 FROM debian:bookworm-slim AS build
 WORKDIR /src
 COPY scripts/install-deps.sh scripts/
-RUN scripts/install-deps.sh && rm -rf /var/lib/apt/lists/*
+RUN scripts/install-deps.sh --no-browser && rm -rf /var/lib/apt/lists/*
 COPY . .
 RUN scripts/test.sh build-test \
  && meson setup build --buildtype=release \

@@ -3,6 +3,8 @@
 # Debian's own packages. Idempotent; skips apt when every package is present.
 #   scripts/install-deps.sh          build + run + test dependencies
 #   scripts/install-deps.sh --bench  also what bench/ uses (wrk, python3-torch, python3-faiss, bc)
+#   scripts/install-deps.sh --no-browser  without what tests/browser needs (the
+#                                         browser test then skips: a Docker build)
 # The browser tests (tests/browser) need Debian's chromium and the npm packages
 # pinned in tests/browser/package-lock.json (npm ci, when the tree is here);
 # Node.js and npm are the machine's, or Debian's when there are none.
@@ -11,10 +13,18 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 pkgs="gcc pkg-config meson ninja-build git ca-certificates
 libopenblas-dev libmicrohttpd-dev libcjson-dev libsqlite3-dev sqlite3 check
 libpng-dev libjpeg62-turbo-dev zlib1g-dev nettle-dev libcurl4-openssl-dev
-python3 python3-numpy python3-yaml dataset-fashion-mnist clang-format gnutls-bin chromium"
-command -v npm >/dev/null 2>&1 || pkgs="$pkgs nodejs npm"
-if [ "${1:-}" = "--bench" ]; then
-    pkgs="$pkgs wrk python3-torch python3-faiss bc procps"
+python3 python3-numpy python3-yaml dataset-fashion-mnist clang-format gnutls-bin"
+browser=yes
+for arg in "$@"; do
+    case "$arg" in
+    --bench) pkgs="$pkgs wrk python3-torch python3-faiss bc procps" ;;
+    --no-browser) browser=no ;;
+    *) echo "install-deps.sh: unknown option $arg" >&2; exit 2 ;;
+    esac
+done
+if [ "$browser" = yes ]; then
+    pkgs="$pkgs chromium"
+    command -v npm >/dev/null 2>&1 || pkgs="$pkgs nodejs npm"
 fi
 missing=""
 for p in $pkgs; do
@@ -29,7 +39,7 @@ if [ -n "$missing" ]; then
 fi
 # npm ci again only when the lock file changed since the last install.
 b="$root/tests/browser"
-if [ -f "$b/package-lock.json" ] &&
+if [ "$browser" = yes ] && [ -f "$b/package-lock.json" ] &&
     ! cmp -s "$b/package-lock.json" "$b/node_modules/.siamesed-lock" 2>/dev/null; then
     (cd "$b" && npm ci --no-audit --no-fund && cp package-lock.json node_modules/.siamesed-lock)
 fi
