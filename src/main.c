@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "siamese/audit.h"
 #include "siamese/blas.h"
 #include "siamese/calibrate.h"
 #include "siamese/common.h"
@@ -266,6 +267,20 @@ static int cmd_calibrate(const Config *cfg, char *err) {
     return calib_run(&cc, err);
 }
 
+/* --audit: the samples of `data` whose neighbours doubt their label. */
+static int cmd_audit(const Config *cfg, char *err) {
+    ImgLimits lim = limits_of(cfg);
+    AuditConfig ac = {.model = cfg->model,
+                      .data = cfg->data,
+                      .top = cfg->top,
+                      .json = cfg->json,
+                      .lim = &lim,
+                      .skip_bad = cfg->skip_bad_images,
+                      .out = stdout};
+    blas_set_threads(threads_of(cfg));
+    return audit_run(&ac, err);
+}
+
 /* --train without --out writes to `model`, which a daemon may be serving:
  * replacing a model file that exists takes --force. */
 static int train_target_check(const Config *cfg, char *err) {
@@ -336,6 +351,9 @@ static int run(int argc, char **argv, char **envp, char *err) {
         break;
     case CONFIG_MODE_CALIBRATE:
         rc = cmd_calibrate(&cfg, err);
+        break;
+    case CONFIG_MODE_AUDIT:
+        rc = cmd_audit(&cfg, err);
         break;
     }
 out:

@@ -60,6 +60,7 @@ typedef enum {
     CONFIG_MODE_INFO,      /* --info [MODEL]: MODEL sets `model` */
     CONFIG_MODE_ENROLL,    /* --enroll: the images of `data` into `db` */
     CONFIG_MODE_CALIBRATE, /* --calibrate: threshold and operating points on `data` */
+    CONFIG_MODE_AUDIT,     /* --audit: samples of `data` whose label the neighbours doubt */
 } ConfigMode;
 
 typedef enum { CONFIG_OPT_RMSPROP, CONFIG_OPT_ADAM } ConfigOptimizer;

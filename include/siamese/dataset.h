@@ -41,6 +41,8 @@ typedef struct {
     char **class_names; /* n_classes NUL-terminated names: folder names; IDX: "0", "1", ...
                            (Fashion-MNIST's categories when the IDX folder's path contains
                            "fashion", case aside, and has at most 10 labels) */
+    char **files;       /* n image paths (image directories; NULL for IDX and after
+                           dataset_split_off()) */
     char *source;       /* the path it was read from */
     char *split_path;   /* where this split's images are: DIR/test, DIR, an IDX images file */
     int skipped_other;  /* files in class folders without an image extension */

@@ -112,6 +112,9 @@ void dataset_free(Dataset *d) {
         for (int i = 0; i < d->n_classes; i++)
             free(d->class_names[i]);
     free(d->class_names);
+    for (int i = 0; d->files && i < d->n; i++)
+        free(d->files[i]);
+    free(d->files);
     free(d->x);
     free(d->y);
     free(d->source);
@@ -410,6 +413,8 @@ static int samples_load(const Samples *s, const DatasetLoad *opt, Dataset *d, ch
         }
         if (rc < 0)
             return named ? sm_err(err, rc, "%s", why) : sm_err(err, rc, "%s: %s", p, why);
+        if (d->files && !(d->files[k] = strdup(p)))
+            return sm_err(err, -ENOMEM, "out of memory");
         d->y[k++] = s->labels[i];
     }
     d->n = (int)k;
@@ -524,6 +529,10 @@ static int dataset_load_imgdir(const char *dir, DatasetSplit split, const Datase
         d->class_names[c] = classes.v[c]; /* ownership moves to d */
         classes.v[c] = NULL;
     }
+    if (!(d->files = calloc(s.paths.n, sizeof *d->files))) {
+        rc = sm_err(err, -ENOMEM, "out of memory");
+        goto out;
+    }
     if ((rc = samples_load(&s, opt, d, err)) < 0)
         goto out;
     *out = d;
@@ -593,6 +602,10 @@ int dataset_split_off(Dataset *d, double frac, Dataset **val, char *err) {
     Dataset *v = NULL;
     if (!(frac > 0 && frac < 1))
         return sm_err(err, -EINVAL, "validation fraction %g is not in (0, 1)", frac);
+    for (int i = 0; d->files && i < d->n; i++) /* the split keeps no file names */
+        free(d->files[i]);
+    free(d->files);
+    d->files = NULL;
     count = calloc((size_t)d->n_classes + 1, sizeof(int));
     seen = calloc((size_t)d->n_classes + 1, sizeof(int));
     if (!count || !seen) {

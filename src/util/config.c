@@ -403,6 +403,9 @@ static const struct {
     {"calibrate", CONFIG_MODE_CALIBRATE,
      "set `model`'s threshold and operating points on the labelled `data` (weights untouched), "
      "write it to `out` (empty: `model`)"},
+    {"audit", CONFIG_MODE_AUDIT,
+     "list the samples of `data` whose nearest neighbours under `model` disagree with their "
+     "label (`top`, `json`)"},
     {"info", CONFIG_MODE_INFO,
      "[MODEL] describe a model file (default `model`) and, if `db` exists, whether it matches"},
     {"help", CONFIG_MODE_HELP, "print this help and exit"},

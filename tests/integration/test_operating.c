@@ -9,6 +9,7 @@
  *     estimated FAR and FRR; GET /model summarises the table;
  *   - /identify's open-set answer: "identified" the subject under the
  *     threshold, null above it;
+ *   - `siamesed --audit` lists files of an image directory; one class fails;
  *   - SIGHUP and POST /admin/reload swap in a recalibrated threshold while
  *     serving; a file with other weights is refused (409) and the
  *     calibration in use stays.
@@ -76,6 +77,23 @@ static int setup_all(void) {
     write_dataset(one, 1, 6, 5000);
     return model_make(model, 11, NULL);
 }
+
+START_TEST(audit_cli) {
+    char log[500];
+    snprintf(log, sizeof log, "%s/audit.log", dir);
+    const char *args[] = {"--audit", "--model", model, "--data", data, "--top", "5", NULL};
+    int st = tool_run(log, args);
+    ck_assert_msg(!log_has_sanitizer_report(log), "sanitizer report from --audit");
+    ck_assert(exited_ok(st));
+    char want[500];
+    snprintf(want, sizeof want, "%s/c", data); /* files, not indices, for an image directory */
+    ck_assert(file_has(log, "suggested") && file_has(log, want) && file_has(log, ".pgm"));
+    snprintf(log, sizeof log, "%s/audit-one.log", dir);
+    const char *one_args[] = {"--audit", "--model", model, "--data", one, NULL};
+    ck_assert(!exited_ok(tool_run(log, one_args)));
+    ck_assert(file_has(log, "at least 2 classes") || file_has(log, "more than 10 samples"));
+}
+END_TEST
 
 START_TEST(calibrate_cli) {
     ck_assert_int_eq(setup_all(), 0);
@@ -276,6 +294,7 @@ int main(int argc, char **argv) {
     TCase *tc = tcase_create("operating");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, calibrate_cli); /* writes `served`, which the others serve */
+    tcase_add_test(tc, audit_cli);
     tcase_add_test(tc, far_on_verify);
     tcase_add_test(tc, identify_open_set);
     tcase_add_test(tc, reload_while_serving);
