@@ -5,7 +5,7 @@
 #   scripts/fuzz.sh --minimize TARGET CRASH-FILE           shrink a finding, print its path
 #   scripts/fuzz.sh --setup                                only configure and build
 #
-# TARGET is one of img, request, safetensors, idx, config (tests/fuzz/fuzz_TARGET.c).
+# TARGET is one of img, request, safetensors, idx, config, route (tests/fuzz/fuzz_TARGET.c).
 # The build directory (FUZZ_BUILD, default build-fuzz) is set up on first use with
 #   CC=clang meson setup build-fuzz -Dfuzz=true -Db_sanitize=address,undefined -Db_lundef=false
 # The in-tree seeds (tests/fuzz/corpus/TARGET) are read, never written: new
@@ -20,7 +20,7 @@ set -eu
 cd "$(dirname "$0")/.."
 build=${FUZZ_BUILD:-build-fuzz}
 work=${FUZZ_WORK:-/tmp/siamese-fuzz}
-targets="img request safetensors idx config"
+targets="img request safetensors idx config route"
 
 usage() {
     sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//' >&2

@@ -181,6 +181,25 @@ START_TEST(early_refusal_closes_the_connection) {
 }
 END_TEST
 
+/* Several Authorization headers are 400 whatever they hold: which one a
+ * proxy checked and which one the daemon reads must not differ. */
+START_TEST(several_authorization_headers) {
+    static const char *const pairs[][2] = {
+        {AUTH_W, AUTH_W}, {AUTH_R, AUTH_W}, {"Bearer nope-0123456789abcdef", AUTH_W}};
+    for (size_t i = 0; i < sizeof pairs / sizeof *pairs; i++) {
+        char rq[512];
+        snprintf(rq, sizeof rq,
+                 "GET /subjects HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: %s\r\n"
+                 "Authorization: %s\r\nConnection: close\r\n\r\n",
+                 pairs[i][0], pairs[i][1]);
+        Resp r = http_raw(P, rq, strlen(rq));
+        ASSERT_STATUS(r, 400);
+        ck_assert_msg(error_code(&r) && !strcmp(error_code(&r), "bad_request"), "%s", r.body);
+        resp_free(&r);
+    }
+}
+END_TEST
+
 /* ---- the OpenAPI document ---- */
 
 typedef struct {
@@ -313,6 +332,7 @@ TCase *tcase_access(void) {
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, api_keys_per_route);
     tcase_add_test(tc, early_refusal_closes_the_connection);
+    tcase_add_test(tc, several_authorization_headers);
     return tc;
 }
 
