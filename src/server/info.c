@@ -40,20 +40,21 @@ int serve_mismatch(const Config *cfg, const char *fp, const StoreModelCount *c, 
     char models[64];
     snprintf(models, sizeof models, "%.*s%s", FP_SHOWN, c[first].fingerprint,
              n_other > 1 ? " and others" : "");
+    const char *s = other == 1 ? " was" : "s were";
     if (images == other)
         return sm_err(err, -ESTALE,
-                      "%s: %lld samples were made by model %s, not by %s (%.*s): to convert them "
+                      "%s: %lld sample%s made by model %s, not by %s (%.*s): to convert them "
                       "run `siamesed --reembed --model %s --db %s`",
-                      cfg->db, (long long)other, models, cfg->model, FP_SHOWN, fp, cfg->model,
+                      cfg->db, (long long)other, s, models, cfg->model, FP_SHOWN, fp, cfg->model,
                       cfg->db);
     return sm_err(err, -ESTALE,
-                  "%s: %lld samples were made by model %s, not by %s (%.*s), and %lld of them "
-                  "have no kept image, so `siamesed --reembed` cannot convert them: serve them "
+                  "%s: %lld sample%s made by model %s, not by %s (%.*s), and %lld of them "
+                  "%s no kept image, so `siamesed --reembed` cannot convert them: serve them "
                   "with the model that made them "
                   "(`siamesed --info FILE` shows a file's fingerprint), delete those subjects, "
                   "or use a new --db",
-                  cfg->db, (long long)other, models, cfg->model, FP_SHOWN, fp,
-                  (long long)(other - images));
+                  cfg->db, (long long)other, s, models, cfg->model, FP_SHOWN, fp,
+                  (long long)(other - images), other - images == 1 ? "has" : "have");
 }
 
 static void print_metrics(FILE *f, const char *split, const cJSON *o) {
@@ -102,8 +103,8 @@ static void print_store(FILE *f, const Config *cfg, const char *fp) {
     else if (rc < 0)
         fprintf(f, "store        cannot read it: %s\n", err);
     else if (mine == total)
-        fprintf(f, "store        %s: matches (%lld samples, all made by this model)\n", cfg->db,
-                (long long)total);
+        fprintf(f, "store        %s: matches (%lld sample%s, all made by this model)\n", cfg->db,
+                (long long)total, total == 1 ? "" : "s");
     else if (serve_mismatch(cfg, fp, c, n, err) < 0)
         fprintf(f, "store        does not match: %s\n", err);
 }

@@ -154,7 +154,8 @@ START_TEST(mismatch_names_both_and_the_fix) {
         "--model", H.model_b, "--db", y.db, "--listen", "127.0.0.1:0", "--train-if-missing",
         "no",      NULL};
     run_fails(&y, "mismatch-noimg", args2, log);
-    ck_assert(file_has(log, "1 of them have no kept image"));
+    ck_assert(file_has(log, "1 sample was made by model") &&
+              file_has(log, "1 of them has no kept image"));
     ck_assert(file_has(log, "--info") && file_has(log, "new --db"));
     ck_assert(!file_has(log, "--reembed --model"));
 }
@@ -181,7 +182,7 @@ START_TEST(info_describes_model_and_store) {
     ck_assert(file_has(log, "input        28x28"));
     ck_assert(file_has(log, "threshold    0.5000"));
     ck_assert(file_has(log, "quality      unmeasured"));
-    ck_assert(file_has(log, "matches (1 samples, all made by this model)"));
+    ck_assert(file_has(log, "matches (1 sample, all made by this model)"));
     const char *b[] = {"--info", H.model_b, "--db", x.db, NULL};
     info_ok(&x, "info-b", b, log);
     ck_assert(file_has(log, "does not match") && file_has(log, "--reembed --model"));
