@@ -403,15 +403,20 @@ static void section_settings(Sb *b, const Gathered *g, const cJSON *training) {
 
 static const char style[] =
     "body{font:14px/1.45 system-ui,sans-serif;color:#1d1d1f;max-width:1180px;margin:0 auto;"
-    "padding:0 16px 40px}h1{font-size:22px}h2{font-size:17px;margin-top:28px;border-bottom:1px "
-    "solid #ddd}h3{font-size:14px}figure{display:inline-block;margin:0 12px 12px 0;"
-    "vertical-align:top;width:560px;max-width:100%}svg.chart{width:100%;height:auto;background:#"
-    "fff;"
-    "border:1px solid #e3e3e3}figcaption{font-size:12px;color:#555}table{border-collapse:"
-    "collapse;font-size:13px}th,td{padding:3px 10px;border-bottom:1px solid #e3e3e3;text-align:"
-    "left}.cards{display:flex;flex-wrap:wrap;gap:8px}.pair-card{border:1px solid #ddd;"
-    "padding:4px;font-size:11px;text-align:center;width:132px}.pair-card img{image-rendering:"
-    "pixelated;margin:1px}.pair-card span{display:block}code{background:#f2f2f2;padding:0 3px}";
+    "padding:0 16px 40px}h1{font-size:22px}"
+    "h2{font-size:17px;margin-top:28px;border-bottom:1px solid #ddd}h3{font-size:14px}"
+    "figure{display:inline-block;margin:0 12px 12px 0;vertical-align:top;width:560px;"
+    "max-width:100%}"
+    "svg.chart{width:100%;height:auto;background:#fff;border:1px solid #e3e3e3}"
+    "figcaption{font-size:12px;color:#555}"
+    "table{border-collapse:collapse;font-size:13px}"
+    "th,td{padding:3px 10px;border-bottom:1px solid #e3e3e3;text-align:left}"
+    ".cards{display:flex;flex-wrap:wrap;gap:8px}"
+    ".pair-card{border:1px solid #ddd;padding:4px;font-size:11px;text-align:center;width:132px}"
+    /* Any input size shows as two 56 px squares, 28x28 at twice its size. */
+    ".pair-card img{width:56px;height:56px;object-fit:contain;image-rendering:pixelated;"
+    "margin:1px}"
+    ".pair-card span{display:block}code{background:#f2f2f2;padding:0 3px}";
 
 static void document(Sb *b, const Gathered *g, const cJSON *training) {
     const ReportHtml *r = g->r;
