@@ -33,13 +33,26 @@ TYPES = {'object': dict, 'array': list, 'string': str, 'boolean': bool}
 
 
 def check(value, schema, where):
-    """Appends to failures every way value breaks schema."""
+    """Appends to failures every way value breaks schema (for oneOf, the
+    alternative it breaks least)."""
+    global failures
     schema = resolve(schema)
+    alternatives = schema.get('oneOf') or schema.get('anyOf')
+    if alternatives:
+        outer, best = failures, None
+        for alt in alternatives:
+            failures = []
+            check(value, alt, where)
+            if best is None or len(failures) < len(best):
+                best = failures
+        failures = outer + best
+        return
     if value is None:
-        if not schema.get('nullable'):
+        if not schema.get('nullable') and schema.get('type') != 'null':
             failures.append(f'{where}: null, but not nullable')
         return
-    if 'oneOf' in schema:
+    if schema.get('type') == 'null':
+        failures.append(f'{where}: {value!r}, want null')
         return
     t = schema.get('type')
     if t in ('number', 'integer'):
