@@ -113,4 +113,10 @@ void index_dist_i8(const int8_t *c, size_t n, int dim, const float *scale, const
 void index_dist_i8_ref(const int8_t *c, size_t n, int dim, const float *scale, const float *qo,
                        float *out);
 
+/* c[j] = (x[j] - off[j]) * inv[j] rounded to nearest (ties to even), clamped
+ * to [-127, 127], for j < dim; returns 1 if some value was outside
+ * [-127.5, 127.5] (clamped), else 0. */
+int index_encode_i8(const float *x, const float *off, const float *inv, int8_t *c, int dim);
+int index_encode_i8_ref(const float *x, const float *off, const float *inv, int8_t *c, int dim);
+
 #endif

@@ -80,10 +80,6 @@ void pool_free(Pool *p);
 
 /* ---- index_scan.c ---- */
 
-/* c[j] = round((x[j] - off[j]) * inv[j]) clamped to [-127, 127], j < dim;
- * 1 if some value was clamped. */
-int index_encode_i8(const float *x, const float *off, const float *inv, int8_t *c, int dim);
-
 /* 1 if every element of v (n) is finite and so is its squared norm. */
 int index_embedding_ok(const float *v, int n);
 

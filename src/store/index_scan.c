@@ -219,6 +219,10 @@ int index_encode_i8(const float *x, const float *off, const float *inv, int8_t *
     if (avx512_ok(dim))
         return encode_avx512(x, off, inv, c, dim);
 #endif
+    return index_encode_i8_ref(x, off, inv, c, dim);
+}
+
+int index_encode_i8_ref(const float *x, const float *off, const float *inv, int8_t *c, int dim) {
     int clamped = 0;
     for (int j = 0; j < dim; j++) {
         float v = (x[j] - off[j]) * inv[j];

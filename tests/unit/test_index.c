@@ -599,6 +599,67 @@ START_TEST(names_survive_compaction) {
 }
 END_TEST
 
+/* The int8 encoder against its reference: the same codes (ties to even) and
+ * the same clamped flag, inside and outside the range. */
+START_TEST(encode_matches_ref) {
+    Rng rng;
+    rng_seed(&rng, 17);
+    const int dims[] = {128, 16, 7};
+    for (size_t t = 0; t < SM_ARRAY_LEN(dims); t++) {
+        int d = dims[t];
+        float x[128], off[128], inv[128];
+        int8_t a[128], b[128];
+        for (int round = 0; round < 200; round++) {
+            for (int j = 0; j < d; j++) {
+                off[j] = rng_uniform(&rng) - 0.5f;
+                inv[j] = 10.0f + 100.0f * rng_uniform(&rng);
+                /* Mostly in range; some exact halves; every 10th round far out. */
+                x[j] = off[j] + (2.5f * rng_uniform(&rng) - 1.25f) * 127.0f / inv[j];
+                if (j % 5 == 0)
+                    x[j] = off[j] + ((float)((int)rng_below(&rng, 255) - 127) + 0.5f) / inv[j];
+            }
+            if (round % 10 == 0)
+                x[d / 2] = off[d / 2] + 1000.0f / inv[d / 2];
+            int fa = index_encode_i8(x, off, inv, a, d),
+                fb = index_encode_i8_ref(x, off, inv, b, d);
+            ck_assert_int_eq(fa, fb);
+            for (int j = 0; j < d; j++)
+                ck_assert_msg(a[j] == b[j], "dim %d j %d: %d vs %d", d, j, a[j], b[j]);
+            if (round % 10 == 0)
+                ck_assert_int_eq(fa, 1);
+        }
+    }
+}
+END_TEST
+
+/* A sample far outside the int8 range (clamped) is still found: the query at
+ * it ranks its clamped code first and the re-rank is exact. */
+START_TEST(clamped_outlier_found) {
+    Rng rng;
+    rng_seed(&rng, 3);
+    enum { D = 32, N = 3000 };
+    Index *ix = make(D);
+    char err[SM_ERRMAX], name[32];
+    float v[D];
+    set_opts(ix, 2, 1, 1000, 8);
+    for (int i = 0; i < N; i++) {
+        check_fill(&rng, v, D, -1, 1);
+        snprintf(name, sizeof name, "p%04d", i);
+        ck_assert_int_eq(index_add(ix, i + 1, name, v, err), 0);
+    }
+    ck_assert_int_eq(index_compressed(ix), 1);
+    for (int j = 0; j < D; j++)
+        v[j] = 5.0f + (float)j;
+    ck_assert_int_eq(index_add(ix, N + 1, "outlier", v, err), 0);
+    IndexHit h[3];
+    int n = 0;
+    ck_assert_int_eq(index_search(ix, v, 3, 0, h, &n, err), 0);
+    ck_assert_str_eq(h[0].subject, "outlier");
+    ck_assert_float_eq_tol(h[0].distance, sqrtf(1e-7f), 1e-9f);
+    index_free(ix);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("index");
     TCase *tc = tcase_create("index");
@@ -616,6 +677,8 @@ int main(void) {
     tcase_add_loop_test(tc, exact_threads_equal_ref, 0, 3);
     tcase_add_test(tc, compressed_agrees_with_exact);
     tcase_add_test(tc, names_survive_compaction);
+    tcase_add_test(tc, encode_matches_ref);
+    tcase_add_test(tc, clamped_outlier_found);
     suite_add_tcase(s, tc);
     return check_run(s);
 }
