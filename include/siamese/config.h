@@ -123,7 +123,7 @@ typedef struct {
     size_t max_image_memory;    /* bytes, one decode */
     size_t decode_memory;       /* bytes, all concurrent decodes */
     size_t max_buffered_bodies; /* bytes, all connections */
-    int request_timeout;        /* seconds, headers to end of body */
+    int request_timeout;        /* seconds to deliver a whole request */
     double rate_limit;          /* requests/s per key or address; 0 = off */
     int rate_burst;             /* token bucket size */
     bool verdict_only;          /* verify/identify without distances */

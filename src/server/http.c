@@ -63,7 +63,6 @@ typedef struct {
     size_t len, cap, discarded;
     size_t held;   /* bytes reserved from the shared budget */
     size_t expect; /* Content-Length + 1 when given, else 0 */
-    GuardEntry deadline;
     double t0;
 } ReqState;
 
@@ -289,12 +288,39 @@ static int refuse_early(Http *h, struct MHD_Connection *c, const char *method, c
     return 0;
 }
 
-/* Arms the deadline of st's body: request_timeout seconds from now. */
-static void deadline_arm(Http *h, struct MHD_Connection *c, ReqState *st) {
+/* The connection's deadline entry (on_connection), or NULL. */
+static GuardEntry *conn_deadline(struct MHD_Connection *c) {
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci ? ci->socket_context : NULL;
+}
+
+/* (Re)arms e: the connection has request_timeout seconds from now to
+ * deliver a whole request (TLS handshake, request line, headers, body). */
+static void deadline_arm(Http *h, struct MHD_Connection *c, GuardEntry *e) {
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+    guard_disarm(h->guard, e);
     if (ci)
-        guard_arm(h->guard, &st->deadline, ci->connect_fd, st->t0 + h->srv->cfg->request_timeout);
+        guard_arm(h->guard, e, ci->connect_fd, sm_now() + h->srv->cfg->request_timeout);
+}
+
+/* libmicrohttpd's connection notifications: the deadline entry lives as long
+ * as the connection; armed from the accept (so a TLS handshake or a request
+ * head that trickles in is bounded too) and after each request. */
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code) {
+    Http *h = cls;
+    GuardEntry *e = *socket_context;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        if ((e = calloc(1, sizeof *e)))
+            deadline_arm(h, c, e);
+        *socket_context = e;
+    } else if (e) {
+        guard_disarm(h->guard, e);
+        free(e);
+        *socket_context = NULL;
+    }
 }
 
 /* Appends a body chunk, or discards it once the body is over the cap or the
@@ -347,7 +373,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             st->refused = 1;
             return queue_reply(c, st, &rep);
         }
-        deadline_arm(h, c, st);
         return MHD_YES;
     }
     if (*upload_size) {
@@ -357,7 +382,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     }
     if (st->refused)
         return MHD_YES;
-    guard_disarm(h->guard, &st->deadline);
+    GuardEntry *e = conn_deadline(c);
+    if (e) /* the request is in; answering it is not bounded here */
+        guard_disarm(h->guard, e);
     Reply rep = {0};
     if (st->too_large) {
         reply_error(&rep, 413, "payload_too_large", "the body exceeds --max-body (%zu bytes)",
@@ -384,7 +411,10 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     ReqState *st = *con_cls;
     if (!st)
         return;
-    guard_disarm(h->guard, &st->deadline);
+    GuardEntry *e = conn_deadline(c);
+    int fired = e && e->fired;
+    if (e) /* the next request's time starts now */
+        deadline_arm(h, c, e);
     guard_release(h->guard, st->held);
     double dt = sm_now() - st->t0;
     char ip[INET6_ADDRSTRLEN];
@@ -400,8 +430,8 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
         status = 0;
     }
     if (!status) {
-        status = st->deadline.fired ? 408 : 499;
-        error = st->deadline.fired ? "request_timeout" : "client_closed";
+        status = fired ? 408 : 499;
+        error = fired ? "request_timeout" : "client_closed";
     }
     log_info("access %s %s %s %d %s in=%zu out=%zu %.2fms id=%016llx %s", ip, st->method, st->path,
              status, error ? error : "-", st->len, st->started ? st->out : 0, dt * 1e3,
@@ -511,6 +541,7 @@ int http_start(Server *srv, Http **out, char *err) {
         {MHD_OPTION_CONNECTION_TIMEOUT, cfg->connection_timeout, NULL},
         {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, h},
         {MHD_OPTION_URI_LOG_CALLBACK, (intptr_t)on_uri, h},
+        {MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)on_connection, h},
         /* 1: HTTP/1.1 without Host and spaces in the request target are
          * refused (libmicrohttpd's own 400). 0.9.75 refuses whitespace
          * before a header's colon only at -1, its most lenient setting

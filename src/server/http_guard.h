@@ -4,9 +4,10 @@
  *
  * - A budget of buffered body bytes shared by every request (reserve before
  *   growing a buffer, release when it is freed).
- * - Deadlines: a request armed with one (from its first handler call until
- *   its body is complete) has its socket shut down by a watchdog thread once
- *   the deadline passes, however its bytes trickle in. libmicrohttpd then
+ * - Deadlines: a connection armed with one (http.c: from its accept, and
+ *   again after each request, until the next request is fully received) has
+ *   its socket shut down by a watchdog thread once the deadline passes,
+ *   however its bytes trickle in (TLS handshake, request head or body). libmicrohttpd then
  *   sees the connection fail and completes the request as usual; the socket
  *   is only shut down, never closed, so the descriptor stays libmicrohttpd's.
  *

@@ -102,7 +102,8 @@ static const ConfigEntry table[] = {
     {"max_buffered_bodies", CT_SIZE, O(max_buffered_bodies), 0, "256M", 1048576, 68719476736.0,
      .help = "request body bytes buffered at once over all connections; beyond it 503"},
     {"request_timeout", CT_INT, O(request_timeout), 0, "60", 1, 3600,
-     .help = "seconds from a request's headers to the end of its body, however it trickles"},
+     .help = "seconds a connection has, from its accept or its previous request, to deliver a "
+             "whole request (TLS handshake, head and body), however it trickles"},
     {"rate_limit", CT_FLOAT, O(rate_limit), 0, "0", 0, 1e6,
      .help = "requests per second each API key (or, without keys, each client address) may "
              "make; 0 = no limit"},

@@ -11,6 +11,7 @@
  *   - what libmicrohttpd still answers itself (an invalid Content-Length,
  *     HTTP/2.0, a bare CR in the request line): a status, and a log line and
  *     a metric all the same;
+ *   - a request head trickled in byte by byte: cut off at --request-timeout;
  *   - the access log line: method, path, status, error code, bytes in and
  *     out, duration and a request id, the id echoed as X-Request-Id.
  *
@@ -234,12 +235,44 @@ START_TEST(access_log_line) {
 }
 END_TEST
 
+/* A request head trickled one byte every 0.3 s (each byte restarts the
+ * idle timeout) is cut off at --request-timeout 2, logged with nothing
+ * (the request line never completed), and the daemon serves on. */
+START_TEST(head_trickle_cut_off) {
+    Own o;
+    own_init_ok(&o, "headtrickle");
+    const char *const extra[] = {"--request-timeout", "2", NULL};
+    own_start_ok(&o, H.model_a, extra);
+    static const char head[] = "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ";
+    int fd = raw_connect(o.d.port);
+    ck_assert_int_ge(fd, 0);
+    double t0 = now_s(), lived = -1;
+    for (size_t i = 0; now_s() - t0 < 8; i++) {
+        char ch = i < sizeof head - 1 ? head[i] : 'a';
+        struct pollfd p = {fd, POLLIN, 0};
+        if (send(fd, &ch, 1, MSG_NOSIGNAL) != 1 || poll(&p, 1, 300) > 0) {
+            lived = now_s() - t0;
+            break;
+        }
+    }
+    close(fd);
+    fprintf(stderr, "hostile_framing: a head trickled a byte every 0.3 s: closed after %.2f s\n",
+            lived);
+    ck_assert_msg(lived >= 1.5 && lived < 2 + 1.5, "the trickled head lived %.2f s", lived);
+    Resp r = http_get(o.d.port, "/healthz");
+    ASSERT_JSON(r, 200);
+    resp_free(&r);
+    own_stop_ok(&o);
+}
+END_TEST
+
 int main(int argc, char **argv) {
     Suite *s = suite_create("hostile_framing");
     TCase *tc = tcase_create("framing");
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, framing_refused);
     tcase_add_test(tc, access_log_line);
+    tcase_add_test(tc, head_trickle_cut_off);
     suite_add_tcase(s, tc);
     return prove_main(argc, argv, "hostile_framing", s);
 }

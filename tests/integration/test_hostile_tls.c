@@ -8,6 +8,7 @@
  *     then 8 clients connect and stay silent: each must be closed within
  *     --connection-timeout (+1.5 s); afterwards the idle daemon must use
  *     next to no CPU (utime+stime from /proc/PID/stat over 3 s);
+ *   - a handshake trickled a byte every 0.5 s: cut off at --request-timeout;
  *   - priorities (gnutls-cli, an RSA certificate so that static-RSA key
  *     exchange could be chosen): TLS 1.0 and 1.1, static RSA and CBC suites
  *     refused; TLS 1.2 and 1.3 with ECDHE and an AEAD cipher accepted.
@@ -152,6 +153,47 @@ START_TEST(abandoned_and_silent_handshakes) {
 }
 END_TEST
 
+/* Sends a byte every 0.5 s on fd until the server closes it (or limit
+ * seconds pass); how long the connection lived, or -1. */
+static double trickle_until_closed(int fd, const char *bytes, size_t n, double limit) {
+    double t0 = now_s();
+    for (size_t i = 0; now_s() - t0 < limit; i++) {
+        if (send(fd, bytes + i % n, 1, MSG_NOSIGNAL) != 1)
+            return now_s() - t0;
+        double t = closed_within(fd, now_s(), 0.5);
+        if (t >= 0)
+            return now_s() - t0;
+    }
+    return -1;
+}
+
+/* A handshake trickled one byte every 0.5 s (each byte restarts the idle
+ * timeout of 4 s) is cut off at --request-timeout 3 all the same. */
+START_TEST(trickled_handshake_cut_off) {
+    char cert[400], key[400];
+    tls_files("", cert, key);
+    Own o;
+    own_init_ok(&o, "tls_trickle");
+    const char *const extra[] = {
+        "--tls-cert",        cert, "--tls-key", key, "--connection-timeout", "4",
+        "--request-timeout", "3",  NULL};
+    own_start_ok(&o, H.model_a, extra);
+    /* A ClientHello record header announcing 512 bytes that never all come. */
+    static const char hello[] = "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03";
+    int fd = raw_connect(o.d.port);
+    ck_assert_int_ge(fd, 0);
+    double lived = trickle_until_closed(fd, hello, sizeof hello - 1, 10);
+    close(fd);
+    fprintf(stderr,
+            "hostile_tls: a handshake trickled a byte every 0.5 s, --request-timeout 3: closed "
+            "after %.2f s\n",
+            lived);
+    ck_assert_msg(lived >= 2.5 && lived < 3 + 1.5, "the trickled handshake lived %.2f s", lived);
+    ck_assert_int_eq(healthz_tls(&o), 200);
+    own_stop_ok(&o);
+}
+END_TEST
+
 /* 1 when gnutls-cli with priority completed a handshake with the daemon. */
 static int handshake_ok(int port, const char *priority, char *log, size_t size) {
     char cmd[768];
@@ -209,6 +251,7 @@ int main(int argc, char **argv) {
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, abandoned_and_silent_handshakes);
     tcase_add_test(tc, tls_priorities);
+    tcase_add_test(tc, trickled_handshake_cut_off);
     suite_add_tcase(s, tc);
     return prove_main(argc, argv, "hostile_tls", s);
 }
