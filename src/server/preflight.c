@@ -175,12 +175,14 @@ static int model_guard(const Config *cfg, char *err) {
         return rc;
     if (rc == SM_ABSENT || n == 0)
         return 0;
-    return sm_err(err, -ENOENT,
-                  "no model file %s, but %s holds %lld sample%s made by model %.12s: give --model "
-                  "the file that made them (`siamesed --info FILE` prints a file's fingerprint); "
-                  "nothing was trained or changed",
-                  cfg->model, cfg->db, (long long)c[0].samples, c[0].samples == 1 ? "" : "s",
-                  c[0].fingerprint);
+    return sm_err(
+        err, -ENOENT,
+        "no model file %s, but %s holds %lld sample%s made by model %.12s: give --model "
+        "the file that made them (`siamesed --info FILE` prints a file's fingerprint), or, "
+        "if it is lost, train a new one with --train --out FILE and convert them with "
+        "`siamesed --reembed --model FILE --db %s`; nothing was trained or changed",
+        cfg->model, cfg->db, (long long)c[0].samples, c[0].samples == 1 ? "" : "s",
+        c[0].fingerprint, cfg->db);
 }
 
 /* The file of setting key must hold a PEM block whose label ends in label. */
