@@ -274,6 +274,7 @@ static int cmd_audit(const Config *cfg, char *err) {
                       .data = cfg->data,
                       .top = cfg->top,
                       .json = cfg->json,
+                      .report = cfg->report,
                       .lim = &lim,
                       .skip_bad = cfg->skip_bad_images,
                       .out = stdout};

@@ -37,10 +37,16 @@ int audit_scores(const float *emb, int n, int E, const int *labels, int n_classe
 int audit_scores_ref(const float *emb, int n, int E, const int *labels, int n_classes,
                      AuditRow *rows, char *err);
 
+/* The HTML report of the top suspects order[0..top) of d (rows per sample),
+ * each with its neighbours as thumbnails; written atomically to path. */
+int audit_html_write(const char *path, const char *model_path, const Dataset *d,
+                     const AuditRow *rows, const int *order, int top, char *err);
+
 typedef struct {
     const char *model, *data;
-    int top;  /* suspects listed */
-    int json; /* one JSON object instead of the table */
+    int top;            /* suspects listed */
+    int json;           /* one JSON object instead of the table */
+    const char *report; /* HTML report path (audit_html_write()); NULL or "": none */
     const ImgLimits *lim;
     int skip_bad;
     FILE *out; /* where the list goes (stdout) */
@@ -48,7 +54,7 @@ typedef struct {
 
 /* --audit: embeds the train split of ac->data (a flat image directory is
  * one) with ac->model and lists the ac->top highest scores: file (or IDX
- * index), given label, suggested label, score. Images that do not fit the
+ * index), given label, suggested label, score, and the report. Images that do not fit the
  * model, fewer than AUDIT_K + 1 samples or a single class: -EINVAL. */
 int audit_run(const AuditConfig *ac, char *err);
 

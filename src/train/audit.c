@@ -23,6 +23,7 @@
 #include "siamese/log.h"
 
 #define AUDIT_BLOCK 256
+#define AUDIT_REPORT_MAX 200 /* suspects shown in the HTML report */
 
 /* Inserts (j, d) into r's neighbours (*have of them so far, nearest first). */
 static void nn_insert(AuditRow *r, int *have, int j, float d) {
@@ -206,7 +207,11 @@ static int audit_data(const AuditConfig *ac, const Model *m, const Dataset *d, c
             order[i] = i;
         sort_rows = rows; /* qsort has no context argument; one audit at a time */
         qsort(order, (size_t)d->n, sizeof *order, by_score);
-        print_rows(ac, d, rows, order, ac->top < d->n ? ac->top : d->n);
+        int top = ac->top < d->n ? ac->top : d->n;
+        print_rows(ac, d, rows, order, top);
+        if (ac->report && *ac->report)
+            rc = audit_html_write(ac->report, ac->model, d, rows, order,
+                                  top < AUDIT_REPORT_MAX ? top : AUDIT_REPORT_MAX, err);
     }
     free(emb);
     free(rows);

@@ -143,7 +143,7 @@ static void base64(Sb *b, const unsigned char *p, size_t n) {
     }
 }
 
-static void sample_img(Sb *b, const Dataset *d, int i) {
+void report_sample_img(Sb *b, const Dataset *d, int i) {
     Sb png = {0};
     size_t hw = (size_t)d->h * d->w;
     const float *x = d->x + (size_t)i * hw * (d->c == 3 ? 3 : 1);
@@ -166,8 +166,8 @@ static void pair_card(Sb *b, const Gathered *g, size_t pi) {
     const Dataset *d = g->r->data;
     const Pair *p = &g->pairs[pi];
     sb_printf(b, "<div class=\"pair-card\" data-distance=\"%.6f\">", g->dist[pi]);
-    sample_img(b, d, p->a);
-    sample_img(b, d, p->b);
+    report_sample_img(b, d, p->a);
+    report_sample_img(b, d, p->b);
     sb_printf(b, "<span>d = %.4f<br>", g->dist[pi]);
     sb_escape(b, d->class_names[d->y[p->a]]);
     sb_lit(b, " / ");

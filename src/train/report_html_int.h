@@ -7,6 +7,7 @@
 
 #include <stddef.h>
 
+#include "siamese/dataset.h"
 #include "siamese/metrics.h"
 
 /* Text that grows; after a failed allocation it stays as it was and oom is
@@ -23,6 +24,10 @@ void sb_add(Sb *b, const char *s, size_t n);
 #define sb_lit(b, lit) sb_add((b), "" lit, sizeof(lit) - 1)
 /* s with & < > " ' escaped, for text and attribute values. */
 void sb_escape(Sb *b, const char *s);
+
+/* Sample i of d as an inline PNG <img> at twice its size (colour shown as
+ * its mean); sets b->oom when it cannot. Also the audit report's thumbnails. */
+void report_sample_img(Sb *b, const Dataset *d, int i);
 
 /* Okabe–Ito, in the order charts use them; class colours cycle through it. */
 extern const char *const report_palette[];

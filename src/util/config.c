@@ -152,7 +152,8 @@ static const ConfigEntry table[] = {
      .help = "--train: replace an existing model file at `model` when `out` is empty"},
     {"report", CT_PATH, O(report), 0, "", 0, PATH_MAXLEN,
      .help = "--train and --eval: also write a self-contained HTML report (charts, hardest "
-             "mistakes, metrics) to this file; empty = none"},
+             "mistakes, metrics) to this file; --audit: the suspects with their neighbours; "
+             "empty = none"},
     {"far", CT_FLOAT, O(far), 0, "0", 0, 1,
      .help = "--calibrate: choose the threshold of this false-accept rate (e.g. 1e-3); 0 = "
              "by `objective`"},
@@ -406,7 +407,7 @@ static const struct {
      "write it to `out` (empty: `model`)"},
     {"audit", CONFIG_MODE_AUDIT,
      "list the samples of `data` whose nearest neighbours under `model` disagree with their "
-     "label (`top`, `json`)"},
+     "label (`top`, `json`, `report`)"},
     {"info", CONFIG_MODE_INFO,
      "[MODEL] describe a model file (default `model`) and, if `db` exists, whether it matches"},
     {"help", CONFIG_MODE_HELP, "print this help and exit"},

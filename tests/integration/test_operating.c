@@ -81,13 +81,28 @@ static int setup_all(void) {
 START_TEST(audit_cli) {
     char log[500];
     snprintf(log, sizeof log, "%s/audit.log", dir);
-    const char *args[] = {"--audit", "--model", model, "--data", data, "--top", "5", NULL};
+    char html[500];
+    snprintf(html, sizeof html, "%s/audit.html", dir);
+    const char *args[] = {"--audit", "--model", model,      "--data", data,
+                          "--top",   "5",       "--report", html,     NULL};
     int st = tool_run(log, args);
     ck_assert_msg(!log_has_sanitizer_report(log), "sanitizer report from --audit");
     ck_assert(exited_ok(st));
     char want[500];
     snprintf(want, sizeof want, "%s/c", data); /* files, not indices, for an image directory */
     ck_assert(file_has(log, "suggested") && file_has(log, want) && file_has(log, ".pgm"));
+    /* The report: 5 suspects, each with its image and its 10 neighbours'. */
+    Buf b;
+    ck_assert_int_eq(buf_read_file(html, &b), 0);
+    int imgs = 0, cards = 0;
+    for (const char *p = (const char *)b.p; (p = strstr(p, "<img")); p++)
+        imgs++;
+    for (const char *p = (const char *)b.p; (p = strstr(p, "class=\"suspect\"")); p++)
+        cards++;
+    ck_assert_int_eq(cards, 5);
+    ck_assert_int_eq(imgs, 5 * 11);
+    ck_assert_ptr_nonnull(strstr((const char *)b.p, want));
+    buf_free(&b);
     snprintf(log, sizeof log, "%s/audit-one.log", dir);
     const char *one_args[] = {"--audit", "--model", model, "--data", one, NULL};
     ck_assert(!exited_ok(tool_run(log, one_args)));
