@@ -88,7 +88,7 @@ int store_db_migrate(sqlite3 *db, const StoreMigration *list, int n, int *from, 
 /* Unix time in milliseconds. */
 int64_t store_now_ms(void);
 
-/* ---- store.c ---- */
+/* ---- rows.c ---- */
 
 /* 1 if s is 64 lowercase hex digits. */
 int store_fingerprint_valid(const char *s);
@@ -97,15 +97,24 @@ int store_fingerprint_valid(const char *s);
  * STORE_METADATA_MAX bytes. */
 int store_metadata_valid(const char *text, size_t len);
 
-/* A read connection from the pool (waits for one); give it back with
- * store_reader_put(), which also ends any transaction left open. */
-sqlite3 *store_reader_get(Store *s);
-void store_reader_put(Store *s, sqlite3 *db);
+/* Column col of a row, validated: a subject id (into out), an integer >= min,
+ * metadata (NULL, or malloc'ed valid metadata text). 0, or -1 when the row
+ * holds something else. */
+int store_col_id(sqlite3_stmt *st, int col, char *out);
+int store_col_int_min(sqlite3_stmt *st, int col, int64_t min, int64_t *out);
+int store_col_metadata(sqlite3_stmt *st, int col, char **out);
 
 /* Rebuilds the index from every sample in db (in one read transaction) and
  * resets the counts. Samples of another model are counted into *stale and not
  * loaded; if there are any the index is left empty. Every row is validated. */
 int store_load_index(Store *s, sqlite3 *db, int64_t *stale, char *err);
+
+/* ---- store.c ---- */
+
+/* A read connection from the pool (waits for one); give it back with
+ * store_reader_put(), which also ends any transaction left open. */
+sqlite3 *store_reader_get(Store *s);
+void store_reader_put(Store *s, sqlite3 *db);
 
 /* ---- writer.c ---- */
 
