@@ -6,7 +6,8 @@
  * DIR is either
  *   - an image directory DIR/<subject>/<image>.{png,jpg,jpeg,pgm,ppm}: each
  *     folder is a subject (its name must be a valid subject id), each image a
- *     sample; or
+ *     sample; when DIR has both train/ and test/ (the split layout --train
+ *     reads), DIR/train is the one enrolled; or
  *   - an IDX directory (MNIST layout): train-images-idx3-ubyte and
  *     train-labels-idx1-ubyte (raw or .gz), the train split only; the subject
  *     of an image is its label in decimal ("0" ... "9"), the name its folder
@@ -205,6 +206,13 @@ static int collect_idx(const char *root, const char *images, const char *labels,
     return rc;
 }
 
+static int is_dir_in(const char *root, const char *name) {
+    char path[8192];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/%s", root, name);
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
 /* What DIR holds, as items in subject order. */
 static int collect(const char *data, Work *w, char *err) {
     char *root = realpath(data, NULL), images[8192], labels[8192];
@@ -216,6 +224,11 @@ static int collect(const char *data, Work *w, char *err) {
             rc = sm_err(err, -ENOENT, "%s: train-images without train-labels", root);
         else
             rc = collect_idx(root, images, labels, w, err);
+    } else if (is_dir_in(root, "train") && is_dir_in(root, "test")) {
+        /* The split layout of --train: the train split, as for IDX. */
+        snprintf(images, sizeof images, "%s/train", root);
+        log_info("enroll: %s has train/ and test/: enrolling its train split", root);
+        rc = collect_images(images, w, err);
     } else {
         rc = collect_images(root, w, err);
     }

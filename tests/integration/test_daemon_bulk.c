@@ -6,7 +6,7 @@
  *     a third run enrolls nothing; the daemon then serves exactly those
  *     samples and identify finds them;
  *   - a folder name that is not a subject id is refused before anything is
- *     stored;
+ *     stored; a DIR with train/ and test/ enrolls its train split;
  *   - an IDX set: subject = label, resumable the same way.
  */
 #include <check.h>
@@ -100,6 +100,35 @@ START_TEST(image_dir_resumes) {
 }
 END_TEST
 
+/* DIR with train/ and test/ (the --train layout): the train split goes in. */
+START_TEST(split_layout_enrolls_train) {
+    char dir[320], data[400], db[400], sub[500], log[500];
+    ck_assert_int_eq(scratch_dir("bulksplit", dir, sizeof dir), 0);
+    snprintf(data, sizeof data, "%s/set", dir);
+    snprintf(db, sizeof db, "%s/bulk.db", dir);
+    mkdir(data, 0755);
+    const char *const made[] = {"train", "train/carol", "test", "test/dave"};
+    for (size_t i = 0; i < 4; i++) {
+        snprintf(sub, sizeof sub, "%s/%s", data, made[i]);
+        mkdir(sub, 0755);
+        if (i % 2)
+            copy_img("fm0_c9.png", sub, "a.png");
+    }
+    snprintf(log, sizeof log, "%s/run.log", dir);
+    ck_assert(exited_ok(bulk(data, db, NULL, log)));
+    ck_assert_msg(file_has(log, "1 enrolled, 0 already there"), "split layout: wrong counts");
+    Daemon d;
+    const char *args[] = {"--model", H.model_a, "--db", db, NULL};
+    snprintf(log, sizeof log, "%s/daemon.log", dir);
+    ck_assert_int_eq(daemon_start(&d, log, args), 0);
+    ck_assert_int_eq(subject_total(d.port, "carol"), 1);
+    Resp r = http_get(d.port, "/subjects/dave");
+    ck_assert_int_eq(r.status, 404);
+    resp_free(&r);
+    ck_assert(exited_ok(daemon_stop(&d)));
+}
+END_TEST
+
 START_TEST(bad_folder_name_refused) {
     char dir[320], data[400], db[400], sub[500], log[500];
     ck_assert_int_eq(scratch_dir("bulkname", dir, sizeof dir), 0);
@@ -165,6 +194,7 @@ TCase *tcase_bulk(void) {
     TCase *tc = tcase_create("bulk");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, image_dir_resumes);
+    tcase_add_test(tc, split_layout_enrolls_train);
     tcase_add_test(tc, bad_folder_name_refused);
     tcase_add_test(tc, idx_subject_is_label);
     return tc;
