@@ -651,8 +651,7 @@ int main(int argc, char **argv) {
      * buffers would otherwise sit in it and look like growth of the RSS. */
     static char asan[512];
     const char *old = getenv("ASAN_OPTIONS");
-    snprintf(asan, sizeof asan, "%s%squarantine_size_mb=4", old ? old : "",
-             old && *old ? ":" : "");
+    snprintf(asan, sizeof asan, "%s%squarantine_size_mb=4", old ? old : "", old && *old ? ":" : "");
     setenv("ASAN_OPTIONS", asan, 1);
     Suite *s = suite_create("hostile");
     TCase *slowloris = tcase_create("slowloris"), *bodies = tcase_create("bodies"),

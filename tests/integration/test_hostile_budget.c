@@ -482,8 +482,7 @@ int main(int argc, char **argv) {
      * buffers would otherwise sit in it and count against the RSS bound. */
     static char asan[512];
     const char *old = getenv("ASAN_OPTIONS");
-    snprintf(asan, sizeof asan, "%s%squarantine_size_mb=4", old ? old : "",
-             old && *old ? ":" : "");
+    snprintf(asan, sizeof asan, "%s%squarantine_size_mb=4", old ? old : "", old && *old ? ":" : "");
     setenv("ASAN_OPTIONS", asan, 1);
     Suite *s = suite_create("hostile_budget");
     TCase *tc = tcase_create("budget");
