@@ -476,13 +476,13 @@ int serve_enroll(const Config *cfg, char *err) {
         qsort(w.v, w.n, sizeof *w.v, cmp_item);
         rc = serve_open_parts(cfg, &m, &store, 0, err);
     }
-    Shared sh = {
-        .cfg = cfg,
-        .m = m,
-        .store = store,
-        .w = &w,
-        .lim = {cfg->max_image_width, cfg->max_image_height, (uint64_t)cfg->max_image_pixels},
-        .p = {.t0 = sm_now(), .total = w.n, .tty = isatty(2)}};
+    Shared sh = {.cfg = cfg,
+                 .m = m,
+                 .store = store,
+                 .w = &w,
+                 .lim = {cfg->max_image_width, cfg->max_image_height,
+                         (uint64_t)cfg->max_image_pixels, cfg->max_image_memory, NULL},
+                 .p = {.t0 = sm_now(), .total = w.n, .tty = isatty(2)}};
     pthread_mutex_init(&sh.mu, NULL);
     if (rc == 0) {
         log_info("enroll: %zu images from %s into %s", w.n, cfg->data, cfg->db);
