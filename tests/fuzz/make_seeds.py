@@ -258,6 +258,51 @@ def tiny_model_meta(**over):
     return meta
 
 
+MODEL_PREPROCESS_RGB = "rgb-hwc,alpha-over-black,resize-area-or-bilinear,scale-1/255"
+
+
+def v2_meta(spec, h, w, c, emb, **over):
+    meta = {"format": "siamesed", "format_version": "2", "architecture": "custom", "arch": spec,
+            "input_height": str(h), "input_width": str(w), "input_channels": str(c),
+            "input_layout": "hwc", "preprocess": MODEL_PREPROCESS_RGB if c == 3 else MODEL_PREPROCESS,
+            "embedding_size": str(emb), "margin": "1", "threshold": "0.5", "training": "{}"}
+    meta.update(over)
+    return meta
+
+
+def v2_conv_tensors(c=1):
+    """The tensors of conv2k3,relu,pool3,fc2 on 5x5xc: conv to 3x3x2, pool to
+    1x1x2, flatten, fc (nn.Sequential indices 0 and 4)."""
+    w = [0.01 * (k % 7 - 3) for k in range(2 * c * 9)]
+    return [("0.weight", [2, c, 3, 3], w), ("0.bias", [2], [0.1, -0.1]),
+            ("4.weight", [2, 2], [0.5, -0.5, 0.25, 1.0]), ("4.bias", [2], [0.0, 0.1])]
+
+
+def gen_safetensors_v2():
+    """Version-2 files: a layer list in the metadata, PyTorch names, colour."""
+    arch = "conv2k3,relu,pool3,fc2"
+    write("safetensors", "model-v2-conv.st", safetensors(v2_conv_tensors(1), v2_meta(arch, 5, 5, 1, 2)))
+    write("safetensors", "model-v2-rgb.st", safetensors(v2_conv_tensors(3), v2_meta(arch, 5, 5, 3, 2)))
+    write("safetensors", "model-v2-strided.st",
+          safetensors([("0.weight", [2, 1, 3, 3], [0.1] * 18), ("0.bias", [2], [0, 0]),
+                       ("3.weight", [3, 18], [0.01] * 54), ("3.bias", [3], [0, 0, 0])],
+                      v2_meta("conv2k3s2p1,relu,fc3", 5, 6, 1, 3)))
+    for name, over in (("bad-arch", {"arch": "conv2k3,tanh,fc2"}),
+                       ("arch-does-not-fit", {"arch": "conv2k9,fc2"}),
+                       ("arch-conv-after-fc", {"arch": "fc2,conv2k1"}),
+                       ("arch-no-fc", {"arch": "conv2k3"}),
+                       ("arch-long", {"arch": ",".join(["relu"] * 40) + ",fc2"}),
+                       ("channels-2", {"input_channels": "2"}),
+                       ("layout-chw", {"input_layout": "chw"}),
+                       ("preprocess-gray-for-rgb", {"input_channels": "3"}),
+                       ("version-3", {"format_version": "3"})):
+        write("safetensors", "model-v2-%s.st" % name,
+              safetensors(v2_conv_tensors(1), v2_meta(arch, 5, 5, 1, 2, **over)))
+    wrong = v2_conv_tensors(1)
+    wrong[0] = ("0.weight", [2, 1, 9], wrong[0][2])
+    write("safetensors", "model-v2-wrong-shape.st", safetensors(wrong, v2_meta(arch, 5, 5, 1, 2)))
+
+
 def gen_safetensors():
     t = tiny_model_tensors()
     write("safetensors", "model-tiny.st", safetensors(t, tiny_model_meta()))
@@ -271,6 +316,7 @@ def gen_safetensors():
     write("safetensors", "model-nan-weight.st", safetensors(nan, tiny_model_meta()))
     write("safetensors", "model-embedding-mismatch.st",
           safetensors(t, tiny_model_meta(embedding_size="3")))
+    gen_safetensors_v2()
     write("safetensors", "scalar-and-empty.st",
           safetensors([("s", [], [1.5]), ("e", [0, 7], []), ("f", [2, 0, 3], [])]))
     write("safetensors", "four-dims.st", safetensors([("t", [1, 2, 1, 2], [1, 2, 3, 4])]))
