@@ -139,6 +139,80 @@ START_TEST(test_unescape) {
 }
 END_TEST
 
+/* ---- route_admit() without keys: Host and Origin ---- */
+
+/* The headers of one fake request: Host and Origin (NULL when absent). */
+static const char *fake_host, *fake_origin;
+
+static const char *fake_header(void *conn, const char *name) {
+    (void)conn;
+    return !strcmp(name, "Host") ? fake_host : !strcmp(name, "Origin") ? fake_origin : NULL;
+}
+static int fake_count(void *conn, const char *name) {
+    return fake_header(conn, name) != NULL;
+}
+static int fake_keys(void *conn, const char **keys, int max) {
+    (void)conn, (void)keys, (void)max;
+    return 0;
+}
+
+/* What route_admit() answers for GET /subjects with these headers on a
+ * keyless daemon listening on listen_host:8080: 0, or the status. */
+static int admit(const char *listen_host, const char *host, const char *origin) {
+    Config cfg = {.listen = {(char *)listen_host, 8080}};
+    Server srv = {.cfg = &cfg};
+    fake_host = host, fake_origin = origin;
+    HttpReq req = {.method = "GET",
+                   .path = "/subjects",
+                   .header = fake_header,
+                   .header_count = fake_count,
+                   .query_keys = fake_keys,
+                   .client = "127.0.0.1"};
+    Reply rep = {0};
+    int refused = route_admit(&srv, route_match("GET", "/subjects"), &req, &rep);
+    free(rep.body);
+    return refused ? rep.status : 0;
+}
+
+START_TEST(test_admit_host_origin) {
+    static const struct {
+        const char *listen, *host, *origin;
+        int want;
+    } c[] = {
+        {"127.0.0.1", "127.0.0.1:8080", NULL, 0},
+        {"127.0.0.1", "127.0.0.1", NULL, 0},
+        {"127.0.0.1", "10.0.0.7:9", NULL, 0}, /* any IP literal: not rebindable */
+        {"127.0.0.1", "[::1]:8080", NULL, 0},
+        {"127.0.0.1", "[::1]", NULL, 0},
+        {"127.0.0.1", "localhost:8080", NULL, 0},
+        {"127.0.0.1", "LocalHost", NULL, 0},
+        {"myhost", "MYHOST:8080", NULL, 0}, /* the --listen name */
+        {"127.0.0.1", NULL, NULL, 0},       /* HTTP/1.0 without Host */
+        {"127.0.0.1", "evil.example:8080", NULL, 403},
+        {"127.0.0.1", "127.0.0.1.evil.example", NULL, 403},
+        {"127.0.0.1", "localhost.evil.example", NULL, 403},
+        {"127.0.0.1", "1.2.3", NULL, 403},
+        {"127.0.0.1", "localhost:80x", NULL, 403},
+        {"127.0.0.1", "", NULL, 403},
+        {"127.0.0.1", ":8080", NULL, 403},
+        {"127.0.0.1", "[::1]x", NULL, 403},
+        {"", "myhost:8080", NULL, 403}, /* every interface: names are refused */
+        {"127.0.0.1", "127.0.0.1:8080", "http://127.0.0.1:8080", 0},
+        {"127.0.0.1", "127.0.0.1:8080", "https://localhost", 0},
+        {"127.0.0.1", "127.0.0.1:8080", "http://evil.example", 403},
+        {"127.0.0.1", "127.0.0.1:8080", "null", 403},
+        {"127.0.0.1", "127.0.0.1:8080", "file://", 403},
+        {"127.0.0.1", "127.0.0.1:8080", "http://", 403},
+    };
+    for (size_t i = 0; i < SM_ARRAY_LEN(c); i++) {
+        int got = admit(c[i].listen, c[i].host, c[i].origin);
+        ck_assert_msg(got == c[i].want, "listen '%s', Host '%s', Origin '%s': %d, want %d",
+                      c[i].listen, c[i].host ? c[i].host : "(none)",
+                      c[i].origin ? c[i].origin : "(none)", got, c[i].want);
+    }
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("routes");
     TCase *tc = tcase_create("table");
@@ -146,6 +220,7 @@ int main(void) {
     tcase_add_test(tc, test_metrics_shared);
     tcase_add_test(tc, test_not_allowed);
     tcase_add_test(tc, test_unescape);
+    tcase_add_test(tc, test_admit_host_origin);
     suite_add_tcase(s, tc);
     return check_run(s);
 }
