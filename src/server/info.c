@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "siamese/common.h"
+#include "siamese/optable.h"
 #include "siamese/serve.h"
 #include "siamese/store.h"
 
@@ -109,6 +110,27 @@ static void print_store(FILE *f, const Config *cfg, const char *fp) {
         fprintf(f, "store        does not match: %s\n", err);
 }
 
+/* The operating points: the threshold's measured error rates, and the
+ * thresholds for the usual false-accept targets the table can stand behind. */
+static void print_operating_points(FILE *f, const Model *m) {
+    const OpTable *t = model_operating_points(m);
+    double far, frr;
+    float thr;
+    if (!t) {
+        fprintf(f, "operating    none recorded (--far needs them)\n");
+        return;
+    }
+    optable_rates_at(t, model_threshold(m), &far, &frr);
+    fprintf(f, "operating    %lld+%lld pairs (%s); at the threshold FAR %.4g, FRR %.4g\n",
+            (long long)optable_positives(t), (long long)optable_negatives(t), optable_source(t),
+            far, frr);
+    static const double targets[] = {1e-2, 1e-3, 1e-4};
+    for (size_t i = 0; i < SM_ARRAY_LEN(targets); i++)
+        if (optable_threshold_at_far(t, targets[i], &thr, &far, &frr, NULL) == 0)
+            fprintf(f, "  far %-7g threshold %.4f (measured FAR %.4g, FRR %.4g)\n", targets[i], thr,
+                    far, frr);
+}
+
 int serve_info(const Config *cfg, FILE *f, char *err) {
     Model *m = NULL;
     double auc;
@@ -123,6 +145,7 @@ int serve_info(const Config *cfg, FILE *f, char *err) {
             a->in_c == 3 ? "RGB" : "gray", model_embed_dim(m));
     fprintf(f, "threshold    %.4f (margin %g)\n", model_threshold(m), model_margin(m));
     print_training(f, m);
+    print_operating_points(f, m);
     const char *q = serve_model_quality(m, &auc);
     if (isnan(auc))
         fprintf(f, "quality      unmeasured (no validation AUC recorded)\n");

@@ -182,6 +182,7 @@ START_TEST(info_describes_model_and_store) {
     ck_assert(file_has(log, "input        28x28"));
     ck_assert(file_has(log, "threshold    0.5000"));
     ck_assert(file_has(log, "quality      unmeasured"));
+    ck_assert(file_has(log, "operating    none recorded"));
     ck_assert(file_has(log, "matches (1 sample, all made by this model)"));
     const char *b[] = {"--info", H.model_b, "--db", x.db, NULL};
     info_ok(&x, "info-b", b, log);
