@@ -252,6 +252,27 @@ test('bulk-enroll three images, see the subject listed, identify it, delete it',
   await page.close();
 });
 
+test('subjects come 20 to a page; "Next page" shows the rest', async () => {
+  const img0 = readFileSync(IMAGES[0]);
+  for (let i = 0; i < 21; i++) {
+    const form = new FormData();
+    form.append('subject', `p${String(i).padStart(2, '0')}`);
+    form.append('image', new Blob([img0]), 'a.png');
+    assert.ok((await fetch(open + '/enroll', { method: 'POST', body: form })).ok);
+  }
+  const { page } = await openPage(open + '/#subjects');
+  await page.locator('#subjects [data-subject="p19"]').waitFor();
+  assert.equal(await page.locator('#subjects > li').count(), 20);
+  await page.click('#subjects-more');
+  await page.locator('#subjects [data-subject="p20"]').waitFor();
+  assert.equal(await page.locator('#subjects > li').count(), 21);
+  assert.ok(await page.locator('#subjects-more').isHidden());
+  for (let i = 0; i < 21; i++)
+    await fetch(`${open}/subjects/p${String(i).padStart(2, '0')}`, { method: 'DELETE' });
+  assert.deepEqual(unexpectedErrors(page), []);
+  await page.close();
+});
+
 test('verdict_only: verdicts without distances, on verify and identify', async () => {
   const base = await startDaemon('verdicts', ['--verdict-only', 'yes']);
   const { page } = await openPage(base + '/');
