@@ -8,7 +8,7 @@
 # the ROC AUC of the audit score against "was flipped", for each of ARCHS.
 #
 #   bench/audit.sh [BUILD_DIR]      (default build-bench; configured if missing)
-#   ARCHS="mlp cnn" MLP_EPOCHS=20 CNN_EPOCHS=3 FLIP=0.02 SEED=1 bench/audit.sh
+#   ARCHS="mlp cnn" MLP_EPOCHS=20 CNN_EPOCHS=3 FLIP=0.02 SEED=1 KEEP=0 bench/audit.sh
 #
 # The CNN takes minutes per epoch on a busy 2-core machine: pick CNN_EPOCHS
 # to fit. Chance precision is FLIP.
@@ -27,7 +27,8 @@ PY=/usr/bin/python3
 meson compile -C "$BUILD" siamesed >/dev/null
 BIN="$BUILD/siamesed"
 WORK=$(mktemp -d /tmp/fashion-noisy.XXXXXX) # "fashion" in the path: category names
-trap 'rm -rf "$WORK"' EXIT
+# KEEP=1 keeps the noisy copy, the models and the audits (the path is printed).
+if [ "${KEEP:-0}" = 1 ]; then echo "audit: keeping $WORK"; else trap 'rm -rf "$WORK"' EXIT; fi
 
 "$PY" - "$DATA" "$WORK" "$FLIP" "$SEED" <<'PYEOF'
 import gzip, os, random, sys

@@ -25,97 +25,127 @@
 #define AUDIT_BLOCK 256
 #define AUDIT_REPORT_MAX 200 /* suspects shown in the HTML report */
 
-/* Inserts (j, d) into r's neighbours (*have of them so far, nearest first). */
-static void nn_insert(AuditRow *r, int *have, int j, float d) {
-    int k;
-    if (*have < AUDIT_K)
-        k = (*have)++;
-    else if (d < r->nd[AUDIT_K - 1])
-        k = AUDIT_K - 1;
+/* Inserts (j, d) into the k neighbours nn/nd (*have so far, nearest first). */
+static void nn_insert(int *nn, float *nd, int k, int *have, int j, float d) {
+    int at;
+    if (*have < k)
+        at = (*have)++;
+    else if (d < nd[k - 1])
+        at = k - 1;
     else
         return;
-    while (k > 0 && r->nd[k - 1] > d) {
-        r->nd[k] = r->nd[k - 1], r->nn[k] = r->nn[k - 1];
-        k--;
+    while (at > 0 && nd[at - 1] > d) {
+        nd[at] = nd[at - 1], nn[at] = nn[at - 1];
+        at--;
     }
-    r->nd[k] = d, r->nn[k] = j;
+    nd[at] = d, nn[at] = j;
 }
 
-/* The vote of r's neighbours against label own. */
-static void vote(AuditRow *r, const int *labels, int own, double *w) {
-    double total = 0;
-    for (int k = 0; k < AUDIT_K; k++) {
-        double v = 1.0 / ((double)r->nd[k] + AUDIT_EPS);
-        w[labels[r->nn[k]]] += v;
+/* The vote of r's k neighbours against label own; w (n_classes) is zero
+ * before and after. */
+static void vote(AuditRow *r, int k, const int *labels, int own, double *w) {
+    double total = 0, best = 0;
+    for (int q = 0; q < k; q++) {
+        double v = 1.0 / ((double)r->nd[q] + AUDIT_EPS);
+        w[labels[r->nn[q]]] += v;
         total += v;
     }
     r->suggested = own;
-    double best = 0;
-    for (int k = 0; k < AUDIT_K; k++) {
-        int l = labels[r->nn[k]];
+    for (int q = 0; q < k; q++) {
+        int l = labels[r->nn[q]];
         if (l != own && w[l] > best)
             best = w[l], r->suggested = l;
     }
     r->score = (float)(1.0 - w[own] / total);
-    for (int k = 0; k < AUDIT_K; k++)
-        w[labels[r->nn[k]]] = 0;
+    for (int q = 0; q < k; q++)
+        w[labels[r->nn[q]]] = 0;
 }
 
-static int check_args(int n, int n_classes, char *err) {
-    if (n <= AUDIT_K)
-        return sm_err(err, -EINVAL, "audit needs more than %d samples (got %d)", AUDIT_K, n);
+static int cmp_int(const void *a, const void *b) {
+    return (*(const int *)a > *(const int *)b) - (*(const int *)a < *(const int *)b);
+}
+
+int audit_k_for(const int *labels, int n, int n_classes) {
+    int *count = calloc((size_t)n_classes, sizeof *count), used = 0, k = AUDIT_K_MIN;
+    if (!count)
+        return k < n - 1 ? k : n - 1;
+    for (int i = 0; i < n; i++)
+        count[labels[i]]++;
+    for (int c = 0; c < n_classes; c++)
+        if (count[c])
+            count[used++] = count[c];
+    if (used) {
+        qsort(count, (size_t)used, sizeof *count, cmp_int);
+        k = count[used / 2] / AUDIT_K_SHARE;
+    }
+    free(count);
+    k = k < AUDIT_K_MIN ? AUDIT_K_MIN : k > AUDIT_K_MAX ? AUDIT_K_MAX : k;
+    return k < n - 1 ? k : n - 1;
+}
+
+static int check_args(int n, int n_classes, int k, char *err) {
+    if (n <= AUDIT_K_MIN)
+        return sm_err(err, -EINVAL, "audit needs more than %d samples (got %d)", AUDIT_K_MIN, n);
     if (n_classes < 2)
         return sm_err(err, -EINVAL, "audit needs at least 2 classes");
+    if (k < 1 || k >= n || k > AUDIT_K_MAX)
+        return sm_err(err, -EINVAL, "audit: %d neighbours of %d samples", k, n);
     return 0;
 }
 
-static void init_rows(AuditRow *rows, int lo, int hi) {
-    for (int i = lo; i < hi; i++)
-        for (int k = 0; k < AUDIT_K; k++)
-            rows[i].nn[k] = -1, rows[i].nd[k] = INFINITY;
+/* Points rows at their slices of nn/nd (n x k) and empties them. */
+static void init_rows(AuditRow *rows, int n, int k, int *nn, float *nd) {
+    for (int i = 0; i < n; i++) {
+        rows[i].nn = nn + (size_t)i * k, rows[i].nd = nd + (size_t)i * k;
+        for (int q = 0; q < k; q++)
+            rows[i].nn[q] = -1, rows[i].nd[q] = INFINITY;
+    }
 }
 
-int audit_scores_ref(const float *emb, int n, int E, const int *labels, int n_classes,
-                     AuditRow *rows, char *err) {
-    int rc = check_args(n, n_classes, err);
+int audit_scores_ref(const float *emb, int n, int E, const int *labels, int n_classes, int k,
+                     AuditRow *rows, int *nn, float *nd, char *err) {
+    int rc = check_args(n, n_classes, k, err);
     double *w = rc == 0 ? calloc((size_t)n_classes, sizeof *w) : NULL;
     if (rc == 0 && !w)
         rc = sm_err(err, -ENOMEM, "audit: out of memory");
     if (rc < 0)
         return rc;
-    init_rows(rows, 0, n);
+    init_rows(rows, n, k, nn, nd);
     for (int i = 0; i < n; i++) {
         int have = 0;
         for (int j = 0; j < n; j++)
             if (j != i)
-                nn_insert(&rows[i], &have, j,
+                nn_insert(rows[i].nn, rows[i].nd, k, &have, j,
                           model_distance(emb + (size_t)i * E, emb + (size_t)j * E, E));
-        vote(&rows[i], labels, labels[i], w);
+        vote(&rows[i], k, labels, labels[i], w);
     }
     free(w);
     return 0;
 }
 
 /* Neighbours of rows lo..hi from the Gram block g ((hi-lo) x n) and norms. */
-static void block_neighbours(const float *g, const float *norm, int lo, int hi, int n,
+static void block_neighbours(const float *g, const float *norm, int lo, int hi, int n, int k,
                              AuditRow *rows) {
     for (int i = lo; i < hi; i++) {
         const float *gi = g + (size_t)(i - lo) * n;
+        float *nd = rows[i].nd;
         int have = 0;
         for (int j = 0; j < n; j++) {
             if (j == i)
                 continue;
             float d2 = norm[i] + norm[j] - 2 * gi[j];
-            if (have == AUDIT_K && d2 >= rows[i].nd[AUDIT_K - 1] * rows[i].nd[AUDIT_K - 1])
+            if (have == k && d2 >= nd[k - 1])
                 continue;
-            nn_insert(&rows[i], &have, j, sqrtf(fmaxf(d2, 1e-7f))); /* the training clamp */
+            nn_insert(rows[i].nn, nd, k, &have, j, d2); /* squared until the end */
         }
+        for (int q = 0; q < k; q++)
+            nd[q] = sqrtf(fmaxf(nd[q], 1e-7f)); /* the training clamp */
     }
 }
 
-int audit_scores(const float *emb, int n, int E, const int *labels, int n_classes, AuditRow *rows,
-                 char *err) {
-    int rc = check_args(n, n_classes, err);
+int audit_scores(const float *emb, int n, int E, const int *labels, int n_classes, int k,
+                 AuditRow *rows, int *nn, float *nd, char *err) {
+    int rc = check_args(n, n_classes, k, err);
     if (rc < 0)
         return rc;
     float *norm = malloc((size_t)n * sizeof *norm);
@@ -131,14 +161,14 @@ int audit_scores(const float *emb, int n, int E, const int *labels, int n_classe
             s += (double)emb[(size_t)i * E + e] * emb[(size_t)i * E + e];
         norm[i] = (float)s;
     }
-    init_rows(rows, 0, n);
+    init_rows(rows, n, k, nn, nd);
     for (int lo = 0; lo < n; lo += AUDIT_BLOCK) {
         int hi = lo + AUDIT_BLOCK < n ? lo + AUDIT_BLOCK : n;
         blas_sgemm(0, 1, hi - lo, n, E, 1.0f, emb + (size_t)lo * E, E, emb, E, 0.0f, g, n);
-        block_neighbours(g, norm, lo, hi, n, rows);
+        block_neighbours(g, norm, lo, hi, n, k, rows);
         for (int i = lo; i < hi; i++) {
-            assert(rows[i].nn[AUDIT_K - 1] >= 0);
-            vote(&rows[i], labels, labels[i], w);
+            assert(rows[i].nn[k - 1] >= 0);
+            vote(&rows[i], k, labels, labels[i], w);
         }
     }
 out:
@@ -161,13 +191,13 @@ static const char *name_of(const Dataset *d, int label) {
 }
 
 static void print_rows(const AuditConfig *ac, const Dataset *d, const AuditRow *rows,
-                       const int *order, int top) {
+                       const int *order, int top, int k) {
     FILE *f = ac->out;
     if (ac->json) {
         cJSON *o = cJSON_CreateObject(), *list = cJSON_AddArrayToObject(o, "suspects");
         cJSON_AddStringToObject(o, "data", ac->data);
         cJSON_AddNumberToObject(o, "samples", d->n);
-        cJSON_AddNumberToObject(o, "k", AUDIT_K);
+        cJSON_AddNumberToObject(o, "k", k);
         for (int r = 0; r < top; r++) {
             int i = order[r];
             cJSON *s = cJSON_CreateObject();
@@ -196,26 +226,36 @@ static void print_rows(const AuditConfig *ac, const Dataset *d, const AuditRow *
 }
 
 static int audit_data(const AuditConfig *ac, const Model *m, const Dataset *d, char *err) {
-    float *emb = NULL;
+    float *emb = NULL, *nd = NULL;
+    int k = audit_k_for(d->y, d->n, d->n_classes), *nn = NULL;
     AuditRow *rows = malloc((size_t)d->n * sizeof *rows);
     int *order = malloc((size_t)d->n * sizeof *order);
-    int rc = rows && order ? calib_embed(m, d, &emb, err) : sm_err(err, -ENOMEM, "out of memory");
+    int rc = 0;
+    if (d->n > AUDIT_K_MIN) {
+        nn = malloc((size_t)d->n * k * sizeof *nn);
+        nd = malloc((size_t)d->n * k * sizeof *nd);
+    }
+    rc = rows && order && (d->n <= AUDIT_K_MIN || (nn && nd))
+             ? calib_embed(m, d, &emb, err)
+             : sm_err(err, -ENOMEM, "audit: out of memory");
     if (rc == 0)
-        rc = audit_scores(emb, d->n, model_embed_dim(m), d->y, d->n_classes, rows, err);
+        rc = audit_scores(emb, d->n, model_embed_dim(m), d->y, d->n_classes, k, rows, nn, nd, err);
     if (rc == 0) {
         for (int i = 0; i < d->n; i++)
             order[i] = i;
         sort_rows = rows; /* qsort has no context argument; one audit at a time */
         qsort(order, (size_t)d->n, sizeof *order, by_score);
         int top = ac->top < d->n ? ac->top : d->n;
-        print_rows(ac, d, rows, order, top);
+        print_rows(ac, d, rows, order, top, k);
         if (ac->report && *ac->report)
             rc = audit_html_write(ac->report, ac->model, d, rows, order,
-                                  top < AUDIT_REPORT_MAX ? top : AUDIT_REPORT_MAX, err);
+                                  top < AUDIT_REPORT_MAX ? top : AUDIT_REPORT_MAX, k, err);
     }
     free(emb);
     free(rows);
     free(order);
+    free(nn);
+    free(nd);
     return rc;
 }
 

@@ -22,7 +22,7 @@ static const char *label_of(const Dataset *d, int l) {
     return d->class_names && d->class_names[l] ? d->class_names[l] : "?";
 }
 
-static void suspect(Sb *b, const Dataset *d, const AuditRow *r, int i, int rank) {
+static void suspect(Sb *b, const Dataset *d, const AuditRow *r, int i, int rank, int k) {
     sb_printf(b, "<div class=\"suspect\" data-index=\"%d\" data-score=\"%.4f\">", i,
               (double)r->score);
     report_sample_img(b, d, i);
@@ -36,19 +36,19 @@ static void suspect(Sb *b, const Dataset *d, const AuditRow *r, int i, int rank)
     sb_lit(b, "</b>, suggested <b>");
     sb_escape(b, label_of(d, r->suggested));
     sb_printf(b, "</b><br>score %.3f</div><div class=\"nn\">", (double)r->score);
-    for (int k = 0; k < AUDIT_K; k++) {
-        int j = r->nn[k];
+    for (int q = 0; q < k && q < AUDIT_SHOWN; q++) {
+        int j = r->nn[q];
         sb_lit(b, "<figure>");
         report_sample_img(b, d, j);
         sb_printf(b, "<figcaption class=\"%s\">", d->y[j] == d->y[i] ? "agree" : "other");
         sb_escape(b, label_of(d, d->y[j]));
-        sb_printf(b, "<br>d %.3f</figcaption></figure>", (double)r->nd[k]);
+        sb_printf(b, "<br>d %.3f</figcaption></figure>", (double)r->nd[q]);
     }
     sb_lit(b, "</div></div>\n");
 }
 
 int audit_html_write(const char *path, const char *model_path, const Dataset *d,
-                     const AuditRow *rows, const int *order, int top, char *err) {
+                     const AuditRow *rows, const int *order, int top, int k, char *err) {
     Sb b = {0};
     sb_lit(&b, "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n"
                "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; "
@@ -60,11 +60,11 @@ int audit_html_write(const char *path, const char *model_path, const Dataset *d,
     sb_escape(&b, model_path);
     sb_printf(&b,
               "</code>. The %d samples (of %d) whose %d nearest neighbours disagree most with "
-              "their label (distance-weighted vote); neighbours in blue share the label, in "
-              "orange they do not.</p>\n",
-              top, d->n, AUDIT_K);
+              "their label (distance-weighted vote); the nearest %d are shown, in blue when "
+              "they share the label, in orange when not.</p>\n",
+              top, d->n, k, k < AUDIT_SHOWN ? k : AUDIT_SHOWN);
     for (int r = 0; r < top; r++)
-        suspect(&b, d, &rows[order[r]], order[r], r + 1);
+        suspect(&b, d, &rows[order[r]], order[r], r + 1, k);
     sb_lit(&b, "</body></html>\n");
     int rc = b.oom ? sm_err(err, -ENOMEM, "audit report: out of memory")
                    : sm_write_file_atomic(path, b.s, b.len, err);
