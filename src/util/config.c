@@ -476,6 +476,18 @@ static void did_you_mean(const char *s, size_t n, HintStyle style, char *out, si
         *out = 0;
 }
 
+/* A word that is not a --flag: "train" meant --train, "serve" the default. */
+static int unexpected_arg(const char *s, char *err) {
+    char sb[48], hint[80];
+    const char *w = s + strspn(s, "-");
+    did_you_mean(w, strlen(w), HINT_FLAG, hint, sizeof hint);
+    if (strcmp(w, "serve") == 0)
+        snprintf(hint, sizeof hint, " (serving is the default: give no mode flag)");
+    else if (!*hint)
+        snprintf(hint, sizeof hint, " (settings are --name value)");
+    return sm_err(err, -EINVAL, "unexpected argument '%s'%s", config_shown(s, sb, sizeof sb), hint);
+}
+
 /* Reads the flag at argv[*i] (and its value) into a, advancing *i past both. */
 static int next_arg(int argc, char **argv, int *i, Arg *a, char *err) {
     const char *s = argv[(*i)++], *name = s + 2;
@@ -483,8 +495,7 @@ static int next_arg(int argc, char **argv, int *i, Arg *a, char *err) {
     if (strcmp(s, "-h") == 0)
         return a->kind = ARG_MODE, a->mode = CONFIG_MODE_HELP, 0;
     if (strncmp(s, "--", 2) != 0 || !*name)
-        return sm_err(err, -EINVAL, "unexpected argument '%s' (settings are --name value)",
-                      config_shown(s, sb, sizeof sb));
+        return unexpected_arg(s, err);
     const char *eq = strchr(name, '=');
     size_t len = eq ? (size_t)(eq - name) : strlen(name);
     for (size_t m = 0; m < SM_ARRAY_LEN(modes); m++)

@@ -45,6 +45,24 @@ START_TEST(flags_suggest) {
 }
 END_TEST
 
+START_TEST(words_that_meant_flags) {
+    Config c;
+    ConfigMode m;
+    char err[SM_ERRMAX];
+    static const char *const cases[][2] = {
+        {"train", "unexpected argument 'train' (did you mean --train?)"},
+        {"-train", "unexpected argument '-train' (did you mean --train?)"},
+        {"serve", "unexpected argument 'serve' (serving is the default: give no mode flag)"},
+        {"model.safetensors",
+         "unexpected argument 'model.safetensors' (settings are --name value)"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        ck_assert_int_lt(test_config_parse(ARGS(cases[i][0]), NULL, &c, &m, err), 0);
+        ck_assert_str_eq(err, cases[i][1]);
+    }
+}
+END_TEST
+
 START_TEST(keys_and_env_suggest) {
     Config c;
     ConfigMode m;
@@ -128,6 +146,7 @@ END_TEST
 TCase *tcase_config_hints(void) {
     TCase *tc = tcase_create("hints");
     tcase_add_loop_test(tc, flags_suggest, 0, (int)(sizeof flag_hints / sizeof *flag_hints));
+    tcase_add_test(tc, words_that_meant_flags);
     tcase_add_test(tc, keys_and_env_suggest);
     tcase_add_test(tc, listen_port_only_is_every_interface);
     tcase_add_test(tc, info_mode);
