@@ -5,7 +5,7 @@
  * int8 scan + re-rank, interleaved. Prints one JSON line per query kind with
  * the median and every run in ms, and the top-1 agreement.
  *
- * usage: bench_index [N=1000000] [dim=128] [queries=20] [threads=0] [per=10]
+ * usage: bench_index [N=1000000] [dim=128] [queries=20] [threads=0] [per=10] [k=5]
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,11 +35,12 @@ int main(int argc, char **argv) {
     size_t N = argc > 1 ? strtoull(argv[1], NULL, 10) : 1000000;
     int D = argc > 2 ? atoi(argv[2]) : 128, Q = argc > 3 ? atoi(argv[3]) : 20;
     int threads = argc > 4 ? atoi(argv[4]) : 0, per = argc > 5 ? atoi(argv[5]) : 10;
+    int K = argc > 6 ? atoi(argv[6]) : 5;
     char err[SM_ERRMAX], name[32];
     Index *ix = NULL;
     Rng rng;
     rng_seed(&rng, 1);
-    if (N < 1 || D < 1 || Q < 1 || per < 1 || index_create(D, &ix, err) < 0) {
+    if (N < 1 || D < 1 || Q < 1 || per < 1 || K < 1 || K > 1000 || index_create(D, &ix, err) < 0) {
         fprintf(stderr, "bench_index: bad arguments\n");
         return 1;
     }
@@ -70,12 +71,12 @@ int main(int argc, char **argv) {
         size_t s = rng_below(&rng, S);
         for (int j = 0; j < D; j++)
             v[j] = centre[s * (size_t)D + j] + 0.15f * (rng_uniform(&rng) - 0.5f);
-        IndexHit a[5], e[5];
+        IndexHit a[1000], e[1000];
         int na = 0, ne = 0;
         double t1 = sm_now();
-        index_search(ix, v, 5, INDEX_EXACT, e, &ne, err);
+        index_search(ix, v, K, INDEX_EXACT, e, &ne, err);
         double t2 = sm_now();
-        index_search(ix, v, 5, 0, a, &na, err);
+        index_search(ix, v, K, 0, a, &na, err);
         double t3 = sm_now();
         ex[t] = (t2 - t1) * 1e3;
         ap[t] = (t3 - t2) * 1e3;

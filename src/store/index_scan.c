@@ -254,49 +254,159 @@ void index_dist_i8(const int8_t *c, size_t n, int dim, const float *scale, const
     dist_i8_lanes(c, n, dim, scale, qo, out);
 }
 
-/* ---- Lists of the best subjects ---- */
+/* ---- Lists of the best subjects ----
+ *
+ * A Top keeps the best k subjects seen, each by its best row: a max-heap
+ * (the worst entry at the root, so the bound is c[0].key) with a small
+ * open-addressing table slot -> heap position, so an offer costs O(log k)
+ * whatever k is. Order: smaller key first, then smaller subject id; within
+ * a subject, smaller key, then smaller sample id. top_finish() sorts it. */
 
 typedef struct {
-    float key;    /* squared distance (approximate in the int8 scan) */
-    int32_t slot; /* subject */
-    int32_t row;  /* its best row so far */
+    float key;      /* squared distance (approximate in the int8 scan) */
+    int32_t slot;   /* subject */
+    int32_t row;    /* its best row so far */
+    int32_t bucket; /* its entry in the table */
 } Cand;
+
+#define TAB_EMPTY (-1)
+#define TAB_GONE (-2)
 
 typedef struct {
     const Index *ix;
-    Cand *c; /* k entries, sorted: smaller key first, then smaller subject id */
+    Cand *c; /* k entries */
     int m, k;
+    int32_t *tab;      /* heap positions, TAB_EMPTY or TAB_GONE; mask + 1 >= 4k */
+    size_t mask, used; /* used: entries not TAB_EMPTY */
 } Top;
 
-static int cand_before(const Index *ix, float ka, int32_t sa, float kb, int32_t sb) {
-    return ka < kb || (ka == kb && strcmp(index_slot_id(ix, sa), index_slot_id(ix, sb)) < 0);
+/* Table entries per Top of k: a power of two >= 4k. */
+static size_t tab_size(size_t k) {
+    size_t n = 16;
+    while (n < 4 * k)
+        n *= 2;
+    return n;
+}
+
+static void top_init(Top *t, const Index *ix, Cand *c, int k, int32_t *tab, size_t size) {
+    *t = (Top){ix, c, 0, k, tab, size - 1, 0};
+    memset(tab, 0xff, size * sizeof *tab); /* TAB_EMPTY */
+}
+
+/* 1 if a ranks after b. */
+static int cand_after(const Index *ix, const Cand *a, const Cand *b) {
+    return a->key > b->key ||
+           (a->key == b->key && strcmp(index_slot_id(ix, a->slot), index_slot_id(ix, b->slot)) > 0);
+}
+
+static size_t tab_home(const Top *t, int32_t slot) {
+    return (size_t)(((uint64_t)(uint32_t)slot * 0x9E3779B97F4A7C15ULL) >> 32) & t->mask;
+}
+
+/* The bucket holding slot, or SIZE_MAX with *free_b a bucket to insert at. */
+static size_t tab_find(const Top *t, int32_t slot, size_t *free_b) {
+    size_t fb = SIZE_MAX;
+    for (size_t h = tab_home(t, slot);; h = (h + 1) & t->mask) {
+        int32_t e = t->tab[h];
+        if (e == TAB_EMPTY) {
+            *free_b = fb == SIZE_MAX ? h : fb;
+            return SIZE_MAX;
+        }
+        if (e == TAB_GONE) {
+            if (fb == SIZE_MAX)
+                fb = h;
+        } else if (t->c[e].slot == slot) {
+            return h;
+        }
+    }
+}
+
+/* Drops the tombstones: every entry rehashed. */
+static void tab_rebuild(Top *t) {
+    memset(t->tab, 0xff, (t->mask + 1) * sizeof *t->tab);
+    t->used = (size_t)t->m;
+    for (int i = 0; i < t->m; i++) {
+        size_t h = tab_home(t, t->c[i].slot);
+        while (t->tab[h] != TAB_EMPTY)
+            h = (h + 1) & t->mask;
+        t->tab[h] = i;
+        t->c[i].bucket = (int32_t)h;
+    }
+}
+
+static void place(Top *t, int i, Cand v) {
+    t->c[i] = v;
+    t->tab[v.bucket] = i;
+}
+
+static void sift_up(Top *t, int i) {
+    Cand v = t->c[i];
+    for (; i > 0 && cand_after(t->ix, &v, &t->c[(i - 1) / 2]); i = (i - 1) / 2)
+        place(t, i, t->c[(i - 1) / 2]);
+    place(t, i, v);
+}
+
+static void sift_down(Top *t, int i) {
+    Cand v = t->c[i];
+    for (;;) {
+        int w = 2 * i + 1;
+        if (w >= t->m)
+            break;
+        if (w + 1 < t->m && cand_after(t->ix, &t->c[w + 1], &t->c[w]))
+            w++;
+        if (!cand_after(t->ix, &t->c[w], &v))
+            break;
+        place(t, i, t->c[w]);
+        i = w;
+    }
+    place(t, i, v);
 }
 
 /* Rows worth offering have key <= this. */
 static float top_bound(const Top *t) {
-    return t->m < t->k ? INFINITY : t->c[t->k - 1].key;
+    return t->m < t->k ? INFINITY : t->c[0].key;
 }
 
-/* Offers row (key) of slot: replaces the slot's entry if the row is better
- * (smaller key, then smaller sample id), else inserts it when it ranks. */
+/* Offers row (key) of slot: improves the slot's entry if the row is better
+ * (smaller key, then smaller sample id), else enters it when it ranks. */
 static void top_offer(Top *t, float key, int32_t slot, int32_t row) {
     const Index *ix = t->ix;
-    Cand *c = t->c;
-    for (int i = 0; i < t->m; i++) {
-        if (c[i].slot != slot)
-            continue;
-        if (!(key < c[i].key || (key == c[i].key && ix->sample[row] < ix->sample[c[i].row])))
+    size_t fb = 0, b = tab_find(t, slot, &fb);
+    if (b != SIZE_MAX) {
+        Cand *e = &t->c[t->tab[b]];
+        if (!(key < e->key || (key == e->key && ix->sample[row] < ix->sample[e->row])))
             return;
-        memmove(&c[i], &c[i + 1], (size_t)(t->m - i - 1) * sizeof *c);
-        t->m--;
-        break;
-    }
-    if (t->m == t->k && !cand_before(ix, key, slot, c[t->k - 1].key, c[t->k - 1].slot))
+        e->key = key, e->row = row;
+        sift_down(t, t->tab[b]); /* it ranks no later than before */
         return;
-    int i = t->m < t->k ? t->m++ : t->k - 1;
-    for (; i > 0 && cand_before(ix, key, slot, c[i - 1].key, c[i - 1].slot); i--)
-        c[i] = c[i - 1];
-    c[i] = (Cand){key, slot, row};
+    }
+    Cand v = {key, slot, row, (int32_t)fb};
+    int at = t->m;
+    if (t->m == t->k) {
+        if (!cand_after(ix, &t->c[0], &v))
+            return;
+        t->tab[t->c[0].bucket] = TAB_GONE; /* the worst leaves */
+        at = 0;
+    } else {
+        t->m++;
+    }
+    t->used += t->tab[fb] == TAB_EMPTY;
+    place(t, at, v);
+    if (at == 0)
+        sift_down(t, 0);
+    else
+        sift_up(t, at);
+    if (2 * t->used > t->mask + 1)
+        tab_rebuild(t);
+}
+
+static int cand_cmp(const void *a, const void *b, void *ix) {
+    return cand_after(ix, a, b) ? 1 : cand_after(ix, b, a) ? -1 : 0;
+}
+
+/* Sorts the entries best first (the table is no longer used). */
+static void top_finish(Top *t) {
+    qsort_r(t->c, (size_t)t->m, sizeof *t->c, cand_cmp, (void *)t->ix);
 }
 
 /* ---- Scans ---- */
@@ -340,19 +450,21 @@ static Pool *get_pool(Index *ix) {
     return p;
 }
 
-/* The best k subjects of the whole index by the scan's keys, into tops[0]
- * (tops: room for `parts` lists of k). */
-static void scan_all(Index *ix, Scan *sc, Cand *room, int k) {
+/* The best k subjects of the whole index by the scan's keys, into tops[0],
+ * sorted (room and tabs: for `threads` lists of k). */
+static void scan_all(Index *ix, Scan *sc, Cand *room, int32_t *tabs, int k) {
     int parts = ix->n >= ix->opt.par_min_rows ? ix->opt.threads : 1;
+    size_t ts = tab_size((size_t)k);
     sc->ix = ix;
     sc->parts = parts;
     for (int p = 0; p < parts; p++)
-        sc->tops[p] = (Top){ix, room + (size_t)p * (size_t)k, 0, k};
+        top_init(&sc->tops[p], ix, room + (size_t)p * (size_t)k, k, tabs + (size_t)p * ts, ts);
     pool_run(parts > 1 ? get_pool(ix) : NULL, scan_part, sc, parts);
     for (int p = 1; p < parts; p++)
         for (int i = 0; i < sc->tops[p].m; i++)
             top_offer(&sc->tops[0], sc->tops[p].c[i].key, sc->tops[p].c[i].slot,
                       sc->tops[p].c[i].row);
+    top_finish(&sc->tops[0]);
 }
 
 /* Re-ranks the candidate subjects of *t exactly (every row of each) into
@@ -396,23 +508,25 @@ static int search_locked(Index *ix, const float *q, int k, int flags, IndexHit *
     size_t kk = (size_t)k < ix->n_live ? (size_t)k : ix->n_live;
     size_t cand = kk + (size_t)ix->opt.rerank_extra;
     int approx = !(flags & INDEX_EXACT) && ix->quant && ix->n_live > cand;
-    size_t per = approx ? cand : kk, parts = (size_t)ix->opt.threads;
+    size_t per = approx ? cand : kk, parts = (size_t)ix->opt.threads, ts = tab_size(per);
     Cand *room = malloc((parts * per + kk) * sizeof *room);
+    int32_t *tabs = malloc((parts + 1) * ts * sizeof *tabs);
     Top *tops = malloc(parts * sizeof *tops);
     float *qo = approx ? malloc((size_t)ix->dim * sizeof *qo) : NULL;
     int rc = 0;
-    if (!room || !tops || (approx && !qo)) {
+    if (!room || !tabs || !tops || (approx && !qo)) {
         rc = sm_err(err, -ENOMEM, "index: out of memory for a query");
         goto out;
     }
     for (int j = 0; approx && j < ix->dim; j++)
         qo[j] = q[j] - ix->offset[j];
     Scan sc = {.q = q, .qo = qo, .tops = tops};
-    scan_all(ix, &sc, room, (int)per);
+    scan_all(ix, &sc, room, tabs, (int)per);
     Top best = tops[0];
     if (approx) {
-        best = (Top){ix, room + parts * per, 0, (int)kk};
+        top_init(&best, ix, room + parts * per, (int)kk, tabs + parts * ts, tab_size(kk));
         rerank(ix, &tops[0], q, &best);
+        top_finish(&best);
     }
     for (int i = 0; i < best.m; i++)
         hit_fill(ix, best.c[i].row, q, &hits[i]);
@@ -421,6 +535,7 @@ static int search_locked(Index *ix, const float *q, int k, int flags, IndexHit *
     *n = best.m;
 out:
     free(room);
+    free(tabs);
     free(tops);
     free(qo);
     return rc;

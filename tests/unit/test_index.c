@@ -465,13 +465,14 @@ START_TEST(exact_threads_equal_ref) {
                          0);
     }
     set_opts(ix, 1 + _i, 1, 1 << 30, 0);
-    IndexHit h[40], r[40];
-    for (int t = 0; t < 30; t++) {
+    static IndexHit h[700], r[700];
+    for (int t = 0; t < 34; t++) {
         if (t % 2)
             memcpy(q, v + (size_t)rng_below(&rng, N) * D, sizeof q);
         else
             int_vec(&rng, q, D, -2, 2);
-        int k = 1 + (int)rng_below(&rng, 40), n = 0, nr = 0;
+        /* Small k mostly; k of 300 and 700 (more than there are subjects) too. */
+        int k = t < 30 ? 1 + (int)rng_below(&rng, 40) : t < 32 ? 300 : 700, n = 0, nr = 0;
         ck_assert_int_eq(index_search(ix, q, k, INDEX_EXACT, h, &n, err), 0);
         ck_assert_int_eq(index_topk_ref(ix, q, k, r, &nr, err), 0);
         ck_assert_int_eq(n, nr);
