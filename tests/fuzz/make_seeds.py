@@ -303,6 +303,23 @@ def gen_safetensors_v2():
     write("safetensors", "model-v2-wrong-shape.st", safetensors(wrong, v2_meta(arch, 5, 5, 1, 2)))
 
 
+def gen_safetensors_ops():
+    """Version-2 files with an operating-point table (docs/model-format.md)."""
+    arch = "conv2k3,relu,pool3,fc2"
+    good = ('{"source":"validation","positives":3,"negatives":4,"threshold":[0,0.5,1.25],'
+            '"false_accepts":[0,1,4],"false_rejects":[3,1,0]}')
+    bad = {"not-monotone": good.replace("[0,1,4]", "[0,4,1]"),
+           "counts-over": good.replace("[0,1,4]", "[0,1,5]"),
+           "thresholds-down": good.replace("[0,0.5,1.25]", "[0,1.25,0.5]"),
+           "short-arrays": good.replace("[3,1,0]", "[3,1]"),
+           "not-json": good[:-7]}
+    write("safetensors", "model-v2-ops.st",
+          safetensors(v2_conv_tensors(1), v2_meta(arch, 5, 5, 1, 2, operating_points=good)))
+    for name, ops in bad.items():
+        write("safetensors", "model-v2-ops-%s.st" % name,
+              safetensors(v2_conv_tensors(1), v2_meta(arch, 5, 5, 1, 2, operating_points=ops)))
+
+
 def gen_safetensors():
     t = tiny_model_tensors()
     write("safetensors", "model-tiny.st", safetensors(t, tiny_model_meta()))
@@ -317,6 +334,7 @@ def gen_safetensors():
     write("safetensors", "model-embedding-mismatch.st",
           safetensors(t, tiny_model_meta(embedding_size="3")))
     gen_safetensors_v2()
+    gen_safetensors_ops()
     write("safetensors", "scalar-and-empty.st",
           safetensors([("s", [], [1.5]), ("e", [0, 7], []), ("f", [2, 0, 3], [])]))
     write("safetensors", "four-dims.st", safetensors([("t", [1, 2, 1, 2], [1, 2, 3, 4])]))
