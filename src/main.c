@@ -121,6 +121,7 @@ static int train_config_from(const Config *cfg, const Dataset *train, TrainConfi
     tc->margin = (float)cfg->margin, tc->seed = cfg->seed, tc->threads = threads_of(cfg);
     tc->val_fraction = cfg->val_fraction, tc->data_name = cfg->data, tc->progress = progress;
     tc->pairs = pairs_of(cfg);
+    tc->patience = cfg->patience, tc->force = cfg->force;
     return train_parse_augment(cfg->augment, tc, err);
 }
 

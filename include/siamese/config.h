@@ -137,6 +137,7 @@ typedef struct {
     char *augment;                 /* "shiftN", "flip", "shiftN,flip" or "" */
     char *import;                  /* PyTorch state_dict to import, "" = none */
     double threshold;              /* --import: 0 = calibrate or 0.5 */
+    int patience;                  /* --train: early stopping, 0 = off */
     int hidden[CONFIG_MAX_HIDDEN]; /* dense layer widths; the last is the embedding */
     int n_hidden;
     double dropout;

@@ -39,6 +39,9 @@ typedef struct {
     PairsMode pairs;       /* pairing of every split (pairs.h); AUTO resolves per split */
     int augment_shift;     /* training images shifted by up to this many pixels (0: off) */
     int augment_flip;      /* training images flipped left-right at random (0: off) */
+    int patience;          /* stop after this many epochs without a better validation AUC,
+                            * keeping the best epoch's weights; 0: run every epoch */
+    int force;             /* a collapsed run still returns its model (with a warning) */
     const char *data_name; /* recorded in the model's training summary */
     FILE *progress;        /* per-epoch lines (and a live bar if a tty); NULL: silent */
 } TrainConfig;
@@ -50,6 +53,8 @@ typedef struct {
     double pairs_per_s;                           /* training throughput over all epochs */
     double seconds;                               /* training time */
     float final_loss;
+    int epochs_run; /* epochs trained (fewer than asked when stopped early) */
+    int best_epoch; /* the epoch whose weights the model holds */
 } TrainReport;
 
 /* One epoch as the trainer saw it: the mean training loss and the accuracy

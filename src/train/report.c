@@ -81,7 +81,13 @@ char *report_training_json(const TrainConfig *tc, const Dataset *train, const Da
     if (data)
         cJSON_AddItemToObject(o, "data", report_data_json(data));
     if (history)
-        cJSON_AddItemToObject(o, "history", history_json(history, tc->epochs));
+        cJSON_AddItemToObject(
+            o, "history", history_json(history, rep->epochs_run ? rep->epochs_run : tc->epochs));
+    if (rep->epochs_run) {
+        add_num(o, "epochs_run", rep->epochs_run);
+        add_num(o, "best_epoch", rep->best_epoch);
+        add_num(o, "patience", tc->patience);
+    }
     char *s = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     return s;

@@ -376,6 +376,29 @@ static int check_val(const Dataset *val, char *err) {
 }
 
 /* Trains for tc->epochs; fills rep->pairs_per_s, seconds, final_loss. */
+/* The collapsed solution of the contrastive loss: every pair at about the
+ * same distance, validation ROC AUC at chance. From epoch 3 on, a run is
+ * judged collapsed when its validation AUC is below MODEL_AUC_FLOOR and has
+ * not risen by 0.02 over the last two epochs while its loss fell by less than
+ * 1% over them, or when it ends below the floor. A run still improving is
+ * never stopped; one of 1 or 2 epochs is too short to judge (a warning).
+ * Returns 1 when collapsed. */
+static int collapsed(const TrainEpoch *hist, const double *auc, int e, int last) {
+    if (!(auc[e - 1] < MODEL_AUC_FLOOR) || e < 3)
+        return 0;
+    return last || (auc[e - 1] < auc[e - 3] + 0.02 && hist[e - 1].loss > 0.99f * hist[e - 3].loss);
+}
+
+static int collapse_error(const TrainConfig *tc, const TrainEpoch *hist, const double *auc, int e,
+                          char *err) {
+    return sm_err(err, -EDOM,
+                  "train: the embeddings collapsed: after epoch %d of %d the validation ROC AUC "
+                  "is %.3f (floor %.2f), loss %.4f: the distances of positive and negative "
+                  "pairs did not separate; try --arch cnn, a lower --lr, or more images per "
+                  "class (--force writes the model anyway)",
+                  e, tc->epochs, auc[e - 1], MODEL_AUC_FLOOR, hist[e - 1].loss);
+}
+
 static int train_loop(Trainer *s, PairSets *ps, const Dataset *val, TrainReport *rep,
                       TrainEpoch *hist, char *err) {
     const TrainConfig *tc = s->tc;
@@ -386,8 +409,11 @@ static int train_loop(Trainer *s, PairSets *ps, const Dataset *val, TrainReport 
         order[i] = (int32_t)i;
     Rng rng;
     rng_seed(&rng, stream_seed(tc->seed, STREAM_SHUFFLE));
-    double train_time = 0, t_start = sm_now();
-    int rc = 0;
+    double train_time = 0, t_start = sm_now(), best_auc = -1;
+    double *auc = calloc((size_t)tc->epochs, sizeof *auc);
+    size_t np = model_n_params(s->model);
+    float *best = tc->patience ? malloc(np * sizeof *best) : NULL;
+    int rc = !auc || (tc->patience && !best) ? sm_err(err, -ENOMEM, "train: out of memory") : 0;
     for (int e = 1; e <= tc->epochs && rc == 0; e++) {
         if ((rc = redraw_train_pairs(tc, s->data, ps, e - 1, err)) < 0)
             break;
@@ -403,16 +429,51 @@ static int train_loop(Trainer *s, PairSets *ps, const Dataset *val, TrainReport 
         if ((rc = evaluate_pairs(s->model, val, ps->val, ps->n_val, 0.5f, NULL, &vm, err)) < 0)
             break;
         hist[e - 1] = (TrainEpoch){rep->final_loss, (float)vm.accuracy};
+        auc[e - 1] = vm.roc_auc;
+        rep->epochs_run = e;
         if (tc->progress) {
             double elapsed = sm_now() - t_start;
             report_epoch(tc->progress, isatty(fileno(tc->progress)), e, tc->epochs, rep->final_loss,
                          vm.accuracy, (double)ps->n_train / dt, elapsed,
                          elapsed / e * (tc->epochs - e));
         }
+        if (vm.roc_auc > best_auc) {
+            best_auc = vm.roc_auc, rep->best_epoch = e;
+            if (best)
+                memcpy(best, model_params_const(s->model), np * sizeof *best);
+        }
+        if (collapsed(hist, auc, e, e == tc->epochs)) {
+            if (!tc->force) {
+                rc = collapse_error(tc, hist, auc, e, err);
+                break;
+            }
+            log_warn("train: validation ROC AUC %.3f is below the floor %.2f: the embeddings "
+                     "collapsed (kept because of --force)",
+                     auc[e - 1], MODEL_AUC_FLOOR);
+            break;
+        }
+        if (tc->patience && e - rep->best_epoch >= tc->patience) {
+            if (tc->progress)
+                fprintf(tc->progress,
+                        "train: no better validation ROC AUC for %d epochs: stopped after epoch "
+                        "%d, keeping epoch %d (AUC %.4f)\n",
+                        tc->patience, e, rep->best_epoch, best_auc);
+            break;
+        }
     }
+    if (rc == 0 && rep->epochs_run < 3 && auc[rep->epochs_run - 1] < MODEL_AUC_FLOOR)
+        log_warn("train: validation ROC AUC %.3f is below the floor %.2f after %d epoch(s), too "
+                 "few to tell a slow start from a collapse",
+                 auc[rep->epochs_run - 1], MODEL_AUC_FLOOR, rep->epochs_run);
+    if (rc == 0 && best && rep->best_epoch != rep->epochs_run)
+        memcpy(model_params(s->model), best, np * sizeof *best);
+    else if (rc == 0)
+        rep->best_epoch = rep->epochs_run;
     rep->seconds = train_time;
-    rep->pairs_per_s = (double)ps->n_train * tc->epochs / train_time;
+    rep->pairs_per_s = (double)ps->n_train * rep->epochs_run / train_time;
     free(order);
+    free(auc);
+    free(best);
     return rc;
 }
 

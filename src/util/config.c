@@ -149,7 +149,11 @@ static const ConfigEntry table[] = {
      .help = "where --train writes the model; empty = `model`"},
     {"json", CT_BOOL, O(json), 0, "no", .help = "print the final report as JSON on stdout"},
     {"force", CT_BOOL, O(force), 0, "no",
-     .help = "--train: replace an existing model file at `model` when `out` is empty"},
+     .help = "--train: replace an existing model file at `model` when `out` is empty, and "
+             "write a model whose embeddings collapsed"},
+    {"patience", CT_INT, O(patience), 0, "0", 0, 10000,
+     .help = "--train: stop after this many epochs without a better validation ROC AUC and "
+             "keep the best epoch's weights; 0 = train every epoch"},
     {"report", CT_PATH, O(report), 0, "", 0, PATH_MAXLEN,
      .help = "--train and --eval: also write a self-contained HTML report (charts, hardest "
              "mistakes, metrics) to this file; --audit: the suspects with their neighbours; "

@@ -15,6 +15,7 @@
 #include "siamese/blas.h"
 #include "siamese/dataset.h"
 #include "siamese/network.h"
+#include "siamese/rng.h"
 #include "siamese/train.h"
 
 #include "check_util.h"
@@ -107,6 +108,55 @@ static Model *train_cnn(const char *aug, uint64_t seed) {
 }
 
 static int same_weights(const Model *a, const Model *b);
+
+/* Labels that say nothing about the images: the validation AUC cannot leave
+ * chance, the collapse the trainer must name (unless --force). */
+START_TEST(collapse_is_refused_unless_forced) {
+    Dataset *train = slice(DATASET_TRAIN, 800);
+    Rng r;
+    rng_seed(&r, 5);
+    for (int i = train->n - 1; i > 0; i--) {
+        int j = (int)rng_below(&r, (uint32_t)i + 1), t = train->y[i];
+        train->y[i] = train->y[j], train->y[j] = t;
+    }
+    TrainConfig tc = quick_config(3, 1, 1);
+    Model *m = NULL;
+    TrainReport rep;
+    char err[512] = "";
+    int rc = train_run(&tc, train, NULL, &m, &rep, err);
+    ck_assert_msg(rc == -EDOM && m == NULL, "rc %d: %s", rc, err);
+    ck_assert_msg(strstr(err, "collapsed") && strstr(err, "--arch cnn") && !strchr(err, '\n'), "%s",
+                  err);
+    dataset_free(train);
+    train = slice(DATASET_TRAIN, 800); /* split_off took the validation samples */
+    for (int i = train->n - 1; i > 0; i--) {
+        int j = (int)rng_below(&r, (uint32_t)i + 1), t = train->y[i];
+        train->y[i] = train->y[j], train->y[j] = t;
+    }
+    tc.force = 1;
+    ck_assert_msg(train_run(&tc, train, NULL, &m, &rep, err) == 0, "%s", err);
+    ck_assert(m != NULL && rep.val.roc_auc < MODEL_AUC_FLOOR);
+    model_free(m);
+    dataset_free(train);
+}
+END_TEST
+
+START_TEST(patience_keeps_the_best_epoch) {
+    Dataset *train = slice(DATASET_TRAIN, 1500);
+    TrainConfig tc = quick_config(5, 2, 1);
+    tc.patience = 1;
+    Model *m = NULL;
+    TrainReport rep;
+    char err[256];
+    ck_assert_msg(train_run(&tc, train, NULL, &m, &rep, err) == 0, "%s", err);
+    ck_assert(rep.epochs_run >= 1 && rep.epochs_run <= 5);
+    ck_assert(rep.best_epoch >= 1 && rep.best_epoch <= rep.epochs_run);
+    ck_assert(rep.epochs_run == 5 || rep.epochs_run - rep.best_epoch == 1);
+    ck_assert(strstr(model_training(m), "\"best_epoch\"") != NULL);
+    model_free(m);
+    dataset_free(train);
+}
+END_TEST
 
 START_TEST(cnn_augmentation_is_seeded) {
     Model *a = train_cnn("shift2,flip", 3), *b = train_cnn("shift2,flip", 3);
@@ -222,6 +272,8 @@ int main(int argc, char **argv) {
     tcase_add_loop_test(tc, fixed_seed_is_bit_identical, 0, 2);
     tcase_add_test(tc, bad_inputs_are_refused);
     tcase_add_test(tc, cnn_augmentation_is_seeded);
+    tcase_add_test(tc, collapse_is_refused_unless_forced);
+    tcase_add_test(tc, patience_keeps_the_best_epoch);
     tcase_add_test(tc, imbalanced_uses_every_image);
     suite_add_tcase(s, tc);
     int failed = check_run(s);
