@@ -467,6 +467,14 @@ static void scan_all(Index *ix, Scan *sc, Cand *room, int32_t *tabs, int k) {
     top_finish(&sc->tops[0]);
 }
 
+/* Rows that rerank() would read for the candidates of *t. */
+static size_t rerank_rows(const Index *ix, const Top *t) {
+    size_t rows = 0;
+    for (int i = 0; i < t->m; i++)
+        rows += (size_t)ix->subjects[t->c[i].slot].count;
+    return rows;
+}
+
 /* Re-ranks the candidate subjects of *t exactly (every row of each) into
  * out (room for k). */
 static void rerank(const Index *ix, const Top *t, const float *q, Top *out) {
@@ -522,6 +530,12 @@ static int search_locked(Index *ix, const float *q, int k, int flags, IndexHit *
         qo[j] = q[j] - ix->offset[j];
     Scan sc = {.q = q, .qo = qo, .tops = tops};
     scan_all(ix, &sc, room, tabs, (int)per);
+    if (approx && rerank_rows(ix, &tops[0]) > ix->n / 8) {
+        /* Few subjects with many samples each: re-ranking them would read
+         * much of the matrix at random; one exact pass is cheaper. */
+        approx = 0, per = kk, sc.qo = NULL;
+        scan_all(ix, &sc, room, tabs, (int)per);
+    }
     Top best = tops[0];
     if (approx) {
         top_init(&best, ix, room + parts * per, (int)kk, tabs + parts * ts, tab_size(kk));
