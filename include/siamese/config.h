@@ -120,6 +120,7 @@ typedef struct {
     char *blas_kernel;
     int identify_k;
     int max_request_pixels;     /* all images of one request together */
+    int max_pixels_per_byte;    /* per image, beyond 128x128; 0 = off */
     size_t max_image_memory;    /* bytes, one decode */
     size_t decode_memory;       /* bytes, all concurrent decodes */
     size_t max_buffered_bodies; /* bytes, all connections */

@@ -95,9 +95,14 @@ static void bad_image(Reply *rep, const ImageRef *ref, const ReqField *fl, const
         reply_error(rep, 422, "invalid_image", "%s #%d: %s", ref->name, ref->idx + 1, err);
 }
 
-/* Reads every image's header before any is decoded: the pixels they would
- * decode together must fit max_request_pixels (413 otherwise), and what a
- * header alone shows to be wrong is refused here too. 0 or -1 (reply). */
+/* Pixels any image may decode to whatever its size (128x128). */
+#define IMG_FREE_PIXELS 16384
+
+/* Reads every image's header before any is decoded: each may decode to at
+ * most IMG_FREE_PIXELS + max_pixels_per_byte pixels per byte of its file (a
+ * 4 KB all-black 2048x2048 PNG costs 50 ms of CPU), all together to
+ * max_request_pixels (413 otherwise), and what a header alone shows to be
+ * wrong is refused here too. 0 or -1 (reply). */
 static int images_admit(Server *srv, const ReqForm *f, const ImageRef *refs, int n, Reply *rep) {
     const ModelArch *a = model_arch(srv->model);
     uint64_t total = 0, cap = (uint64_t)srv->cfg->max_request_pixels;
@@ -113,6 +118,15 @@ static int images_admit(Server *srv, const ReqForm *f, const ImageRef *refs, int
             bad_image(rep, &refs[i], fl, err);
         if (rc < 0)
             return -1;
+        uint64_t ratio = (uint64_t)srv->cfg->max_pixels_per_byte;
+        if (ratio && px > IMG_FREE_PIXELS + ratio * fl->len) {
+            reply_error(rep, 413, "image_too_large",
+                        "%s #%d: %" PRIu64 " pixels from %zu bytes: over %" PRIu64
+                        " pixels a byte beyond the first %d (max_pixels_per_byte); such "
+                        "images cost far more to decode than to send",
+                        refs[i].name, refs[i].idx + 1, px, fl->len, ratio, IMG_FREE_PIXELS);
+            return -1;
+        }
         if ((total += px) > cap) {
             reply_error(rep, 413, "image_too_large",
                         "the images of this request would decode to more than %" PRIu64

@@ -95,6 +95,9 @@ static const ConfigEntry table[] = {
     {"max_request_pixels", CT_INT, O(max_request_pixels), 0, "4194304", 1, 268435456,
      .help = "pixels one request may decode in all images together (a JPEG counted at its "
              "DCT-scaled size), checked from the headers before any is decoded"},
+    {"max_pixels_per_byte", CT_INT, O(max_pixels_per_byte), 0, "64", 0, 1000000,
+     .help = "pixels an uploaded image may decode to per byte of its file, beyond the first "
+             "128x128 (0 = no such limit); checked from its header"},
     {"max_image_memory", CT_SIZE, O(max_image_memory), 0, "64M", 1048576, 4294967296.0,
      .help = "working memory one image decode may use; larger decodes answer 413"},
     {"decode_memory", CT_SIZE, O(decode_memory), 0, "256M", 1048576, 68719476736.0,

@@ -2,13 +2,17 @@
  * test_hostile_budget.c — work and memory in proportion to the upload: one
  * bystander client POSTs /verify (two 28x28 PNGs) every 20 ms while 16
  * attacker connections, for about 12 s:
- *   - 4 send /embed with 256 all-zero 4096x4096 gray PNGs (16 KB each,
+ *   - 3 send /embed with 256 all-zero 4096x4096 gray PNGs (16 KB each,
  *     4.2 MB a request): 413 from the headers, before anything is decoded
  *     (or 503 while the stalled bodies below hold the body budget);
  *   - 3 send an interlaced 16-bit RGBA 4096x4096 PNG (~130 KB, 128 MiB to
- *     decode) and 3 a progressive CMYK 4096x4096 JPEG (~260 KB, 128 MiB of
- *     coefficients), with --max-request-pixels raised so that only the byte
- *     budget (--max-image-memory) stands in their way: 413;
+ *     decode) and 2 a progressive CMYK 4096x4096 JPEG (~260 KB, 128 MiB of
+ *     coefficients), with --max-request-pixels and --max-pixels-per-byte
+ *     raised so that only the byte budget (--max-image-memory) stands in
+ *     their way: 413;
+ *   - 2 send an all-zero 2048x2048 PNG (4 KB, within max-request-pixels, and
+ *     the largest image the defaults would otherwise decode): 413 from
+ *     --max-pixels-per-byte;
  *   - 3 trickle a chunked body one chunk a second: cut off at
  *     --request-timeout (3 s here);
  *   - 3 announce an 8 MiB body, send 256 KiB and stall, with
@@ -151,16 +155,19 @@ static Buf jpeg_cmyk_progressive(int side) {
 
 /* ---- the attackers ---- */
 
-typedef enum { A_ZEROS, A_PNG16, A_CMYK, A_TRICKLE, A_STALL, A_KINDS } Kind;
+typedef enum { A_ZEROS, A_PNG16, A_CMYK, A_FLAT, A_TRICKLE, A_STALL, A_KINDS } Kind;
 
-static const char *const kind_names[A_KINDS] = {
-    "256 zero 4096^2 PNGs", "interlaced RGBA16 4096^2 PNG", "progressive CMYK 4096^2 JPEG",
-    "chunked trickle", "8 MiB body stalled"};
+static const char *const kind_names[A_KINDS] = {"256 zero 4096^2 PNGs",
+                                                "interlaced RGBA16 4096^2 PNG",
+                                                "progressive CMYK 4096^2 JPEG",
+                                                "zero 2048^2 PNG (4 KB)",
+                                                "chunked trickle",
+                                                "8 MiB body stalled"};
 
 typedef struct {
     int port;
     atomic_int stop;
-    Buf body[3]; /* multipart bodies for A_ZEROS, A_PNG16, A_CMYK */
+    Buf body[4]; /* multipart bodies for A_ZEROS, A_PNG16, A_CMYK, A_FLAT */
     char ctype[128];
     /* per kind: answers by status class, and the longest trickle lived */
     atomic_int n[A_KINDS], s413[A_KINDS], s503[A_KINDS], other[A_KINDS], cut[A_KINDS];
@@ -329,6 +336,8 @@ START_TEST(bystander_under_attack) {
                                  "16M",
                                  "--max-request-pixels",
                                  "16777216",
+                                 "--max-pixels-per-byte",
+                                 "200",
                                  NULL};
     own_start_ok(&o, H.model_a, extra);
     memset(&atk, 0, sizeof atk);
@@ -343,6 +352,9 @@ START_TEST(bystander_under_attack) {
     atk.body[A_ZEROS] = body_multipart(zf, ZEROS, atk.ctype, sizeof atk.ctype);
     atk.body[A_PNG16] = body_multipart(&IMAGE("image", png16), 1, atk.ctype, sizeof atk.ctype);
     atk.body[A_CMYK] = body_multipart(&IMAGE("image", cmyk), 1, atk.ctype, sizeof atk.ctype);
+    Buf flat = png_zero(2048, 2048, 8, 0, 0);
+    atk.body[A_FLAT] = body_multipart(&IMAGE("image", flat), 1, atk.ctype, sizeof atk.ctype);
+    buf_free(&flat);
     fprintf(stderr,
             "hostile_budget: made the images in %.1f s: zero PNG %zu B, RGBA16 interlaced PNG "
             "%zu B, progressive CMYK JPEG %zu B; /embed of 256 zero PNGs %zu B\n",
@@ -350,8 +362,8 @@ START_TEST(bystander_under_attack) {
     buf_free(&zero), buf_free(&png16), buf_free(&cmyk);
 
     long rss0 = rss_kb(o.d.pid);
-    static const Kind plan[16] = {A_ZEROS,   A_ZEROS, A_ZEROS, A_ZEROS, A_PNG16,   A_PNG16,
-                                  A_PNG16,   A_CMYK,  A_CMYK,  A_CMYK,  A_TRICKLE, A_TRICKLE,
+    static const Kind plan[16] = {A_FLAT,    A_FLAT,  A_ZEROS, A_ZEROS, A_ZEROS,   A_PNG16,
+                                  A_PNG16,   A_PNG16, A_CMYK,  A_CMYK,  A_TRICKLE, A_TRICKLE,
                                   A_TRICKLE, A_STALL, A_STALL, A_STALL};
     Attacker who[16];
     pthread_t th[16];
@@ -389,7 +401,7 @@ START_TEST(bystander_under_attack) {
     /* Refused every time, before decoding: 413 from the image headers, or
      * 503 (or a reset while still sending) when the stalled bodies held the
      * body budget; never decoded, never a 200. */
-    for (int k = A_ZEROS; k <= A_CMYK; k++) {
+    for (int k = A_ZEROS; k <= A_FLAT; k++) {
         ck_assert_msg(atk.other[k] == 0, "%s: %d answers neither 413 nor 503", kind_names[k],
                       atk.other[k]);
         ck_assert_msg(atk.s413[k] > 0, "%s: never answered 413 (%d tries)", kind_names[k],
@@ -400,7 +412,7 @@ START_TEST(bystander_under_attack) {
     ck_assert_msg(atk.trickle_most < 3 + 1.5, "a trickle lived %.2f s", atk.trickle_most);
     ck_assert_msg(atk.s503[A_STALL] > 0, "no stalled body was refused 503 (%d tries)",
                   atk.n[A_STALL]);
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < 4; i++)
         buf_free(&atk.body[i]);
     Resp r = http_get(o.d.port, "/healthz");
     ASSERT_JSON(r, 200);
@@ -433,7 +445,8 @@ static double logged_ms(const char *log, const char *needle) {
 START_TEST(client_gone_stops_decoding) {
     Own o;
     own_init_ok(&o, "gone");
-    const char *const extra[] = {"--max-request-pixels", "268435456", NULL};
+    const char *const extra[] = {"--max-request-pixels", "268435456", "--max-pixels-per-byte", "0",
+                                 NULL};
     own_start_ok(&o, H.model_a, extra);
     Buf zero = png_zero(1024, 1024, 8, 0, 0);
     Field zf[ZEROS];
