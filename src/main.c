@@ -150,6 +150,13 @@ static int cmd_train(const Config *cfg, const char *out, char *err) {
     ImgLimits lim = limits_of(cfg);
     int h, w, c, rc = input_of(cfg, cfg->data, &h, &w, &c, err);
     DatasetLoad opt = load_of(cfg, &lim, h, w, c);
+    ModelArch spelled;
+    TrainConfig early;
+    /* Spelling mistakes fail now, not after the data is loaded. */
+    if (rc == 0 && *cfg->arch)
+        rc = net_parse(cfg->arch, 0, 0, 0, &spelled, err);
+    if (rc == 0)
+        rc = train_parse_augment(cfg->augment, &early, err);
     if (rc == 0)
         rc = check_writable(out, err);
     if (rc < 0 || (*cfg->report && (rc = check_writable(cfg->report, err)) < 0))

@@ -65,7 +65,9 @@ typedef struct {
 } NetPlan;
 
 /* Parses spec (or a preset name) for an h×w×c input into *a and checks that
- * it chains (net_plan()). On failure one line in err naming the culprit. */
+ * it chains (net_plan()). On failure one line in err naming the culprit.
+ * h, w, c all 0: only the spelling and the order rules, for a check before
+ * the input size is known. */
 int net_parse(const char *spec, int h, int w, int c, ModelArch *a, char *err);
 
 /* Parses an input shape "HxWxC" (H, W in 1..1024, C 1 or 3). */

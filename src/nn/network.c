@@ -85,6 +85,8 @@ static int parse_layer(const char *t, NetLayer *l) {
     return *p == 0 ? 0 : -1;
 }
 
+static int check_order(const ModelArch *a, char *err);
+
 int net_parse(const char *spec, int h, int w, int c, ModelArch *a, char *err) {
     const char *preset = net_preset_spec(spec);
     char buf[NET_MAX_SPEC];
@@ -117,6 +119,8 @@ int net_parse(const char *spec, int h, int w, int c, ModelArch *a, char *err) {
             break;
         t = comma + 1;
     }
+    if (h == 0 && w == 0 && c == 0)
+        return check_order(a, err);
     NetPlan p;
     return net_plan(a, &p, err);
 }

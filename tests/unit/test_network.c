@@ -56,6 +56,11 @@ START_TEST(presets_and_forms_parse) {
     net_format(&a, buf, sizeof buf);
     ck_assert_str_eq(buf, "conv8k3s2p1,relu,pool3,conv4k1,fc10,drop0.25,fc3");
     ck_assert_str_eq(net_preset_of(&a), "custom");
+    /* Without an input size only the spelling and the order are checked. */
+    ck_assert_int_eq(net_parse("conv8k9,fc2", 0, 0, 0, &a, err), 0);
+    ck_assert_int_eq(net_parse("conv8k9,fc2", 8, 8, 1, &a, err), -EINVAL);
+    ck_assert_int_eq(net_parse("conv8k3,tanh", 0, 0, 0, &a, err), -EINVAL);
+    ck_assert_int_eq(net_parse("fc8,conv3k1", 0, 0, 0, &a, err), -EINVAL);
 }
 END_TEST
 
