@@ -4,7 +4,8 @@
  * fingerprint covers the weights and not the threshold or the table;
  * calib_run() on a small image directory writes the threshold and table
  * and leaves the fingerprint alone; one class, an unresolvable far and
- * images that do not fit are refused with nothing written.
+ * images that do not fit are refused with nothing written (and by the
+ * audit); training stores the table of its validation pairs.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -14,9 +15,11 @@
 #include <unistd.h>
 
 #include "check_util.h"
+#include "siamese/audit.h"
 #include "siamese/calibrate.h"
 #include "siamese/common.h"
 #include "siamese/optable.h"
+#include "siamese/train.h"
 
 static char tmp[256];
 
@@ -166,8 +169,37 @@ START_TEST(test_calibrate_refuses) {
     ck_assert_int_eq(calib_run(&cc, err), -EINVAL);
     ck_assert_ptr_nonnull(strstr(err, "the model takes 28x28x3"));
     ck_assert_int_ne(access(out, F_OK), 0);
+    /* The audit refuses images the model does not take, the same way. */
+    AuditConfig ac = {.model = mp3, .data = data, .top = 5, .out = stdout};
+    ck_assert_int_eq(audit_run(&ac, err), -EINVAL);
+    ck_assert_ptr_nonnull(strstr(err, "the model takes 28x28x3"));
     model_free(m);
     model_free(rgb);
+    rm_tmp();
+}
+END_TEST
+
+/* Training stores the table of its validation pairs. */
+START_TEST(test_training_fills_table) {
+    mk_tmp();
+    char data[300], err[SM_ERRMAX];
+    snprintf(data, sizeof data, "%s/data", tmp);
+    write_dataset(data, 3, 12);
+    Dataset *d = NULL;
+    Model *m = NULL;
+    ck_assert_int_eq(dataset_load(data, DATASET_TRAIN, 28, 28, NULL, &d, err), 0);
+    TrainConfig tc;
+    TrainReport rep;
+    train_config_default(&tc);
+    tc.epochs = 1, tc.val_fraction = 0.25, tc.progress = NULL;
+    ck_assert_msg(train_run(&tc, d, NULL, &m, &rep, err) == 0, "%s", err);
+    const OpTable *t = model_operating_points(m);
+    ck_assert_ptr_nonnull(t);
+    ck_assert_str_eq(optable_source(t), "validation");
+    ck_assert_int_eq(optable_negatives(t), (int64_t)rep.val.negatives);
+    ck_assert_int_eq(optable_positives(t), (int64_t)rep.val.positives);
+    model_free(m);
+    dataset_free(d);
     rm_tmp();
 }
 END_TEST
@@ -179,6 +211,7 @@ int main(void) {
     tcase_add_test(tc, test_model_keeps_table);
     tcase_add_test(tc, test_calibrate_run);
     tcase_add_test(tc, test_calibrate_refuses);
+    tcase_add_test(tc, test_training_fills_table);
     suite_add_tcase(s, tc);
     return check_run(s);
 }
