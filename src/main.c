@@ -111,6 +111,13 @@ static int input_of(const Config *cfg, const char *data, int *h, int *w, int *c,
     return 0;
 }
 
+static ConfigSource origin_of(const Config *cfg, const char *key) {
+    for (size_t i = 0; config_key(i); i++)
+        if (strcmp(config_key(i), key) == 0)
+            return (ConfigSource)cfg->origin[i];
+    return CONFIG_SRC_DEFAULT;
+}
+
 static int train_config_from(const Config *cfg, const Dataset *train, TrainConfig *tc, char *err) {
     train_config_default(tc);
     int rc = arch_from(cfg, train->h, train->w, train->c, &tc->arch, err);
@@ -122,6 +129,14 @@ static int train_config_from(const Config *cfg, const Dataset *train, TrainConfi
     tc->val_fraction = cfg->val_fraction, tc->data_name = cfg->data, tc->progress = progress;
     tc->pairs = pairs_of(cfg);
     tc->patience = cfg->patience, tc->force = cfg->force;
+    /* A preset trains as it does best unless told otherwise (train_preset_defaults()). */
+    int epochs;
+    const char *augment;
+    train_preset_defaults(net_preset_of(&tc->arch), &epochs, &augment);
+    if (epochs && origin_of(cfg, "epochs") == CONFIG_SRC_DEFAULT)
+        tc->epochs = epochs;
+    if (augment && origin_of(cfg, "augment") == CONFIG_SRC_DEFAULT)
+        return train_parse_augment(augment, tc, err);
     return train_parse_augment(cfg->augment, tc, err);
 }
 
@@ -180,13 +195,6 @@ out:
     dataset_free(train);
     dataset_free(test);
     return rc;
-}
-
-static ConfigSource origin_of(const Config *cfg, const char *key) {
-    for (size_t i = 0; config_key(i); i++)
-        if (strcmp(config_key(i), key) == 0)
-            return (ConfigSource)cfg->origin[i];
-    return CONFIG_SRC_DEFAULT;
 }
 
 /* --import: a PyTorch state_dict as a model of --arch, its threshold from

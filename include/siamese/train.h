@@ -68,6 +68,11 @@ typedef struct {
  * comma-separated ("shift2,flip"), into tc. -EINVAL with one line otherwise. */
 int train_parse_augment(const char *spec, TrainConfig *tc, char *err);
 
+/* What a preset ("mlp", "cnn", "custom") trains with unless the user says
+ * otherwise, as measured by bench/quality.sh: *epochs (0: the recipe's) and
+ * *augment (NULL: none given). */
+void train_preset_defaults(const char *preset, int *epochs, const char **augment);
+
 /* Sets the reference recipe's defaults (784->128->128->128, 20 epochs, ...). */
 void train_config_default(TrainConfig *tc);
 

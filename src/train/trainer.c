@@ -168,6 +168,24 @@ static float train_step(Trainer *s, const Pair *pairs, const int32_t *order, int
     return loss;
 }
 
+void train_preset_defaults(const char *preset, int *epochs, const char **augment) {
+    /* cnn: 10 epochs without augmentation. Fashion-MNIST, the recipe's pairs,
+     * seed 1: test pair accuracy 0.926 at 0.5 and at the calibrated threshold
+     * (the PyTorch peer's CNN: 0.923); shift2,flip trailed it on validation
+     * pairs every epoch. The mlp is the recipe as it is. */
+    static const struct {
+        const char *name;
+        int epochs;
+        const char *augment;
+    } table[] = {
+        {"cnn", 10, NULL},
+    };
+    *epochs = 0, *augment = NULL;
+    for (size_t i = 0; i < SM_ARRAY_LEN(table); i++)
+        if (strcmp(preset, table[i].name) == 0)
+            *epochs = table[i].epochs, *augment = table[i].augment;
+}
+
 void train_config_default(TrainConfig *tc) {
     *tc = (TrainConfig){
         .epochs = 20,
