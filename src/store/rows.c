@@ -1,9 +1,9 @@
 /*
- * rows.c — what the store accepts: subject ids, cursors, fingerprints and
- * metadata from callers, and every database row it reads (the database is
- * outside input too); and loading the index from those rows. store.c (open,
- * reads) and writer.c (the reload after a re-embed) both call it, and it
- * calls neither.
+ * rows.c — what the store accepts: cursors, fingerprints and metadata from
+ * callers (subject ids: subject_id.c), and every database row it reads (the
+ * database is outside input too); and loading the index from those rows.
+ * store.c (open, reads) and writer.c (the reload after a re-embed) both call
+ * it, and it calls neither.
  */
 #include "store_int.h"
 
@@ -14,20 +14,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-int store_subject_id_valid(const char *id) {
-    if (!id)
-        return 0;
-    size_t n = 0;
-    for (; id[n]; n++) {
-        char c = id[n];
-        int ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-                 c == '.' || c == '_' || c == ':' || c == '@' || c == '-';
-        if (!ok || n >= STORE_SUBJECT_MAX)
-            return 0;
-    }
-    return n > 0;
-}
 
 int store_fingerprint_valid(const char *s) {
     if (!s)
