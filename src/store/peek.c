@@ -5,7 +5,7 @@
  * it opens the file read-only, takes no lock, runs no migration and creates
  * nothing: a database it cannot read is reported, never changed.
  */
-#include "store_int.h"
+#include "store_sqlite.h"
 
 #include <stdio.h>
 #include <string.h>

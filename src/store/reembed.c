@@ -20,74 +20,50 @@
 #define REEMBED_BATCH 64
 
 static int count_missing(Store *s, int64_t *missing, char *err) {
-    sqlite3 *db = store_reader_get(s);
-    sqlite3_stmt *st = NULL;
-    int rc = store_db_prepare(
-        db, "SELECT count(*) FROM samples WHERE fingerprint <> ?1 AND image IS NULL", &st, err);
-    if (rc == 0) {
-        sqlite3_bind_text(st, 1, s->fingerprint, -1, SQLITE_STATIC);
-        int step = sqlite3_step(st);
-        if (step == SQLITE_ROW)
-            *missing = sqlite3_column_int64(st, 0);
-        else
-            rc = store_db_fail(db, step, "counting samples without images", err);
-    }
-    sqlite3_finalize(st);
+    void *db = store_reader_get(s);
+    int rc = s->be->reembed_missing(s, db, missing, err);
     store_reader_put(s, db);
     return rc;
 }
 
-/* Embeds one row (id, image, content_type) into emb, validating it first. */
-static int embed_row(Store *s, sqlite3_stmt *st, StoreEmbedFn fn, void *ctx, float *emb,
-                     int64_t *id, char *err) {
+/* One batch being embedded: where each row's id and embedding go. */
+typedef struct {
+    StoreEmbedFn fn;
+    void *ctx;
+    int64_t *ids;
+    float *embs;
+    int m;
+} Batch;
+
+/* Embeds one row into the batch, validating it first. */
+static int embed_row(Store *s, const StoreImageRow *r, void *arg, char *err) {
+    Batch *b = arg;
     char why[SM_ERRMAX] = "";
-    /* Types first: reading a value may convert it. */
-    int id_type = sqlite3_column_type(st, 0), img_type = sqlite3_column_type(st, 1);
-    int ct_type = sqlite3_column_type(st, 2);
-    *id = sqlite3_column_int64(st, 0);
-    const uint8_t *img = sqlite3_column_blob(st, 1);
-    int len = sqlite3_column_bytes(st, 1);
-    const char *ct = (const char *)sqlite3_column_text(st, 2);
-    if (id_type != SQLITE_INTEGER || *id < 1)
+    float *emb = b->embs + (size_t)b->m * s->dim;
+    if (r->id < 1)
         return sm_err(err, -EINVAL, "a sample row has an invalid id");
-    if (img_type != SQLITE_BLOB || len <= 0 || (size_t)len > STORE_IMAGE_MAX)
-        return sm_err(err, -ENODATA, "sample %lld: no kept image to re-embed", (long long)*id);
-    if (ct_type != SQLITE_TEXT || !ct || strlen(ct) > STORE_CONTENT_TYPE_MAX)
+    if (!r->image || r->image_len == 0 || r->image_len > STORE_IMAGE_MAX)
+        return sm_err(err, -ENODATA, "sample %lld: no kept image to re-embed", (long long)r->id);
+    if (!r->content_type || strlen(r->content_type) != r->content_type_len ||
+        r->content_type_len > STORE_CONTENT_TYPE_MAX)
         return sm_err(err, -EINVAL, "sample %lld: invalid content type in the database",
-                      (long long)*id);
-    int rc = fn(ctx, img, (size_t)len, ct, emb, why);
+                      (long long)r->id);
+    int rc = b->fn(b->ctx, r->image, r->image_len, r->content_type, emb, why);
     if (rc < 0)
-        return sm_err(err, rc, "sample %lld: %s", (long long)*id, why);
+        return sm_err(err, rc, "sample %lld: %s", (long long)r->id, why);
     for (int j = 0; j < s->dim; j++)
         if (!isfinite(emb[j]))
             return sm_err(err, -EINVAL, "sample %lld: the new embedding is not finite",
-                          (long long)*id);
+                          (long long)r->id);
+    b->ids[b->m++] = r->id;
     return 0;
 }
 
 /* Embeds the next (up to REEMBED_BATCH) stale samples with ids above after. */
-static int embed_batch(Store *s, StoreEmbedFn fn, void *ctx, int64_t after, int64_t *ids,
-                       float *embs, int *m, char *err) {
-    sqlite3 *db = store_reader_get(s);
-    sqlite3_stmt *st = NULL;
-    int step = SQLITE_DONE;
-    *m = 0;
-    int rc = store_db_prepare(db,
-                              "SELECT id, image, content_type FROM samples"
-                              " WHERE fingerprint <> ?1 AND id > ?2 ORDER BY id LIMIT ?3",
-                              &st, err);
-    if (rc == 0) {
-        sqlite3_bind_text(st, 1, s->fingerprint, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 2, after);
-        sqlite3_bind_int(st, 3, REEMBED_BATCH);
-    }
-    while (rc == 0 && *m < REEMBED_BATCH && (step = sqlite3_step(st)) == SQLITE_ROW) {
-        rc = embed_row(s, st, fn, ctx, embs + (size_t)*m * s->dim, &ids[*m], err);
-        (*m)++;
-    }
-    if (rc == 0 && step != SQLITE_DONE && step != SQLITE_ROW)
-        rc = store_db_fail(db, step, "reading samples to re-embed", err);
-    sqlite3_finalize(st);
+static int embed_batch(Store *s, Batch *b, int64_t after, char *err) {
+    void *db = store_reader_get(s);
+    b->m = 0;
+    int rc = s->be->reembed_rows(s, db, after, REEMBED_BATCH, embed_row, b, err);
     store_reader_put(s, db);
     return rc;
 }
@@ -115,8 +91,9 @@ int store_reembed(Store *s, StoreEmbedFn fn, void *ctx, int64_t *done, char *err
         goto out;
     }
     for (;;) {
-        int m = 0;
-        rc = embed_batch(s, fn, ctx, after, ids, embs, &m, err);
+        Batch b = {.fn = fn, .ctx = ctx, .ids = ids, .embs = embs};
+        rc = embed_batch(s, &b, after, err);
+        int m = b.m;
         if (rc < 0 || m == 0)
             break;
         WriteOp op = {.kind = OP_REEMBED, .ids = ids, .embs = embs, .n = m};

@@ -2,8 +2,10 @@
  * rows.c — what the store accepts: cursors, fingerprints and metadata from
  * callers (subject ids: subject_id.c), and every database row it reads (the
  * database is outside input too); and loading the index from those rows.
- * store.c (open, reads) and writer.c (the reload after a re-embed) both call
- * it, and it calls neither.
+ * The backends hand it values (text with its length, blobs), never their
+ * statements, so that one set of checks serves SQLite and PostgreSQL.
+ * store.c (open) and writer.c (the reload after a re-embed) both call it,
+ * and it calls neither.
  */
 #include "store_int.h"
 
@@ -81,111 +83,73 @@ int store_cursor_decode(const char *cursor, char *id, char *err) {
     return 0;
 }
 
-/* ---- Row validation: the database is outside input too ---- */
+/* ---- Values read from the database: outside input too ---- */
 
-/* The column's type is read before its value: reading converts, and after a
- * conversion sqlite3_column_type() is undefined. */
-int store_col_id(sqlite3_stmt *st, int col, char *out) {
-    if (sqlite3_column_type(st, col) != SQLITE_TEXT)
+int store_val_id(const char *text, size_t len, char *out) {
+    if (!text || strlen(text) != len || !store_subject_id_valid(text))
         return -EINVAL;
-    const char *t = (const char *)sqlite3_column_text(st, col);
-    if (!store_subject_id_valid(t))
-        return -EINVAL;
-    memcpy(out, t, strlen(t) + 1);
+    memcpy(out, text, len + 1);
     return 0;
 }
 
-int store_col_int_min(sqlite3_stmt *st, int col, int64_t min, int64_t *out) {
-    if (sqlite3_column_type(st, col) != SQLITE_INTEGER || sqlite3_column_int64(st, col) < min)
-        return -EINVAL;
-    *out = sqlite3_column_int64(st, col);
-    return 0;
-}
-
-int store_col_metadata(sqlite3_stmt *st, int col, char **out) {
+int store_val_metadata(const char *text, size_t len, char **out) {
     *out = NULL;
-    int type = sqlite3_column_type(st, col);
-    if (type == SQLITE_NULL)
+    if (!text)
         return 0;
-    if (type != SQLITE_TEXT)
+    if (!store_metadata_valid(text, len))
         return -EINVAL;
-    const char *t = (const char *)sqlite3_column_text(st, col);
-    size_t len = (size_t)sqlite3_column_bytes(st, col);
-    if (!store_metadata_valid(t, len))
-        return -EINVAL;
-    *out = strdup(t);
+    *out = strdup(text);
     return *out ? 0 : -ENOMEM;
 }
 
-/* Reads one sample row (id, subject_id, fingerprint, embedding) into the
- * index, or counts it as stale when another model made it. */
-static int load_row(Store *s, sqlite3_stmt *st, float *emb, int64_t *stale, char *err) {
-    int64_t id = 0;
+struct StoreLoader {
+    Store *s;
+    float *emb; /* one aligned embedding */
+    int64_t stale, rows, subjects, samples;
+};
+
+int store_loader_counts(StoreLoader *l, int64_t subjects, int64_t samples, char *err) {
+    if (subjects < 0 || samples < 0)
+        return sm_err(err, -EINVAL, "invalid subject or sample count");
+    l->subjects = subjects;
+    l->samples = samples;
+    return samples > 0 ? index_reserve(l->s->ix, (size_t)samples, (size_t)subjects, err) : 0;
+}
+
+/* Adds one sample row to the index, or counts it as stale when another
+ * model made it. */
+int store_loader_row(StoreLoader *l, const StoreRow *r, char *err) {
+    Store *s = l->s;
     char subject[STORE_SUBJECT_MAX + 1];
-    int fp_type = sqlite3_column_type(st, 2), emb_type = sqlite3_column_type(st, 3);
-    const char *fp = (const char *)sqlite3_column_text(st, 2);
-    if (store_col_int_min(st, 0, 1, &id) || store_col_id(st, 1, subject) ||
-        fp_type != SQLITE_TEXT || !store_fingerprint_valid(fp))
+    size_t want = (size_t)s->dim * sizeof(float);
+    l->rows++;
+    if (r->id < 1 || store_val_id(r->subject, r->subject_len, subject) || !r->fingerprint ||
+        strlen(r->fingerprint) != r->fingerprint_len || !store_fingerprint_valid(r->fingerprint))
         return sm_err(err, -EINVAL, "sample %lld: invalid id, subject or fingerprint",
-                      (long long)id);
-    if (strcmp(fp, s->fingerprint) != 0) {
-        (*stale)++;
+                      (long long)r->id);
+    if (strcmp(r->fingerprint, s->fingerprint) != 0) {
+        l->stale++;
         return 0;
     }
-    const void *blob = sqlite3_column_blob(st, 3);
-    int bytes = sqlite3_column_bytes(st, 3);
-    if (emb_type != SQLITE_BLOB || bytes != s->dim * (int)sizeof(float))
-        return sm_err(err, -EINVAL, "sample %lld: embedding of %d bytes, expected %d",
-                      (long long)id, bytes, s->dim * (int)sizeof(float));
-    memcpy(emb, blob, (size_t)bytes); /* the blob need not be aligned */
-    return index_add(s->ix, id, subject, emb, err);
+    if (!r->emb || r->emb_bytes != want)
+        return sm_err(err, -EINVAL, "sample %lld: embedding of %zu bytes, expected %zu",
+                      (long long)r->id, r->emb ? r->emb_bytes : 0, want);
+    memcpy(l->emb, r->emb, want); /* the blob need not be aligned */
+    return index_add(s->ix, r->id, subject, l->emb, err);
 }
 
-static int count_rows(sqlite3 *db, const char *sql, int64_t *out, char *err) {
-    sqlite3_stmt *st = NULL;
-    int rc = store_db_prepare(db, sql, &st, err);
-    if (rc == 0) {
-        int step = sqlite3_step(st);
-        if (step != SQLITE_ROW)
-            rc = store_db_fail(db, step, "count", err);
-        else
-            *out = sqlite3_column_int64(st, 0);
-    }
-    sqlite3_finalize(st);
-    return rc;
-}
-
-int store_load_index(Store *s, sqlite3 *db, int64_t *stale, char *err) {
-    sqlite3_stmt *st = NULL;
-    int64_t subjects = 0, samples = 0, rows = 0;
-    float *emb = malloc((size_t)s->dim * sizeof *emb);
+int store_load_index(Store *s, int64_t *stale, char *err) {
+    StoreLoader l = {.s = s, .emb = malloc((size_t)s->dim * sizeof(float))};
     *stale = 0;
     index_clear(s->ix);
-    int rc = emb ? store_db_exec(db, "BEGIN", err) : sm_err(err, -ENOMEM, "out of memory");
-    if (rc == 0)
-        rc = count_rows(db, "SELECT count(*) FROM subjects", &subjects, err);
-    if (rc == 0)
-        rc = count_rows(db, "SELECT count(*) FROM samples", &samples, err);
-    if (rc == 0 && samples > 0)
-        rc = index_reserve(s->ix, (size_t)samples, (size_t)subjects, err);
-    if (rc == 0)
-        rc = store_db_prepare(
-            db, "SELECT id, subject_id, fingerprint, embedding FROM samples ORDER BY id", &st, err);
-    int step = SQLITE_DONE;
-    while (rc == 0 && (step = sqlite3_step(st)) == SQLITE_ROW) {
-        rc = load_row(s, st, emb, stale, err);
-        rows++;
-    }
-    if (rc == 0 && step != SQLITE_DONE)
-        rc = store_db_fail(db, step, "loading samples", err);
-    sqlite3_finalize(st);
-    store_db_rollback(db); /* ends the read transaction */
-    if (rc < 0 || *stale > 0)
+    int rc = l.emb ? s->be->load(s, &l, err) : sm_err(err, -ENOMEM, "out of memory");
+    *stale = l.stale;
+    if (rc < 0 || l.stale > 0)
         index_clear(s->ix);
     if (rc == 0) {
-        atomic_store(&s->n_subjects, subjects);
-        atomic_store(&s->n_samples, rows);
+        atomic_store(&s->n_subjects, l.subjects);
+        atomic_store(&s->n_samples, l.rows);
     }
-    free(emb);
+    free(l.emb);
     return rc;
 }

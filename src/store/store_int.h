@@ -1,7 +1,13 @@
 /*
- * store_int.h — what the store's own files share (store.c: open, reads,
- * re-embed; writer.c: the group-commit writer and the write calls; migrate.c:
- * SQLite helpers and the migration runner). Not for other modules.
+ * store_int.h — what the store's own files share. Not for other modules.
+ *
+ * The store is one interface (store.h) over two backends: SQLite
+ * (store_sqlite*.c) and PostgreSQL (store_pg*.c). What does not depend on
+ * the database is written once: opening and the read calls (store.c), the
+ * group-commit writer and the write calls (writer.c), validation of what
+ * crosses in and of every row read, and loading the index (rows.c),
+ * re-embedding (reembed.c). A backend is a table of functions (StoreBackend)
+ * that runs SQL on its own connections, kept behind Store.be_state.
  */
 #ifndef SIAMESE_STORE_INT_H
 #define SIAMESE_STORE_INT_H
@@ -10,7 +16,6 @@
 #include "siamese/store.h"
 
 #include <pthread.h>
-#include <sqlite3.h>
 #include <stdatomic.h>
 
 typedef enum { OP_ENROLL, OP_DELETE_SUBJECT, OP_DELETE_SAMPLE, OP_REEMBED, OP_RELOAD } OpKind;
@@ -35,11 +40,86 @@ typedef struct WriteOp {
     char err[SM_ERRMAX];
 } WriteOp;
 
+/* Loading the index (rows.c): the backend reads the counts, then every
+ * sample row in id order, and hands each to the loader, which validates it. */
+typedef struct StoreLoader StoreLoader;
+
+typedef struct {
+    int64_t id;
+    const char *subject;     /* NUL-terminated text, or NULL when the column is not text */
+    size_t subject_len;      /* bytes the database says the text has */
+    const char *fingerprint; /* likewise */
+    size_t fingerprint_len;
+    const void *emb; /* the embedding bytes, or NULL when the column is not a blob */
+    size_t emb_bytes;
+} StoreRow;
+
+/* A kept image read for re-embedding (reembed.c validates it). */
+typedef struct {
+    int64_t id;
+    const uint8_t *image; /* NULL when the column is not a blob */
+    size_t image_len;
+    const char *content_type; /* NULL when the column is not text */
+    size_t content_type_len;
+} StoreImageRow;
+
+typedef int (*StoreImageFn)(Store *s, const StoreImageRow *r, void *ctx, char *err);
+
+/* A backend. Every function returns 0 (or a documented positive outcome) or
+ * a negative errno with err filled. The write-transaction functions and
+ * op_run and load are called on the writer thread only (load also during
+ * open, before that thread runs); the read functions get a connection from
+ * the pool (store_reader_get()). */
+typedef struct {
+    const char *name;
+    /* Connects, checks and migrates the database and opens cfg-many readers
+     * into s->rdb (s->n_rdb). *from, *to: schema versions before and after. */
+    int (*open)(Store *s, const StoreConfig *cfg, int *from, int *to, char *err);
+    /* Closes every connection and frees be_state; after a failed open too. */
+    void (*close)(Store *s);
+    /* Ends whatever a reader left open, before it goes back to the pool. */
+    void (*reader_reset)(Store *s, void *conn);
+
+    /* One write transaction of the group-commit writer. */
+    int (*begin)(Store *s, char *err);
+    int (*savepoint)(Store *s, char *err);
+    /* Ends the savepoint: kept (ok) or rolled back. */
+    int (*release)(Store *s, int ok, char *err);
+    /* 1 if a failure has already ended the transaction (nothing to commit). */
+    int (*txn_lost)(Store *s);
+    int (*commit)(Store *s, char *err);
+    void (*rollback)(Store *s); /* if a transaction is open; errors ignored */
+    /* The SQL of one enroll, delete or re-embed op, inside a savepoint:
+     * fills op->ids_out, op->count, op->created; SM_ABSENT as store.h says. */
+    int (*op_run)(Store *s, WriteOp *op, char *err);
+
+    /* Every sample through the writer connection, in one read transaction. */
+    int (*load)(Store *s, StoreLoader *l, char *err);
+
+    /* Reads (a connection from the pool). */
+    int (*get)(Store *s, void *conn, const char *subject, int64_t after, int limit,
+               StoreSubject *sj, char *err);
+    int (*list)(Store *s, void *conn, const char *after, int limit, StoreListItem *items, int *n,
+                int *more, char *err);
+    int (*source_known)(Store *s, void *conn, const char *source, char *err);
+    /* 1 if the subject exists, 0 if not. */
+    int (*subject_exists)(Store *s, void *conn, const char *subject, char *err);
+    /* Samples of another model than s->fingerprint that have no image. */
+    int (*reembed_missing)(Store *s, void *conn, int64_t *missing, char *err);
+    /* Up to max samples of another model with ids above after, in id order,
+     * each handed to fn (which may fail the read). */
+    int (*reembed_rows)(Store *s, void *conn, int64_t after, int max, StoreImageFn fn, void *ctx,
+                        char *err);
+} StoreBackend;
+
+extern const StoreBackend store_sqlite_backend;
+
 struct Store {
+    const StoreBackend *be;
+    void *be_state; /* the backend's own (connections, statements) */
     char *path;
     char fingerprint[STORE_FINGERPRINT_LEN + 1];
     int dim, keep_images, batch_max, busy_ms;
-    sqlite3 *wdb; /* owned by the writer thread once it runs */
     Index *ix;
     atomic_int stale; /* samples from another model remain */
     _Atomic int64_t n_subjects, n_samples;
@@ -52,38 +132,12 @@ struct Store {
     pthread_t writer;
     StoreStats stats;
 
-    pthread_mutex_t rlock; /* the pool of read connections */
+    pthread_mutex_t rlock; /* the pool of read connections (the backend's) */
     pthread_cond_t rcv;
-    sqlite3 **rdb;   /* all n_rdb of them */
-    sqlite3 **rfree; /* the n_rfree idle ones */
+    void **rdb;   /* all n_rdb of them, opened by the backend */
+    void **rfree; /* the n_rfree idle ones */
     int n_rdb, n_rfree;
 };
-
-/* ---- migrate.c: SQLite helpers ---- */
-
-/* Opens a connection with foreign keys on, synchronous=FULL and the busy
- * timeout; the writer (create=1) also switches to WAL and checks that it did.
- * Readers are query_only. *out is closed with sqlite3_close(). */
-int store_db_open(const char *path, int create, int busy_ms, sqlite3 **out, char *err);
-
-/* Maps a SQLite result code to a negative errno (SQLITE_FULL -> -ENOSPC, ...)
- * and writes "what: reason" into err. */
-int store_db_fail(sqlite3 *db, int rc, const char *what, char *err);
-
-/* Runs sql (no results); on failure as store_db_fail(). */
-int store_db_exec(sqlite3 *db, const char *sql, char *err);
-
-/* Prepares sql; on failure as store_db_fail(). */
-int store_db_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st, char *err);
-
-/* Rolls back if a transaction is open (after a failure; errors ignored). */
-void store_db_rollback(sqlite3 *db);
-
-/* PRAGMA quick_check: -EINVAL naming the first problem unless "ok". */
-int store_db_check(sqlite3 *db, char *err);
-
-/* The runner behind store_migrate_file(), on an open writer connection. */
-int store_db_migrate(sqlite3 *db, const StoreMigration *list, int n, int *from, int *to, char *err);
 
 /* Unix time in milliseconds. */
 int64_t store_now_ms(void);
@@ -97,24 +151,29 @@ int store_fingerprint_valid(const char *s);
  * STORE_METADATA_MAX bytes. */
 int store_metadata_valid(const char *text, size_t len);
 
-/* Column col of a row, validated: a subject id (into out), an integer >= min,
- * metadata (NULL, or malloc'ed valid metadata text). 0, or -1 when the row
- * holds something else. */
-int store_col_id(sqlite3_stmt *st, int col, char *out);
-int store_col_int_min(sqlite3_stmt *st, int col, int64_t min, int64_t *out);
-int store_col_metadata(sqlite3_stmt *st, int col, char **out);
+/* A value read from the database, validated: a subject id (text of len
+ * bytes, NULL if the column is not text) into out; metadata (NULL stays
+ * NULL; otherwise *out is malloc'ed valid metadata text). 0, or -1 (-ENOMEM)
+ * when the value is something else. */
+int store_val_id(const char *text, size_t len, char *out);
+int store_val_metadata(const char *text, size_t len, char **out);
 
-/* Rebuilds the index from every sample in db (in one read transaction) and
- * resets the counts. Samples of another model are counted into *stale and not
- * loaded; if there are any the index is left empty. Every row is validated. */
-int store_load_index(Store *s, sqlite3 *db, int64_t *stale, char *err);
+/* Rebuilds the index through s->be->load() and resets the counts. Samples of
+ * another model are counted into *stale and not loaded; if there are any the
+ * index is left empty. Every row is validated. */
+int store_load_index(Store *s, int64_t *stale, char *err);
+
+/* Called by a backend's load(): the counts first (reserves the index) ... */
+int store_loader_counts(StoreLoader *l, int64_t subjects, int64_t samples, char *err);
+/* ... then each sample row. */
+int store_loader_row(StoreLoader *l, const StoreRow *r, char *err);
 
 /* ---- store.c ---- */
 
 /* A read connection from the pool (waits for one); give it back with
  * store_reader_put(), which also ends any transaction left open. */
-sqlite3 *store_reader_get(Store *s);
-void store_reader_put(Store *s, sqlite3 *db);
+void *store_reader_get(Store *s);
+void store_reader_put(Store *s, void *conn);
 
 /* ---- writer.c ---- */
 

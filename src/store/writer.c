@@ -6,12 +6,13 @@
  * takes up to batch_max queued ops, opens one transaction, runs each op inside
  * its own SAVEPOINT (a failing op is rolled back alone and reports its own
  * error), commits once and only then applies the changes to the index and the
- * counts and wakes the callers. With synchronous=FULL the commit is the fsync,
- * so N concurrent enrolls cost about one fsync instead of N.
+ * counts and wakes the callers. The commit is the durable point (SQLite:
+ * synchronous=FULL, the fsync), so N concurrent enrolls cost about one fsync
+ * instead of N. The SQL itself is the backend's (StoreBackend in store_int.h).
  *
  * Memory for the index is reserved inside the transaction (a failure there
  * fails that op), so applying the committed change cannot fail. If the commit
- * fails — SQLITE_FULL gives -ENOSPC — the whole batch is rolled back, every op
+ * fails — a full disk gives -ENOSPC — the whole batch is rolled back, every op
  * in it reports the error and nothing already stored is touched; the next
  * batch starts afresh, so writes work again once space returns.
  */
@@ -29,169 +30,20 @@ typedef struct {
     size_t rows, subjects;
 } Pending;
 
-static int step_done(sqlite3 *db, sqlite3_stmt *st, const char *what, char *err) {
-    int rc = sqlite3_step(st);
-    return rc == SQLITE_DONE ? 0 : store_db_fail(db, rc, what, err);
-}
-
-/* Runs a query whose one row's first column is an integer into *out, or
- * leaves *out alone and returns SM_ABSENT when there is no row. */
-static int query_int(sqlite3 *db, const char *sql, const char *text, int64_t num, int64_t *out,
-                     char *err) {
-    sqlite3_stmt *st = NULL;
-    int rc = store_db_prepare(db, sql, &st, err);
-    if (rc < 0)
-        return rc;
-    sqlite3_bind_text(st, 1, text, -1, SQLITE_STATIC);
-    if (sqlite3_bind_parameter_count(st) > 1)
-        sqlite3_bind_int64(st, 2, num);
-    int step = sqlite3_step(st);
-    if (step == SQLITE_ROW)
-        *out = sqlite3_column_int64(st, 0);
-    rc = step == SQLITE_ROW    ? 0
-         : step == SQLITE_DONE ? SM_ABSENT
-                               : store_db_fail(db, step, sql, err);
-    sqlite3_finalize(st);
-    return rc;
-}
-
-static int subject_upsert(Store *s, WriteOp *op, int64_t now, char *err) {
-    int64_t one = 0;
-    int rc = query_int(s->wdb, "SELECT 1 FROM subjects WHERE id = ?1", op->subject, 0, &one, err);
-    if (rc < 0)
-        return rc;
-    op->created = rc == SM_ABSENT;
-    if (!op->created && !op->metadata)
-        return 0;
-    sqlite3_stmt *st = NULL;
-    rc = store_db_prepare(
-        s->wdb,
-        op->created ? "INSERT INTO subjects (id, metadata, created_at) VALUES (?1, ?2, ?3)"
-                    : "UPDATE subjects SET metadata = ?2 WHERE id = ?1",
-        &st, err);
-    if (rc < 0)
-        return rc;
-    sqlite3_bind_text(st, 1, op->subject, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, op->metadata, -1, SQLITE_STATIC); /* NULL binds NULL */
-    if (op->created)
-        sqlite3_bind_int64(st, 3, now);
-    rc = step_done(s->wdb, st, "writing the subject", err);
-    sqlite3_finalize(st);
-    return rc;
-}
-
-static int op_enroll(Store *s, WriteOp *op, Pending *pend, char *err) {
-    int64_t now = store_now_ms();
-    sqlite3_stmt *st = NULL;
-    int rc = subject_upsert(s, op, now, err);
-    if (rc == 0)
-        rc = store_db_prepare(s->wdb,
-                              "INSERT INTO samples (subject_id, embedding, fingerprint, image,"
-                              " content_type, created_at, source)"
-                              " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                              &st, err);
-    for (int i = 0; rc == 0 && i < op->n; i++) {
-        const StoreSampleIn *in = &op->samples[i];
-        int keep = s->keep_images && in->image && in->image_len > 0;
-        sqlite3_reset(st);
-        sqlite3_bind_text(st, 1, op->subject, -1, SQLITE_STATIC);
-        sqlite3_bind_blob(st, 2, in->embedding, s->dim * (int)sizeof(float), SQLITE_STATIC);
-        sqlite3_bind_text(st, 3, s->fingerprint, -1, SQLITE_STATIC);
-        if (keep) {
-            sqlite3_bind_blob64(st, 4, in->image, in->image_len, SQLITE_STATIC);
-            sqlite3_bind_text(st, 5, in->content_type, -1, SQLITE_STATIC);
-        } else {
-            sqlite3_bind_null(st, 4);
-            sqlite3_bind_null(st, 5);
-        }
-        sqlite3_bind_int64(st, 6, now);
-        sqlite3_bind_text(st, 7, in->source, -1, SQLITE_STATIC); /* NULL binds NULL */
-        rc = step_done(s->wdb, st, "adding a sample", err);
-        if (rc == 0)
-            op->ids_out[i] = sqlite3_last_insert_rowid(s->wdb);
-    }
-    sqlite3_finalize(st);
-    if (rc == 0)
-        rc = query_int(s->wdb, "SELECT count(*) FROM samples WHERE subject_id = ?1", op->subject, 0,
-                       &op->count, err);
-    if (rc == 0 && !atomic_load(&s->stale)) {
-        rc = index_reserve(s->ix, pend->rows + (size_t)op->n, pend->subjects + 1, err);
+/* Runs one op's SQL (the backend's) and, for an enroll, reserves the
+ * index memory that applying it after the commit will need. */
+static int op_run(Store *s, WriteOp *op, Pending *pend) {
+    if (op->kind == OP_RELOAD)
+        return sm_err(op->err, -EINVAL, "unknown write");
+    int rc = s->be->op_run(s, op, op->err);
+    if (rc == 0 && op->kind == OP_ENROLL && !atomic_load(&s->stale)) {
+        rc = index_reserve(s->ix, pend->rows + (size_t)op->n, pend->subjects + 1, op->err);
         if (rc == 0) {
             pend->rows += (size_t)op->n;
             pend->subjects++;
         }
     }
     return rc;
-}
-
-static int op_delete_subject(Store *s, WriteOp *op, char *err) {
-    int rc = query_int(s->wdb, "SELECT count(*) FROM samples WHERE subject_id = ?1", op->subject, 0,
-                       &op->count, err);
-    sqlite3_stmt *st = NULL;
-    if (rc == 0)
-        rc = store_db_prepare(s->wdb, "DELETE FROM subjects WHERE id = ?1", &st, err);
-    if (rc == 0) {
-        sqlite3_bind_text(st, 1, op->subject, -1, SQLITE_STATIC);
-        rc = step_done(s->wdb, st, "deleting a subject", err);
-    }
-    sqlite3_finalize(st);
-    if (rc == 0 && sqlite3_changes(s->wdb) == 0)
-        rc = SM_ABSENT;
-    return rc;
-}
-
-static int op_delete_sample(Store *s, WriteOp *op, char *err) {
-    sqlite3_stmt *st = NULL;
-    int rc =
-        store_db_prepare(s->wdb, "DELETE FROM samples WHERE id = ?2 AND subject_id = ?1", &st, err);
-    if (rc == 0) {
-        sqlite3_bind_text(st, 1, op->subject, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 2, op->sample_id);
-        rc = step_done(s->wdb, st, "deleting a sample", err);
-    }
-    sqlite3_finalize(st);
-    if (rc == 0 && sqlite3_changes(s->wdb) == 0)
-        rc = SM_ABSENT;
-    if (rc == 0)
-        rc = query_int(s->wdb, "SELECT count(*) FROM samples WHERE subject_id = ?1", op->subject, 0,
-                       &op->count, err);
-    return rc;
-}
-
-static int op_reembed(Store *s, WriteOp *op, char *err) {
-    sqlite3_stmt *st = NULL;
-    /* A sample deleted meanwhile, or already current, is simply not updated. */
-    int rc = store_db_prepare(s->wdb,
-                              "UPDATE samples SET embedding = ?1, fingerprint = ?2"
-                              " WHERE id = ?3 AND fingerprint <> ?2",
-                              &st, err);
-    op->count = 0;
-    for (int i = 0; rc == 0 && i < op->n; i++) {
-        sqlite3_reset(st);
-        sqlite3_bind_blob(st, 1, op->embs + (size_t)i * s->dim, s->dim * (int)sizeof(float),
-                          SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, s->fingerprint, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 3, op->ids[i]);
-        rc = step_done(s->wdb, st, "re-embedding a sample", err);
-        op->count += sqlite3_changes(s->wdb);
-    }
-    sqlite3_finalize(st);
-    return rc;
-}
-
-static int op_run(Store *s, WriteOp *op, Pending *pend) {
-    switch (op->kind) {
-    case OP_ENROLL:
-        return op_enroll(s, op, pend, op->err);
-    case OP_DELETE_SUBJECT:
-        return op_delete_subject(s, op, op->err);
-    case OP_DELETE_SAMPLE:
-        return op_delete_sample(s, op, op->err);
-    case OP_REEMBED:
-        return op_reembed(s, op, op->err);
-    default:
-        return sm_err(op->err, -EINVAL, "unknown write");
-    }
 }
 
 /* Brings the index and the counts in step with a committed op. */
@@ -233,26 +85,26 @@ static void fail_all(WriteOp **ops, int n, int rc, const char *err) {
 static void run_batch(Store *s, WriteOp **ops, int n) {
     char err[SM_ERRMAX] = "";
     Pending pend = {0, 0};
-    int ok = 0, rc = store_db_exec(s->wdb, "BEGIN IMMEDIATE", err);
+    const StoreBackend *be = s->be;
+    int ok = 0, rc = be->begin(s, err);
     for (int i = 0; rc == 0 && i < n; i++) {
-        rc = store_db_exec(s->wdb, "SAVEPOINT op", err);
+        rc = be->savepoint(s, err);
         if (rc < 0)
             break;
         ops[i]->rc = op_run(s, ops[i], &pend);
         ok += ops[i]->rc == 0;
-        /* Some errors (I/O, memory) make SQLite roll back the transaction. */
-        if (ops[i]->rc < 0 && sqlite3_get_autocommit(s->wdb)) {
+        /* Some errors (I/O, memory, a lost connection) end the transaction. */
+        if (ops[i]->rc < 0 && be->txn_lost(s)) {
             rc = ops[i]->rc;
             snprintf(err, sizeof err, "%s", ops[i]->err);
             break;
         }
         /* A positive outcome (absent) changed nothing, but undo it alike. */
-        rc = store_db_exec(s->wdb, ops[i]->rc == 0 ? "RELEASE op" : "ROLLBACK TO op; RELEASE op",
-                           err);
+        rc = be->release(s, ops[i]->rc == 0, err);
     }
     if (rc == 0 && ok > 0)
-        rc = store_db_exec(s->wdb, "COMMIT", err);
-    store_db_rollback(s->wdb);
+        rc = be->commit(s, err);
+    be->rollback(s);
     if (rc < 0) {
         fail_all(ops, n, rc, err);
         return;
@@ -271,7 +123,7 @@ static void run_batch(Store *s, WriteOp **ops, int n) {
  * between its read of the database and the index it builds. */
 static void run_reload(Store *s, WriteOp *op) {
     int64_t stale = 0;
-    op->rc = store_load_index(s, s->wdb, &stale, op->err);
+    op->rc = store_load_index(s, &stale, op->err);
     op->count = stale;
     if (op->rc == 0 && stale == 0)
         atomic_store(&s->stale, 0);

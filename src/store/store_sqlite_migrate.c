@@ -1,5 +1,5 @@
 /*
- * migrate.c — opening SQLite connections the way the store needs them, turning
+ * store_sqlite_migrate.c — opening SQLite connections the way the store needs them, turning
  * SQLite failures into errno values with a message, and the schema migration
  * runner.
  *
@@ -12,18 +12,12 @@
  * the version first, so two processes opening the same old database cannot
  * both apply the same step.
  */
-#include "store_int.h"
+#include "store_sqlite.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-int64_t store_now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static int errno_of(int rc) {
     switch (rc & 0xff) {
