@@ -129,14 +129,17 @@ static int train_config_from(const Config *cfg, const Dataset *train, TrainConfi
     tc->val_fraction = cfg->val_fraction, tc->data_name = cfg->data, tc->progress = progress;
     tc->pairs = pairs_of(cfg);
     tc->patience = cfg->patience, tc->force = cfg->force;
+    tc->lr_schedule = cfg->lr_schedule == CONFIG_LR_COSINE ? LR_COSINE : LR_CONSTANT;
     /* A preset trains as it does best unless told otherwise (train_preset_defaults()). */
-    int epochs;
-    const char *augment;
-    train_preset_defaults(net_preset_of(&tc->arch), &epochs, &augment);
-    if (epochs && origin_of(cfg, "epochs") == CONFIG_SRC_DEFAULT)
-        tc->epochs = epochs;
-    if (augment && origin_of(cfg, "augment") == CONFIG_SRC_DEFAULT)
-        return train_parse_augment(augment, tc, err);
+    TrainPreset pre = train_preset_defaults(net_preset_of(&tc->arch));
+    if (pre.epochs && origin_of(cfg, "epochs") == CONFIG_SRC_DEFAULT)
+        tc->epochs = pre.epochs;
+    if (pre.lr > 0 && origin_of(cfg, "lr") == CONFIG_SRC_DEFAULT)
+        tc->lr = pre.lr;
+    if (pre.lr_schedule != LR_CONSTANT && origin_of(cfg, "lr_schedule") == CONFIG_SRC_DEFAULT)
+        tc->lr_schedule = pre.lr_schedule;
+    if (pre.augment && origin_of(cfg, "augment") == CONFIG_SRC_DEFAULT)
+        return train_parse_augment(pre.augment, tc, err);
     return train_parse_augment(cfg->augment, tc, err);
 }
 

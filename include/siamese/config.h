@@ -64,6 +64,7 @@ typedef enum {
 } ConfigMode;
 
 typedef enum { CONFIG_OPT_RMSPROP, CONFIG_OPT_ADAM } ConfigOptimizer;
+typedef enum { CONFIG_LR_CONSTANT, CONFIG_LR_COSINE } ConfigLrSchedule;
 typedef enum {
     CONFIG_PAIRS_AUTO,
     CONFIG_PAIRS_KERAS,
@@ -132,6 +133,7 @@ typedef struct {
     int epochs, batch;
     double lr;
     ConfigOptimizer optimizer;
+    ConfigLrSchedule lr_schedule;
     double margin;
     char *arch;                    /* layer list or preset; "" = the MLP of hidden, dropout */
     char *input;                   /* "HxWxC" or "" (the data's size) */

@@ -20,4 +20,9 @@ void adam_update(float *p, const float *g, float *m, float *v, size_t n, float l
 void adam_update_ref(float *p, const float *g, float *m, float *v, size_t n, float lr, float b1,
                      float b2, float eps, int t);
 
+/* The learning rate of step t (0-based) of a run of total steps under cosine
+ * decay: lr * (1 + cos(pi * t / total)) / 2, so lr at t = 0, lr/2 halfway and
+ * 0 from t = total on. total < 1 gives lr (no run to decay over). */
+float lr_cosine(float lr, long t, long total);
+
 #endif

@@ -26,12 +26,16 @@
 #include "siamese/pairs.h"
 
 typedef enum { OPT_RMSPROP, OPT_ADAM } Optimizer;
+/* The learning rate over a run: lr throughout, or cosine decay from lr at the
+ * first step to 0 at the end of the last epoch (lr_cosine() in optim.h). */
+typedef enum { LR_CONSTANT, LR_COSINE } LrSchedule;
 
 typedef struct {
     ModelArch arch; /* in_h/in_w must match the dataset */
     int epochs, batch;
     float lr; /* RMSprop 1e-3 (rho 0.9, eps 1e-7); Adam 1e-3 (0.9, 0.999, 1e-7) */
     Optimizer optimizer;
+    LrSchedule lr_schedule; /* over all tc->epochs, also when patience stops earlier */
     float margin;
     uint64_t seed;
     int threads;           /* OpenBLAS threads */
@@ -69,9 +73,15 @@ typedef struct {
 int train_parse_augment(const char *spec, TrainConfig *tc, char *err);
 
 /* What a preset ("mlp", "cnn", "custom") trains with unless the user says
- * otherwise, as measured by bench/quality.sh: *epochs (0: the recipe's) and
- * *augment (NULL: none given). */
-void train_preset_defaults(const char *preset, int *epochs, const char **augment);
+ * otherwise, as measured by bench/quality.sh; a zero or NULL field leaves the
+ * option's own default. */
+typedef struct {
+    int epochs;             /* 0: the recipe's */
+    const char *augment;    /* NULL: none given */
+    float lr;               /* 0: the recipe's */
+    LrSchedule lr_schedule; /* LR_CONSTANT: the option's default */
+} TrainPreset;
+TrainPreset train_preset_defaults(const char *preset);
 
 /* Sets the reference recipe's defaults (784->128->128->128, 20 epochs, ...). */
 void train_config_default(TrainConfig *tc);

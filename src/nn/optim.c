@@ -53,3 +53,11 @@ void adam_update_ref(float *p, const float *g, float *m, float *v, size_t n, flo
         p[i] = (float)(p[i] - lr * mh / (sqrt(vh) + eps));
     }
 }
+
+float lr_cosine(float lr, long t, long total) {
+    if (total < 1)
+        return lr;
+    if (t >= total)
+        return 0.0f;
+    return (float)(lr * 0.5 * (1.0 + cos(M_PI * (double)t / (double)total)));
+}

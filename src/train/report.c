@@ -61,6 +61,7 @@ char *report_training_json(const TrainConfig *tc, const Dataset *train, const Da
     add_num(o, "batch", tc->batch);
     cJSON_AddStringToObject(o, "optimizer", tc->optimizer == OPT_ADAM ? "adam" : "rmsprop");
     add_num(o, "lr", tc->lr);
+    cJSON_AddStringToObject(o, "lr_schedule", tc->lr_schedule == LR_COSINE ? "cosine" : "constant");
     add_num(o, "seed", (double)tc->seed);
     add_num(o, "threads", tc->threads);
     add_num(o, "val_fraction", tc->val_fraction);

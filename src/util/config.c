@@ -33,6 +33,7 @@ _Static_assert(sizeof(LogLevel) == sizeof(int) && sizeof(ConfigOptimizer) == siz
 
 static const char *const log_words[] = {"debug", "info", "warn", "error", NULL};
 static const char *const opt_words[] = {"rmsprop", "adam", NULL};
+static const char *const schedule_words[] = {"constant", "cosine", NULL};
 static const char *const pairs_words[] = {"auto", "keras", "all", NULL};
 static const char *const objective_words[] = {"accuracy", "eer", NULL};
 
@@ -119,6 +120,9 @@ static const ConfigEntry table[] = {
     {"batch", CT_INT, O(batch), 0, "128", 1, 65536, .help = "pairs per training step"},
     {"lr", CT_FLOAT, O(lr), 0, "0.001", 0, 10, .flags = CF_MIN_OPEN, .help = "learning rate"},
     {"optimizer", CT_ENUM, O(optimizer), 0, "rmsprop", .words = opt_words, .help = "optimiser"},
+    {"lr_schedule", CT_ENUM, O(lr_schedule), 0, "constant", .words = schedule_words,
+     .help = "learning rate over the run: constant, or cosine (decays from lr to 0 at the end "
+             "of the last epoch)"},
     {"margin", CT_FLOAT, O(margin), 0, "1", 0, 100, .flags = CF_MIN_OPEN,
      .help = "contrastive loss margin"},
     {"arch", CT_STRING, O(arch), 0, "", 0, NET_MAX_SPEC - 1,

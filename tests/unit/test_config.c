@@ -309,6 +309,8 @@ static const struct {
     {"lr", "1,5"},
     {"optimizer", "sgd"},
     {"optimizer", "Adam"},
+    {"lr_schedule", "linear"},
+    {"lr_schedule", "Cosine"},
     {"margin", "0"},
     {"margin", "100.1"},
     {"hidden", ""},
@@ -487,6 +489,9 @@ START_TEST(typed_fields) {
     ck_assert_uint_eq(c.seed, UINT64_MAX);
     ck_assert_int_eq(config_set(&c, "optimizer", "adam", err), 0);
     ck_assert_int_eq(c.optimizer, CONFIG_OPT_ADAM);
+    ck_assert_int_eq(c.lr_schedule, CONFIG_LR_CONSTANT);
+    ck_assert_int_eq(config_set(&c, "lr_schedule", "cosine", err), 0);
+    ck_assert_int_eq(c.lr_schedule, CONFIG_LR_COSINE);
     const char *levels[] = {"debug", "info", "warn", "error"};
     for (int i = 0; i < 4; i++) { /* the enum's words follow LogLevel's order */
         LogLevel want;

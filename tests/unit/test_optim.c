@@ -63,12 +63,29 @@ START_TEST(first_steps_by_hand) {
 }
 END_TEST
 
+START_TEST(cosine_schedule_values) {
+    /* lr (1 + cos(pi t / T)) / 2 over T = 1000 steps, by hand. */
+    ck_assert_float_eq_tol(lr_cosine(1e-3f, 0, 1000), 1e-3f, 1e-9f);
+    ck_assert_float_eq_tol(lr_cosine(1e-3f, 250, 1000), 1e-3f * 0.853553391f, 1e-9f);
+    ck_assert_float_eq_tol(lr_cosine(1e-3f, 500, 1000), 5e-4f, 1e-9f);
+    ck_assert_float_eq_tol(lr_cosine(1e-3f, 750, 1000), 1e-3f * 0.146446609f, 1e-9f);
+    ck_assert_float_eq_tol(lr_cosine(1e-3f, 999, 1000), 1e-3f * 2.4674e-6f, 1e-11f);
+    ck_assert_float_eq(lr_cosine(1e-3f, 1000, 1000), 0.0f);
+    ck_assert_float_eq(lr_cosine(1e-3f, 5000, 1000), 0.0f);
+    ck_assert_float_eq(lr_cosine(1e-3f, 0, 0), 1e-3f); /* no run to decay over */
+    /* It only ever falls. */
+    for (long t = 1; t <= 1000; t++)
+        ck_assert(lr_cosine(1e-2f, t, 1000) <= lr_cosine(1e-2f, t - 1, 1000));
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("optim");
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, rmsprop_matches_reference);
     tcase_add_test(tc, adam_matches_reference);
     tcase_add_test(tc, first_steps_by_hand);
+    tcase_add_test(tc, cosine_schedule_values);
     suite_add_tcase(s, tc);
     int failed = check_run(s);
     return failed ? 1 : 0;

@@ -72,10 +72,12 @@ START_TEST(short_run_learns) {
 }
 END_TEST
 
-static Model *train_small(uint64_t seed, int threads, const char *optimizer) {
+static Model *train_small_with(uint64_t seed, int threads, const char *optimizer,
+                               LrSchedule schedule) {
     Dataset *train = slice(DATASET_TRAIN, 3000);
     TrainConfig tc = quick_config(1, seed, threads);
     tc.optimizer = strcmp(optimizer, "adam") == 0 ? OPT_ADAM : OPT_RMSPROP;
+    tc.lr_schedule = schedule;
     Model *m = NULL;
     TrainReport rep;
     char err[256];
@@ -83,6 +85,10 @@ static Model *train_small(uint64_t seed, int threads, const char *optimizer) {
     ck_assert(isfinite(rep.final_loss) && rep.test.pairs == 0);
     dataset_free(train);
     return m;
+}
+
+static Model *train_small(uint64_t seed, int threads, const char *optimizer) {
+    return train_small_with(seed, threads, optimizer, LR_CONSTANT);
 }
 
 static int same_weights(const Model *a, const Model *b) {
@@ -196,6 +202,30 @@ START_TEST(fixed_seed_is_bit_identical) {
 }
 END_TEST
 
+START_TEST(cosine_schedule_is_used_and_recorded) {
+    Model *a = train_small_with(7, 1, "rmsprop", LR_COSINE);
+    Model *b = train_small_with(7, 1, "rmsprop", LR_COSINE);
+    Model *flat = train_small_with(7, 1, "rmsprop", LR_CONSTANT);
+    ck_assert_msg(same_weights(a, b), "cosine runs with one seed differ");
+    ck_assert(!same_weights(a, flat));
+    ck_assert_ptr_nonnull(strstr(model_training(a), "\"lr_schedule\":\"cosine\""));
+    ck_assert_ptr_nonnull(strstr(model_training(flat), "\"lr_schedule\":\"constant\""));
+    model_free(a), model_free(b), model_free(flat);
+}
+END_TEST
+
+START_TEST(preset_defaults_leave_the_recipe_alone) {
+    TrainPreset mlp = train_preset_defaults("mlp"), custom = train_preset_defaults("custom");
+    ck_assert(mlp.epochs == 0 && mlp.augment == NULL && mlp.lr == 0 &&
+              mlp.lr_schedule == LR_CONSTANT);
+    ck_assert(custom.epochs == 0 && custom.augment == NULL && custom.lr == 0 &&
+              custom.lr_schedule == LR_CONSTANT);
+    TrainPreset cnn = train_preset_defaults("cnn");
+    ck_assert_int_eq(cnn.epochs, 10);
+    ck_assert_ptr_null(cnn.augment);
+}
+END_TEST
+
 START_TEST(bad_inputs_are_refused) {
     Dataset *train = slice(DATASET_TRAIN, 500);
     Model *m = NULL;
@@ -271,6 +301,8 @@ int main(int argc, char **argv) {
     tcase_add_test(tc, short_run_learns);
     tcase_add_loop_test(tc, fixed_seed_is_bit_identical, 0, 2);
     tcase_add_test(tc, bad_inputs_are_refused);
+    tcase_add_test(tc, cosine_schedule_is_used_and_recorded);
+    tcase_add_test(tc, preset_defaults_leave_the_recipe_alone);
     tcase_add_test(tc, cnn_augmentation_is_seeded);
     tcase_add_test(tc, collapse_is_refused_unless_forced);
     tcase_add_test(tc, patience_keeps_the_best_epoch);
