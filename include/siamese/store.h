@@ -8,10 +8,19 @@
  * image, that model's fingerprint and, when the store keeps images, the image
  * bytes and their content type. Times are Unix milliseconds (UTC).
  *
- * The database is SQLite in WAL mode with synchronous=FULL: a write that
- * returned success survives kill -9 and power loss. Its schema comes from the
- * numbered files in migrations/, embedded at build time and applied in order
- * at open, each in its own transaction (see store_migrate_file()).
+ * The database is SQLite in WAL mode with synchronous=FULL, or PostgreSQL
+ * when StoreConfig.path is a postgresql:// or postgres:// URI (libpq,
+ * synchronous_commit on): either way a write that returned success survives
+ * kill -9 and power loss. The schema comes from the numbered files in
+ * migrations/ (SQLite; each in its own transaction, see store_migrate_file())
+ * or migrations/pg/ (PostgreSQL; all pending ones in one transaction under an
+ * advisory lock), embedded at build time and applied at open.
+ *
+ * Many daemons may share one PostgreSQL database: every write is recorded in
+ * a changes table and announced with NOTIFY, and each store applies the
+ * others' changes to its index (docs/scaling.md). While PostgreSQL cannot be
+ * reached the calls that need it fail with -ENOTCONN; identify and verify
+ * keep answering from the index, and the store reconnects on its own.
  *
  * Threads. Every function taking a Store may be called from any thread at
  * once, except store_open() and store_close(). Writes are queued to a single
@@ -69,15 +78,21 @@ int store_cursor_decode(const char *cursor, char *id, char *err);
 
 typedef struct Store Store;
 
+/* 1 if db names a PostgreSQL database (a postgresql:// or postgres:// libpq
+ * URI), 0 if it is a SQLite file path. */
+int store_db_is_postgres(const char *db);
+
 typedef struct {
-    const char *path;        /* database file, created if missing (its directory must exist) */
+    const char *path;        /* database file, created if missing (its directory must exist),
+                                or a postgresql:// URI */
     const char *fingerprint; /* the serving model's fingerprint: 64 lowercase hex digits */
     int dim;                 /* the serving model's embedding size, 1..STORE_DIM_MAX */
     int keep_images;         /* nonzero: keep each sample's image (needed by store_reembed) */
     int batch_max;           /* most writes per transaction, 1..1024 (0: 64) */
     int readers;             /* read connections, 1..64 (0: 4) */
     int busy_timeout_ms;     /* wait for locks held by other processes (0: 5000) */
-    int64_t max_bytes;       /* cap on the database size; beyond it writes get -ENOSPC (0: none) */
+    int64_t max_bytes;       /* cap on the database size; beyond it writes get -ENOSPC (0: none;
+                                SQLite only) */
     int skip_check;          /* nonzero: skip PRAGMA quick_check at open (large databases) */
 } StoreConfig;
 
@@ -94,7 +109,8 @@ typedef struct {
  *   -EACCES   a database file that is read-only (its mode, or SQLite could
  *             open it only for reading): refused now rather than failing
  *             every write later;
- *   -ENOENT and friends from opening the file.
+ *   -ENOENT and friends from opening the file;
+ *   -ENOTCONN PostgreSQL cannot be reached (or went away during the open).
  * A new database file is created with mode 0600 (SQLite creates its WAL and
  * SHM files with the database file's mode): it holds the enrolled images.
  * *out is freed with store_close(). */
@@ -102,7 +118,7 @@ int store_open(const StoreConfig *cfg, Store **out, char *err);
 
 /* Creates the directory that will hold the database at db_path, and any
  * missing parents, with mode 0700 (existing ones are left as they are).
- * 0, or a negative errno with err filled. */
+ * 0 (at once for a PostgreSQL URI), or a negative errno with err filled. */
 int store_dir_make(const char *db_path, char *err);
 
 /* Waits for queued writes, stops the writer and closes the database. No other

@@ -65,8 +65,9 @@ static int wait_stop(void) {
     }
 }
 
-/* One process owns a database: the index in memory mirrors the rows only if
- * nobody else writes them. An flock on "<db>.lock" (not on the database file
+/* One process owns a SQLite database: the index in memory mirrors the rows
+ * only if nobody else writes them (on PostgreSQL the change feed keeps many
+ * daemons' indexes in step, so none is taken). An flock on "<db>.lock" (not on the database file
  * itself, whose POSIX locks SQLite owns) is released by the kernel however the
  * process ends. Returns the lock's descriptor (kept open for life) or -errno. */
 static int lock_db(const char *db, char *err) {
@@ -101,7 +102,7 @@ int serve_open_parts(const Config *cfg, Model **m, Store **st, int allow_stale, 
     if (rc < 0)
         return rc;
     rc = store_dir_make(cfg->db, err);
-    if (rc < 0 || (rc = lock_db(cfg->db, err)) < 0)
+    if (rc < 0 || (!store_db_is_postgres(cfg->db) && (rc = lock_db(cfg->db, err)) < 0))
         return rc;
     StoreConfig sc = {.path = cfg->db,
                       .fingerprint = model_fingerprint(*m),

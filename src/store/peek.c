@@ -39,6 +39,8 @@ int store_peek(const char *path, StoreModelCount *out, int max, int *n, char *er
     struct stat sb;
     sqlite3 *db = NULL;
     *n = 0;
+    if (store_db_is_postgres(path))
+        return store_pg_peek(path, out, max, n, err);
     if (stat(path, &sb) < 0)
         return errno == ENOENT ? SM_ABSENT : sm_err(err, -errno, "%s: %s", path, strerror(errno));
     int rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL);

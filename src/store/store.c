@@ -85,6 +85,8 @@ static Store *store_new(const StoreConfig *cfg) {
 
 int store_dir_make(const char *db_path, char *err) {
     char buf[4096];
+    if (store_db_is_postgres(db_path))
+        return 0;
     const char *slash = strrchr(db_path, '/');
     size_t n = slash ? (size_t)(slash - db_path) : 0;
     if (n == 0)
@@ -127,7 +129,7 @@ int store_open(const StoreConfig *cfg, Store **out, char *err) {
         return rc;
     if (!(s = store_new(cfg)))
         return sm_err(err, -ENOMEM, "store: out of memory");
-    s->be = &store_sqlite_backend;
+    s->be = store_db_is_postgres(cfg->path) ? &store_pg_backend : &store_sqlite_backend;
     rc = s->be->open(s, cfg, &from, &to, why);
     if (rc == 0 && from != to)
         log_info("store: %s: schema %s version %d", s->path, from ? "upgraded to" : "created at",

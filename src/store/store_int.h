@@ -113,6 +113,10 @@ typedef struct {
 } StoreBackend;
 
 extern const StoreBackend store_sqlite_backend;
+extern const StoreBackend store_pg_backend;
+
+/* store_pg.c: store_peek() of a PostgreSQL database. */
+int store_pg_peek(const char *uri, StoreModelCount *out, int max, int *n, char *err);
 
 struct Store {
     const StoreBackend *be;

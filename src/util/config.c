@@ -44,7 +44,8 @@ static const ConfigEntry table[] = {
     {"model", CT_PATH, O(model), 0, "siamesed-data/model.safetensors", 1, PATH_MAXLEN,
      .help = "model file the server loads and --train writes (unless `out` is set)"},
     {"db", CT_PATH, O(db), 0, "siamesed-data/siamesed.db", 1, PATH_MAXLEN,
-     .help = "SQLite database of enrolled items"},
+     .help = "database of enrolled items: a SQLite file, or a postgresql:// URI (libpq; "
+             "many daemons may share one; the password goes in ~/.pgpass)"},
     {"data", CT_PATH, O(data), 0, "/usr/share/datasets/fashion-mnist", 1, PATH_MAXLEN,
      .help = "dataset (IDX or image directory) for --train, --eval and the default model"},
     {"test_data", CT_PATH, O(test_data), 0, "", 0, PATH_MAXLEN,

@@ -18,6 +18,7 @@
 
 #include <check.h>
 #include <dirent.h>
+#include <libpq-fe.h>
 #include <math.h>
 #include <pthread.h>
 #include <sqlite3.h>
@@ -32,12 +33,54 @@
 
 #include "check_util.h"
 
-static char dir[64], db_path[128];
+static char dir[64], db_path[1024];
+
+/* The PostgreSQL variant (SM_STORE_BACKEND=pg): the server's URI, and a
+ * fresh database for each test made through it. */
+static const char *pg_server;
+static char pg_admin[1024];
+
+PgCluster *test_store_pg_cluster;
+
+int test_store_pg(void) {
+    return pg_server != NULL;
+}
+
+/* server's URI with its database name replaced by db. */
+static void pg_uri_for(const char *server, const char *db, char *out, size_t size) {
+    const char *p = strstr(server, "://");
+    const char *slash = p ? strchr(p + 3, '/') : NULL;
+    ck_assert_ptr_nonnull(slash);
+    const char *rest = slash + 1 + strcspn(slash + 1, "?");
+    snprintf(out, size, "%.*s/%s%s", (int)(slash - server), server, db, rest);
+}
+
+static void quiet(void *arg, const char *msg) {}
+
+static void pg_fresh_db(void) {
+    char name[32];
+    snprintf(name, sizeof name, "sm_t%d", (int)getpid());
+    PGconn *c = PQconnectdb(pg_admin);
+    PQsetNoticeProcessor(c, quiet, NULL);
+    ck_assert_msg(PQstatus(c) == CONNECTION_OK, "%s", PQerrorMessage(c));
+    char sql[128];
+    snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS %s WITH (FORCE)", name);
+    PQclear(PQexec(c, sql));
+    snprintf(sql, sizeof sql, "CREATE DATABASE %s", name);
+    PGresult *r = PQexec(c, sql);
+    ck_assert_msg(PQresultStatus(r) == PGRES_COMMAND_OK, "%s", PQerrorMessage(c));
+    PQclear(r);
+    PQfinish(c);
+    pg_uri_for(pg_server, name, db_path, sizeof db_path);
+}
 
 static void setup(void) {
     snprintf(dir, sizeof dir, "/tmp/sm_store_XXXXXX");
     ck_assert_ptr_nonnull(mkdtemp(dir));
-    snprintf(db_path, sizeof db_path, "%s/store.db", dir);
+    if (pg_server)
+        pg_fresh_db();
+    else
+        snprintf(db_path, sizeof db_path, "%s/store.db", dir);
 }
 
 static void teardown(void) {
@@ -53,6 +96,10 @@ static void teardown(void) {
         }
     closedir(d);
     rmdir(dir);
+}
+
+const char *test_store_db(void) {
+    return db_path;
 }
 
 StoreConfig config(const char *fp, int keep_images) {
@@ -96,26 +143,58 @@ int64_t enroll_n(Store *s, const char *subject, const char *meta, int n, uint64_
     return res.total;
 }
 
-sqlite3 *raw_open(void) {
+/* The one integer sql returns, from this test's database opened directly. */
+int64_t raw_int(const char *sql) {
+    int64_t v = 0;
+    if (pg_server) {
+        PGconn *c = PQconnectdb(db_path);
+        PGresult *r = PQexec(c, sql);
+        ck_assert_msg(PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1, "%s: %s", sql,
+                      PQerrorMessage(c));
+        v = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+        PQclear(r);
+        PQfinish(c);
+        return v;
+    }
     sqlite3 *db = NULL;
-    ck_assert_int_eq(sqlite3_open(db_path, &db), SQLITE_OK);
-    return db;
-}
-
-int64_t raw_int(sqlite3 *db, const char *sql) {
     sqlite3_stmt *st = NULL;
+    ck_assert_int_eq(sqlite3_open(db_path, &db), SQLITE_OK);
     ck_assert_msg(sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK, "%s",
                   sqlite3_errmsg(db));
     ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
-    int64_t v = sqlite3_column_int64(st, 0);
+    v = sqlite3_column_int64(st, 0);
     sqlite3_finalize(st);
+    sqlite3_close(db);
     return v;
 }
 
-static void raw_exec(sqlite3 *db, const char *sql) {
+void raw_exec(const char *sql) {
+    if (pg_server) {
+        PGconn *c = PQconnectdb(db_path);
+        PGresult *r = PQexec(c, sql);
+        ck_assert_msg(PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK,
+                      "%s: %s", sql, PQerrorMessage(c));
+        PQclear(r);
+        PQfinish(c);
+        return;
+    }
+    sqlite3 *db = NULL;
     char *msg = NULL;
+    ck_assert_int_eq(sqlite3_open(db_path, &db), SQLITE_OK);
     int rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
     ck_assert_msg(rc == SQLITE_OK, "%s: %s", sql, msg ? msg : "");
+    sqlite3_free(msg);
+    sqlite3_close(db);
+}
+
+/* n zero bytes as an SQL blob literal of this backend. */
+static const char *zeroblob(int n) {
+    static char buf[64];
+    if (pg_server)
+        snprintf(buf, sizeof buf, "decode(repeat('00', %d), 'hex')", n);
+    else
+        snprintf(buf, sizeof buf, "zeroblob(%d)", n);
+    return buf;
 }
 
 /* ---- Validation ---- */
@@ -199,14 +278,15 @@ START_TEST(migrations_recorded_and_idempotent) {
         ck_assert_ptr_nonnull(strstr(store_migrations[i].sql, "CREATE"));
     }
     store_close(open_ok(FP_A, 0));
-    sqlite3 *db = raw_open();
-    ck_assert_int_eq(raw_int(db, "PRAGMA user_version"), store_n_migrations);
-    ck_assert_int_eq(raw_int(db, "SELECT count(*) FROM schema_migrations"), store_n_migrations);
-    ck_assert_int_eq(raw_int(db, "SELECT max(version) FROM schema_migrations"), store_n_migrations);
+    ck_assert_int_eq(raw_int("PRAGMA user_version"), store_n_migrations);
+    ck_assert_int_eq(raw_int("SELECT count(*) FROM schema_migrations"), store_n_migrations);
+    ck_assert_int_eq(raw_int("SELECT max(version) FROM schema_migrations"), store_n_migrations);
     ck_assert_int_eq(
-        raw_int(db, "SELECT count(*) FROM sqlite_master WHERE name IN ('subjects','samples')"), 2);
-    int64_t applied = raw_int(db, "SELECT applied_at FROM schema_migrations WHERE version = 1");
+        raw_int("SELECT count(*) FROM sqlite_master WHERE name IN ('subjects','samples')"), 2);
+    int64_t applied = raw_int("SELECT applied_at FROM schema_migrations WHERE version = 1");
+    sqlite3 *db = NULL;
     sqlite3_stmt *st = NULL;
+    ck_assert_int_eq(sqlite3_open(db_path, &db), SQLITE_OK);
     ck_assert_int_eq(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL), SQLITE_OK);
     ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
     ck_assert_str_eq((const char *)sqlite3_column_text(st, 0), "wal");
@@ -221,11 +301,9 @@ START_TEST(migrations_recorded_and_idempotent) {
     ck_assert_int_eq(from, store_n_migrations);
     ck_assert_int_eq(to, store_n_migrations);
     store_close(open_ok(FP_A, 0));
-    db = raw_open();
-    ck_assert_int_eq(raw_int(db, "SELECT count(*) FROM schema_migrations"), store_n_migrations);
-    ck_assert_int_eq(raw_int(db, "SELECT applied_at FROM schema_migrations WHERE version = 1"),
+    ck_assert_int_eq(raw_int("SELECT count(*) FROM schema_migrations"), store_n_migrations);
+    ck_assert_int_eq(raw_int("SELECT applied_at FROM schema_migrations WHERE version = 1"),
                      applied);
-    sqlite3_close(db);
 }
 END_TEST
 
@@ -246,19 +324,15 @@ START_TEST(migrations_upgrade_and_rollback) {
     ck_assert_int_eq(store_migrate_file(db_path, list, 2, &from, &to, err), 0);
     ck_assert_int_eq(from, 1);
     ck_assert_int_eq(to, 2);
-    sqlite3 *db = raw_open();
-    ck_assert_int_eq(raw_int(db, "SELECT y FROM t"), 2);
-    ck_assert_int_eq(raw_int(db, "PRAGMA user_version"), 2);
-    ck_assert_int_eq(raw_int(db, "SELECT count(*) FROM schema_migrations"), 2);
-    sqlite3_close(db);
+    ck_assert_int_eq(raw_int("SELECT y FROM t"), 2);
+    ck_assert_int_eq(raw_int("PRAGMA user_version"), 2);
+    ck_assert_int_eq(raw_int("SELECT count(*) FROM schema_migrations"), 2);
 
     /* A failing migration leaves no trace: version 2, no table u. */
     ck_assert_int_lt(store_migrate_file(db_path, list, 3, &from, &to, err), 0);
     ck_assert_ptr_nonnull(strstr(err, "0003_bad"));
-    db = raw_open();
-    ck_assert_int_eq(raw_int(db, "PRAGMA user_version"), 2);
-    ck_assert_int_eq(raw_int(db, "SELECT count(*) FROM sqlite_master WHERE name = 'u'"), 0);
-    sqlite3_close(db);
+    ck_assert_int_eq(raw_int("PRAGMA user_version"), 2);
+    ck_assert_int_eq(raw_int("SELECT count(*) FROM sqlite_master WHERE name = 'u'"), 0);
 
     /* Newer than the code: refused. A different history: refused. */
     ck_assert_int_eq(store_migrate_file(db_path, list, 1, &from, &to, err), -ENOTSUP);
@@ -398,9 +472,7 @@ START_TEST(reembed_converts_and_resumes) {
     ck_assert_int_eq(done, 0);
     store_close(s);
     store_close(open_ok(FP_B, 1));
-    sqlite3 *db = raw_open();
-    ck_assert_int_eq(raw_int(db, "SELECT count(*) FROM samples WHERE fingerprint = '" FP_B "'"), N);
-    sqlite3_close(db);
+    ck_assert_int_eq(raw_int("SELECT count(*) FROM samples WHERE fingerprint = '" FP_B "'"), N);
 }
 END_TEST
 
@@ -483,12 +555,14 @@ END_TEST
 
 START_TEST(invalid_rows_refused) {
     store_close(open_ok(FP_A, 0));
-    sqlite3 *db = raw_open();
-    raw_exec(db, "INSERT INTO subjects VALUES ('ok', '{\"a\":1}', 1)");
-    raw_exec(db, "INSERT INTO subjects VALUES ('badmeta', 'not json', 1)");
-    raw_exec(db, "INSERT INTO samples (subject_id, embedding, fingerprint, created_at)"
-                 " VALUES ('ok', zeroblob(32), '" FP_A "', 1)");
-    sqlite3_close(db);
+    raw_exec("INSERT INTO subjects VALUES ('ok', '{\"a\":1}', 1)");
+    raw_exec("INSERT INTO subjects VALUES ('badmeta', 'not json', 1)");
+    char sql[512];
+    snprintf(sql, sizeof sql,
+             "INSERT INTO samples (subject_id, embedding, fingerprint, created_at)"
+             " VALUES ('ok', %s, '" FP_A "', 1)",
+             zeroblob(32));
+    raw_exec(sql);
     Store *s = open_ok(FP_A, 0);
     char err[SM_ERRMAX] = "";
     StoreSubject *sj = NULL;
@@ -499,22 +573,23 @@ START_TEST(invalid_rows_refused) {
     store_close(s);
 
     /* An embedding of the wrong size stops the open. */
-    db = raw_open();
-    raw_exec(db, "INSERT INTO samples (subject_id, embedding, fingerprint, created_at)"
-                 " VALUES ('ok', zeroblob(31), '" FP_A "', 1)");
-    sqlite3_close(db);
+    snprintf(sql, sizeof sql,
+             "INSERT INTO samples (subject_id, embedding, fingerprint, created_at)"
+             " VALUES ('ok', %s, '" FP_A "', 1)",
+             zeroblob(31));
+    raw_exec(sql);
     StoreConfig cfg = config(FP_A, 0);
     s = NULL;
     ck_assert_int_eq(store_open(&cfg, &s, err), -EINVAL);
     ck_assert_ptr_nonnull(strstr(err, "31 bytes"));
     /* So does a malformed fingerprint. */
-    db = raw_open();
-    raw_exec(db, "DELETE FROM samples WHERE length(embedding) = 31");
-    raw_exec(db, "INSERT INTO samples (subject_id, embedding, fingerprint, created_at)"
-                 " VALUES ('ok', zeroblob(32), '"
-                 "ZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZ"
-                 "', 1)");
-    sqlite3_close(db);
+    raw_exec("DELETE FROM samples WHERE length(embedding) = 31");
+    snprintf(
+        sql, sizeof sql,
+        "INSERT INTO samples (subject_id, embedding, fingerprint, created_at)"
+        " VALUES ('ok', %s, 'ZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZ', 1)",
+        zeroblob(32));
+    raw_exec(sql);
     ck_assert_int_eq(store_open(&cfg, &s, err), -EINVAL);
     ck_assert_ptr_nonnull(strstr(err, "fingerprint"));
 }
@@ -616,11 +691,45 @@ START_TEST(disk_full_loses_nothing) {
 }
 END_TEST
 
+/* The tests that hold for every backend: test_store_writes.c's, the model
+ * fingerprint and re-embedding, invalid rows. */
+static void add_common(TCase *tc) {
+    test_store_writes_add(tc); /* enroll_and_get .. concurrent_enrolls_share_commits */
+    tcase_add_test(tc, stale_fingerprint_detected);
+    tcase_add_test(tc, reembed_converts_and_resumes);
+    tcase_add_test(tc, reembed_needs_images);
+    tcase_add_test(tc, invalid_rows_refused);
+}
+
 int main(void) {
     Suite *s = suite_create("store");
     TCase *tc = tcase_create("store");
     tcase_set_timeout(tc, 120);
     tcase_add_checked_fixture(tc, setup, teardown);
+    const char *backend = getenv("SM_STORE_BACKEND");
+    if (backend && strcmp(backend, "pg") == 0) {
+        /* A throwaway cluster of our own, or SM_TEST_PG_URI's server (a
+         * database through which a superuser may CREATE DATABASE). */
+        char perr[PG_CLUSTER_ERRMAX] = "";
+        PgCluster *pg = NULL;
+        pg_server = getenv("SM_TEST_PG_URI");
+        if (!pg_server) {
+            int rc = pg_cluster_start(&pg, 0, perr);
+            if (rc == PG_CLUSTER_ABSENT)
+                return fprintf(stderr, "skipped: %s\n", perr), 77;
+            if (rc < 0)
+                return fprintf(stderr, "pg_cluster_start: %s\n", perr), 1;
+            pg_server = pg_cluster_uri(pg);
+        }
+        test_store_pg_cluster = pg;
+        snprintf(pg_admin, sizeof pg_admin, "%s", pg_server);
+        add_common(tc);
+        test_store_pg_add(tc);
+        suite_add_tcase(s, tc);
+        int failed = check_run(s);
+        pg_cluster_stop(pg);
+        return failed;
+    }
     tcase_add_test(tc, subject_ids);
     tcase_add_test(tc, cursors);
     tcase_add_test(tc, bad_config);
@@ -628,13 +737,9 @@ int main(void) {
     tcase_add_test(tc, migrations_upgrade_and_rollback);
     tcase_add_test(tc, migrations_history_mismatch);
     tcase_add_test(tc, newer_schema_refused_at_open);
-    test_store_writes_add(tc); /* enroll_and_get .. concurrent_enrolls_share_commits */
-    tcase_add_test(tc, stale_fingerprint_detected);
-    tcase_add_test(tc, reembed_converts_and_resumes);
-    tcase_add_test(tc, reembed_needs_images);
+    add_common(tc);
     tcase_add_test(tc, garbage_file_refused);
     tcase_add_test(tc, corrupt_pages_refused);
-    tcase_add_test(tc, invalid_rows_refused);
     tcase_add_test(tc, disk_full_loses_nothing);
     suite_add_tcase(s, tc);
     return check_run(s);

@@ -2,8 +2,9 @@
  * test_store.h — private to the two halves of the test_store executable.
  *
  * test_store.c defines these helpers and runs the one test case, whose
- * checked fixture makes a fresh temporary directory for each test's database;
- * test_store_writes.c uses them and adds its tests to that case. The helpers
+ * checked fixture makes a fresh database for each test (a file in a new
+ * temporary directory, or in the PostgreSQL variant a new database);
+ * test_store_writes.c and test_store_pg.c use them and add their tests. The helpers
  * fail the running test (ck_assert) rather than return an error, so they may
  * only be called inside a test.
  */
@@ -11,10 +12,11 @@
 #define SM_TEST_STORE_H
 
 #include <check.h>
-#include <sqlite3.h>
 #include <stdint.h>
 
 #include "siamese/store.h"
+
+#include "pg_cluster.h"
 
 #define DIM 8
 #define FP_A "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
@@ -30,13 +32,23 @@ void emb(uint64_t seed, float *v);
  * into ids unless NULL; returns the subject's total. */
 int64_t enroll_n(Store *s, const char *subject, const char *meta, int n, uint64_t seed0,
                  int64_t *ids);
-/* This test's database opened directly; the caller sqlite3_close()s it. */
-sqlite3 *raw_open(void);
-/* The first column of the one row sql must return. */
-int64_t raw_int(sqlite3 *db, const char *sql);
+/* The first column (an integer) of the one row sql must return, and a
+ * statement run, on this test's database opened directly (SQLite or
+ * PostgreSQL: the SQL must suit both, or check test_store_pg()). */
+int64_t raw_int(const char *sql);
+void raw_exec(const char *sql);
+/* The PostgreSQL variant's cluster (NULL when SM_TEST_PG_URI named a server). */
+extern PgCluster *test_store_pg_cluster;
+/* 1 in the PostgreSQL variant (SM_STORE_BACKEND=pg). */
+int test_store_pg(void);
+/* This test's database: a file path or a postgresql:// URI. Borrowed. */
+const char *test_store_db(void);
 
 /* From test_store_writes.c: appends enroll, get, list, delete, identify and
  * verify, durability and group commit tests to tc, in that order. */
 void test_store_writes_add(TCase *tc);
+/* From test_store_pg.c: the PostgreSQL-only tests (migrations, the change
+ * feed between two stores, the server going away, two models). */
+void test_store_pg_add(TCase *tc);
 
 #endif

@@ -14,7 +14,6 @@
 #include <math.h>
 #include <pthread.h>
 #include <signal.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -89,13 +88,10 @@ START_TEST(enroll_and_get) {
     store_close(s);
 
     /* Only the sample given an image kept one, with its content type. */
-    sqlite3 *db = raw_open();
-    ck_assert_int_eq(raw_int(db, "SELECT count(*) FROM samples WHERE image IS NOT NULL"), 1);
-    ck_assert_int_eq(
-        raw_int(db, "SELECT length(image) FROM samples WHERE content_type = 'image/png'"),
-        sizeof png);
-    ck_assert_int_eq(raw_int(db, "SELECT count(*) FROM samples WHERE length(embedding) = 32"), 5);
-    sqlite3_close(db);
+    ck_assert_int_eq(raw_int("SELECT count(*) FROM samples WHERE image IS NOT NULL"), 1);
+    ck_assert_int_eq(raw_int("SELECT length(image) FROM samples WHERE content_type = 'image/png'"),
+                     sizeof png);
+    ck_assert_int_eq(raw_int("SELECT count(*) FROM samples WHERE length(embedding) = 32"), 5);
 }
 END_TEST
 
@@ -133,9 +129,7 @@ START_TEST(enroll_rejects_bad_input) {
         .embedding = e, .image = img, .image_len = 4, .content_type = "image/png"};
     ck_assert_int_eq(store_enroll(s, "x", NULL, &with_img, 1, ids, NULL, err), 0);
     store_close(s);
-    sqlite3 *db = raw_open();
-    ck_assert_int_eq(raw_int(db, "SELECT count(*) FROM samples WHERE image IS NULL"), 1);
-    sqlite3_close(db);
+    ck_assert_int_eq(raw_int("SELECT count(*) FROM samples WHERE image IS NULL"), 1);
 }
 END_TEST
 
@@ -269,9 +263,7 @@ START_TEST(deletes) {
     enroll_n(s, "a", NULL, 1, 30, again);
     ck_assert_int_gt(again[0], b[1]);
     store_close(s);
-    sqlite3 *db = raw_open();
-    ck_assert_int_eq(raw_int(db, "SELECT count(*) FROM samples WHERE subject_id = 'b'"), 0);
-    sqlite3_close(db);
+    ck_assert_int_eq(raw_int("SELECT count(*) FROM samples WHERE subject_id = 'b'"), 0);
 }
 END_TEST
 

@@ -1,0 +1,99 @@
+/*
+ * store_pg.h — what the PostgreSQL backend's files share (store_pg.c: open,
+ * close, reads, loading; store_pg_ops.c: the write transaction and its ops;
+ * store_pg_conn.c: connections, queries, errors and result values;
+ * store_pg_migrate.c: the migration runner; store_pg_feed.c: the change feed
+ * and its listener thread). Not for other modules.
+ */
+#ifndef SIAMESE_STORE_PG_H
+#define SIAMESE_STORE_PG_H
+
+#include "store_int.h"
+
+#include <libpq-fe.h>
+
+/* pg_advisory_xact_lock() keys, as SQL text: every write transaction takes
+ * PG_LOCK_WRITE (so change ids commit in order, see store_pg_feed.c);
+ * migrations take PG_LOCK_MIGRATE. Arbitrary constants: "sm1", "sm2" read
+ * as 24-bit numbers. */
+#define PG_LOCK_WRITE "7564593"
+#define PG_LOCK_MIGRATE "7564594"
+
+/* The feed's state (store_pg_feed.c). */
+typedef struct PgFeed PgFeed;
+
+/* Store.be_state of a PostgreSQL store. */
+typedef struct {
+    char *uri;    /* the connection URI as given (never with a password) */
+    PGconn *wdb;  /* the writer's connection, owned by the writer thread once it runs */
+    PgFeed *feed; /* the change feed and its listener */
+} PgState;
+
+static inline PgState *pg_state(Store *s) {
+    return s->be_state;
+}
+
+/* The PostgreSQL type oids the store reads (pg_type.h is not in libpq-dev). */
+#define PG_OID_BYTEA 17
+#define PG_OID_INT8 20
+#define PG_OID_INT4 23
+#define PG_OID_TEXT 25
+
+/* ---- store_pg_conn.c ---- */
+
+/* Connects to uri (connect_timeout 5 s unless the URI says otherwise,
+ * synchronous_commit on, UTC). *out is freed with PQfinish(). -ENOTCONN if
+ * the server cannot be reached. */
+int pg_connect(const char *uri, PGconn **out, char *err);
+
+/* Makes conn usable again after a lost connection (PQreset). 0, or -ENOTCONN. */
+int pg_ensure(PGconn *conn, char *err);
+
+/* Runs sql with n text parameters (NULL entries are SQL NULL), results in
+ * binary. *res (caller PQclear()s it) is set on success. bin (may be NULL)
+ * marks parameters passed as binary with their lengths in lens. Failures:
+ * -ENOTCONN (connection lost), -ENOSPC (disk full), -EINVAL (constraint or
+ * data), -EIO; err says what failed. */
+int pg_query(PGconn *conn, const char *sql, int n, const char *const *vals, const int *lens,
+             const int *bin, PGresult **res, const char *what, char *err);
+
+/* pg_query() for a statement whose result is not needed. */
+int pg_exec(PGconn *conn, const char *sql, int n, const char *const *vals, const char *what,
+            char *err);
+
+/* Ends an open or failed transaction on conn (errors ignored). */
+void pg_rollback(PGconn *conn);
+
+/* Result values, validated: a bigint (int8 or int4) >= min; text (NULL if
+ * the value is NULL or not text; *len its bytes); bytea (likewise). */
+int pg_val_int(const PGresult *r, int row, int col, int64_t min, int64_t *out);
+const char *pg_val_text(const PGresult *r, int row, int col, size_t *len);
+const void *pg_val_bytea(const PGresult *r, int row, int col, size_t *len);
+
+/* 1 if uri carries a password (user:password@, or a password parameter). */
+int pg_uri_has_password(const char *uri);
+
+/* ---- store_pg_migrate.c ---- */
+
+/* Brings the database to the last of the n migrations in list, in one
+ * transaction under the PG_LOCK_MIGRATE advisory lock. As store_db_migrate(). */
+int pg_migrate(PGconn *conn, const StoreMigration *list, int n, int *from, int *to, char *err);
+
+/* The PostgreSQL migrations built in (migrations/pg/). */
+extern const StoreMigration store_pg_migrations[];
+extern const int store_pg_n_migrations;
+
+/* ---- store_pg_ops.c: the write-transaction entries of the backend table ---- */
+
+int pgb_begin(Store *s, char *err);
+int pgb_savepoint(Store *s, char *err);
+int pgb_release(Store *s, int ok, char *err);
+int pgb_txn_lost(Store *s);
+int pgb_commit(Store *s, char *err);
+void pgb_rollback(Store *s);
+int pgb_op_run(Store *s, WriteOp *op, char *err);
+int pgb_reembed_missing(Store *s, void *conn, int64_t *missing, char *err);
+int pgb_reembed_rows(Store *s, void *conn, int64_t after, int max, StoreImageFn fn, void *ctx,
+                     char *err);
+
+#endif

@@ -1,0 +1,205 @@
+/*
+ * store_pg_conn.c — PostgreSQL connections the way the store needs them,
+ * queries with their failures turned into errno values and one-line
+ * messages, and the checks every result value passes before the store uses
+ * it (the database is outside input too).
+ *
+ * Results come in binary (int8 as 8 big-endian bytes, text as its bytes,
+ * bytea raw), so a value's type is its column's type oid and its length,
+ * both checked here, rather than whatever a text conversion would accept.
+ */
+#include "store_pg.h"
+
+#include <endian.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* libpq's messages end in a newline and may span lines: one line here. */
+static void one_line(const char *in, char *out, size_t size) {
+    size_t j = 0;
+    for (size_t i = 0; in && in[i] && j + 1 < size; i++)
+        out[j++] = in[i] == '\n' || in[i] == '\r' || in[i] == '\t' ? ' ' : in[i];
+    while (j > 0 && out[j - 1] == ' ')
+        j--;
+    out[j] = '\0';
+}
+
+/* Server notices ("relation already exists, skipping") are not ours to print. */
+static void quiet(void *arg, const char *msg) {}
+
+int pg_connect(const char *uri, PGconn **out, char *err) {
+    char why[512];
+    /* Ours first: what the URI says overrides them. */
+    const char *keys[] = {"connect_timeout", "application_name", "dbname", NULL};
+    const char *vals[] = {"5", "siamesed", uri, NULL};
+    *out = NULL;
+    /* The URI shows in logs, messages and process lists. */
+    if (pg_uri_has_password(uri))
+        return sm_err(err, -EINVAL,
+                      "the db URI holds a password: keep it in ~/.pgpass (or PGPASSFILE, "
+                      "PGPASSWORD) instead, where libpq finds it");
+    PGconn *c = PQconnectdbParams(keys, vals, 1);
+    if (!c)
+        return sm_err(err, -ENOMEM, "postgresql: out of memory");
+    if (PQstatus(c) != CONNECTION_OK) {
+        one_line(PQerrorMessage(c), why, sizeof why);
+        PQfinish(c);
+        return sm_err(err, -ENOTCONN, "cannot connect to PostgreSQL: %s", why);
+    }
+    PQsetNoticeProcessor(c, quiet, NULL);
+    /* Durability: a commit returns only once it is flushed, whatever the
+     * server's default; times and text as the store expects them. */
+    int rc = pg_exec(c,
+                     "SET synchronous_commit = on; SET TIME ZONE 'UTC';"
+                     " SET client_encoding = 'UTF8'",
+                     0, NULL, "setting up the connection", err);
+    if (rc < 0) {
+        PQfinish(c);
+        return rc;
+    }
+    *out = c;
+    return 0;
+}
+
+int pg_ensure(PGconn *conn, char *err) {
+    char why[512];
+    if (PQstatus(conn) == CONNECTION_OK)
+        return 0;
+    PQreset(conn);
+    if (PQstatus(conn) != CONNECTION_OK) {
+        one_line(PQerrorMessage(conn), why, sizeof why);
+        return sm_err(err, -ENOTCONN, "PostgreSQL unavailable: %s", why);
+    }
+    return pg_exec(conn, "SET synchronous_commit = on; SET TIME ZONE 'UTC'", 0, NULL,
+                   "setting up the connection", err);
+}
+
+/* The errno for a failed statement, from its SQLSTATE. */
+static int errno_of(PGconn *conn, const PGresult *res) {
+    const char *st = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    if (PQstatus(conn) != CONNECTION_OK || !st)
+        return -ENOTCONN;
+    if (!strncmp(st, "08", 2) || !strcmp(st, "57P01") || !strcmp(st, "57P02") ||
+        !strcmp(st, "57P03"))
+        return -ENOTCONN; /* connection exceptions, shutdown, starting up */
+    if (!strcmp(st, "53100"))
+        return -ENOSPC;
+    if (!strcmp(st, "53200"))
+        return -ENOMEM;
+    if (!strncmp(st, "23", 2) || !strncmp(st, "22", 2))
+        return -EINVAL; /* integrity constraint, data exception */
+    if (!strcmp(st, "40001") || !strcmp(st, "40P01") || !strcmp(st, "55P03"))
+        return -EBUSY;
+    if (!strcmp(st, "42501") || !strncmp(st, "28", 2))
+        return -EACCES;
+    if (!strcmp(st, "25006"))
+        return -EROFS;
+    return -EIO;
+}
+
+int pg_query(PGconn *conn, const char *sql, int n, const char *const *vals, const int *lens,
+             const int *bin, PGresult **res, const char *what, char *err) {
+    char why[512];
+    *res = NULL;
+    PGresult *r = PQexecParams(conn, sql, n, NULL, vals, lens, bin, 1);
+    ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
+        *res = r;
+        return 0;
+    }
+    int code = errno_of(conn, r);
+    one_line(r ? PQresultErrorMessage(r) : PQerrorMessage(conn), why, sizeof why);
+    PQclear(r);
+    if (code == -ENOSPC)
+        return sm_err(err, code, "%s: the database is full (%s)", what, why);
+    if (code == -ENOTCONN)
+        return sm_err(err, code, "%s: PostgreSQL unavailable (%s)", what, why[0] ? why : "lost");
+    return sm_err(err, code, "%s: %s", what, why);
+}
+
+int pg_exec(PGconn *conn, const char *sql, int n, const char *const *vals, const char *what,
+            char *err) {
+    PGresult *r = NULL;
+    int rc;
+    if (n == 0) {
+        /* The simple protocol: several statements in one string. */
+        char why[512];
+        r = PQexec(conn, sql);
+        ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+        if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
+            PQclear(r);
+            return 0;
+        }
+        rc = errno_of(conn, r);
+        one_line(r ? PQresultErrorMessage(r) : PQerrorMessage(conn), why, sizeof why);
+        PQclear(r);
+        return sm_err(err, rc, "%s: %s", what, why[0] ? why : "PostgreSQL unavailable");
+    }
+    rc = pg_query(conn, sql, n, vals, NULL, NULL, &r, what, err);
+    PQclear(r);
+    return rc;
+}
+
+void pg_rollback(PGconn *conn) {
+    if (conn && PQstatus(conn) == CONNECTION_OK && PQtransactionStatus(conn) != PQTRANS_IDLE)
+        PQclear(PQexec(conn, "ROLLBACK"));
+}
+
+/* ---- Result values ---- */
+
+int pg_val_int(const PGresult *r, int row, int col, int64_t min, int64_t *out) {
+    if (row >= PQntuples(r) || col >= PQnfields(r) || PQgetisnull(r, row, col))
+        return -EINVAL;
+    const char *v = PQgetvalue(r, row, col);
+    int len = PQgetlength(r, row, col);
+    int64_t x;
+    if (PQftype(r, col) == PG_OID_INT8 && len == 8) {
+        uint64_t be;
+        memcpy(&be, v, 8);
+        x = (int64_t)be64toh(be);
+    } else if (PQftype(r, col) == PG_OID_INT4 && len == 4) {
+        uint32_t be;
+        memcpy(&be, v, 4);
+        x = (int32_t)be32toh(be);
+    } else {
+        return -EINVAL;
+    }
+    if (x < min)
+        return -EINVAL;
+    *out = x;
+    return 0;
+}
+
+const char *pg_val_text(const PGresult *r, int row, int col, size_t *len) {
+    *len = 0;
+    if (row >= PQntuples(r) || col >= PQnfields(r) || PQgetisnull(r, row, col) ||
+        PQftype(r, col) != PG_OID_TEXT)
+        return NULL;
+    *len = (size_t)PQgetlength(r, row, col);
+    return PQgetvalue(r, row, col); /* libpq NUL-terminates every value */
+}
+
+const void *pg_val_bytea(const PGresult *r, int row, int col, size_t *len) {
+    *len = 0;
+    if (row >= PQntuples(r) || col >= PQnfields(r) || PQgetisnull(r, row, col) ||
+        PQftype(r, col) != PG_OID_BYTEA)
+        return NULL;
+    *len = (size_t)PQgetlength(r, row, col);
+    return PQgetvalue(r, row, col);
+}
+
+int pg_uri_has_password(const char *uri) {
+    /* scheme://user:password@hosts/... */
+    const char *p = strstr(uri, "://");
+    size_t auth = p ? strcspn(p + 3, "/?") : 0; /* the authority */
+    const char *at = p ? memchr(p + 3, '@', auth) : NULL;
+    if (at && memchr(p + 3, ':', (size_t)(at - (p + 3))))
+        return 1;
+    /* ... or ?password=... / &password=... */
+    const char *q = strchr(uri, '?');
+    for (const char *k = q; k; k = strchr(k + 1, '&'))
+        if (!strncmp(k + 1, "password=", 9))
+            return 1;
+    return 0;
+}
