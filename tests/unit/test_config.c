@@ -713,6 +713,11 @@ START_TEST(modes) {
         ck_assert_msg(strstr(err, bad[i].msg), "case %zu: '%s'", i, err);
     }
     ck_assert_str_eq(config_mode_name(CONFIG_MODE_REEMBED), "reembed");
+    /* Every mode has its name (the table of modes is the only list). */
+    ck_assert_str_eq(config_mode_name(CONFIG_MODE_SERVE), "serve");
+    ck_assert_str_eq(config_mode_name(CONFIG_MODE_CALIBRATE), "calibrate");
+    ck_assert_str_eq(config_mode_name(CONFIG_MODE_AUDIT), "audit");
+    ck_assert_str_eq(config_mode_name((ConfigMode)99), "?");
     ck_assert_str_eq(config_source_name(CONFIG_SRC_ENV), "env");
 }
 END_TEST

@@ -1,11 +1,11 @@
 /*
- * config_value.h — private to the config module (config.c, config_value.c).
+ * config_value.h — private to the config module (src/config).
  *
- * config.c holds the table of settings and the readers that find a (key,
- * text) pair in a file, the environment or the command line; config_value.c
- * knows each value type: how its text is checked and stored into the Config
- * field an entry points at, how it is written back as text, and how its
- * bounds read in --help. An entry is plain data so the table stays one list.
+ * config.c holds the table of settings, config_read.c the readers that find
+ * a (key, text) pair in a file, the environment or the command line;
+ * config_value.c knows each value type: how its text is checked and stored
+ * into the Config field an entry points at, how it is written back as text,
+ * and how its bounds read in --help. An entry is plain data so the table stays one list.
  */
 #ifndef SIAMESE_CONFIG_VALUE_H
 #define SIAMESE_CONFIG_VALUE_H
