@@ -235,17 +235,6 @@ int config_init(Config *cfg, char *err) {
     return 0;
 }
 
-int config_set(Config *cfg, const char *key, const char *value, char *err) {
-    char kb[48];
-    const ConfigEntry *e = config_find_key(key, strlen(key));
-    if (!e) {
-        char hint[80];
-        config_did_you_mean(key, strlen(key), HINT_KEY, hint, sizeof hint);
-        return sm_err(err, -ENOENT, "unknown key '%s'%s", config_shown(key, kb, sizeof kb), hint);
-    }
-    return config_apply(cfg, e, value, CONFIG_SRC_SET, e->name, err);
-}
-
 int config_add_api_key(Config *cfg, const char *key, ConfigScope scope, const char *where,
                        char *err) {
     char why[SM_ERRMAX];

@@ -17,6 +17,19 @@
 
 #define ENV_PREFIX "SIAMESED_"
 
+/* ---- one key, from the program ---- */
+
+int config_set(Config *cfg, const char *key, const char *value, char *err) {
+    char kb[48];
+    const ConfigEntry *e = config_find_key(key, strlen(key));
+    if (!e) {
+        char hint[80];
+        config_did_you_mean(key, strlen(key), HINT_KEY, hint, sizeof hint);
+        return sm_err(err, -ENOENT, "unknown key '%s'%s", config_shown(key, kb, sizeof kb), hint);
+    }
+    return config_apply(cfg, e, value, CONFIG_SRC_SET, e->name, err);
+}
+
 /* ---- config file ---- */
 
 /* Cuts the value out of the rest of a line (after the key), in place: one
