@@ -78,7 +78,7 @@ void pool_run(Pool *p, PoolFn fn, void *ctx, int parts);
 Pool *pool_create(int helpers);
 void pool_free(Pool *p);
 
-/* ---- index_scan.c ---- */
+/* ---- index_kernel.c ---- */
 
 /* 1 if every element of v (n) is finite and so is its squared norm. */
 int index_embedding_ok(const float *v, int n);
