@@ -68,15 +68,26 @@ typedef struct {
 
 /* The connection whose request this worker thread is answering. */
 static _Thread_local struct MHD_Connection *current_conn;
+/* When http_client_gone() next looks at the socket (sm_now() seconds). */
+static _Thread_local double gone_next;
 /* On this worker thread: the request whose line arrived but whose head is
  * not complete yet, and the status of an error reply libmicrohttpd made on
  * its own meanwhile (see mhd_log). */
 static _Thread_local ReqState *pending_uri;
 static _Thread_local int mhd_status;
 
+/* A poll() is a system call: a handler asks before every image, and the
+ * answer matters only once a request has run for a while, so the socket is
+ * looked at once per GONE_EVERY_S of handler time, the first time after it. */
+#define GONE_EVERY_S 0.002
+
 int http_client_gone(void) {
     if (!current_conn)
         return 0;
+    double now = sm_now();
+    if (now < gone_next)
+        return 0;
+    gone_next = now + GONE_EVERY_S;
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(current_conn, MHD_CONNECTION_INFO_CONNECTION_FD);
     if (!ci)
@@ -398,6 +409,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         client_ip(c, ip);
         HttpReq req = request_of(c, method, url, st, ip);
         current_conn = c;
+        gone_next = sm_now() + GONE_EVERY_S;
         route_handle(srv, st->route, &req, &rep);
         current_conn = NULL;
     }

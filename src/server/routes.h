@@ -84,9 +84,15 @@ int images_embed(Server *srv, const ReqForm *f, const char *name, int n, float *
 
 /* Strict decimal/float parse of untrusted text in [lo, hi]; 0 or -1. */
 int parse_number(const char *s, double lo, double hi, double *out);
-/* A float as the double nearest its shortest decimal form that reads back
- * to the same float, so replies read 0.001 rather than 0.0010000000474974513. */
+/* The shortest decimal (%g form, 1-9 significant digits) that strtof reads
+ * back as v, so replies read 0.001 rather than 0.0010000000474974513; "null"
+ * for NaN and infinities. buf holds 32 bytes. */
+void json_f32_text(float v, char buf[32]);
+/* That decimal as the nearest double (NaN and infinities unchanged). */
 double json_f32(float v);
+/* Adds v to obj as that decimal (a raw number: cJSON does not print it again
+ * as a double); the new item (owned by obj), or NULL when out of memory. */
+cJSON *json_add_f32(cJSON *obj, const char *name, float v);
 /* Unix milliseconds as "2026-01-02T03:04:05.678Z". */
 void iso_time(int64_t ms, char out[32]);
 

@@ -61,7 +61,7 @@ int decision_of(Server *srv, const ReqForm *f, Decision *d, Reply *rep) {
 }
 
 void decision_add(const Decision *d, cJSON *o) {
-    cJSON_AddNumberToObject(o, "threshold", json_f32(d->threshold));
+    json_add_f32(o, "threshold", d->threshold);
     if (!isnan(d->far))
         cJSON_AddNumberToObject(o, "far", d->far);
 }
@@ -71,8 +71,8 @@ void decision_add_rates(const Decision *d, float dist, cJSON *o) {
     if (!d->calib->ops)
         return;
     optable_rates_at(d->calib->ops, dist, &far, &frr);
-    cJSON_AddNumberToObject(o, "estimated_far", far);
-    cJSON_AddNumberToObject(o, "estimated_frr", frr);
+    json_add_f32(o, "estimated_far", (float)far); /* float precision is plenty */
+    json_add_f32(o, "estimated_frr", (float)frr);
 }
 
 const char *decision_verdict(const Decision *d, float dist) {

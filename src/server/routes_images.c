@@ -14,9 +14,9 @@
 static cJSON *verify_reply(Server *srv, float d, const Decision *dec) {
     cJSON *o = cJSON_CreateObject();
     if (!srv->cfg->verdict_only) /* without it, a client cannot steer an image by the distance */
-        cJSON_AddNumberToObject(o, "distance", json_f32(d));
+        json_add_f32(o, "distance", d);
     decision_add(dec, o);
-    cJSON_AddNumberToObject(o, "margin", json_f32(model_margin(srv->model)));
+    json_add_f32(o, "margin", model_margin(srv->model));
     cJSON_AddStringToObject(o, "verdict", decision_verdict(dec, d));
     if (!srv->cfg->verdict_only) /* the rates tell the distance too */
         decision_add_rates(dec, d, o);
@@ -115,8 +115,11 @@ void handle_embed(Server *srv, const HttpReq *req, const RouteArgs *args, Reply 
     cJSON *o = cJSON_CreateObject(), *list = cJSON_AddArrayToObject(o, "embeddings");
     for (int i = 0; i < n; i++) {
         cJSON *v = cJSON_CreateArray();
-        for (int e = 0; e < E; e++)
-            cJSON_AddItemToArray(v, cJSON_CreateNumber(json_f32(emb[(size_t)i * E + e])));
+        for (int e = 0; e < E; e++) {
+            char num[32];
+            json_f32_text(emb[(size_t)i * E + e], num);
+            cJSON_AddItemToArray(v, cJSON_CreateRaw(num));
+        }
         cJSON_AddItemToArray(list, v);
     }
     cJSON_AddNumberToObject(o, "embedding_size", E);
@@ -221,7 +224,7 @@ static cJSON *identify_reply(Server *srv, const IndexHit *hits, int n, const Dec
         cJSON *m = cJSON_CreateObject();
         cJSON_AddStringToObject(m, "subject", hits[i].subject);
         if (!srv->cfg->verdict_only)
-            cJSON_AddNumberToObject(m, "distance", json_f32(hits[i].distance));
+            json_add_f32(m, "distance", hits[i].distance);
         cJSON_AddStringToObject(m, "verdict", decision_verdict(dec, hits[i].distance));
         cJSON_AddNumberToObject(m, "sample", (double)hits[i].sample_id);
         if (!srv->cfg->verdict_only)

@@ -165,17 +165,43 @@ int parse_number(const char *s, double lo, double hi, double *out) {
     return 0;
 }
 
-double json_f32(float v) {
-    /* The fewest significant digits (at most 9, which always suffice) that
-     * read back to v. cJSON prints a double with 15 digits when they read
-     * back, so the decimal chosen here is what the reply shows. */
-    char buf[32];
-    for (int p = 1; p <= 9; p++) {
-        snprintf(buf, sizeof buf, "%.*g", p, (double)v);
-        if (strtof(buf, NULL) == v)
-            break;
+/* strtof(p significant digits of v) == v, with those digits in buf. */
+static int f32_digits_ok(float v, int p, char buf[32]) {
+    snprintf(buf, 32, "%.*g", p, (double)v);
+    return strtof(buf, NULL) == v;
+}
+
+void json_f32_text(float v, char buf[32]) {
+    if (!isfinite(v)) { /* what cJSON writes for them */
+        memcpy(buf, "null", 5);
+        return;
     }
-    return strtod(buf, NULL);
+    /* Nine digits always read back, and when p digits do, p + 1 do too (the
+     * nearest (p+1)-digit decimal is no farther from v), so bisect: about
+     * four probes of a printf and a strtof each instead of up to nine. Where
+     * that rule could fail (the lopsided interval below a power of two) the
+     * result is a digit longer, never wrong. */
+    int lo = 1, hi = 9;
+    while (lo < hi) {
+        int mid = (lo + hi) / 2;
+        if (f32_digits_ok(v, mid, buf))
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    f32_digits_ok(v, hi, buf);
+}
+
+double json_f32(float v) {
+    char buf[32];
+    json_f32_text(v, buf);
+    return isfinite(v) ? strtod(buf, NULL) : (double)v;
+}
+
+cJSON *json_add_f32(cJSON *obj, const char *name, float v) {
+    char buf[32];
+    json_f32_text(v, buf);
+    return cJSON_AddRawToObject(obj, name, buf);
 }
 
 void iso_time(int64_t ms, char out[32]) {

@@ -219,7 +219,7 @@ static cJSON *operating_points_summary(const Calib *c) {
             break;
         cJSON *p = cJSON_CreateObject();
         cJSON_AddNumberToObject(p, "far", rates[i]);
-        cJSON_AddNumberToObject(p, "threshold", json_f32(thr));
+        json_add_f32(p, "threshold", thr);
         cJSON_AddNumberToObject(p, "frr", fr);
         cJSON_AddItemToArray(by, p);
     }
@@ -241,7 +241,7 @@ void handle_admin_reload(Server *srv, const HttpReq *req, const RouteArgs *args,
     const Calib *c = serve_calib(srv);
     cJSON *o = cJSON_CreateObject();
     cJSON_AddBoolToObject(o, "reloaded", 1);
-    cJSON_AddNumberToObject(o, "threshold", json_f32(c->threshold));
+    json_add_f32(o, "threshold", c->threshold);
     cJSON_AddItemToObject(o, "operating_points", operating_points_summary(c));
     cJSON_AddStringToObject(o, "fingerprint", model_fingerprint(srv->model));
     reply_json(rep, 200, o);
@@ -269,9 +269,9 @@ void handle_model(Server *srv, const HttpReq *req, const RouteArgs *args, Reply 
     cJSON_AddNumberToObject(in, "channels", a->in_c);
     cJSON_AddStringToObject(in, "preprocess", model_preprocess_of(a->in_c));
     cJSON_AddNumberToObject(o, "embedding_size", model_embed_dim(m));
-    cJSON_AddNumberToObject(o, "margin", json_f32(model_margin(m)));
+    json_add_f32(o, "margin", model_margin(m));
     const Calib *c = serve_calib(srv);
-    cJSON_AddNumberToObject(o, "threshold", json_f32(c->threshold));
+    json_add_f32(o, "threshold", c->threshold);
     cJSON_AddItemToObject(o, "operating_points", operating_points_summary(c));
     cJSON *training = cJSON_Parse(model_training(m));
     strip_paths(training, 0);

@@ -147,7 +147,9 @@ void http_stop(Http *h, double grace_s);
 int http_port(const Http *h);
 /* 1 when the client of the request this thread is answering has closed or
  * reset its connection (no one will read the reply), else 0; 0 outside a
- * handler. Cheap (one poll()): handlers call it between expensive steps. */
+ * handler. Cheap: it polls the socket at most once per 2 ms of handler time
+ * (not in a handler's first 2 ms), so handlers call it between expensive
+ * steps. */
 int http_client_gone(void);
 
 #endif

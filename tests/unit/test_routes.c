@@ -10,6 +10,8 @@
 #include "check_util.h"
 
 #include <check.h>
+#include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -213,6 +215,54 @@ START_TEST(test_admit_host_origin) {
 }
 END_TEST
 
+/* The reference: the fewest of 1..9 significant digits that read back,
+ * found by trying each in turn. */
+static void f32_text_ref(float v, char buf[32]) {
+    for (int p = 1; p <= 9; p++) {
+        snprintf(buf, 32, "%.*g", p, (double)v);
+        if (strtof(buf, NULL) == v)
+            return;
+    }
+}
+
+START_TEST(test_json_f32_text) {
+    static const float fixed[] = {0.0f,          -0.0f,           1.0f,        0.5f,
+                                  0.1f,          0.001f,          0.45513123f, 0.046324845f,
+                                  3.4028235e38f, 1.17549435e-38f, 1.4e-45f,    16777216.0f,
+                                  8.0f,          0.125f,          -2.5f,       1e-5f};
+    char got[32], want[32];
+    for (size_t i = 0; i < SM_ARRAY_LEN(fixed); i++) {
+        json_f32_text(fixed[i], got);
+        f32_text_ref(fixed[i], want);
+        ck_assert_msg(strcmp(got, want) == 0, "%a: '%s', want '%s'", (double)fixed[i], got, want);
+    }
+    /* Every power of two (the lopsided intervals) and a spread of bit patterns. */
+    uint64_t x = 88172645463325252u;
+    for (int i = 0; i < 200000; i++) {
+        uint32_t bits;
+        if (i < 254) {
+            bits = (uint32_t)(i + 1) << 23;
+        } else {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            bits = (uint32_t)x;
+        }
+        float v;
+        memcpy(&v, &bits, sizeof v);
+        if (!isfinite(v))
+            continue;
+        json_f32_text(v, got);
+        f32_text_ref(v, want);
+        ck_assert_msg(strtof(got, NULL) == v, "%a: '%s' does not read back", (double)v, got);
+        ck_assert_msg(strcmp(got, want) == 0, "%a: '%s', want '%s'", (double)v, got, want);
+    }
+    json_f32_text(NAN, got);
+    ck_assert_str_eq(got, "null");
+    json_f32_text(-INFINITY, got);
+    ck_assert_str_eq(got, "null");
+    ck_assert(json_f32(0.1f) == 0.1);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("routes");
     TCase *tc = tcase_create("table");
@@ -221,6 +271,7 @@ int main(void) {
     tcase_add_test(tc, test_not_allowed);
     tcase_add_test(tc, test_unescape);
     tcase_add_test(tc, test_admit_host_origin);
+    tcase_add_test(tc, test_json_f32_text);
     suite_add_tcase(s, tc);
     return check_run(s);
 }
