@@ -6,11 +6,11 @@
 #   3. the daemon's RSS with the default model and an empty store;
 #   4. /identify latency with N (100k) samples enrolled.
 # Env: CONNS (64), DURATION (10s), THREADS (2, daemon and ceiling), N (100000), BUILD (build),
-# MODEL (default: trains one epoch into a temp dir), ROUNDS (3). Needs wrk: scripts/install-deps.sh --bench.
+# MODEL (default: trains one epoch into a temp dir), ROUNDS (3), PEERS (../shared/peers). Needs wrk: scripts/install-deps.sh --bench.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 conns=${CONNS:-64}; duration=${DURATION:-10s}; threads=${THREADS:-2}; n=${N:-100000}
-build=${BUILD:-build}; peers=$(cd .. && pwd)/shared/peers
+build=${BUILD:-build}; peers=${PEERS:-$(cd .. && pwd)/shared/peers}
 [ -f "$build/build.ninja" ] || meson setup "$build" --buildtype=release >/dev/null
 meson compile -C "$build" siamesed >/dev/null
 tmp=$(mktemp -d)
