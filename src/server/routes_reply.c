@@ -120,6 +120,9 @@ void reply_internal(Reply *rep, int rc, const char *what, const char *err) {
     case -ESTALE:
         reply_error(rep, 503, "store_stale", "%s: %s", what, err);
         return;
+    case -ENOTCONN: /* PostgreSQL down: the store reconnects on its own */
+        reply_error(rep, 503, "store_unavailable", "%s: %s", what, err);
+        return;
     case -ENOMEM:
         reply_error(rep, 503, "out_of_memory", "%s: out of memory", what);
         return;

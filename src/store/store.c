@@ -140,6 +140,8 @@ int store_open(const StoreConfig *cfg, Store **out, char *err) {
         rc = index_create(s->dim, &s->ix, why);
     if (rc == 0)
         rc = store_load_index(s, &stale, why);
+    if (rc == 0 && s->be->start)
+        rc = s->be->start(s, why);
     if (rc == 0)
         rc = store_writer_start(s, why);
     if (rc < 0) {

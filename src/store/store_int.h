@@ -95,6 +95,11 @@ typedef struct {
 
     /* Every sample through the writer connection, in one read transaction. */
     int (*load)(Store *s, StoreLoader *l, char *err);
+    /* Optional: called once the index is loaded, before the writer starts. */
+    int (*start)(Store *s, char *err);
+    /* Optional: called by the writer after each commit instead of applying
+     * the batch's ops to the index and counts itself (the backend does it). */
+    void (*committed)(Store *s);
 
     /* Reads (a connection from the pool). */
     int (*get)(Store *s, void *conn, const char *subject, int64_t after, int limit,

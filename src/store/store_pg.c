@@ -72,11 +72,14 @@ static int pgb_open(Store *s, const StoreConfig *cfg, int *from, int *to, char *
         return sm_err(err, -ENOMEM, "store: out of memory");
     }
     s->be_state = st;
+    int rc = pg_feed_new(s, err);
+    if (rc < 0)
+        return rc;
     if (cfg->max_bytes > 0)
         return sm_err(err, -EINVAL,
                       "max_db_size applies to SQLite only; PostgreSQL has its own "
                       "limits (tablespace quotas)");
-    int rc = pg_connect(st->uri, &st->wdb, err);
+    rc = pg_connect(st->uri, &st->wdb, err);
     if (rc == 0)
         rc = pg_migrate(st->wdb, store_pg_migrations, store_pg_n_migrations, from, to, err);
     if (rc == 0)
@@ -86,6 +89,8 @@ static int pgb_open(Store *s, const StoreConfig *cfg, int *from, int *to, char *
 
 static void pgb_close(Store *s) {
     PgState *st = s->be_state;
+    if (st)
+        pg_feed_free(s);
     for (int i = 0; i < s->n_rdb; i++)
         PQfinish(s->rdb[i]);
     if (st) {
@@ -125,19 +130,24 @@ static int load_page(PGconn *c, StoreLoader *l, int *rows, char *err) {
 static int pgb_load(Store *s, StoreLoader *l, char *err) {
     PGconn *c = pg_state(s)->wdb;
     PGresult *r = NULL;
-    int64_t subjects = 0, samples = 0;
-    int rc = pg_ensure(c, err);
+    int64_t subjects = 0, samples = 0, last = 0, before = 0;
+    pg_feed_lock(s, &before);
+    int rc = pg_query_fresh(c, "SELECT 1", 0, NULL, NULL, "loading samples", err);
     if (rc == 0)
         rc = serving_claim(s, c, err);
     /* One snapshot for the counts and the rows. */
     if (rc == 0)
         rc = pg_exec(c, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", 0, NULL,
                      "loading samples", err);
+    /* The counts, and the last change this snapshot holds: the feed goes on from there. */
     if (rc == 0)
-        rc = pg_query(c, "SELECT (SELECT count(*) FROM subjects), (SELECT count(*) FROM samples)",
+        rc = pg_query(c,
+                      "SELECT (SELECT count(*) FROM subjects), (SELECT count(*) FROM samples),"
+                      " (SELECT coalesce(max(id), 0) FROM changes)",
                       0, NULL, NULL, NULL, &r, "counting samples", err);
-    if (rc == 0 && (pg_val_int(r, 0, 0, 0, &subjects) < 0 || pg_val_int(r, 0, 1, 0, &samples) < 0))
-        rc = sm_err(err, -EINVAL, "invalid subject or sample count");
+    if (rc == 0 && (pg_val_int(r, 0, 0, 0, &subjects) < 0 || pg_val_int(r, 0, 1, 0, &samples) < 0 ||
+                    pg_val_int(r, 0, 2, 0, &last) < 0))
+        rc = sm_err(err, -EINVAL, "invalid subject, sample or change count");
     PQclear(r);
     if (rc == 0)
         rc = store_loader_counts(l, subjects, samples, err);
@@ -149,6 +159,7 @@ static int pgb_load(Store *s, StoreLoader *l, char *err) {
     for (int rows = LOAD_FETCH; rc == 0 && rows == LOAD_FETCH;)
         rc = load_page(c, l, &rows, err);
     pg_rollback(c);
+    pg_feed_unlock(s, rc == 0 ? last : before);
     return rc;
 }
 
@@ -183,10 +194,8 @@ static int pgb_get(Store *s, void *conn, const char *subject, int64_t after, int
     snprintf(a, sizeof a, "%lld", (long long)after);
     snprintf(lim, sizeof lim, "%d", limit + 1);
     const char *vals[] = {subject, a, lim};
-    int rc = pg_ensure(c, err);
-    if (rc == 0)
-        rc = pg_exec(c, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", 0, NULL,
-                     "reading a subject", err);
+    int rc = pg_query_fresh(c, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", 0, NULL, NULL,
+                            "reading a subject", err);
     if (rc == 0)
         rc = get_subject(c, subject, sj, err);
     if (rc == 0)
@@ -216,13 +225,11 @@ static int pgb_list(Store *s, void *conn, const char *after, int limit, StoreLis
     snprintf(lim, sizeof lim, "%d", limit + 1);
     const char *vals[] = {after, lim};
     /* Byte order (the ids' collation is "C"), as on SQLite and as the cursors assume. */
-    int rc = pg_ensure(c, err);
-    if (rc == 0)
-        rc = pg_query(c,
-                      "SELECT id, created_at, (SELECT count(*) FROM samples"
-                      " WHERE subject_id = subjects.id) FROM subjects"
-                      " WHERE id > $1 ORDER BY id LIMIT $2",
-                      2, vals, NULL, NULL, &r, "listing subjects", err);
+    int rc = pg_query_fresh(c,
+                            "SELECT id, created_at, (SELECT count(*) FROM samples"
+                            " WHERE subject_id = subjects.id) FROM subjects"
+                            " WHERE id > $1 ORDER BY id LIMIT $2",
+                            2, vals, &r, "listing subjects", err);
     int rows = rc == 0 ? PQntuples(r) : 0;
     for (int i = 0; rc == 0 && i < rows; i++) {
         if (*n == limit) {
@@ -244,9 +251,7 @@ static int pgb_list(Store *s, void *conn, const char *after, int limit, StoreLis
 static int exists(PGconn *c, const char *sql, const char *text, const char *what, char *err) {
     PGresult *r = NULL;
     const char *vals[] = {text};
-    int rc = pg_ensure(c, err);
-    if (rc == 0)
-        rc = pg_query(c, sql, 1, vals, NULL, NULL, &r, what, err);
+    int rc = pg_query_fresh(c, sql, 1, vals, &r, what, err);
     if (rc == 0)
         rc = PQntuples(r) > 0;
     PQclear(r);
@@ -262,6 +267,14 @@ static int pgb_subject_exists(Store *s, void *conn, const char *subject, char *e
     return exists(conn, "SELECT 1 FROM subjects WHERE id = $1", subject, "reading a subject", err);
 }
 
+/* After a commit: this daemon's own changes (and any others' before them)
+ * reach its index and counts through the feed, like everyone else's. */
+static void pgb_committed(Store *s) {
+    char err[SM_ERRMAX];
+    if (pg_feed_catch_up(s, pg_state(s)->wdb, err) < 0)
+        log_warn("store: applying a committed write: %s (the change feed retries)", err);
+}
+
 const StoreBackend store_pg_backend = {
     .name = "postgresql",
     .open = pgb_open,
@@ -275,6 +288,8 @@ const StoreBackend store_pg_backend = {
     .rollback = pgb_rollback,
     .op_run = pgb_op_run,
     .load = pgb_load,
+    .start = pg_feed_start,
+    .committed = pgb_committed,
     .get = pgb_get,
     .list = pgb_list,
     .source_known = pgb_source_known,

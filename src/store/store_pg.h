@@ -61,6 +61,14 @@ int pg_query(PGconn *conn, const char *sql, int n, const char *const *vals, cons
 int pg_exec(PGconn *conn, const char *sql, int n, const char *const *vals, const char *what,
             char *err);
 
+/* The first statement of a read or of a write transaction (nothing done yet
+ * that a lost connection could lose): reconnects first if need be, and once
+ * more if the statement finds the connection cut. With n == 0, sql runs
+ * through the simple protocol (several statements, *res untouched: pass
+ * NULL). */
+int pg_query_fresh(PGconn *conn, const char *sql, int n, const char *const *vals, PGresult **res,
+                   const char *what, char *err);
+
 /* Ends an open or failed transaction on conn (errors ignored). */
 void pg_rollback(PGconn *conn);
 
@@ -72,6 +80,22 @@ const void *pg_val_bytea(const PGresult *r, int row, int col, size_t *len);
 
 /* 1 if uri carries a password (user:password@, or a password parameter). */
 int pg_uri_has_password(const char *uri);
+
+/* ---- store_pg_feed.c ---- */
+
+/* Creates the feed (not yet listening) into pg_state(s)->feed. */
+int pg_feed_new(Store *s, char *err);
+/* Starts the listener thread (after the index is loaded). */
+int pg_feed_start(Store *s, char *err);
+/* Stops the listener and frees the feed; accepts a store without one. */
+void pg_feed_free(Store *s);
+/* Applies every change after the last one applied, through c. */
+int pg_feed_catch_up(Store *s, PGconn *c, char *err);
+/* Holds off applying while the index is (re)loaded: lock, then unlock with
+ * the last change id the loaded snapshot holds. *last (may be NULL)
+ * receives the current one. */
+void pg_feed_lock(Store *s, int64_t *last);
+void pg_feed_unlock(Store *s, int64_t last);
 
 /* ---- store_pg_migrate.c ---- */
 

@@ -98,18 +98,13 @@ static int errno_of(PGconn *conn, const PGresult *res) {
     return -EIO;
 }
 
-int pg_query(PGconn *conn, const char *sql, int n, const char *const *vals, const int *lens,
-             const int *bin, PGresult **res, const char *what, char *err) {
+/* The errno and one-line message of a failed statement; clears r. */
+static int fail(PGconn *conn, PGresult *r, const char *what, char *err) {
     char why[512];
-    *res = NULL;
-    PGresult *r = PQexecParams(conn, sql, n, NULL, vals, lens, bin, 1);
-    ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
-    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
-        *res = r;
-        return 0;
-    }
     int code = errno_of(conn, r);
     one_line(r ? PQresultErrorMessage(r) : PQerrorMessage(conn), why, sizeof why);
+    if (!why[0])
+        one_line(PQerrorMessage(conn), why, sizeof why);
     PQclear(r);
     if (code == -ENOSPC)
         return sm_err(err, code, "%s: the database is full (%s)", what, why);
@@ -118,26 +113,47 @@ int pg_query(PGconn *conn, const char *sql, int n, const char *const *vals, cons
     return sm_err(err, code, "%s: %s", what, why);
 }
 
+int pg_query(PGconn *conn, const char *sql, int n, const char *const *vals, const int *lens,
+             const int *bin, PGresult **res, const char *what, char *err) {
+    *res = NULL;
+    PGresult *r = PQexecParams(conn, sql, n, NULL, vals, lens, bin, 1);
+    ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
+        *res = r;
+        return 0;
+    }
+    return fail(conn, r, what, err);
+}
+
 int pg_exec(PGconn *conn, const char *sql, int n, const char *const *vals, const char *what,
             char *err) {
     PGresult *r = NULL;
     int rc;
     if (n == 0) {
         /* The simple protocol: several statements in one string. */
-        char why[512];
         r = PQexec(conn, sql);
         ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
         if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
             PQclear(r);
             return 0;
         }
-        rc = errno_of(conn, r);
-        one_line(r ? PQresultErrorMessage(r) : PQerrorMessage(conn), why, sizeof why);
-        PQclear(r);
-        return sm_err(err, rc, "%s: %s", what, why[0] ? why : "PostgreSQL unavailable");
+        return fail(conn, r, what, err);
     }
     rc = pg_query(conn, sql, n, vals, NULL, NULL, &r, what, err);
     PQclear(r);
+    return rc;
+}
+
+int pg_query_fresh(PGconn *conn, const char *sql, int n, const char *const *vals, PGresult **res,
+                   const char *what, char *err) {
+    int rc = pg_ensure(conn, err);
+    if (rc == 0)
+        rc = n ? pg_query(conn, sql, n, vals, NULL, NULL, res, what, err)
+               : pg_exec(conn, sql, 0, NULL, what, err);
+    /* A connection the server cut looks fine until it is used. */
+    if (rc == -ENOTCONN && PQstatus(conn) != CONNECTION_OK && (rc = pg_ensure(conn, err)) == 0)
+        rc = n ? pg_query(conn, sql, n, vals, NULL, NULL, res, what, err)
+               : pg_exec(conn, sql, 0, NULL, what, err);
     return rc;
 }
 

@@ -21,10 +21,8 @@ static PGconn *wdb(Store *s) {
 }
 
 int pgb_begin(Store *s, char *err) {
-    int rc = pg_ensure(wdb(s), err);
-    return rc ? rc
-              : pg_exec(wdb(s), "BEGIN; SELECT pg_advisory_xact_lock(" PG_LOCK_WRITE ")", 0, NULL,
-                        "starting a write", err);
+    return pg_query_fresh(wdb(s), "BEGIN; SELECT pg_advisory_xact_lock(" PG_LOCK_WRITE ")", 0, NULL,
+                          NULL, "starting a write", err);
 }
 
 int pgb_savepoint(Store *s, char *err) {
@@ -209,11 +207,14 @@ int pgb_op_run(Store *s, WriteOp *op, char *err) {
 
 int pgb_reembed_missing(Store *s, void *conn, int64_t *missing, char *err) {
     const char *vals[] = {s->fingerprint};
-    int rc = pg_ensure(conn, err);
-    return rc ? rc
-              : query_int(conn,
-                          "SELECT count(*) FROM samples WHERE fingerprint <> $1 AND image IS NULL",
-                          1, vals, missing, "counting samples without images", err);
+    PGresult *r = NULL;
+    int rc = pg_query_fresh(
+        conn, "SELECT count(*) FROM samples WHERE fingerprint <> $1 AND image IS NULL", 1, vals, &r,
+        "counting samples without images", err);
+    if (rc == 0 && pg_val_int(r, 0, 0, 0, missing) < 0)
+        rc = sm_err(err, -EIO, "counting samples without images: unexpected result");
+    PQclear(r);
+    return rc;
 }
 
 int pgb_reembed_rows(Store *s, void *conn, int64_t after, int max, StoreImageFn fn, void *ctx,
@@ -223,12 +224,10 @@ int pgb_reembed_rows(Store *s, void *conn, int64_t after, int max, StoreImageFn 
     snprintf(lim, sizeof lim, "%d", max);
     const char *vals[] = {s->fingerprint, a, lim};
     PGresult *r = NULL;
-    int rc = pg_ensure(conn, err);
-    if (rc == 0)
-        rc = pg_query(conn,
-                      "SELECT id, image, content_type FROM samples WHERE fingerprint <> $1"
-                      " AND id > $2 ORDER BY id LIMIT $3",
-                      3, vals, NULL, NULL, &r, "reading samples to re-embed", err);
+    int rc = pg_query_fresh(conn,
+                            "SELECT id, image, content_type FROM samples WHERE fingerprint <> $1"
+                            " AND id > $2 ORDER BY id LIMIT $3",
+                            3, vals, &r, "reading samples to re-embed", err);
     int rows = rc == 0 ? PQntuples(r) : 0;
     for (int i = 0; rc == 0 && i < rows && i < max; i++) {
         StoreImageRow row = {0};

@@ -114,9 +114,12 @@ static void run_batch(Store *s, WriteOp **ops, int n) {
         s->stats.commits++;
         pthread_mutex_unlock(&s->qlock);
     }
-    for (int i = 0; i < n; i++)
-        if (ops[i]->rc == 0)
-            op_apply(s, ops[i]);
+    if (ok > 0 && be->committed)
+        be->committed(s);
+    else
+        for (int i = 0; i < n; i++)
+            if (ops[i]->rc == 0)
+                op_apply(s, ops[i]);
 }
 
 /* Runs an index reload (after re-embedding) alone: no other write may land

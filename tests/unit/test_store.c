@@ -713,6 +713,8 @@ int main(void) {
         char perr[PG_CLUSTER_ERRMAX] = "";
         PgCluster *pg = NULL;
         pg_server = getenv("SM_TEST_PG_URI");
+        if (pg_cluster_prepare(perr) == PG_CLUSTER_ABSENT)
+            return fprintf(stderr, "skipped: %s\n", perr), 77;
         if (!pg_server) {
             int rc = pg_cluster_start(&pg, 0, perr);
             if (rc == PG_CLUSTER_ABSENT)

@@ -14,6 +14,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "siamese/common.h"
 #include "siamese/store.h"
@@ -116,10 +118,206 @@ START_TEST(pg_max_bytes_refused) {
 }
 END_TEST
 
+/* ---- The change feed ---- */
+
+static double now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/* Milliseconds until identify on s finds subject nearest to emb(seed), or -1
+ * after timeout_ms. */
+static double until_found(Store *s, uint64_t seed, const char *subject, double timeout_ms) {
+    float q[DIM];
+    char err[SM_ERRMAX];
+    emb(seed, q);
+    double t0 = now_ms();
+    for (;;) {
+        IndexHit h;
+        int n = 0;
+        ck_assert_int_eq(store_identify_with(s, q, 1, INDEX_EXACT, &h, &n, err), 0);
+        if (n == 1 && strcmp(h.subject, subject) == 0)
+            return now_ms() - t0;
+        if (now_ms() - t0 > timeout_ms)
+            return -1;
+        usleep(200);
+    }
+}
+
+/* Waits until s's counts are (subjects, samples); 0 if they got there. */
+static int until_counts(Store *s, int64_t subjects, int64_t samples, double timeout_ms) {
+    double t0 = now_ms();
+    for (;;) {
+        int64_t a, b;
+        store_counts(s, &a, &b);
+        if (a == subjects && b == samples)
+            return 0;
+        if (now_ms() - t0 > timeout_ms)
+            return ck_assert_msg(0, "counts %lld/%lld, expected %lld/%lld", (long long)a,
+                                 (long long)b, (long long)subjects, (long long)samples),
+                   -1;
+        usleep(1000);
+    }
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Two stores on one database: what one writes, the other's index and counts
+ * show (through the feed), deletes included; the writer's own index too. */
+START_TEST(pg_two_stores_in_step) {
+    Store *a = open_ok(FP_A, 0), *b = open_ok(FP_A, 0);
+    char err[SM_ERRMAX];
+    enum { N = 40 };
+    double lag[N];
+    int64_t ids[N];
+    for (int i = 0; i < N; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "s%02d", i);
+        enroll_n(i % 2 ? b : a, name, NULL, 1, 1000 + (uint64_t)i, &ids[i]);
+        /* The writer's own index has it at once. */
+        ck_assert_double_ge(until_found(i % 2 ? b : a, 1000 + (uint64_t)i, name, 0), 0);
+        lag[i] = until_found(i % 2 ? a : b, 1000 + (uint64_t)i, name, 5000);
+        ck_assert_msg(lag[i] >= 0, "%s never reached the other store", name);
+    }
+    qsort(lag, N, sizeof *lag, cmp_double);
+    fprintf(stderr, "pg_two_stores_in_step: propagation p50 %.2f ms, max %.2f ms (%d enrolls)\n",
+            lag[N / 2], lag[N - 1], N);
+    until_counts(a, N, N, 5000);
+    until_counts(b, N, N, 5000);
+    /* A subject with no samples counts too. */
+    enroll_n(a, "empty", NULL, 0, 0, NULL);
+    until_counts(b, N + 1, N, 5000);
+    /* Deletes on one reach the other. */
+    ck_assert_int_eq(store_delete_sample(b, "s00", ids[0], NULL, err), 0);
+    ck_assert_int_eq(store_delete_subject(b, "s01", NULL, err), 0);
+    ck_assert_int_eq(store_delete_subject(a, "empty", NULL, err), 0);
+    until_counts(a, N - 1, N - 2, 5000);
+    until_counts(b, N - 1, N - 2, 5000);
+    float q[DIM];
+    IndexHit h;
+    emb(1000, q);
+    ck_assert_int_eq(store_verify(a, "s00", q, &h, err), STORE_EMPTY);
+    ck_assert_int_eq(store_verify(a, "s01", q, &h, err), SM_ABSENT);
+    store_close(a);
+    /* A store opened later starts from the snapshot and the feed goes on from there. */
+    a = open_ok(FP_A, 0);
+    enroll_n(b, "late", NULL, 1, 77, NULL);
+    ck_assert_double_ge(until_found(a, 77, "late", 5000), 0);
+    until_counts(a, N, N - 1, 5000);
+    store_close(a);
+    store_close(b);
+}
+END_TEST
+
+/* Every connection of this test's database cut (as a server restart or a
+ * network failure would): the stores reconnect on their own, and the feed
+ * catches up on what it missed while it was away. */
+START_TEST(pg_feed_catches_up_after_lost_connections) {
+    Store *a = open_ok(FP_A, 0), *b = open_ok(FP_A, 0);
+    char err[SM_ERRMAX];
+    enroll_n(a, "before", NULL, 1, 5, NULL);
+    ck_assert_double_ge(until_found(b, 5, "before", 5000), 0);
+    for (int round = 0; round < 3; round++) {
+        raw_int("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()");
+        char name[16];
+        snprintf(name, sizeof name, "after%d", round);
+        /* The writer's connection was cut too: the write reconnects first. */
+        enroll_n(a, name, NULL, 1, 10 + (uint64_t)round, NULL);
+        ck_assert_msg(until_found(b, 10 + (uint64_t)round, name, 10000) >= 0, "%s not seen", name);
+        StoreSubject *sj = NULL;
+        ck_assert_int_eq(store_get(b, name, 0, 10, &sj, err), 0);
+        store_subject_free(sj);
+    }
+    until_counts(b, 4, 4, 5000);
+    store_close(a);
+    store_close(b);
+}
+END_TEST
+
+/* ---- PostgreSQL going away ---- */
+
+static Store *open_uri(const char *uri, const char *fp) {
+    Store *s = NULL;
+    char err[SM_ERRMAX] = "";
+    StoreConfig cfg = config(fp, 0);
+    cfg.path = uri;
+    int rc = store_open(&cfg, &s, err);
+    ck_assert_msg(rc == 0, "store_open: %d %s", rc, err);
+    return s;
+}
+
+/* The server stopped (an immediate shutdown, as a crash) and started again,
+ * with this test's own cluster: while it is down the calls that need it fail
+ * with -ENOTCONN and identify and verify answer from the index; afterwards
+ * everything works again without reopening, and every acknowledged enroll
+ * is there. */
+START_TEST(pg_server_down_and_back) {
+    PgCluster *pg = NULL;
+    char perr[PG_CLUSTER_ERRMAX] = "", err[SM_ERRMAX] = "";
+    ck_assert_msg(pg_cluster_start(&pg, 0, perr) == 0, "%s", perr);
+    const char *uri = pg_cluster_uri(pg);
+    Store *a = open_uri(uri, FP_A), *b = open_uri(uri, FP_A);
+    int64_t acked = 0;
+    for (int i = 0; i < 5; i++, acked++) {
+        char name[16];
+        snprintf(name, sizeof name, "up%d", i);
+        enroll_n(i % 2 ? a : b, name, NULL, 1, 100 + (uint64_t)i, NULL);
+    }
+    until_counts(a, acked, acked, 5000);
+    until_counts(b, acked, acked, 5000);
+    ck_assert_int_eq(pg_cluster_kill(pg, perr), 0);
+
+    float q[DIM];
+    emb(101, q);
+    StoreSampleIn in = {.embedding = q};
+    int64_t id;
+    ck_assert_int_eq(store_enroll(a, "down", NULL, &in, 1, &id, NULL, err), -ENOTCONN);
+    ck_assert_ptr_nonnull(strstr(err, "unavailable"));
+    StoreSubject *sj = NULL;
+    ck_assert_int_eq(store_get(b, "up1", 0, 10, &sj, err), -ENOTCONN);
+    StoreListItem *items = NULL;
+    int n = 0;
+    char next[STORE_CURSOR_SIZE];
+    ck_assert_int_eq(store_list(b, NULL, 10, &items, &n, next, err), -ENOTCONN);
+    ck_assert_int_eq(store_delete_subject(b, "up1", NULL, err), -ENOTCONN);
+    IndexHit h;
+    ck_assert_int_eq(store_identify(b, q, 1, &h, &n, err), 0);
+    ck_assert_str_eq(h.subject, "up1");
+    ck_assert_int_eq(store_verify(a, "up1", q, &h, err), 0);
+    int64_t subjects, samples;
+    store_counts(a, &subjects, &samples);
+    ck_assert_int_eq(samples, acked);
+
+    ck_assert_msg(pg_cluster_restart(pg, perr) == 0, "%s", perr);
+    /* Back: the same stores write and read again. */
+    enroll_n(a, "back", NULL, 1, 200, NULL);
+    acked++;
+    ck_assert_int_eq(store_get(b, "up1", 0, 10, &sj, err), 0);
+    store_subject_free(sj);
+    ck_assert_msg(until_found(b, 200, "back", 10000) >= 0, "the feed did not come back");
+    until_counts(b, acked, acked, 5000);
+    store_close(a);
+    store_close(b);
+    a = open_uri(uri, FP_A);
+    store_counts(a, &subjects, &samples);
+    ck_assert_int_eq(samples, acked);
+    store_close(a);
+    pg_cluster_stop(pg);
+}
+END_TEST
+
 void test_store_pg_add(TCase *tc) {
     tcase_add_test(tc, pg_migrations_recorded_once);
     tcase_add_test(tc, pg_newer_or_other_schema_refused);
     tcase_add_test(tc, pg_concurrent_first_open);
     tcase_add_test(tc, pg_unreachable_and_no_password_in_uri);
     tcase_add_test(tc, pg_max_bytes_refused);
+    tcase_add_test(tc, pg_two_stores_in_step);
+    tcase_add_test(tc, pg_feed_catches_up_after_lost_connections);
+    tcase_add_test(tc, pg_server_down_and_back);
 }

@@ -1,0 +1,278 @@
+/*
+ * store_pg_feed.c — the change feed: how many daemons sharing one PostgreSQL
+ * database keep their in-memory indexes and counts in step.
+ *
+ * Every write transaction records what it did in the changes table (an
+ * increasing id per change; store_pg_ops.c) and NOTIFYs siamesed_changes in
+ * the same transaction. Change ids are taken from a sequence, and sequence
+ * values can commit out of order; so every write transaction first takes
+ * pg_advisory_xact_lock(PG_LOCK_WRITE), holding it until its commit. Then
+ * the committed changes are always a prefix of the ids, and "every change
+ * with an id above the last one applied" misses nothing. The price: one
+ * database writer at a time, across all daemons — where this design stops
+ * (docs/scaling.md).
+ *
+ * Applying: a store remembers the last change id it applied (taken with the
+ * index's snapshot at load) and applies the rows after it in id order:
+ * samples added or re-embedded (their embedding read from samples), removed,
+ * subjects removed, and each row's effect on the counts. Applying is
+ * idempotent for the index (keyed by sample id), and the counts move only
+ * through here, once per change. Two callers do it, one at a time (lock):
+ * the writer right after each commit (so a write that returned is in this
+ * daemon's index), and the listener thread, for the other daemons' writes.
+ *
+ * The listener has its own connection, LISTENs, and catches up on a
+ * notification, every FEED_POLL_MS anyway (a notification can be missed),
+ * and right after (re)connecting (a NOTIFY is not replayed). A lost
+ * connection is retried with backoff up to FEED_BACKOFF_MAX_MS.
+ */
+#include "store_pg.h"
+
+#include "siamese/log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define FEED_PAGE 1000
+#define STORE_FEED_DSAM_MAX ((int64_t)1 << 40) /* samples one change may remove */
+#define FEED_POLL_MS 1000
+#define FEED_BACKOFF_MIN_MS 50
+#define FEED_BACKOFF_MAX_MS 2000
+
+struct PgFeed {
+    Store *s;
+    pthread_mutex_t lock; /* applying, and last */
+    int64_t last;         /* the last change id applied */
+    float *emb;           /* one aligned embedding */
+    int wake[2];          /* a byte here stops the listener */
+    pthread_t thread;
+    int started;
+    int warned_foreign; /* logged that another model's samples appeared */
+};
+
+/* ---- Applying ---- */
+
+/* One change row: id, kind, subject_id, sample_id, d_subjects, d_samples,
+ * and for add / reembed the sample's fingerprint and embedding (NULL when
+ * the sample has gone since). */
+static int apply_row(PgFeed *f, const PGresult *r, int i, int64_t *id, char *err) {
+    Store *s = f->s;
+    char subject[STORE_SUBJECT_MAX + 1];
+    size_t klen = 0, slen = 0, fplen = 0, elen = 0;
+    int64_t sample = 0, dsub = 0, dsam = 0;
+    const char *kind = pg_val_text(r, i, 1, &klen);
+    const char *subj = pg_val_text(r, i, 2, &slen);
+    int has_sample = !PQgetisnull(r, i, 3);
+    if (pg_val_int(r, i, 0, 1, id) < 0 || !kind || store_val_id(subj, slen, subject) < 0 ||
+        (has_sample && pg_val_int(r, i, 3, 1, &sample) < 0) || pg_val_int(r, i, 4, -1, &dsub) < 0 ||
+        dsub > 1 || pg_val_int(r, i, 5, -STORE_FEED_DSAM_MAX, &dsam) < 0)
+        return sm_err(err, -EINVAL, "change after %lld: invalid row", (long long)f->last);
+    const char *fp = pg_val_text(r, i, 6, &fplen);
+    const void *e = pg_val_bytea(r, i, 7, &elen);
+    int stale = atomic_load(&s->stale);
+    if (!strcmp(kind, "add") || !strcmp(kind, "reembed")) {
+        if (!has_sample)
+            return sm_err(err, -EINVAL, "change %lld: no sample id", (long long)*id);
+        if (!strcmp(kind, "reembed") && !stale)
+            index_remove_sample(s->ix, sample);
+        if (fp && e && !stale) { /* else the sample has gone since: a later change says so */
+            if (fplen != STORE_FINGERPRINT_LEN || !store_fingerprint_valid(fp))
+                return sm_err(err, -EINVAL, "sample %lld: invalid fingerprint", (long long)sample);
+            if (strcmp(fp, s->fingerprint) != 0) {
+                /* Another model's sample cannot be compared with ours. */
+                index_remove_sample(s->ix, sample);
+                atomic_store(&s->stale, 1);
+                if (!f->warned_foreign++)
+                    log_warn("store: sample %lld was embedded by model %.12s..., not this "
+                             "daemon's %.12s...: identify and verify refused until restarted "
+                             "with that model",
+                             (long long)sample, fp, s->fingerprint);
+            } else if (elen != (size_t)s->dim * sizeof(float)) {
+                return sm_err(err, -EINVAL, "sample %lld: embedding of %zu bytes, expected %zu",
+                              (long long)sample, elen, (size_t)s->dim * sizeof(float));
+            } else {
+                memcpy(f->emb, e, elen);
+                int rc = index_add(s->ix, sample, subject, f->emb, err);
+                if (rc < 0 && rc != -EEXIST)
+                    return rc;
+            }
+        }
+    } else if (!strcmp(kind, "remove_sample")) {
+        if (!has_sample)
+            return sm_err(err, -EINVAL, "change %lld: no sample id", (long long)*id);
+        index_remove_sample(s->ix, sample);
+    } else if (!strcmp(kind, "remove_subject")) {
+        index_remove_subject(s->ix, subject, NULL);
+    } else if (strcmp(kind, "subject") != 0) {
+        return sm_err(err, -EINVAL, "change %lld: unknown kind", (long long)*id);
+    }
+    atomic_fetch_add(&s->n_subjects, dsub);
+    atomic_fetch_add(&s->n_samples, dsam);
+    return 0;
+}
+
+/* Applies the next page of changes; *rows receives how many there were. */
+static int apply_page(PgFeed *f, PGconn *c, int *rows, char *err) {
+    char after[24], lim[16];
+    snprintf(after, sizeof after, "%lld", (long long)f->last);
+    snprintf(lim, sizeof lim, "%d", FEED_PAGE);
+    const char *vals[] = {after, lim};
+    PGresult *r = NULL;
+    int rc = pg_query(c,
+                      "SELECT c.id, c.kind, c.subject_id, c.sample_id, c.d_subjects, c.d_samples,"
+                      " s.fingerprint, s.embedding FROM changes c LEFT JOIN samples s"
+                      " ON s.id = c.sample_id AND c.kind IN ('add', 'reembed')"
+                      " WHERE c.id > $1 ORDER BY c.id LIMIT $2",
+                      2, vals, NULL, NULL, &r, "reading changes", err);
+    *rows = rc == 0 ? PQntuples(r) : 0;
+    for (int i = 0; rc == 0 && i < *rows; i++) {
+        int64_t id = 0;
+        rc = apply_row(f, r, i, &id, err);
+        if (rc == 0 && id <= f->last)
+            rc = sm_err(err, -EINVAL, "change %lld out of order", (long long)id);
+        if (rc == 0)
+            f->last = id;
+    }
+    PQclear(r);
+    return rc;
+}
+
+int pg_feed_catch_up(Store *s, PGconn *c, char *err) {
+    PgFeed *f = pg_state(s)->feed;
+    pthread_mutex_lock(&f->lock);
+    int rows = FEED_PAGE, rc = 0;
+    while (rc == 0 && rows == FEED_PAGE)
+        rc = apply_page(f, c, &rows, err);
+    pthread_mutex_unlock(&f->lock);
+    return rc;
+}
+
+void pg_feed_lock(Store *s, int64_t *last) {
+    PgFeed *f = pg_state(s)->feed;
+    pthread_mutex_lock(&f->lock);
+    if (last)
+        *last = f->last;
+}
+
+void pg_feed_unlock(Store *s, int64_t last) {
+    PgFeed *f = pg_state(s)->feed;
+    f->last = last;
+    pthread_mutex_unlock(&f->lock);
+}
+
+/* ---- The listener ---- */
+
+/* Sleeps ms unless woken to stop: 1 if asked to stop. */
+static int nap(PgFeed *f, int ms) {
+    struct pollfd p = {.fd = f->wake[0], .events = POLLIN};
+    return poll(&p, 1, ms) > 0;
+}
+
+/* Connects and LISTENs, retrying with backoff until it works or a stop. */
+static PGconn *listen_connect(PgFeed *f, int *lost) {
+    char err[SM_ERRMAX];
+    int wait = FEED_BACKOFF_MIN_MS;
+    for (;;) {
+        PGconn *c = NULL;
+        int rc = pg_connect(pg_state(f->s)->uri, &c, err);
+        if (rc == 0)
+            rc = pg_exec(c, "LISTEN siamesed_changes", 0, NULL, "listening for changes", err);
+        if (rc == 0) {
+            if (*lost)
+                log_info("store: change feed connected again");
+            *lost = 0;
+            return c;
+        }
+        PQfinish(c);
+        if (!*lost)
+            log_warn("store: change feed: %s (retrying)", err);
+        *lost = 1;
+        if (nap(f, wait))
+            return NULL;
+        wait = wait * 2 > FEED_BACKOFF_MAX_MS ? FEED_BACKOFF_MAX_MS : wait * 2;
+    }
+}
+
+static void catch_up_logged(PgFeed *f, PGconn *c) {
+    char err[SM_ERRMAX];
+    if (pg_feed_catch_up(f->s, c, err) < 0 && PQstatus(c) == CONNECTION_OK)
+        log_error("store: change feed: %s", err);
+}
+
+static void *listener_main(void *arg) {
+    PgFeed *f = arg;
+    int lost = 0;
+    PGconn *c = NULL;
+    while ((c = listen_connect(f, &lost))) {
+        catch_up_logged(f, c); /* what happened while we were not listening */
+        while (PQstatus(c) == CONNECTION_OK) {
+            struct pollfd p[2] = {{.fd = PQsocket(c), .events = POLLIN},
+                                  {.fd = f->wake[0], .events = POLLIN}};
+            int n = poll(p, 2, FEED_POLL_MS);
+            if (n < 0 && errno != EINTR)
+                break;
+            if (p[1].revents) {
+                PQfinish(c);
+                return NULL;
+            }
+            if (p[0].revents && !PQconsumeInput(c))
+                break; /* the connection is gone */
+            for (PGnotify *nt; (nt = PQnotifies(c));)
+                PQfreemem(nt); /* the payload (last id) is a hint: the table is the truth */
+            catch_up_logged(f, c);
+        }
+        PQfinish(c);
+        log_warn("store: change feed: connection to PostgreSQL lost; reconnecting");
+        lost = 1;
+    }
+    return NULL;
+}
+
+int pg_feed_new(Store *s, char *err) {
+    PgFeed *f = calloc(1, sizeof *f);
+    if (!f || !(f->emb = malloc((size_t)s->dim * sizeof(float)))) {
+        free(f);
+        return sm_err(err, -ENOMEM, "store: out of memory");
+    }
+    f->s = s;
+    f->wake[0] = f->wake[1] = -1;
+    pthread_mutex_init(&f->lock, NULL);
+    pg_state(s)->feed = f;
+    if (pipe2(f->wake, O_CLOEXEC) < 0)
+        return sm_err(err, -errno, "store: pipe: %s", strerror(errno));
+    return 0;
+}
+
+int pg_feed_start(Store *s, char *err) {
+    PgFeed *f = pg_state(s)->feed;
+    int rc = pthread_create(&f->thread, NULL, listener_main, f);
+    if (rc != 0)
+        return sm_err(err, -rc, "cannot start the change feed thread: %s", strerror(rc));
+    f->started = 1;
+    return 0;
+}
+
+void pg_feed_free(Store *s) {
+    PgFeed *f = pg_state(s)->feed;
+    if (!f)
+        return;
+    if (f->started) {
+        char b = 1;
+        if (write(f->wake[1], &b, 1) != 1)
+            log_error("store: cannot stop the change feed");
+        pthread_join(f->thread, NULL);
+    }
+    if (f->wake[0] >= 0)
+        close(f->wake[0]);
+    if (f->wake[1] >= 0)
+        close(f->wake[1]);
+    pthread_mutex_destroy(&f->lock);
+    free(f->emb);
+    free(f);
+    pg_state(s)->feed = NULL;
+}
