@@ -27,6 +27,9 @@ typedef struct {
     char *uri;    /* the connection URI as given (never with a password) */
     PGconn *wdb;  /* the writer's connection, owned by the writer thread once it runs */
     PgFeed *feed; /* the change feed and its listener */
+    /* The serving model as the current write transaction found it (writer
+     * thread only): enrolls with another model are refused. */
+    char serving[STORE_FINGERPRINT_LEN + 1];
 } PgState;
 
 static inline PgState *pg_state(Store *s) {

@@ -20,9 +20,25 @@ static PGconn *wdb(Store *s) {
     return pg_state(s)->wdb;
 }
 
+/* Starts the batch's transaction, takes the write lock (the feed's order)
+ * and reads which model the daemons serve. */
 int pgb_begin(Store *s, char *err) {
-    return pg_query_fresh(wdb(s), "BEGIN; SELECT pg_advisory_xact_lock(" PG_LOCK_WRITE ")", 0, NULL,
-                          NULL, "starting a write", err);
+    PgState *st = pg_state(s);
+    PGresult *r = NULL;
+    size_t len = 0;
+    int rc = pg_query_fresh(st->wdb, "BEGIN; SELECT pg_advisory_xact_lock(" PG_LOCK_WRITE ")", 0,
+                            NULL, NULL, "starting a write", err);
+    if (rc == 0)
+        rc = pg_query(st->wdb, "SELECT fingerprint FROM serving_model", 0, NULL, NULL, NULL, &r,
+                      "starting a write", err);
+    const char *fp = rc == 0 ? pg_val_text(r, 0, 0, &len) : NULL;
+    st->serving[0] = '\0';
+    if (fp && len == STORE_FINGERPRINT_LEN && store_fingerprint_valid(fp))
+        memcpy(st->serving, fp, len + 1);
+    else if (rc == 0 && PQntuples(r) > 0)
+        rc = sm_err(err, -EINVAL, "serving_model holds an invalid fingerprint");
+    PQclear(r);
+    return rc;
 }
 
 int pgb_savepoint(Store *s, char *err) {
@@ -110,7 +126,15 @@ static int count_samples(PGconn *c, const char *subject, int64_t *out, char *err
 }
 
 static int op_enroll(Store *s, PGconn *c, WriteOp *op, char *err) {
+    const char *serving = pg_state(s)->serving;
     char now[24];
+    /* Two models' embeddings cannot be compared: one model per database. */
+    if (serving[0] && strcmp(serving, s->fingerprint) != 0)
+        return sm_err(err, -ESTALE,
+                      "the database is served with model %.12s..., not this daemon's %.12s...: "
+                      "run every daemon on it with one model (after `siamesed --reembed` with "
+                      "the new one, restart the others with it)",
+                      serving, s->fingerprint);
     snprintf(now, sizeof now, "%lld", (long long)store_now_ms());
     int rc = subject_upsert(c, op, now, err);
     for (int i = 0; rc == 0 && i < op->n; i++)

@@ -5,7 +5,9 @@
  *
  * Covers: migrations applied once and recorded, a newer schema or another
  * history refused, two stores opening a new database at once; an unreachable
- * server; no password in the URI.
+ * server; no password in the URI; the change feed between two stores (every
+ * kind of write, counts, a store opened later, every connection cut); the
+ * server killed and restarted under two stores; two models on one database.
  */
 #include "test_store.h"
 
@@ -239,6 +241,46 @@ START_TEST(pg_feed_catches_up_after_lost_connections) {
 }
 END_TEST
 
+/* ---- One model per database ---- */
+
+/* Daemons with two models on one database: the one whose model does not
+ * serve it is refused (at open when the other's samples are there, on
+ * enroll when it came first to an empty database and another model took it
+ * over), and one seeing the other model's samples arrive stops answering
+ * rather than compare embeddings of two models. */
+START_TEST(pg_two_models_refused) {
+    char err[SM_ERRMAX] = "";
+    Store *a = open_ok(FP_A, 0);
+    /* The database is empty: a daemon with model B may take it over ... */
+    Store *b = open_ok(FP_B, 0);
+    enroll_n(b, "by_b", NULL, 2, 1, NULL);
+    /* ... and then A's enrolls are refused, naming both models. */
+    float q[DIM];
+    emb(1, q);
+    StoreSampleIn in = {.embedding = q};
+    int64_t id;
+    ck_assert_int_eq(store_enroll(a, "by_a", NULL, &in, 1, &id, NULL, err), -ESTALE);
+    ck_assert_ptr_nonnull(strstr(err, "served with model 012345678"));
+    /* A sees B's samples arrive and refuses to compare them with its model's. */
+    double t0 = now_ms();
+    IndexHit h;
+    int n = 0;
+    while (store_identify(a, q, 1, &h, &n, err) == 0 && now_ms() - t0 < 5000)
+        usleep(1000);
+    ck_assert_int_eq(store_identify(a, q, 1, &h, &n, err), -ESTALE);
+    store_close(a);
+    /* A daemon with model A opening it now: STORE_STALE, as on SQLite. */
+    StoreConfig cfg = config(FP_A, 0);
+    ck_assert_int_eq(store_open(&cfg, &a, err), STORE_STALE);
+    ck_assert_ptr_nonnull(strstr(err, "2 of 2"));
+    ck_assert_int_eq(store_enroll(a, "by_a", NULL, &in, 1, &id, NULL, err), -ESTALE);
+    store_close(a);
+    ck_assert_int_eq(raw_int("SELECT count(*) FROM serving_model WHERE fingerprint = '" FP_B "'"),
+                     1);
+    store_close(b);
+}
+END_TEST
+
 /* ---- PostgreSQL going away ---- */
 
 static Store *open_uri(const char *uri, const char *fp) {
@@ -320,4 +362,5 @@ void test_store_pg_add(TCase *tc) {
     tcase_add_test(tc, pg_two_stores_in_step);
     tcase_add_test(tc, pg_feed_catches_up_after_lost_connections);
     tcase_add_test(tc, pg_server_down_and_back);
+    tcase_add_test(tc, pg_two_models_refused);
 }
