@@ -30,6 +30,7 @@ typedef struct {
     /* The serving model as the current write transaction found it (writer
      * thread only): enrolls with another model are refused. */
     char serving[STORE_FINGERPRINT_LEN + 1];
+    int sp_kept; /* the last op's savepoint is kept but not yet released (writer thread) */
 } PgState;
 
 static inline PgState *pg_state(Store *s) {
@@ -59,6 +60,10 @@ int pg_ensure(PGconn *conn, char *err);
  * data), -EIO; err says what failed. */
 int pg_query(PGconn *conn, const char *sql, int n, const char *const *vals, const int *lens,
              const int *bin, PGresult **res, const char *what, char *err);
+
+/* The errno and one-line message of a failed statement (r may be NULL);
+ * clears r. */
+int pg_fail(PGconn *conn, PGresult *r, const char *what, char *err);
 
 /* pg_query() for a statement whose result is not needed. */
 int pg_exec(PGconn *conn, const char *sql, int n, const char *const *vals, const char *what,

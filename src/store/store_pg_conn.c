@@ -98,8 +98,7 @@ static int errno_of(PGconn *conn, const PGresult *res) {
     return -EIO;
 }
 
-/* The errno and one-line message of a failed statement; clears r. */
-static int fail(PGconn *conn, PGresult *r, const char *what, char *err) {
+int pg_fail(PGconn *conn, PGresult *r, const char *what, char *err) {
     char why[512];
     int code = errno_of(conn, r);
     one_line(r ? PQresultErrorMessage(r) : PQerrorMessage(conn), why, sizeof why);
@@ -122,7 +121,7 @@ int pg_query(PGconn *conn, const char *sql, int n, const char *const *vals, cons
         *res = r;
         return 0;
     }
-    return fail(conn, r, what, err);
+    return pg_fail(conn, r, what, err);
 }
 
 int pg_exec(PGconn *conn, const char *sql, int n, const char *const *vals, const char *what,
@@ -137,7 +136,7 @@ int pg_exec(PGconn *conn, const char *sql, int n, const char *const *vals, const
             PQclear(r);
             return 0;
         }
-        return fail(conn, r, what, err);
+        return pg_fail(conn, r, what, err);
     }
     rc = pg_query(conn, sql, n, vals, NULL, NULL, &r, what, err);
     PQclear(r);

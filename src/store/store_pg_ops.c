@@ -20,34 +20,54 @@ static PGconn *wdb(Store *s) {
     return pg_state(s)->wdb;
 }
 
-/* Starts the batch's transaction, takes the write lock (the feed's order)
- * and reads which model the daemons serve. */
-int pgb_begin(Store *s, char *err) {
-    PgState *st = pg_state(s);
-    PGresult *r = NULL;
-    size_t len = 0;
-    int rc = pg_query_fresh(st->wdb, "BEGIN; SELECT pg_advisory_xact_lock(" PG_LOCK_WRITE ")", 0,
-                            NULL, NULL, "starting a write", err);
-    if (rc == 0)
-        rc = pg_query(st->wdb, "SELECT fingerprint FROM serving_model", 0, NULL, NULL, NULL, &r,
-                      "starting a write", err);
-    const char *fp = rc == 0 ? pg_val_text(r, 0, 0, &len) : NULL;
-    st->serving[0] = '\0';
-    if (fp && len == STORE_FINGERPRINT_LEN && store_fingerprint_valid(fp))
-        memcpy(st->serving, fp, len + 1);
-    else if (rc == 0 && PQntuples(r) > 0)
-        rc = sm_err(err, -EINVAL, "serving_model holds an invalid fingerprint");
+static int begin_once(PgState *st, char *err) {
+    PGresult *r = PQexec(st->wdb, "BEGIN; SELECT pg_advisory_xact_lock(" PG_LOCK_WRITE ");"
+                                  " SELECT fingerprint FROM serving_model");
+    if (!r || PQresultStatus(r) != PGRES_TUPLES_OK)
+        return pg_fail(st->wdb, r, "starting a write", err);
+    /* A text result (the simple protocol): at most one row, 64 hex digits. */
+    int rc = 0, rows = PQntuples(r);
+    const char *fp = rows == 1 && !PQgetisnull(r, 0, 0) ? PQgetvalue(r, 0, 0) : "";
+    if (rows > 1 || (rows == 1 && !store_fingerprint_valid(fp)))
+        rc = sm_err(err, -EINVAL, "serving_model holds an invalid row");
+    else
+        snprintf(st->serving, sizeof st->serving, "%s", fp);
     PQclear(r);
     return rc;
 }
 
+/* Starts the batch's transaction, takes the write lock (the feed's order)
+ * and reads which model the daemons serve: one round trip. */
+int pgb_begin(Store *s, char *err) {
+    PgState *st = pg_state(s);
+    st->sp_kept = 0;
+    st->serving[0] = '\0';
+    int rc = pg_ensure(st->wdb, err);
+    if (rc == 0)
+        rc = begin_once(st, err);
+    /* A connection the server cut looks fine until used: reconnect once. */
+    if (rc == -ENOTCONN && PQstatus(st->wdb) != CONNECTION_OK && pg_ensure(st->wdb, err) == 0)
+        rc = begin_once(st, err);
+    return rc;
+}
+
+/* The previous op's savepoint, when kept, is released in the same round
+ * trip that opens the next one. */
 int pgb_savepoint(Store *s, char *err) {
-    return pg_exec(wdb(s), "SAVEPOINT op", 0, NULL, "starting a write", err);
+    PgState *st = pg_state(s);
+    int kept = st->sp_kept;
+    st->sp_kept = 0;
+    return pg_exec(st->wdb, kept ? "RELEASE op; SAVEPOINT op" : "SAVEPOINT op", 0, NULL,
+                   "starting a write", err);
 }
 
 int pgb_release(Store *s, int ok, char *err) {
-    return pg_exec(wdb(s), ok ? "RELEASE op" : "ROLLBACK TO op; RELEASE op", 0, NULL,
-                   "ending a write", err);
+    PgState *st = pg_state(s);
+    if (ok) {
+        st->sp_kept = 1; /* COMMIT keeps it too */
+        return 0;
+    }
+    return pg_exec(st->wdb, "ROLLBACK TO op; RELEASE op", 0, NULL, "ending a write", err);
 }
 
 int pgb_txn_lost(Store *s) {
@@ -66,68 +86,111 @@ void pgb_rollback(Store *s) {
     pg_rollback(wdb(s));
 }
 
-/* The one integer in the first column of a one-row result. */
-static int query_int(PGconn *c, const char *sql, int n, const char *const *vals, int64_t *out,
-                     const char *what, char *err) {
-    PGresult *r = NULL;
-    int rc = pg_query(c, sql, n, vals, NULL, NULL, &r, what, err);
-    if (rc == 0 && pg_val_int(r, 0, 0, 0, out) < 0)
-        rc = sm_err(err, -EIO, "%s: unexpected result", what);
-    PQclear(r);
-    return rc;
+/* A PostgreSQL array literal of n texts (NULL entries stay NULL), each
+ * quoted with " and \\ escaped; malloc'ed into *out. */
+static int text_array(const char *const *v, int n, char **out, char *err) {
+    size_t size = 3;
+    for (int i = 0; i < n; i++)
+        size += v[i] ? 2 * strlen(v[i]) + 3 : 5;
+    char *p = malloc(size);
+    if (!(*out = p))
+        return sm_err(err, -ENOMEM, "out of memory");
+    *p++ = '{';
+    for (int i = 0; i < n; i++) {
+        if (i)
+            *p++ = ',';
+        if (!v[i]) {
+            memcpy(p, "NULL", 4), p += 4;
+            continue;
+        }
+        *p++ = '"';
+        for (const char *c = v[i]; *c; c++) {
+            if (*c == '"' || *c == '\\')
+                *p++ = '\\';
+            *p++ = *c;
+        }
+        *p++ = '"';
+    }
+    *p++ = '}';
+    *p = '\0';
+    return 0;
 }
 
-static int subject_upsert(PGconn *c, WriteOp *op, const char *now, char *err) {
-    int64_t created = 0;
-    const char *vals[] = {op->subject, op->metadata, now};
-    int rc = query_int(c,
-                       "WITH ins AS (INSERT INTO subjects (id, metadata, created_at)"
-                       " VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING RETURNING id),"
-                       " ch AS (INSERT INTO changes (kind, subject_id, d_subjects, d_samples)"
-                       " SELECT 'subject', id, 1, 0 FROM ins) SELECT count(*) FROM ins",
-                       3, vals, &created, "writing the subject", err);
+/* An int array literal: each sample's image offset and length (NULL: none). */
+static int image_arrays(Store *s, WriteOp *op, char **offs, char **lens, uint8_t **blob,
+                        size_t *total, char *err) {
+    size_t cap = (size_t)op->n * 24 + 3;
+    *offs = malloc(cap);
+    *lens = malloc(cap);
+    *total = 0;
+    for (int i = 0; i < op->n; i++)
+        if (s->keep_images && op->samples[i].image && op->samples[i].image_len > 0)
+            *total += op->samples[i].image_len;
+    *blob = malloc(*total ? *total : 1);
+    if (!*offs || !*lens || !*blob)
+        return sm_err(err, -ENOMEM, "out of memory");
+    char *o = *offs, *l = *lens;
+    size_t at = 0;
+    *o++ = '{', *l++ = '{';
+    for (int i = 0; i < op->n; i++) {
+        const StoreSampleIn *in = &op->samples[i];
+        int keep = s->keep_images && in->image && in->image_len > 0;
+        if (keep)
+            memcpy(*blob + at, in->image, in->image_len);
+        o += sprintf(o, "%s%zu", i ? "," : "", at);
+        l += keep ? sprintf(l, "%s%zu", i ? "," : "", in->image_len)
+                  : sprintf(l, "%sNULL", i ? "," : "");
+        at += keep ? in->image_len : 0;
+    }
+    strcpy(o, "}"), strcpy(l, "}");
+    return *total > INT32_MAX ? sm_err(err, -E2BIG, "images too large for one write") : 0;
+}
+
+/* The whole enroll in one statement (one round trip): the subject created
+ * or its metadata replaced, the samples (their embeddings, images, content
+ * types and sources passed as one blob and arrays, split in SQL), a change
+ * row for each, and the subject's count. Every part of a WITH sees the
+ * snapshot from before the statement: the count is the one before. */
+static const char ENROLL_SQL[] =
+    "WITH ins AS (INSERT INTO subjects (id, metadata, created_at) VALUES ($1, $2, $3)"
+    "   ON CONFLICT (id) DO NOTHING RETURNING id),"
+    " upd AS (UPDATE subjects SET metadata = $2 WHERE id = $1 AND $2::text IS NOT NULL"
+    "   RETURNING id),"
+    " chs AS (INSERT INTO changes (kind, subject_id, d_subjects, d_samples)"
+    "   SELECT 'subject', id, 1, 0 FROM ins),"
+    " src AS (SELECT g, substring($5::bytea FROM g * $6::int + 1 FOR $6::int) AS emb,"
+    "   CASE WHEN ($10::int[])[g + 1] IS NULL THEN NULL ELSE substring($8::bytea"
+    "     FROM ($9::int[])[g + 1] + 1 FOR ($10::int[])[g + 1]) END AS img,"
+    "   ($11::text[])[g + 1] AS ct, ($12::text[])[g + 1] AS source"
+    "   FROM generate_series(0, $7::int - 1) AS g),"
+    " s AS (INSERT INTO samples (subject_id, embedding, fingerprint, image, content_type,"
+    "   created_at, source) SELECT $1, emb, $4, img, ct, $3, source FROM src ORDER BY g"
+    "   RETURNING id, subject_id),"
+    " cha AS (INSERT INTO changes (kind, subject_id, sample_id, d_subjects, d_samples)"
+    "   SELECT 'add', subject_id, id, 0, 1 FROM s ORDER BY id)"
+    " SELECT c.created, c.before, s.id FROM (SELECT (SELECT count(*) FROM ins) AS created,"
+    "   (SELECT count(*) FROM samples WHERE subject_id = $1) AS before) AS c"
+    "   LEFT JOIN s ON true ORDER BY s.id";
+
+/* The result: one row per new sample in id order (ids were taken in the
+ * samples' order), or one row with a NULL id for an enroll of none. */
+static int enroll_result(const PGresult *r, WriteOp *op, char *err) {
+    int64_t created = 0, before = 0;
+    int rows = PQntuples(r);
+    if (rows != (op->n ? op->n : 1) || pg_val_int(r, 0, 0, 0, &created) < 0 || created > 1 ||
+        pg_val_int(r, 0, 1, 0, &before) < 0)
+        return sm_err(err, -EIO, "enroll: unexpected result");
+    for (int i = 0; i < op->n; i++)
+        if (pg_val_int(r, i, 2, 1, &op->ids_out[i]) < 0 ||
+            (i > 0 && op->ids_out[i] <= op->ids_out[i - 1]))
+            return sm_err(err, -EIO, "enroll: unexpected sample ids");
     op->created = created == 1;
-    if (rc == 0 && !op->created && op->metadata)
-        rc = pg_exec(c, "UPDATE subjects SET metadata = $2 WHERE id = $1", 2, vals,
-                     "writing the subject", err);
-    return rc;
-}
-
-static int add_sample(Store *s, PGconn *c, WriteOp *op, int i, const char *now, char *err) {
-    const StoreSampleIn *in = &op->samples[i];
-    int keep = s->keep_images && in->image && in->image_len > 0;
-    const char *vals[] = {op->subject,
-                          (const char *)in->embedding,
-                          s->fingerprint,
-                          keep ? (const char *)in->image : NULL,
-                          keep ? in->content_type : NULL,
-                          now,
-                          in->source};
-    int lens[] = {0, s->dim * (int)sizeof(float), 0, keep ? (int)in->image_len : 0, 0, 0, 0};
-    int bin[] = {0, 1, 0, 1, 0, 0, 0};
-    PGresult *r = NULL;
-    int rc = pg_query(c,
-                      "WITH s AS (INSERT INTO samples (subject_id, embedding, fingerprint, image,"
-                      " content_type, created_at, source) VALUES ($1, $2, $3, $4, $5, $6, $7)"
-                      " RETURNING id, subject_id),"
-                      " ch AS (INSERT INTO changes (kind, subject_id, sample_id, d_subjects,"
-                      " d_samples) SELECT 'add', subject_id, id, 0, 1 FROM s) SELECT id FROM s",
-                      7, vals, lens, bin, &r, "adding a sample", err);
-    if (rc == 0 && pg_val_int(r, 0, 0, 1, &op->ids_out[i]) < 0)
-        rc = sm_err(err, -EIO, "adding a sample: no id returned");
-    PQclear(r);
-    return rc;
-}
-
-static int count_samples(PGconn *c, const char *subject, int64_t *out, char *err) {
-    const char *vals[] = {subject};
-    return query_int(c, "SELECT count(*) FROM samples WHERE subject_id = $1", 1, vals, out,
-                     "counting samples", err);
+    op->count = before + op->n;
+    return 0;
 }
 
 static int op_enroll(Store *s, PGconn *c, WriteOp *op, char *err) {
     const char *serving = pg_state(s)->serving;
-    char now[24];
     /* Two models' embeddings cannot be compared: one model per database. */
     if (serving[0] && strcmp(serving, s->fingerprint) != 0)
         return sm_err(err, -ESTALE,
@@ -135,11 +198,41 @@ static int op_enroll(Store *s, PGconn *c, WriteOp *op, char *err) {
                       "run every daemon on it with one model (after `siamesed --reembed` with "
                       "the new one, restart the others with it)",
                       serving, s->fingerprint);
-    snprintf(now, sizeof now, "%lld", (long long)store_now_ms());
-    int rc = subject_upsert(c, op, now, err);
-    for (int i = 0; rc == 0 && i < op->n; i++)
-        rc = add_sample(s, c, op, i, now, err);
-    return rc == 0 ? count_samples(c, op->subject, &op->count, err) : rc;
+    char now[24], dimb[24], n[16], *offs = NULL, *lens = NULL, *cts = NULL, *srcs = NULL;
+    const char *ct[STORE_ENROLL_MAX], *src[STORE_ENROLL_MAX];
+    uint8_t *images = NULL;
+    size_t total = 0, eb = (size_t)s->dim * sizeof(float);
+    float *embs = malloc(op->n ? (size_t)op->n * eb : 1);
+    for (int i = 0; i < op->n; i++) {
+        int keep = s->keep_images && op->samples[i].image && op->samples[i].image_len > 0;
+        ct[i] = keep ? op->samples[i].content_type : NULL;
+        src[i] = op->samples[i].source;
+        if (embs)
+            memcpy((char *)embs + (size_t)i * eb, op->samples[i].embedding, eb);
+    }
+    int rc = embs ? image_arrays(s, op, &offs, &lens, &images, &total, err)
+                  : sm_err(err, -ENOMEM, "out of memory");
+    if (rc == 0)
+        rc = text_array(ct, op->n, &cts, err);
+    if (rc == 0)
+        rc = text_array(src, op->n, &srcs, err);
+    if (rc == 0) {
+        snprintf(now, sizeof now, "%lld", (long long)store_now_ms());
+        snprintf(dimb, sizeof dimb, "%zu", eb);
+        snprintf(n, sizeof n, "%d", op->n);
+        const char *vals[] = {op->subject,  op->metadata, now, s->fingerprint,
+                              (char *)embs, dimb,         n,   (char *)images,
+                              offs,         lens,         cts, srcs};
+        int lv[] = {0, 0, 0, 0, (int)((size_t)op->n * eb), 0, 0, (int)total, 0, 0, 0, 0};
+        int bin[] = {0, 0, 0, 0, 1, 0, 0, 1, 0, 0, 0, 0};
+        PGresult *r = NULL;
+        rc = pg_query(c, ENROLL_SQL, 12, vals, lv, bin, &r, "enrolling", err);
+        if (rc == 0)
+            rc = enroll_result(r, op, err);
+        PQclear(r);
+    }
+    free(embs), free(images), free(offs), free(lens), free(cts), free(srcs);
+    return rc;
 }
 
 /* Runs a delete whose result row is (rows deleted, samples counted before);

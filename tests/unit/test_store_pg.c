@@ -253,14 +253,14 @@ START_TEST(pg_two_models_refused) {
     Store *a = open_ok(FP_A, 0);
     /* The database is empty: a daemon with model B may take it over ... */
     Store *b = open_ok(FP_B, 0);
-    enroll_n(b, "by_b", NULL, 2, 1, NULL);
-    /* ... and then A's enrolls are refused, naming both models. */
+    /* ... and then A's enrolls are refused, naming both models ... */
     float q[DIM];
     emb(1, q);
     StoreSampleIn in = {.embedding = q};
     int64_t id;
     ck_assert_int_eq(store_enroll(a, "by_a", NULL, &in, 1, &id, NULL, err), -ESTALE);
-    ck_assert_ptr_nonnull(strstr(err, "served with model 012345678"));
+    ck_assert_msg(strstr(err, "served with model 012345678") != NULL, "%s", err);
+    enroll_n(b, "by_b", NULL, 2, 1, NULL);
     /* A sees B's samples arrive and refuses to compare them with its model's. */
     double t0 = now_ms();
     IndexHit h;
