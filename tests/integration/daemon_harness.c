@@ -341,6 +341,12 @@ static int start_once(Daemon *d, int port, const char *const *args) {
     return -1;
 }
 
+int daemon_start_on(Daemon *d, int port, const char *log, const char *const *args) {
+    *d = (Daemon){0};
+    snprintf(d->log, sizeof d->log, "%s", log);
+    return start_once(d, port, args) == 0 ? 0 : -1;
+}
+
 int daemon_start(Daemon *d, const char *log, const char *const *args) {
     *d = (Daemon){0};
     snprintf(d->log, sizeof d->log, "%s", log);

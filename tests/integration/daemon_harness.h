@@ -74,6 +74,9 @@ int model_make_trained(const char *path, unsigned seed, const char *widths, cons
  * -1 when the daemon exited first (d->status holds its wait status) or did
  * not answer within 60 s (then it is killed). */
 int daemon_start(Daemon *d, const char *log, const char *const *args);
+/* The same on a given port (a node started again where a balancer expects
+ * it), one attempt: -1 also when the port is taken. */
+int daemon_start_on(Daemon *d, int port, const char *log, const char *const *args);
 /* SIGTERM, then waits (SIGKILL after 30 s). Returns the wait status. */
 int daemon_stop(Daemon *d);
 /* The same with another signal. */
@@ -114,7 +117,9 @@ typedef struct {
     long status; /* 0 when the transfer failed (see curl_rc) */
     int curl_rc;
     char ctype[128], allow[128], www_auth[160], retry_after[16];
-    char *body; /* NUL-terminated, never NULL after http()/http_raw() */
+    char request_id[24]; /* X-Request-Id (its access-log line's id=) */
+    char served_by[32];  /* X-Served-By (the example balancer's node name) */
+    char *body;          /* NUL-terminated, never NULL after http()/http_raw() */
     size_t len;
     cJSON *json; /* parsed body when it is JSON, else NULL */
 } Resp;

@@ -45,6 +45,10 @@ static void header_take(Resp *r, const char *p, size_t len) {
         dst = r->www_auth, cap = sizeof r->www_auth;
     else if (nlen == 11 && strncasecmp(p, "Retry-After", 11) == 0)
         dst = r->retry_after, cap = sizeof r->retry_after;
+    else if (nlen == 12 && strncasecmp(p, "X-Request-Id", 12) == 0)
+        dst = r->request_id, cap = sizeof r->request_id;
+    else if (nlen == 11 && strncasecmp(p, "X-Served-By", 11) == 0)
+        dst = r->served_by, cap = sizeof r->served_by;
     if (dst)
         snprintf(dst, cap, "%.*s", (int)(end - v), v);
 }
@@ -53,7 +57,8 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud) {
     Resp *r = ud;
     size_t len = size * n;
     if (len >= 5 && strncmp(p, "HTTP/", 5) == 0) /* a new response (after 100 Continue) */
-        r->ctype[0] = r->allow[0] = r->www_auth[0] = r->retry_after[0] = 0;
+        r->ctype[0] = r->allow[0] = r->www_auth[0] = r->retry_after[0] = r->request_id[0] =
+            r->served_by[0] = 0;
     header_take(r, p, len);
     return len;
 }

@@ -113,7 +113,7 @@ void refused_in_one_line_ok(const Own *o, const char *needle) {
                   needle, shown);
 }
 
-int prove_main(int argc, char **argv, const char *name, Suite *s) {
+int prove_init(int argc, char **argv, const char *name) {
     if (argc != 4) {
         fprintf(stderr, "usage: %s SIAMESED MKMODEL SRCROOT\n", name);
         return 2;
@@ -134,6 +134,10 @@ int prove_main(int argc, char **argv, const char *name, Suite *s) {
         return 1;
     }
     curl_global_init(CURL_GLOBAL_DEFAULT);
+    return 0;
+}
+
+int prove_run(const char *name, Suite *s) {
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
@@ -145,4 +149,9 @@ int prove_main(int argc, char **argv, const char *name, Suite *s) {
     }
     tree_remove(H.root);
     return 0;
+}
+
+int prove_main(int argc, char **argv, const char *name, Suite *s) {
+    int rc = prove_init(argc, argv, name);
+    return rc ? rc : prove_run(name, s);
 }

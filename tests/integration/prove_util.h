@@ -57,5 +57,11 @@ void refused_in_one_line_ok(const Own *o, const char *needle);
  * returns the process's exit status; the scratch root is removed when all
  * passed, kept (and named) otherwise. */
 int prove_main(int argc, char **argv, const char *name, Suite *s);
+/* prove_main in two halves, for a main that decides between them whether
+ * to run at all: prove_init fills H (0, or the exit status on failure);
+ * prove_run runs s, removes the scratch root if all passed (curl cleaned up
+ * either way) and returns the exit status. */
+int prove_init(int argc, char **argv, const char *name);
+int prove_run(const char *name, Suite *s);
 
 #endif
