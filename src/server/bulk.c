@@ -1,7 +1,7 @@
 /*
  * bulk.c — `siamesed --enroll --data DIR`: enrolls a labelled image set into
  * the store through store_enroll() (the same validation, writer and group
- * commit as POST /enroll), with a progress bar on stderr.
+ * commit as POST /enroll), with a progress line (log_progress()) on a terminal.
  *
  * DIR is either
  *   - an image directory DIR/<subject>/<image>.{png,jpg,jpeg,pgm,ppm}: each
@@ -260,10 +260,10 @@ static void progress_show(Progress *p, int final) {
     if (p->tty) {
         static const char bar[] = "##############################";
         int fill = pct * 30 / 100;
-        fprintf(stderr, "\renroll [%.*s%*s] %3d%% %zu/%zu  %.0f samples/s  %zu skipped  %zu bad ",
-                fill, bar, 30 - fill, "", pct, p->seen, p->total, rate, p->skipped, p->bad);
+        log_progress("enroll [%.*s%*s] %3d%% %zu/%zu  %.0f samples/s  %zu skipped  %zu bad", fill,
+                     bar, 30 - fill, "", pct, p->seen, p->total, rate, p->skipped, p->bad);
         if (final)
-            fputc('\n', stderr);
+            log_progress_end();
     } else if (!final) {
         log_info("enroll: %d%% (%zu of %zu), %.0f samples/s, %zu skipped, %zu bad", pct, p->seen,
                  p->total, rate, p->skipped, p->bad);
@@ -482,7 +482,7 @@ int serve_enroll(const Config *cfg, char *err) {
                  .w = &w,
                  .lim = {cfg->max_image_width, cfg->max_image_height,
                          (uint64_t)cfg->max_image_pixels, cfg->max_image_memory, NULL},
-                 .p = {.t0 = sm_now(), .total = w.n, .tty = isatty(2)}};
+                 .p = {.t0 = sm_now(), .total = w.n, .tty = log_progress_shown()}};
     pthread_mutex_init(&sh.mu, NULL);
     if (rc == 0) {
         log_info("enroll: %zu images from %s into %s", w.n, cfg->data, cfg->db);

@@ -1,6 +1,7 @@
 /*
  * log.c — timestamped one-line messages on stderr. A single fprintf per line
- * keeps lines from different threads whole (stdio locks the stream).
+ * keeps lines from different threads whole (stdio locks the stream); the
+ * progress line, when there is one, is redrawn under the same lock below each.
  */
 #include "siamese/log.h"
 
@@ -11,8 +12,12 @@
 #include <string.h>
 #include <sys/types.h>
 #include <time.h>
+#include <unistd.h>
 
 static LogLevel min_level = LOG_INFO;
+/* The progress line on the terminal ("\r\033[K" + text), "" when none;
+ * guarded by stderr's own lock (flockfile), as are the lines around it. */
+static char progress[256 + 8];
 static const char *const names[] = {"debug", "info", "warn", "error"};
 
 void log_set_level(LogLevel level) {
@@ -41,7 +46,43 @@ void log_msg(LogLevel level, const char *fmt, ...) {
     clock_gettime(CLOCK_REALTIME, &now);
     gmtime_r(&now.tv_sec, &tm);
     strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    flockfile(stderr);
+    if (progress[0]) /* the line goes above the progress line */
+        fputs("\r\033[K", stderr);
     fprintf(stderr, "%s %-5s %s\n", ts, names[level], msg);
+    if (progress[0])
+        fputs(progress, stderr);
+    funlockfile(stderr);
+}
+
+/* ---- the progress line ---- */
+
+int log_progress_shown(void) {
+    return min_level <= LOG_INFO && isatty(STDERR_FILENO);
+}
+
+void log_progress(const char *fmt, ...) {
+    if (!log_progress_shown())
+        return;
+    char line[sizeof progress - 8];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    line[strcspn(line, "\r\n")] = 0; /* one line, or it cannot be redrawn */
+    flockfile(stderr);
+    snprintf(progress, sizeof progress, "\r\033[K%s", line);
+    fputs(progress, stderr);
+    fflush(stderr);
+    funlockfile(stderr);
+}
+
+void log_progress_end(void) {
+    flockfile(stderr);
+    if (progress[0])
+        fputc('\n', stderr);
+    progress[0] = 0;
+    funlockfile(stderr);
 }
 
 /* ---- log_stream: a FILE * that logs lines ---- */
@@ -66,9 +107,16 @@ static void sink_flush(LineSink *s) {
         s->line[w++] = s->line[r];
     }
     s->line[w] = 0;
-    if (w > 0) /* the trainer's "warning: ..." lines are warnings */
-        log_msg(strncmp(s->line, "warning:", 8) == 0 && s->level < LOG_WARN ? LOG_WARN : s->level,
-                "%s", s->line);
+    /* The trainer's "warning: ..." lines are warnings; the level word then
+     * says so, and the prefix goes (not "warn  warning: ..."). */
+    const char *msg = s->line;
+    LogLevel level = s->level;
+    if (strncmp(msg, "warning:", 8) == 0) {
+        msg += 8 + strspn(msg + 8, " ");
+        level = level < LOG_WARN ? LOG_WARN : level;
+    }
+    if (*msg)
+        log_msg(level, "%s", msg);
     s->len = 0;
 }
 

@@ -2,12 +2,16 @@
  * test_log.c — log lines and log_stream(): every line written to the stream
  * comes out as one "TIMESTAMP level message" line on stderr, terminal control
  * dropped (a bar redrawn after "\r" is not logged, "\033[K" vanishes), an unterminated line logged
- * at fclose(), and nothing at all below the level set with log_set_level().
+ * at fclose(), "warning: x" lines as "warn x", and nothing at all below the
+ * level set with log_set_level(); the progress line only on a terminal,
+ * redrawn below the log lines.
  */
 #include <check.h>
+#include <pty.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include "siamese/log.h"
@@ -62,7 +66,7 @@ START_TEST(stream_lines_share_the_log_format) {
     const char *want[][2] = {{"info", "epoch 1/2  loss 0.1175"},
                              {"info", "train: 42 pairs"},
                              {"info", "second line"},
-                             {"warn", "warning: few images"},
+                             {"warn", "few images"},
                              {"info", "tail without newline"},
                              {"warn", "a warning"}};
     char *line = strtok_r(out, "\n", &save);
@@ -79,11 +83,69 @@ END_TEST
 START_TEST(stream_honours_the_level) {
     log_set_level(LOG_WARN);
     char *out = capture_stderr(write_progress);
-    assert_line(strtok(out, "\n"), "warn", "warning: few images");
+    assert_line(strtok(out, "\n"), "warn", "few images");
     assert_line(strtok(NULL, "\n"), "warn", "a warning");
     ck_assert_ptr_null(strtok(NULL, "\n"));
     free(out);
     log_set_level(LOG_INFO);
+}
+END_TEST
+
+static void write_with_progress(void) {
+    log_progress("enroll %d%%", 40);
+    log_info("between");
+    log_progress_end();
+}
+
+/* Not a terminal: log_progress() writes nothing, the log line is plain. */
+START_TEST(progress_silent_off_a_terminal) {
+    log_set_level(LOG_INFO);
+    ck_assert_int_eq(log_progress_shown(), 0);
+    char *out = capture_stderr(write_with_progress);
+    assert_line(strtok(out, "\n"), "info", "between");
+    ck_assert_ptr_null(strtok(NULL, "\n"));
+    free(out);
+}
+END_TEST
+
+/* On a terminal: the bar, then the log line above a redrawn bar, then the
+ * bar left standing with a newline; at warn level nothing of the bar. */
+START_TEST(progress_redrawn_below_log_lines) {
+    int master, slave;
+    ck_assert_int_eq(openpty(&master, &slave, NULL, NULL, NULL), 0);
+    struct termios t;
+    ck_assert_int_eq(tcgetattr(slave, &t), 0);
+    t.c_oflag &= ~(tcflag_t)OPOST; /* bytes as written, no "\n" -> "\r\n" */
+    ck_assert_int_eq(tcsetattr(slave, TCSANOW, &t), 0);
+    int saved = dup(2);
+    fflush(stderr);
+    dup2(slave, 2);
+    log_set_level(LOG_INFO);
+    ck_assert_int_eq(log_progress_shown(), 1);
+    write_with_progress();
+    log_set_level(LOG_WARN);
+    ck_assert_int_eq(log_progress_shown(), 0);
+    log_progress("hidden");
+    log_progress_end();
+    log_set_level(LOG_INFO);
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    close(slave);
+    char buf[512] = {0};
+    ssize_t n = 0, r;
+    while (n < (ssize_t)sizeof buf - 1 &&
+           (r = read(master, buf + n, sizeof buf - 1 - (size_t)n)) > 0)
+        n += r; /* ends with EIO once the slave side is closed and drained */
+    close(master);
+    const char *bar = "\r\033[Kenroll 40%";
+    ck_assert_msg(strncmp(buf, bar, strlen(bar)) == 0, "got '%s'", buf);
+    const char *line = strstr(buf + strlen(bar), "\r\033[K2");
+    ck_assert_msg(line, "log line not cleared onto its own line: '%s'", buf);
+    const char *end = strstr(line, " info  between\n\r\033[Kenroll 40%\n");
+    ck_assert_msg(end, "bar not redrawn below the line: '%s'", buf);
+    ck_assert_msg(!strstr(buf, "hidden"), "bar shown at warn level: '%s'", buf);
+    ck_assert_int_eq((int)strlen(end), (int)strlen(" info  between\n\r\033[Kenroll 40%\n"));
 }
 END_TEST
 
@@ -92,6 +154,8 @@ int main(void) {
     TCase *tc = tcase_create("log");
     tcase_add_test(tc, stream_lines_share_the_log_format);
     tcase_add_test(tc, stream_honours_the_level);
+    tcase_add_test(tc, progress_silent_off_a_terminal);
+    tcase_add_test(tc, progress_redrawn_below_log_lines);
     suite_add_tcase(s, tc);
     return check_run(s);
 }
