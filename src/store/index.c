@@ -167,9 +167,55 @@ static size_t page_round(size_t bytes) {
     return (bytes + pg - 1) / pg * pg;
 }
 
+/* ---- Prefaulting ----
+ * The kernel zeroes each page of the matrices when it is first written: for
+ * a million 128-d rows 0.6 GB, measured as 40% of the CPU of loading them at
+ * start-up (clear_page under the row copies). A reservation of at least
+ * PREFAULT_MIN_ROWS (the store's load) hands the pages it will fill to a
+ * thread that faults them in (MADV_POPULATE_WRITE: no data is touched, a
+ * page already there is left alone) while the caller reads and adds rows,
+ * so the zeroing runs on another core. Whatever moves or unmaps the mappings
+ * (growing, index_free) joins the thread first. */
+
+#define PREFAULT_MIN_ROWS 65536
+
+static void *prefault_run(void *arg) {
+    Index *ix = arg;
+    for (int i = 0; i < 2; i++)
+        if (ix->pf_len[i])
+            madvise(ix->pf_at[i], ix->pf_len[i], MADV_POPULATE_WRITE); /* advice: may fail */
+    return NULL;
+}
+
+static void prefault_join(Index *ix) {
+    if (ix->prefaulting)
+        pthread_join(ix->prefault, NULL);
+    ix->prefaulting = 0;
+}
+
+/* The page-aligned span of map (bytes long) holding bytes [from, to). */
+static void prefault_span(Index *ix, int i, void *map, size_t bytes, size_t from, size_t to) {
+    size_t pg = (size_t)sysconf(_SC_PAGESIZE), a = from / pg * pg, b = page_round(to);
+    b = b < bytes ? b : bytes;
+    ix->pf_at[i] = (char *)map + a;
+    ix->pf_len[i] = b > a ? b - a : 0;
+}
+
+/* Starts faulting in rows [ix->n, ix->n + rows) of both matrices. */
+static void prefault_start(Index *ix, size_t rows) {
+    if (rows < PREFAULT_MIN_ROWS || ix->prefaulting)
+        return;
+    size_t d = (size_t)ix->dim, end = ix->n + rows;
+    prefault_span(ix, 0, ix->emb, ix->emb_bytes, ix->n * d * sizeof(float),
+                  end * d * sizeof(float));
+    prefault_span(ix, 1, ix->codes, ix->codes_bytes, ix->n * d, end * d);
+    ix->prefaulting = pthread_create(&ix->prefault, NULL, prefault_run, ix) == 0;
+}
+
 static int grow_rows(Index *ix, size_t need) {
     if (need > ROWS_LIMIT)
         return -EOVERFLOW;
+    prefault_join(ix); /* its spans are about to move */
     size_t cap = ix->cap ? ix->cap : 64;
     while (cap < need)
         cap *= 2;
@@ -268,6 +314,7 @@ static int reserve_locked(Index *ix, size_t rows, size_t subjects, char *err) {
     if (rc < 0)
         return sm_err(err, rc, "index: cannot grow to %zu rows: %s", ix->n + rows,
                       rc == -ENOMEM ? "out of memory" : "too many");
+    prefault_start(ix, rows);
     return 0;
 }
 
@@ -312,6 +359,7 @@ int index_create(int dim, Index **out, char *err) {
 void index_free(Index *ix) {
     if (!ix)
         return;
+    prefault_join(ix);
     pool_free(ix->pool);
     pthread_mutex_destroy(&ix->pool_lock);
     pthread_rwlock_destroy(&ix->lock);

@@ -52,6 +52,12 @@ struct Index {
     Table slot_of;                           /* subject id -> slot */
     pthread_mutex_t pool_lock;               /* creating the pool */
     Pool *pool;                              /* NULL until a search needs it */
+    /* A thread faulting in the pages a large index_reserve() will fill
+     * (index.c, "Prefaulting"); joined before the mappings move or go. */
+    pthread_t prefault;
+    int prefaulting;
+    void *pf_at[2];
+    size_t pf_len[2];
 };
 
 /* ---- index.c ---- */

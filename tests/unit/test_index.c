@@ -276,6 +276,36 @@ START_TEST(reserve_then_add) {
 }
 END_TEST
 
+/* A reservation large enough to be faulted in by a helper thread, rows added
+ * while it runs, then past it (the mappings move: the helper is joined), and
+ * freed right after another large reservation (joined again): every row
+ * reads back as written. */
+START_TEST(large_reserve_prefaulted) {
+    enum { N = 70000 };
+    Index *ix = make(DIM);
+    char err[SM_ERRMAX], name[32];
+    float v[DIM] = {0};
+    ck_assert_int_eq(index_reserve(ix, N, N / 10, err), 0);
+    for (int i = 0; i < N + 100; i++) {
+        snprintf(name, sizeof name, "s%d", i % (N / 10));
+        v[0] = (float)i, v[DIM - 1] = (float)(i % 7);
+        ck_assert_int_eq(index_add(ix, i + 1, name, v, err), 0);
+    }
+    ck_assert_uint_eq(index_size(ix), N + 100);
+    for (int i = 0; i < N + 100; i += 997) {
+        IndexHit h;
+        int n = 0;
+        v[0] = (float)i, v[DIM - 1] = (float)(i % 7);
+        ck_assert_int_eq(index_search(ix, v, 1, INDEX_EXACT, &h, &n, err), 0);
+        ck_assert_int_eq(n, 1);
+        ck_assert_int_eq(h.sample_id, i + 1);
+        ck_assert_float_le(h.distance, 1e-3f);
+    }
+    ck_assert_int_eq(index_reserve(ix, 2 * N, 0, err), 0);
+    index_free(ix);
+}
+END_TEST
+
 typedef struct {
     Index *ix;
     int failures;
@@ -691,6 +721,7 @@ int main(void) {
     tcase_add_test(tc, ties_by_subject_id);
     tcase_add_loop_test(tc, topk_matches_reference, 0, 3);
     tcase_add_test(tc, reserve_then_add);
+    tcase_add_test(tc, large_reserve_prefaulted);
     tcase_add_test(tc, readers_during_writes);
     tcase_add_test(tc, close_candidates_rank_exactly);
     tcase_add_test(tc, overflowing_embeddings_refused);
