@@ -22,8 +22,10 @@
  * daemon's index), and the listener thread, for the other daemons' writes.
  *
  * The listener has its own connection, LISTENs, and catches up on a
- * notification, every FEED_POLL_MS anyway (a notification can be missed),
- * and right after (re)connecting (a NOTIFY is not replayed). A lost
+ * notification naming a change it has not applied (the payload is the last
+ * change id of the commit; a daemon's own commits are applied by its writer
+ * already), every FEED_POLL_MS anyway (a notification can be missed), and
+ * right after (re)connecting (a NOTIFY is not replayed). A lost
  * connection is retried with backoff up to FEED_BACKOFF_MAX_MS.
  */
 #include "store_pg.h"
@@ -36,6 +38,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define FEED_PAGE 1000
@@ -204,12 +207,37 @@ static void catch_up_logged(PgFeed *f, PGconn *c) {
         log_error("store: change feed: %s", err);
 }
 
+/* The larger of prev and the change id a notification names (its
+ * payload); INT64_MAX when the payload is not a number (then look anyway). */
+static int64_t notified_id(const char *payload, int64_t prev) {
+    char *end = NULL;
+    errno = 0;
+    long long v = payload ? strtoll(payload, &end, 10) : -1;
+    if (!payload || end == payload || *end || errno || v < 0)
+        return INT64_MAX; /* unknown: look */
+    return v > prev ? v : prev;
+}
+
+static double mono_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+static int64_t feed_last(PgFeed *f) {
+    pthread_mutex_lock(&f->lock);
+    int64_t last = f->last;
+    pthread_mutex_unlock(&f->lock);
+    return last;
+}
+
 static void *listener_main(void *arg) {
     PgFeed *f = arg;
     int lost = 0;
     PGconn *c = NULL;
     while ((c = listen_connect(f, &lost))) {
         catch_up_logged(f, c); /* what happened while we were not listening */
+        double looked = mono_ms();
         while (PQstatus(c) == CONNECTION_OK) {
             struct pollfd p[2] = {{.fd = PQsocket(c), .events = POLLIN},
                                   {.fd = f->wake[0], .events = POLLIN}};
@@ -222,9 +250,18 @@ static void *listener_main(void *arg) {
             }
             if (p[0].revents && !PQconsumeInput(c))
                 break; /* the connection is gone */
-            for (PGnotify *nt; (nt = PQnotifies(c));)
-                PQfreemem(nt); /* the payload (last id) is a hint: the table is the truth */
-            catch_up_logged(f, c);
+            int64_t newest = -1;
+            for (PGnotify *nt; (nt = PQnotifies(c));) {
+                newest = notified_id(nt->extra, newest);
+                PQfreemem(nt);
+            }
+            /* When a notification names a change this store has not applied
+             * (its writer applies its own), and every FEED_POLL_MS anyway. */
+            double t = mono_ms();
+            if (newest < 0 || newest > feed_last(f) || t - looked >= FEED_POLL_MS) {
+                catch_up_logged(f, c);
+                looked = t;
+            }
         }
         PQfinish(c);
         log_warn("store: change feed: connection to PostgreSQL lost; reconnecting");
