@@ -5,8 +5,11 @@
  * 2B images, no optimiser) with its FLOPs, the model time of one /verify (two
  * images through a served model's inference path), and batch embedding.
  *
- * usage: bench_cnn [arch=cnn] [batch_pairs=128] [threads=1] [steps=5]
- * Prints one JSON line.
+ * usage: bench_cnn [arch=cnn] [batch_pairs=128] [threads=1] [steps=5] [backends=auto]
+ * backends: conv backends to compare, comma-separated (auto, im2col, onednn,
+ * bf16), timed in interleaved rounds (A, B, A, B, ...); the step figures
+ * are the first backend's median, "backends" gives each one's median step
+ * and every run. Prints one JSON line.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +17,7 @@
 
 #include "siamese/blas.h"
 #include "siamese/common.h"
+#include "siamese/layers.h"
 #include "siamese/network.h"
 #include "siamese/rng.h"
 
@@ -22,6 +26,18 @@ static float *randv(size_t n, Rng *r, float lo, float hi) {
     for (size_t i = 0; i < n && v; i++)
         v[i] = lo + (hi - lo) * rng_uniform(r);
     return v;
+}
+
+static int cmp_d(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median(const double *v, int n) {
+    double t[64];
+    memcpy(t, v, (size_t)n * sizeof *t);
+    qsort(t, (size_t)n, sizeof *t, cmp_d);
+    return n % 2 ? t[n / 2] : (t[n / 2 - 1] + t[n / 2]) / 2;
 }
 
 /* GFLOP/s of one large square sgemm, the best of 3. */
@@ -87,16 +103,36 @@ int main(int argc, char **argv) {
     float *x = net_train_input(t);
     for (size_t i = 0; i < (size_t)2 * B * p.in_dim; i++)
         x[i] = rng_uniform(&rng);
-    double fwd = 1e9, bwd = 1e9;
-    for (int s = 0; s < steps + 1; s++) { /* the first is a warm-up */
-        double t0 = sm_now();
-        net_train_forward(t, params, 2 * B, &rng);
-        double t1 = sm_now();
-        net_train_backward(t, params, grad, demb, 2 * B);
-        double t2 = sm_now();
-        if (s > 0)
-            fwd = t1 - t0 < fwd ? t1 - t0 : fwd, bwd = t2 - t1 < bwd ? t2 - t1 : bwd;
+    char *list = strdup(argc > 5 ? argv[5] : "auto"), *save = NULL;
+    const char *bname[4];
+    ConvBackend bk[4];
+    int nb = 0;
+    for (char *tok = strtok_r(list, ",", &save); tok && nb < 4; tok = strtok_r(NULL, ",", &save)) {
+        static const char *names[] = {"auto", "im2col", "onednn", "bf16"};
+        int k = 0;
+        while (k < 4 && strcmp(tok, names[k]) != 0)
+            k++;
+        if (k == 4 || conv2d_set_backend((ConvBackend)k) < 0) {
+            fprintf(stderr, "bench_cnn: backend '%s' unknown or not built in\n", tok);
+            return 1;
+        }
+        bname[nb] = tok, bk[nb++] = (ConvBackend)k;
     }
+    steps = steps < 1 ? 1 : steps > 64 ? 64 : steps;
+    double run_f[4][64], run_b[4][64];
+    for (int s = 0; s < steps + 1; s++) /* the first round is a warm-up */
+        for (int k = 0; k < nb; k++) {
+            conv2d_set_backend(bk[k]);
+            double t0 = sm_now();
+            net_train_forward(t, params, 2 * B, &rng);
+            double t1 = sm_now();
+            net_train_backward(t, params, grad, demb, 2 * B);
+            double t2 = sm_now();
+            if (s > 0)
+                run_f[k][s - 1] = t1 - t0, run_b[k][s - 1] = t2 - t1;
+        }
+    conv2d_set_backend(bk[0]);
+    double fwd = median(run_f[0], steps), bwd = median(run_b[0], steps);
     double flops = step_flops(&a, &p) * 2 * B, step = fwd + bwd;
     /* Inference: two images through a served model's path, then a batch. */
     float *fast = malloc(p.n_params * sizeof *fast), *emb = malloc((size_t)2048 * p.embed_dim * 4);
@@ -116,10 +152,24 @@ int main(int argc, char **argv) {
     printf("{\"arch\":\"%s\",\"kernel\":\"%s\",\"threads\":%d,\"batch_pairs\":%d,"
            "\"sgemm_peak_gflops\":%.1f,\"step_ms\":%.2f,\"forward_ms\":%.2f,\"backward_ms\":%.2f,"
            "\"mflop_per_pair\":%.1f,\"step_gflops\":%.1f,\"fraction_of_peak\":%.3f,"
-           "\"pairs_per_s_step\":%.0f,\"verify_model_ms\":%.3f,\"embed_per_s\":%.0f}\n",
+           "\"pairs_per_s_step\":%.0f,\"verify_model_ms\":%.3f,\"embed_per_s\":%.0f,"
+           "\"backends\":{",
            spec, blas_kernel(), threads, B, peak, step * 1e3, fwd * 1e3, bwd * 1e3,
            step_flops(&a, &p) * 2 / 1e6, flops / step / 1e9, flops / step / 1e9 / peak, B / step,
            verify * 1e3, batch);
+    for (int k = 0; k < nb; k++) {
+        double runs[64];
+        for (int s = 0; s < steps; s++)
+            runs[s] = run_f[k][s] + run_b[k][s];
+        printf("%s\"%s\":{\"step_ms\":%.2f,\"ratio_to_first\":%.3f,\"runs_ms\":[", k ? "," : "",
+               bname[k], median(runs, steps) * 1e3,
+               (median(run_f[0], steps) + median(run_b[0], steps)) / median(runs, steps));
+        for (int s = 0; s < steps; s++)
+            printf("%s%.2f", s ? "," : "", runs[s] * 1e3);
+        printf("]}");
+    }
+    printf("},\"onednn_calls\":%zu}\n", conv2d_onednn_calls());
+    free(list);
     net_train_free(t);
     free(params), free(grad), free(demb), free(fast), free(emb), free(imgs);
     return 0;

@@ -11,7 +11,7 @@
 set -eu
 root="$(cd "$(dirname "$0")/.." && pwd)"
 pkgs="gcc pkg-config meson ninja-build git ca-certificates
-libopenblas-dev libmicrohttpd-dev libcjson-dev libsqlite3-dev sqlite3 check
+libopenblas-dev libdnnl-dev libmicrohttpd-dev libcjson-dev libsqlite3-dev sqlite3 check
 libpng-dev libjpeg62-turbo-dev zlib1g-dev nettle-dev libcurl4-openssl-dev
 python3 python3-numpy python3-yaml dataset-fashion-mnist clang-format gnutls-bin
 libpq-dev postgresql haproxy"

@@ -70,17 +70,31 @@ void contrastive_backward(float *demb, const float *emb, const float *dist, cons
  * weight (OC,K,K,C): the kernel in the activations' order (net_* permutes
  * from and to PyTorch's (OC,C,K,K)). */
 
-/* out = conv(inp) + bias. col (N*OH*OW, K*K*C) receives the patches
- * (im2col), which conv2d_backward() needs. */
+/* Who computes conv2d_forward()/conv2d_backward(), process-wide: AUTO (the
+ * default) = oneDNN f32 for batches of at least CONV_AUTO_MIN_N images when
+ * built with it, else im2col + sgemm; ONEDNN/ONEDNN_BF16 = oneDNN for every
+ * call (bf16: sources and weights rounded to bf16, f32 accumulation and
+ * results); IM2COL = never oneDNN. A call oneDNN cannot serve (plan busy, a
+ * shape it refuses) is computed by im2col. The *_ref twins never change. */
+typedef enum { CONV_AUTO, CONV_IM2COL, CONV_ONEDNN, CONV_ONEDNN_BF16 } ConvBackend;
+#define CONV_AUTO_MIN_N 16
+/* -ENOTSUP (and nothing changes) when oneDNN or its bf16 kernels are missing. */
+int conv2d_set_backend(ConvBackend b);
+ConvBackend conv2d_backend(void);
+/* How many conv2d_* calls oneDNN has computed in this process. */
+size_t conv2d_onednn_calls(void);
+
+/* out = conv(inp) + bias. col (N*OH*OW, K*K*C): scratch for the patches. */
 void conv2d_forward(float *out, float *col, const float *inp, const float *weight,
                     const float *bias, int N, int H, int W, int C, int OC, int K, int S, int P);
 void conv2d_forward_ref(float *out, const float *inp, const float *weight, const float *bias, int N,
                         int H, int W, int C, int OC, int K, int S, int P);
 
-/* dout (N,OH,OW,OC), col as left by conv2d_forward() -> dweight +=, dbias +=,
- * dinp (N,H,W,C) overwritten (skipped when NULL; col is clobbered then). */
+/* dout (N,OH,OW,OC), inp (N,H,W,C) of the forward -> dweight +=, dbias +=,
+ * dinp (N,H,W,C) overwritten (skipped when NULL). col: scratch as above. */
 void conv2d_backward(float *dinp, float *dweight, float *dbias, float *col, const float *dout,
-                     const float *weight, int N, int H, int W, int C, int OC, int K, int S, int P);
+                     const float *inp, const float *weight, int N, int H, int W, int C, int OC,
+                     int K, int S, int P);
 void conv2d_backward_ref(float *dinp, float *dweight, float *dbias, const float *dout,
                          const float *inp, const float *weight, int N, int H, int W, int C, int OC,
                          int K, int S, int P);
@@ -93,6 +107,15 @@ void maxpool_forward_ref(float *out, const float *inp, int N, int H, int W, int 
  * output; the rest is 0. */
 void maxpool_backward(float *dinp, const float *dout, const float *inp, const float *out, int N,
                       int H, int W, int C, int K);
+/* ReLU then max pool, in one pass over the input (they commute: max(0, max
+ * window) = max window of max(0, x)): out = max(0, maxpool(inp)), inp the
+ * pre-ReLU values. Backward: dinp (N,H,W,C) overwritten with the gradient of
+ * relu-then-pool at inp: dout to the first maximum of each window whose out
+ * > 0, else 0 — what relu_backward() after maxpool_backward() of the ReLU'd
+ * input gives (tests hold them to that). */
+void maxpool_relu_forward(float *out, const float *inp, int N, int H, int W, int C, int K);
+void maxpool_relu_backward(float *dinp, const float *dout, const float *inp, const float *out,
+                           int N, int H, int W, int C, int K);
 /* The same from the input itself (recomputes the first maximum). */
 void maxpool_backward_ref(float *dinp, const float *dout, const float *inp, int N, int H, int W,
                           int C, int K);

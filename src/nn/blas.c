@@ -20,6 +20,9 @@
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
+#ifdef SM_HAVE_DNNL
+#include <omp.h>
+#endif
 
 #include "siamese/common.h"
 #include "siamese/log.h"
@@ -101,6 +104,9 @@ const char *blas_kernel(void) {
 
 void blas_set_threads(int n) {
     openblas_set_num_threads(n < 1 ? 1 : n);
+#ifdef SM_HAVE_DNNL
+    omp_set_num_threads(n < 1 ? 1 : n); /* oneDNN's convolutions (conv_dnnl.c) */
+#endif
 }
 
 void blas_sgemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,

@@ -8,12 +8,18 @@
  * the shape OpenBLAS runs near its peak with all its threads. Channels-last
  * makes each kernel tap a contiguous copy of C floats; the weights are
  * stored (OC,K,K,C) to match (network.c permutes from PyTorch's order).
- * Backward reuses the patches for the weight gradient, then overwrites them
+ * Backward rebuilds the patches for the weight gradient, then overwrites them
  * with the patch gradient and scatters it back (col2im).
+ *
+ * When built with oneDNN, batches go to its JIT kernels instead (conv_dnnl.c,
+ * about twice as fast here: bench/bench_dnnl); this path is the fallback and
+ * what the daemon's one or two images take.
  */
+#include <errno.h>
 #include <math.h>
 #include <string.h>
 
+#include "conv_int.h"
 #include "siamese/blas.h"
 #include "siamese/layers.h"
 #include "siamese/simd.h"
@@ -97,8 +103,44 @@ SM_CLONES static void sum_rows(float *restrict acc, const float *restrict rows, 
             acc[i] += rows[r * (size_t)w + i];
 }
 
+/* The backend conv2d_* use (conv2d_set_backend()). */
+static _Atomic int backend = CONV_AUTO;
+
+int conv2d_set_backend(ConvBackend b) {
+    if (b == CONV_ONEDNN && !convd_available(0))
+        return -ENOTSUP;
+    if (b == CONV_ONEDNN_BF16 && !convd_available(1))
+        return -ENOTSUP;
+    backend = b;
+    return 0;
+}
+
+ConvBackend conv2d_backend(void) {
+    return (ConvBackend)backend;
+}
+
+static _Atomic size_t dnnl_calls;
+
+size_t conv2d_onednn_calls(void) {
+    return dnnl_calls;
+}
+
+/* Whether this call goes to oneDNN first (*bf16 set), or straight to im2col:
+ * AUTO leaves the daemon's one or two images to im2col, which needs no plan. */
+static int use_dnnl(int N, int *bf16) {
+    int b = backend;
+    *bf16 = b == CONV_ONEDNN_BF16;
+    return b == CONV_ONEDNN || b == CONV_ONEDNN_BF16 || (b == CONV_AUTO && N >= CONV_AUTO_MIN_N);
+}
+
 void conv2d_forward(float *out, float *col, const float *inp, const float *weight,
                     const float *bias, int N, int H, int W, int C, int OC, int K, int S, int P) {
+    const ConvShape sh = {N, H, W, C, OC, K, S, P};
+    int bf16;
+    if (use_dnnl(N, &bf16) && convd_forward(out, inp, weight, bias, &sh, bf16) == 0) {
+        dnnl_calls++;
+        return;
+    }
     const size_t rows = (size_t)N * out_size(H, K, S, P) * out_size(W, K, S, P);
     const int KKC = K * K * C;
     im2col(col, inp, N, H, W, C, K, S, P);
@@ -108,9 +150,18 @@ void conv2d_forward(float *out, float *col, const float *inp, const float *weigh
 }
 
 void conv2d_backward(float *dinp, float *dweight, float *dbias, float *col, const float *dout,
-                     const float *weight, int N, int H, int W, int C, int OC, int K, int S, int P) {
+                     const float *inp, const float *weight, int N, int H, int W, int C, int OC,
+                     int K, int S, int P) {
+    const ConvShape sh = {N, H, W, C, OC, K, S, P};
+    int bf16;
+    if (use_dnnl(N, &bf16) &&
+        convd_backward(dinp, dweight, dbias, dout, inp, weight, &sh, bf16) == 0) {
+        dnnl_calls++;
+        return;
+    }
     const size_t rows = (size_t)N * out_size(H, K, S, P) * out_size(W, K, S, P);
     const int KKC = K * K * C;
+    im2col(col, inp, N, H, W, C, K, S, P); /* the forward may not have left it */
     blas_sgemm(1, 0, OC, KKC, (int)rows, 1.0f, dout, OC, col, KKC, 1.0f, dweight, KKC);
     sum_rows(dbias, dout, rows, OC);
     if (!dinp)
@@ -173,11 +224,11 @@ void conv2d_backward_ref(float *dinp, float *dweight, float *dbias, const float 
                 }
 }
 
-/* One output pixel's C channels: the maximum over a K×K window. */
+/* One output pixel's C channels: the maximum over a K×K window (and 0, relu). */
 SM_CLONES static void pool_pixel(float *restrict out, const float *restrict win, int W, int C,
-                                 int K) {
+                                 int K, int relu) {
     for (int c = 0; c < C; c++)
-        out[c] = win[c];
+        out[c] = relu && !(win[c] > 0.0f) ? 0.0f : win[c];
     for (int kh = 0; kh < K; kh++)
         for (int kw = 0; kw < K; kw++) {
             const float *v = win + ((size_t)kh * W + kw) * C;
@@ -186,15 +237,25 @@ SM_CLONES static void pool_pixel(float *restrict out, const float *restrict win,
         }
 }
 
-void maxpool_forward(float *out, const float *inp, int N, int H, int W, int C, int K) {
+static void pool_forward(float *out, const float *inp, int N, int H, int W, int C, int K,
+                         int relu) {
     const int OH = H / K, OW = W / K;
     for (int n = 0; n < N; n++) {
         const float *img = inp + (size_t)n * H * W * C;
         for (int oh = 0; oh < OH; oh++)
-            for (int ow = 0; ow < OW; ow++)
-                pool_pixel(out + (((size_t)n * OH + oh) * OW + ow) * C,
-                           img + ((size_t)oh * K * W + (size_t)ow * K) * C, W, C, K);
+            for (int ow = 0; ow < OW; ow++) {
+                float *o = out + (((size_t)n * OH + oh) * OW + ow) * C;
+                pool_pixel(o, img + ((size_t)oh * K * W + (size_t)ow * K) * C, W, C, K, relu);
+            }
     }
+}
+
+void maxpool_forward(float *out, const float *inp, int N, int H, int W, int C, int K) {
+    pool_forward(out, inp, N, H, W, C, K, 0);
+}
+
+void maxpool_relu_forward(float *out, const float *inp, int N, int H, int W, int C, int K) {
+    pool_forward(out, inp, N, H, W, C, K, 1);
 }
 
 void maxpool_forward_ref(float *out, const float *inp, int N, int H, int W, int C, int K) {
@@ -214,26 +275,55 @@ void maxpool_forward_ref(float *out, const float *inp, int N, int H, int W, int 
                 }
 }
 
-void maxpool_backward(float *dinp, const float *dout, const float *inp, const float *out, int N,
-                      int H, int W, int C, int K) {
+/* One window's input gradient, every tap written: dout to the first tap
+ * equal to out, 0 elsewhere (and everywhere where relu and out <= 0).
+ * Branch-free over blocks of channels, so that it vectorises. */
+SM_CLONES static void pool_back_pixel(float *restrict dwin, const float *restrict win,
+                                      const float *restrict out, const float *restrict dout, int W,
+                                      int C, int K, int relu) {
+    for (int c0 = 0; c0 < C; c0 += 64) {
+        const int n = C - c0 < 64 ? C - c0 : 64;
+        float g[64];
+        for (int i = 0; i < n; i++)
+            g[i] = relu && !(out[c0 + i] > 0.0f) ? 0.0f : dout[c0 + i];
+        for (int kh = 0; kh < K; kh++)
+            for (int kw = 0; kw < K; kw++) {
+                const size_t at = ((size_t)kh * W + kw) * C + c0;
+                const float *v = win + at;
+                float *d = dwin + at;
+                for (int i = 0; i < n; i++) {
+                    const int hit = v[i] == out[c0 + i];
+                    d[i] = hit ? g[i] : 0.0f;
+                    g[i] = hit ? 0.0f : g[i];
+                }
+            }
+    }
+}
+
+static void pool_backward(float *dinp, const float *dout, const float *inp, const float *out, int N,
+                          int H, int W, int C, int K, int relu) {
     const int OH = H / K, OW = W / K;
-    memset(dinp, 0, (size_t)N * H * W * C * sizeof *dinp);
+    if (H % K || W % K) /* rows and columns no window covers */
+        memset(dinp, 0, (size_t)N * H * W * C * sizeof *dinp);
     for (int n = 0; n < N; n++) {
         const size_t img = (size_t)n * H * W * C;
         for (int oh = 0; oh < OH; oh++)
             for (int ow = 0; ow < OW; ow++) {
-                size_t o = (((size_t)n * OH + oh) * OW + ow) * C;
-                size_t win = img + ((size_t)oh * K * W + (size_t)ow * K) * C;
-                for (int c = 0; c < C; c++) /* the first tap that holds the maximum */
-                    for (int t = 0; t < K * K; t++) {
-                        size_t at = win + ((size_t)(t / K) * W + (size_t)(t % K)) * C + c;
-                        if (inp[at] == out[o + c]) {
-                            dinp[at] = dout[o + c];
-                            break;
-                        }
-                    }
+                const size_t o = (((size_t)n * OH + oh) * OW + ow) * C;
+                const size_t win = img + ((size_t)oh * K * W + (size_t)ow * K) * C;
+                pool_back_pixel(dinp + win, inp + win, out + o, dout + o, W, C, K, relu);
             }
     }
+}
+
+void maxpool_backward(float *dinp, const float *dout, const float *inp, const float *out, int N,
+                      int H, int W, int C, int K) {
+    pool_backward(dinp, dout, inp, out, N, H, W, C, K, 0);
+}
+
+void maxpool_relu_backward(float *dinp, const float *dout, const float *inp, const float *out,
+                           int N, int H, int W, int C, int K) {
+    pool_backward(dinp, dout, inp, out, N, H, W, C, K, 1);
 }
 
 void maxpool_backward_ref(float *dinp, const float *dout, const float *inp, int N, int H, int W,

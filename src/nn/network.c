@@ -346,8 +346,9 @@ static const float *infer_layer(const ModelArch *a, const NetPlan *p, int i, con
             wt = fast + p->woff[i];
         conv2d_forward(next, col, in, wt, b, R, H, W, C, l->n, l->k, l->s, l->p);
         return next;
-    case NET_POOL:
-        maxpool_forward(next, in, R, H, W, C, l->n);
+    case NET_POOL: /* a ReLU right before is applied here (they commute), in one pass */
+        (i > 0 && a->layer[i - 1].kind == NET_RELU ? maxpool_relu_forward
+                                                   : maxpool_forward)(next, in, R, H, W, C, l->n);
         return next;
     case NET_FC:
         if (R <= 4 && transposed)
@@ -356,6 +357,8 @@ static const float *infer_layer(const ModelArch *a, const NetPlan *p, int i, con
             dense_forward(next, in, wt, b, R, C * H * W, l->n);
         return next;
     case NET_RELU:
+        if (i + 1 < a->n_layers && a->layer[i + 1].kind == NET_POOL)
+            return in; /* the pool applies it */
         relu_forward(in == x ? next : (float *)in, in, n);
         return in == x ? next : in;
     case NET_FLATTEN:

@@ -37,6 +37,14 @@ static size_t act_of(const NetPlan *p, int i) { /* floats per image after layer 
     return (size_t)p->c[i + 1] * p->h[i + 1] * p->w[i + 1];
 }
 
+/* Layer i is a pool right after a ReLU (not the first layer, so in place on
+ * the layer before): the pool applies it (maxpool_relu_*), the ReLU does
+ * nothing, and the big pre-pool activation is read once instead of 3 times. */
+static int pool_takes_relu(const ModelArch *a, int i) {
+    return i > 1 && i < a->n_layers && a->layer[i].kind == NET_POOL &&
+           a->layer[i - 1].kind == NET_RELU;
+}
+
 static int aliases(const NetTrain *t, int i) {
     const NetLayer *l = &t->a->layer[i];
     const NetPlan *p = t->p;
@@ -134,13 +142,15 @@ const float *net_train_forward(NetTrain *t, const float *params, int R, Rng *rng
                            l->s, l->p);
             break;
         case NET_POOL:
-            maxpool_forward(o, in, R, H, W, C, l->n);
+            (pool_takes_relu(a, i) ? maxpool_relu_forward : maxpool_forward)(o, in, R, H, W, C,
+                                                                             l->n);
             break;
         case NET_FC:
             dense_forward(o, in, w, b, R, C * H * W, l->n);
             break;
         case NET_RELU:
-            relu_forward(o, in, n);
+            if (!pool_takes_relu(a, i + 1))
+                relu_forward(o, in, n);
             break;
         case NET_DROP:
             dropout_forward(o, t->mask[i], in, n, l->drop, rng);
@@ -167,7 +177,8 @@ static void backward_layer(NetTrain *t, int i, const float *params, float *grad,
     float *dw = grad + p->woff[i], *db = grad + p->boff[i], *dinp = need_in ? *other : NULL;
     switch (l->kind) {
     case NET_RELU:
-        relu_backward(*g, *g, t->out[i], n);
+        if (!pool_takes_relu(t->a, i + 1))
+            relu_backward(*g, *g, t->out[i], n);
         return;
     case NET_DROP:
         dropout_backward(*g, *g, t->mask[i], n);
@@ -178,7 +189,8 @@ static void backward_layer(NetTrain *t, int i, const float *params, float *grad,
         flatten_backward(*other, *g, R, H, W, C);
         break;
     case NET_POOL:
-        maxpool_backward(*other, *g, in, t->out[i], R, H, W, C, l->n);
+        (pool_takes_relu(t->a, i) ? maxpool_relu_backward
+                                  : maxpool_backward)(*other, *g, in, t->out[i], R, H, W, C, l->n);
         break;
     case NET_FC:
         dense_backward(dinp, dw, db, *g, in, params + p->woff[i], R, C * H * W, l->n);
@@ -187,11 +199,11 @@ static void backward_layer(NetTrain *t, int i, const float *params, float *grad,
         if (C > 1) {
             float *gp = t->gperm + t->poff[i];
             memset(gp, 0, (p->boff[i] - p->woff[i]) * sizeof *gp);
-            conv2d_backward(dinp, gp, db, t->col[i], *g, t->wperm + t->poff[i], R, H, W, C, l->n,
-                            l->k, l->s, l->p);
+            conv2d_backward(dinp, gp, db, t->col[i], *g, in, t->wperm + t->poff[i], R, H, W, C,
+                            l->n, l->k, l->s, l->p);
             net_conv_add_from_hwc(dw, gp, l->n, C, l->k);
         } else
-            conv2d_backward(dinp, dw, db, t->col[i], *g, params + p->woff[i], R, H, W, C, l->n,
+            conv2d_backward(dinp, dw, db, t->col[i], *g, in, params + p->woff[i], R, H, W, C, l->n,
                             l->k, l->s, l->p);
         break;
     }

@@ -5,7 +5,9 @@
  * backward against central finite differences of their forward.
  */
 #include <check.h>
+#include <errno.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -41,36 +43,95 @@ static float *randf(size_t n, float lo, float hi) {
     return x;
 }
 
+static const struct {
+    ConvBackend b;
+    const char *name;
+    double tol;
+} backends[] = {
+    {CONV_IM2COL, "im2col", 1e-4},
+    {CONV_ONEDNN, "onednn", 1e-4},
+    {CONV_ONEDNN_BF16, "onednn-bf16", 0.25},
+};
+
+/* conv2d_forward/backward with backend k against the references r (forward,
+ * dinp, dweight and dbias accumulated into dw0/db0, then the same without
+ * dinp) on shape c. */
+static void check_backend(size_t k, ConvShape c, const float *x, const float *w, const float *b,
+                          const float *g, const float *dw0, const float *db0, float *const r[6]) {
+    int OH = osz(c.H, c.K, c.S, c.P), OW = osz(c.W, c.K, c.S, c.P);
+    size_t ni = (size_t)c.N * c.H * c.W * c.C, nw = (size_t)c.OC * c.K * c.K * c.C;
+    size_t no = (size_t)c.N * OH * OW * c.OC, ncol = (size_t)c.N * OH * OW * c.K * c.K * c.C;
+    float *o = malloc(no * 4), *col = malloc(ncol * 4), *di = malloc(ni * 4);
+    float *dw = malloc(nw * 4), *db = malloc(c.OC * 4);
+    const double tol = backends[k].tol;
+    char what[6][96];
+    static const char *part[6] = {"forward", "dinp",        "dweight",
+                                  "dbias",   "dw w/o dinp", "db w/o dinp"};
+    for (int i = 0; i < 6; i++)
+        snprintf(what[i], sizeof what[i], "%s conv %s %dx%dx%d k%d s%d p%d", backends[k].name,
+                 part[i], c.H, c.W, c.C, c.K, c.S, c.P);
+    memcpy(dw, dw0, nw * 4), memcpy(db, db0, c.OC * 4);
+    conv2d_forward(o, col, x, w, b, c.N, c.H, c.W, c.C, c.OC, c.K, c.S, c.P);
+    check_close(o, r[0], no, tol, what[0]);
+    conv2d_backward(di, dw, db, col, g, x, w, c.N, c.H, c.W, c.C, c.OC, c.K, c.S, c.P);
+    check_close(di, r[1], ni, tol, what[1]);
+    check_close(dw, r[2], nw, tol, what[2]);
+    check_close(db, r[3], c.OC, tol, what[3]);
+    /* Without the input gradient (the first layer) the parameter ones are the same. */
+    memcpy(dw, dw0, nw * 4), memcpy(db, db0, c.OC * 4);
+    conv2d_backward(NULL, dw, db, col, g, x, w, c.N, c.H, c.W, c.C, c.OC, c.K, c.S, c.P);
+    check_close(dw, r[4], nw, tol, what[4]);
+    check_close(db, r[5], c.OC, tol, what[5]);
+    free(o), free(col), free(di), free(dw), free(db);
+}
+
+/* Every backend built in against the references: im2col + sgemm always,
+ * oneDNN in f32 and bf16 when built with it. bf16 rounds sources and weights
+ * to 8 bits of mantissa (2^-9 relative each), so a sum of n products of unit
+ * size is off by ~sqrt(n) 2^-8: 0.13 for the 1152 products of the first
+ * layer's weight gradient here; a wrong layout is off by whole units. The cnn
+ * preset's two layers must really go through oneDNN (its call count). */
 START_TEST(conv_matches_reference) {
+    int have[3];
+    for (size_t k = 0; k < 3; k++) {
+        have[k] = conv2d_set_backend(backends[k].b) == 0;
+#ifdef SM_HAVE_DNNL
+        ck_assert(have[k] || backends[k].b == CONV_ONEDNN_BF16);
+#else
+        ck_assert_int_eq(have[k], backends[k].b == CONV_IM2COL);
+#endif
+    }
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         ConvShape c = shapes[s];
         int OH = osz(c.H, c.K, c.S, c.P), OW = osz(c.W, c.K, c.S, c.P);
         size_t ni = (size_t)c.N * c.H * c.W * c.C, nw = (size_t)c.OC * c.K * c.K * c.C;
-        size_t no = (size_t)c.N * OH * OW * c.OC, ncol = (size_t)c.N * OH * OW * c.K * c.K * c.C;
+        size_t no = (size_t)c.N * OH * OW * c.OC;
         float *x = randf(ni, -1, 1), *w = randf(nw, -0.2f, 0.2f), *b = randf(c.OC, -1, 1);
-        float *o1 = malloc(no * 4), *o2 = malloc(no * 4), *col = malloc(ncol * 4);
-        float *g = randf(no, -1, 1), *di1 = malloc(ni * 4), *di2 = malloc(ni * 4);
-        float *dw1 = randf(nw, -1, 1), *dw2 = malloc(nw * 4), *db1 = randf(c.OC, -1, 1),
-              *db2 = malloc(c.OC * 4);
-        memcpy(dw2, dw1, nw * 4), memcpy(db2, db1, c.OC * 4);
-        conv2d_forward(o2, col, x, w, b, c.N, c.H, c.W, c.C, c.OC, c.K, c.S, c.P);
-        conv2d_forward_ref(o1, x, w, b, c.N, c.H, c.W, c.C, c.OC, c.K, c.S, c.P);
-        check_close(o2, o1, no, 1e-4, "conv forward");
-        conv2d_backward(di2, dw2, db2, col, g, w, c.N, c.H, c.W, c.C, c.OC, c.K, c.S, c.P);
-        conv2d_backward_ref(di1, dw1, db1, g, x, w, c.N, c.H, c.W, c.C, c.OC, c.K, c.S, c.P);
-        check_close(di2, di1, ni, 1e-4, "conv dinp");
-        check_close(dw2, dw1, nw, 1e-4, "conv dweight (accumulated)");
-        check_close(db2, db1, c.OC, 1e-4, "conv dbias (accumulated)");
-        /* Without the input gradient (the first layer) the parameter ones are the same. */
-        memcpy(dw2, dw1, nw * 4), memcpy(db2, db1, c.OC * 4);
-        conv2d_forward(o2, col, x, w, b, c.N, c.H, c.W, c.C, c.OC, c.K, c.S, c.P);
-        conv2d_backward(NULL, dw2, db2, col, g, w, c.N, c.H, c.W, c.C, c.OC, c.K, c.S, c.P);
-        conv2d_backward_ref(NULL, dw1, db1, g, x, w, c.N, c.H, c.W, c.C, c.OC, c.K, c.S, c.P);
-        check_close(dw2, dw1, nw, 1e-4, "conv dweight without dinp");
-        check_close(db2, db1, c.OC, 1e-4, "conv dbias without dinp");
-        free(x), free(w), free(b), free(o1), free(o2), free(col), free(g), free(di1), free(di2);
-        free(dw1), free(dw2), free(db1), free(db2);
+        float *g = randf(no, -1, 1), *dw0 = randf(nw, -1, 1), *db0 = randf(c.OC, -1, 1);
+        float *r[6] = {malloc(no * 4),   malloc(ni * 4), malloc(nw * 4),
+                       malloc(c.OC * 4), malloc(nw * 4), malloc(c.OC * 4)};
+        conv2d_forward_ref(r[0], x, w, b, c.N, c.H, c.W, c.C, c.OC, c.K, c.S, c.P);
+        memcpy(r[2], dw0, nw * 4), memcpy(r[3], db0, c.OC * 4);
+        conv2d_backward_ref(r[1], r[2], r[3], g, x, w, c.N, c.H, c.W, c.C, c.OC, c.K, c.S, c.P);
+        memcpy(r[4], dw0, nw * 4), memcpy(r[5], db0, c.OC * 4);
+        conv2d_backward_ref(NULL, r[4], r[5], g, x, w, c.N, c.H, c.W, c.C, c.OC, c.K, c.S, c.P);
+        for (size_t k = 0; k < 3; k++) {
+            if (!have[k])
+                continue;
+            ck_assert_int_eq(conv2d_set_backend(backends[k].b), 0);
+            size_t before = conv2d_onednn_calls();
+            check_backend(k, c, x, w, b, g, dw0, db0, r);
+            size_t calls = conv2d_onednn_calls() - before;
+            if (backends[k].b == CONV_IM2COL)
+                ck_assert_uint_eq(calls, 0);
+            else if (s < 2) /* forward + 2 backward */
+                ck_assert_uint_eq(calls, 3);
+        }
+        free(x), free(w), free(b), free(g), free(dw0), free(db0);
+        for (int i = 0; i < 6; i++)
+            free(r[i]);
     }
+    ck_assert_int_eq(conv2d_set_backend(CONV_AUTO), 0);
 }
 END_TEST
 
@@ -129,7 +190,7 @@ START_TEST(maxpool_matches_reference_and_gradients) {
         int N = ps[s][0], H = ps[s][1], W = ps[s][2], C = ps[s][3], K = ps[s][4];
         size_t ni = (size_t)N * H * W * C, no = (size_t)N * (H / K) * (W / K) * C;
         float *x = randf(ni, -1, 1), *o1 = malloc(no * 4), *o2 = malloc(no * 4);
-        float *g = randf(no, -1, 1), *d1 = malloc(ni * 4), *d2 = malloc(ni * 4);
+        float *g = randf(no, -1, 1), *d1 = malloc(ni * 4), *d2 = randf(ni, 5, 6);
         maxpool_forward(o2, x, N, H, W, C, K);
         maxpool_forward_ref(o1, x, N, H, W, C, K);
         check_close(o2, o1, no, 0, "pool forward");
@@ -173,6 +234,37 @@ START_TEST(maxpool_ties_take_the_first) {
 }
 END_TEST
 
+/* The fused ReLU + pool against relu_forward() then the pool references,
+ * forward and backward (relu_backward() after maxpool_backward_ref() of the
+ * ReLU'd input), on shapes with uncovered borders, >64 channels and inputs
+ * with many exact zeros and all-negative windows (ties at 0). */
+START_TEST(maxpool_relu_is_relu_then_pool) {
+    static const int ps[][5] = {{2, 24, 24, 32, 2}, {1, 7, 5, 67, 2}, {2, 9, 9, 2, 3}};
+    for (size_t s = 0; s < sizeof ps / sizeof ps[0]; s++) {
+        int N = ps[s][0], H = ps[s][1], W = ps[s][2], C = ps[s][3], K = ps[s][4];
+        size_t ni = (size_t)N * H * W * C, no = (size_t)N * (H / K) * (W / K) * C;
+        float *x = randf(ni, -1, 0.5f), *r = malloc(ni * 4), *o1 = malloc(no * 4);
+        float *o2 = malloc(no * 4), *g = randf(no, -1, 1), *d1 = malloc(ni * 4);
+        float *d2 = randf(ni, 5, 6); /* garbage: every element must be written */
+        for (size_t i = 0; i < ni; i += 5)
+            x[i] = 0.0f;
+        relu_forward(r, x, ni);
+        maxpool_forward_ref(o1, r, N, H, W, C, K);
+        maxpool_relu_forward(o2, x, N, H, W, C, K);
+        check_close(o2, o1, no, 0, "relu+pool forward");
+        maxpool_backward_ref(d1, g, r, N, H, W, C, K);
+        relu_backward(d1, d1, r, ni);
+        maxpool_relu_backward(d2, g, x, o2, N, H, W, C, K);
+        check_close(d2, d1, ni, 0, "relu+pool backward");
+        size_t nonzero = 0;
+        for (size_t i = 0; i < ni; i++)
+            nonzero += d2[i] != 0.0f;
+        ck_assert_uint_gt(nonzero, no / 4); /* the positive windows got their gradient */
+        free(x), free(r), free(o1), free(o2), free(g), free(d1), free(d2);
+    }
+}
+END_TEST
+
 START_TEST(flatten_is_chw_and_inverts) {
     enum { N = 2, H = 3, W = 2, C = 4, S = H * W * C };
     float x[N * S], y[N * S], back[N * S];
@@ -196,5 +288,6 @@ void add_conv_tests(TCase *tc) {
     tcase_add_test(tc, conv_gradients);
     tcase_add_test(tc, maxpool_matches_reference_and_gradients);
     tcase_add_test(tc, maxpool_ties_take_the_first);
+    tcase_add_test(tc, maxpool_relu_is_relu_then_pool);
     tcase_add_test(tc, flatten_is_chw_and_inverts);
 }
