@@ -42,12 +42,14 @@ int serve_mismatch(const Config *cfg, const char *fp, const StoreModelCount *c, 
     snprintf(models, sizeof models, "%.*s%s", FP_SHOWN, c[first].fingerprint,
              n_other > 1 ? " and others" : "");
     const char *s = other == 1 ? " was" : "s were";
+    /* A URI's ? and & need quoting in the command to copy. */
+    const char *q = strpbrk(cfg->db, "?&;| ") && !strchr(cfg->db, '\'') ? "'" : "";
     if (images == other)
         return sm_err(err, -ESTALE,
                       "%s: %lld sample%s made by model %s, not by %s (%.*s): to convert them "
-                      "run `siamesed --reembed --model %s --db %s`",
-                      cfg->db, (long long)other, s, models, cfg->model, FP_SHOWN, fp, cfg->model,
-                      cfg->db);
+                      "run `siamesed --reembed --model %s --db %s%s%s`",
+                      cfg->db, (long long)other, s, models, cfg->model, FP_SHOWN, fp, cfg->model, q,
+                      cfg->db, q);
     return sm_err(err, -ESTALE,
                   "%s: %lld sample%s made by model %s, not by %s (%.*s), and %lld of them "
                   "%s no kept image, so `siamesed --reembed` cannot convert them: serve them "

@@ -175,14 +175,16 @@ static int model_guard(const Config *cfg, char *err) {
         return rc;
     if (rc == SM_ABSENT || n == 0)
         return 0;
+    /* A URI's ? and & need quoting in the command to copy. */
+    const char *q = strpbrk(cfg->db, "?&;| ") && !strchr(cfg->db, '\'') ? "'" : "";
     return sm_err(
         err, -ENOENT,
         "no model file %s, but %s holds %lld sample%s made by model %.12s: give --model "
         "the file that made them (`siamesed --info FILE` prints a file's fingerprint), or, "
         "if it is lost, train a new one with --train --out FILE and convert them with "
-        "`siamesed --reembed --model FILE --db %s`; nothing was trained or changed",
+        "`siamesed --reembed --model FILE --db %s%s%s`; nothing was trained or changed",
         cfg->model, cfg->db, (long long)c[0].samples, c[0].samples == 1 ? "" : "s",
-        c[0].fingerprint, cfg->db);
+        c[0].fingerprint, q, cfg->db, q);
 }
 
 /* The file of setting key must hold a PEM block whose label ends in label. */
