@@ -266,6 +266,9 @@ END_TEST
 int main(void) {
     Suite *s = suite_create("routes");
     TCase *tc = tcase_create("table");
+    /* test_json_f32_text checks 200k floats against a printf reference: ~4 s
+     * alone, Check's default timeout, so it timed out under load and ASan. */
+    tcase_set_timeout(tc, 60);
     tcase_add_loop_test(tc, test_match, 0, (int)SM_ARRAY_LEN(cases));
     tcase_add_test(tc, test_metrics_shared);
     tcase_add_test(tc, test_not_allowed);
