@@ -168,9 +168,79 @@ int parse_number(const char *s, double lo, double hi, double *out) {
     return 0;
 }
 
-/* strtof(p significant digits of v) == v, with those digits in buf. */
-static int f32_digits_ok(float v, int p, char buf[32]) {
-    snprintf(buf, 32, "%.*g", p, (double)v);
+/* A float's value to 17 significant digits: d[0] d[1..16] x 10^exp. */
+typedef struct {
+    char d[18]; /* NUL-terminated */
+    int exp, neg;
+} F32Digits;
+
+static void f32_digits(float v, F32Digits *x) {
+    char t[40]; /* "-d.dddddddddddddddde-XX" */
+    snprintf(t, sizeof t, "%.16e", (double)v);
+    const char *s = t + (x->neg = t[0] == '-');
+    x->d[0] = s[0];
+    memcpy(x->d + 1, s + 2, 16);
+    x->d[17] = 0;
+    x->exp = atoi(s + 19);
+}
+
+/* The first p digits of x rounded into r as printf rounds: to nearest, a
+ * tie (5 then only zeros: 2^-12 = 0.000244140625 is one at 8 digits) to an
+ * even last digit. Returns the exponent, one more when the rounding carried
+ * out of the first digit. */
+static int f32_round(const F32Digits *x, int p, char *r) {
+    int e = x->exp, i = p - 1;
+    memcpy(r, x->d, (size_t)p);
+    int up = p < 17 && x->d[p] >= '5';
+    if (up && x->d[p] == '5' && strspn(x->d + p + 1, "0") >= (size_t)(16 - p))
+        up = (r[p - 1] - '0') % 2 == 1;
+    if (up) {
+        while (i >= 0 && r[i] == '9')
+            r[i--] = '0';
+        if (i >= 0)
+            r[i]++;
+        else
+            r[0] = '1', e++; /* 9.99 -> 10.0: the rest are zeros already */
+    }
+    return e;
+}
+
+/* p digits r x 10^e as printf's %.{p}g writes them: fixed unless e < -4 or
+ * e >= p, trailing zeros (and a bare point) dropped. */
+static void f32_format(int neg, const char *r, int p, int e, char *o) {
+    int n = p;
+    while (n > 1 && r[n - 1] == '0')
+        n--;
+    if (neg)
+        *o++ = '-';
+    if (e < -4 || e >= p) {
+        *o++ = r[0];
+        if (n > 1)
+            *o++ = '.', memcpy(o, r + 1, (size_t)n - 1), o += n - 1;
+        int a = e < 0 ? -e : e;
+        *o++ = 'e', *o++ = e < 0 ? '-' : '+';
+        if (a >= 100)
+            *o++ = (char)('0' + a / 100);
+        *o++ = (char)('0' + a / 10 % 10), *o++ = (char)('0' + a % 10);
+    } else if (e >= 0) {
+        for (int i = 0; i <= e; i++)
+            *o++ = i < n ? r[i] : '0';
+        if (n > e + 1)
+            *o++ = '.', memcpy(o, r + e + 1, (size_t)(n - e - 1)), o += n - e - 1;
+    } else {
+        *o++ = '0', *o++ = '.';
+        for (int i = 0; i < -e - 1; i++)
+            *o++ = '0';
+        memcpy(o, r, (size_t)n), o += n;
+    }
+    *o = 0;
+}
+
+/* strtof(v to p significant digits) == v, with that text in buf. */
+static int f32_digits_ok(float v, const F32Digits *x, int p, char buf[32]) {
+    char r[17];
+    int e = f32_round(x, p, r);
+    f32_format(x->neg, r, p, e, buf);
     return strtof(buf, NULL) == v;
 }
 
@@ -179,20 +249,24 @@ void json_f32_text(float v, char buf[32]) {
         memcpy(buf, "null", 5);
         return;
     }
-    /* Nine digits always read back, and when p digits do, p + 1 do too (the
-     * nearest (p+1)-digit decimal is no farther from v), so bisect: about
-     * four probes of a printf and a strtof each instead of up to nine. Where
-     * that rule could fail (the lopsided interval below a power of two) the
-     * result is a digit longer, never wrong. */
+    /* One printf for 17 digits, then each candidate is rounded from them and
+     * checked with strtof. Nine digits always read back, and when p digits
+     * do, p + 1 do too (the nearest (p+1)-digit decimal is no farther from
+     * v), so bisect: about four strtof calls. Where that rule or rounding
+     * the 17 digits instead of v could fail (the lopsided interval below a
+     * power of two, a tie hidden past the 17th digit) the result is a digit
+     * longer, never wrong: every answer has been read back. */
+    F32Digits x;
+    f32_digits(v, &x);
     int lo = 1, hi = 9;
     while (lo < hi) {
         int mid = (lo + hi) / 2;
-        if (f32_digits_ok(v, mid, buf))
+        if (f32_digits_ok(v, &x, mid, buf))
             hi = mid;
         else
             lo = mid + 1;
     }
-    f32_digits_ok(v, hi, buf);
+    f32_digits_ok(v, &x, hi, buf);
 }
 
 double json_f32(float v) {
