@@ -27,16 +27,22 @@ if [ -z "$model" ]; then
 fi
 cc -O2 "$peers/mhd_hello.c" -o "$tmp/mhd_hello" -lmicrohttpd
 
-run_wrk() { # url script -> "req/s p50_ms p99_ms"
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+run_wrk() { # url script [pid] -> "req/s p50_ms p99_ms non2xx cpu_us_per_request"
+    local c0=0 c1=0
+    [ -n "${3:-}" ] && c0=$(cpu_ticks "$3")
     wrk -t2 -c"$conns" -d"$duration" --latency -s "$2" "$1" > "$tmp/wrk.txt"
-    /usr/bin/python3 - "$tmp/wrk.txt" <<'PY'
+    [ -n "${3:-}" ] && c1=$(cpu_ticks "$3")
+    /usr/bin/python3 - "$tmp/wrk.txt" "$((c1 - c0))" "$(getconf CLK_TCK)" <<'PY'
 import re, sys
 t = open(sys.argv[1]).read()
 ms = lambda v, u: float(v) * {'us': 1e-3, 'ms': 1.0, 's': 1e3}[u]
 rps = float(re.search(r'Requests/sec:\s+([\d.]+)', t).group(1))
+n = int(re.search(r'(\d+) requests in', t).group(1))
 lat = {p: ms(v, u) for p, v, u in re.findall(r'\s(50|99)%\s+([\d.]+)(us|ms|s)\b', t)}
 non2xx = re.search(r'Non-2xx or 3xx responses: (\d+)', t)
-print(f"{rps:.0f} {lat['50']:.3f} {lat['99']:.3f} {non2xx.group(1) if non2xx else 0}")
+cpu_us = int(sys.argv[2]) / int(sys.argv[3]) * 1e6 / max(n, 1)
+print(f"{rps:.0f} {lat['50']:.3f} {lat['99']:.3f} {non2xx.group(1) if non2xx else 0} {cpu_us:.1f}")
 PY
 }
 
@@ -45,27 +51,32 @@ p1=$(free_port); p2=$(free_port)
     --threads "$threads" --log-level warn --train-if-missing no --max-per-ip 0 2>"$tmp/daemon.log" &
 pids+=($!); dpid=$!
 "$tmp/mhd_hello" "$p2" "$threads" 2>/dev/null &
-pids+=($!)
+pids+=($!); cpid=$!
 wait_up "$p1"; sleep 0.5
 rss_kb=$(awk '/VmRSS/ {print $2}' "/proc/$dpid/status")
 export IMG_A=$peers/img/fm2_c1.png IMG_B=$peers/img/fm3_c1.png
 # The host is shared and noisy: ROUNDS interleaved runs of each, medians reported.
 for r in $(seq "${ROUNDS:-3}"); do
-    run_wrk "http://127.0.0.1:$p1/verify" "$peers/verify_post.lua" >> "$tmp/verify.txt"
-    run_wrk "http://127.0.0.1:$p2/verify" "$peers/verify_post.lua" >> "$tmp/ceiling.txt"
+    run_wrk "http://127.0.0.1:$p1/verify" "$peers/verify_post.lua" "$dpid" >> "$tmp/verify.txt"
+    run_wrk "http://127.0.0.1:$p2/verify" "$peers/verify_post.lua" "$cpid" >> "$tmp/ceiling.txt"
 done
-echo "machine: $(nproc) cores; wrk -t2 -c$conns -d$duration; daemon and ceiling with $threads threads"
+echo "machine:$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2), $(nproc) cores, load average" \
+    "$(cut -d' ' -f1-3 /proc/loadavg); wrk -t2 -c$conns -d$duration; daemon and ceiling with $threads threads"
 /usr/bin/python3 - "$tmp" <<'PY'
 import os, statistics, sys
 rows = lambda n: [list(map(float, l.split())) for l in open(os.path.join(sys.argv[1], n))]
 v, c = rows('verify.txt'), rows('ceiling.txt')
 med = lambda rs, i: statistics.median(r[i] for r in rs)
 print(f"{len(v)} rounds, medians (req/s of each round in brackets)")
-print(f"{'':26s}{'req/s':>9s}{'p50 ms':>9s}{'p99 ms':>9s}{'non-2xx':>9s}")
+# cpu us/req: the server's own CPU (utime + stime) per answered request, which a
+# busy host disturbs far less than req/s (wrk shares the cores with both servers).
+print(f"{'':26s}{'req/s':>9s}{'p50 ms':>9s}{'p99 ms':>9s}{'non-2xx':>9s}{'cpu us/req':>12s}")
 for name, rs in (('siamesed POST /verify', v), ('libmicrohttpd ceiling', c)):
     print(f"{name:26s}{med(rs, 0):9.0f}{med(rs, 1):9.3f}{med(rs, 2):9.3f}{sum(r[3] for r in rs):9.0f}"
-          f"   [{' '.join(f'{r[0]:.0f}' for r in rs)}]")
-print(f"verify / ceiling: {100 * med(v, 0) / med(c, 0):.0f}%")
+          f"{med(rs, 4):12.1f}   [{' '.join(f'{r[0]:.0f}' for r in rs)}]")
+ratios = [a[0] / b[0] for a, b in zip(v, c)]
+print(f"verify / ceiling: {100 * med(v, 0) / med(c, 0):.0f}% (per round:"
+      f" {' '.join(f'{100 * x:.0f}%' for x in ratios)}); p99 goal: <= {max(5.0, 2 * med(c, 2)):.1f} ms")
 PY
 echo "daemon RSS, default model, empty store: $((rss_kb / 1024)) MiB ($rss_kb kB)"
 
@@ -73,7 +84,7 @@ if [ "$n" -gt 0 ]; then
     echo "enrolling $n samples ..."
     /usr/bin/python3 bench/enroll_many.py "http://127.0.0.1:$p1" "$n" 10
     export IMG=$peers/img/fm0_c9.png
-    read -r i_rps i_p50 i_p99 i_bad < <(conns=8 run_wrk "http://127.0.0.1:$p1/identify" bench/identify_post.lua)
+    read -r i_rps i_p50 i_p99 i_bad _ < <(conns=8 run_wrk "http://127.0.0.1:$p1/identify" bench/identify_post.lua)
     echo "POST /identify with $n samples (k=5, 8 connections): $i_rps req/s, p50 $i_p50 ms, p99 $i_p99 ms, non-2xx $i_bad"
     echo "daemon RSS with $n samples: $(( $(awk '/VmRSS/ {print $2}' "/proc/$dpid/status") / 1024 )) MiB"
 fi
