@@ -2,7 +2,8 @@
 # Installs everything siamesed needs to build, test and run on Debian 12, from
 # Debian's own packages. Idempotent; skips apt when every package is present.
 #   scripts/install-deps.sh          build + run + test dependencies
-#   scripts/install-deps.sh --bench  also what bench/ uses (wrk, python3-torch, python3-faiss, bc)
+#   scripts/install-deps.sh --bench  also what bench/ uses (wrk, python3-torch, python3-faiss, bc,
+#                                    libspng-dev and libdeflate-dev for bench_png)
 #   scripts/install-deps.sh --no-browser  without what tests/browser needs (the
 #                                         browser test then skips: a Docker build)
 # The browser tests (tests/browser) need Debian's chromium and the npm packages
@@ -18,7 +19,7 @@ libpq-dev postgresql haproxy"
 browser=yes
 for arg in "$@"; do
     case "$arg" in
-    --bench) pkgs="$pkgs wrk python3-torch python3-faiss bc procps" ;;
+    --bench) pkgs="$pkgs wrk python3-torch python3-faiss bc procps libspng-dev libdeflate-dev" ;;
     --no-browser) browser=no ;;
     *) echo "install-deps.sh: unknown option $arg" >&2; exit 2 ;;
     esac
