@@ -94,6 +94,8 @@ typedef struct {
     int64_t max_bytes;       /* cap on the database size; beyond it writes get -ENOSPC (0: none;
                                 SQLite only) */
     int skip_check;          /* nonzero: skip PRAGMA quick_check at open (large databases) */
+    int64_t feed_retain;     /* PostgreSQL: change rows kept behind the newest; a daemon that
+                                falls further behind reloads its index (0: 1000000) */
 } StoreConfig;
 
 /* Opens (creating or upgrading) the database at cfg->path, checks it, loads

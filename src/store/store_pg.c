@@ -75,6 +75,9 @@ static int pgb_open(Store *s, const StoreConfig *cfg, int *from, int *to, char *
     int rc = pg_feed_new(s, err);
     if (rc < 0)
         return rc;
+    st->retain = cfg->feed_retain ? cfg->feed_retain : 1000000;
+    if (st->retain < 1)
+        return sm_err(err, -EINVAL, "feed_retain must be positive");
     if (cfg->max_bytes > 0)
         return sm_err(err, -EINVAL,
                       "max_db_size applies to SQLite only; PostgreSQL has its own "
@@ -159,7 +162,7 @@ static int pgb_load(Store *s, StoreLoader *l, char *err) {
     for (int rows = LOAD_FETCH; rc == 0 && rows == LOAD_FETCH;)
         rc = load_page(c, l, &rows, err);
     pg_rollback(c);
-    pg_feed_unlock(s, rc == 0 ? last : before);
+    pg_feed_unlock(s, rc == 0 ? last : before, rc == 0);
     return rc;
 }
 

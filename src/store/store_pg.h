@@ -30,8 +30,12 @@ typedef struct {
     /* The serving model as the current write transaction found it (writer
      * thread only): enrolls with another model are refused. */
     char serving[STORE_FINGERPRINT_LEN + 1];
-    int sp_kept; /* the last op's savepoint is kept but not yet released (writer thread) */
+    int sp_kept;      /* the last op's savepoint is kept but not yet released (writer thread) */
+    int64_t retain;   /* change rows kept behind the newest (StoreConfig.feed_retain) */
+    unsigned commits; /* this store's commits, for pruning every PG_PRUNE_EVERY */
 } PgState;
+
+#define PG_PRUNE_EVERY 64
 
 static inline PgState *pg_state(Store *s) {
     return s->be_state;
@@ -97,13 +101,15 @@ int pg_feed_new(Store *s, char *err);
 int pg_feed_start(Store *s, char *err);
 /* Stops the listener and frees the feed; accepts a store without one. */
 void pg_feed_free(Store *s);
-/* Applies every change after the last one applied, through c. */
+/* Applies every change after the last one applied, through c. -ERANGE if
+ * the changes after it were pruned (feed_floor): the index must be reloaded. */
 int pg_feed_catch_up(Store *s, PGconn *c, char *err);
 /* Holds off applying while the index is (re)loaded: lock, then unlock with
- * the last change id the loaded snapshot holds. *last (may be NULL)
- * receives the current one. */
+ * the last change id the loaded snapshot holds and loaded = 1 (or the one
+ * before and 0 when the load failed). *last (may be NULL) receives the
+ * current one. */
 void pg_feed_lock(Store *s, int64_t *last);
-void pg_feed_unlock(Store *s, int64_t last);
+void pg_feed_unlock(Store *s, int64_t last, int loaded);
 
 /* ---- store_pg_migrate.c ---- */
 

@@ -27,6 +27,12 @@
  * already), every FEED_POLL_MS anyway (a notification can be missed), and
  * right after (re)connecting (a NOTIFY is not replayed). A lost
  * connection is retried with backoff up to FEED_BACKOFF_MAX_MS.
+ *
+ * Pruning: every PG_PRUNE_EVERY commits a writer deletes the change rows
+ * more than feed_retain behind the newest and records the highest id
+ * deleted in feed_floor. A store whose last applied change is below it
+ * (disconnected for that long) cannot catch up and reloads its index
+ * instead, through its writer (an OP_RELOAD, like after a re-embed).
  */
 #include "store_pg.h"
 
@@ -56,6 +62,7 @@ struct PgFeed {
     pthread_t thread;
     int started;
     int warned_foreign; /* logged that another model's samples appeared */
+    int need_reload;    /* changes this store needed were pruned (under lock) */
 };
 
 /* ---- Applying ---- */
@@ -119,8 +126,10 @@ static int apply_row(PgFeed *f, const PGresult *r, int i, int64_t *id, char *err
     return 0;
 }
 
-/* Applies the next page of changes; *rows receives how many there were. */
-static int apply_page(PgFeed *f, PGconn *c, int *rows, char *err) {
+/* Applies the next page of changes; *rows receives how many there were,
+ * *gap is set if a row's id did not follow the one before (ids skip when an
+ * op rolled back, or when rows were pruned). */
+static int apply_page(PgFeed *f, PGconn *c, int *rows, int *gap, char *err) {
     char after[24], lim[16];
     snprintf(after, sizeof after, "%lld", (long long)f->last);
     snprintf(lim, sizeof lim, "%d", FEED_PAGE);
@@ -138,6 +147,7 @@ static int apply_page(PgFeed *f, PGconn *c, int *rows, char *err) {
         rc = apply_row(f, r, i, &id, err);
         if (rc == 0 && id <= f->last)
             rc = sm_err(err, -EINVAL, "change %lld out of order", (long long)id);
+        *gap |= id != f->last + 1;
         if (rc == 0)
             f->last = id;
     }
@@ -145,12 +155,36 @@ static int apply_page(PgFeed *f, PGconn *c, int *rows, char *err) {
     return rc;
 }
 
+/* -ERANGE if changes after from (the last change applied before this
+ * catch-up) were pruned. */
+static int floor_check(PgFeed *f, PGconn *c, int64_t from, char *err) {
+    PGresult *r = NULL;
+    int64_t floor = 0;
+    int rc =
+        pg_query(c, "SELECT id FROM feed_floor", 0, NULL, NULL, NULL, &r, "reading changes", err);
+    if (rc == 0 && pg_val_int(r, 0, 0, 0, &floor) < 0)
+        rc = sm_err(err, -EINVAL, "feed_floor holds an invalid row");
+    PQclear(r);
+    if (rc == 0 && from < floor)
+        rc = sm_err(err, -ERANGE,
+                    "the changes after %lld were pruned (up to %lld): reloading the index",
+                    (long long)from, (long long)floor);
+    return rc;
+}
+
 int pg_feed_catch_up(Store *s, PGconn *c, char *err) {
     PgFeed *f = pg_state(s)->feed;
     pthread_mutex_lock(&f->lock);
-    int rows = FEED_PAGE, rc = 0;
+    int rows = FEED_PAGE, rc = 0, gap = 0;
+    int64_t from = f->last;
     while (rc == 0 && rows == FEED_PAGE)
-        rc = apply_page(f, c, &rows, err);
+        rc = apply_page(f, c, &rows, &gap, err);
+    /* Pruned rows leave a gap (pruning keeps the newest rows). Checked after
+     * reading: a pruning that hid rows from those reads had committed before
+     * this check, which then sees it. */
+    if (rc == 0 && gap)
+        rc = floor_check(f, c, from, err);
+    f->need_reload |= rc == -ERANGE;
     pthread_mutex_unlock(&f->lock);
     return rc;
 }
@@ -162,9 +196,11 @@ void pg_feed_lock(Store *s, int64_t *last) {
         *last = f->last;
 }
 
-void pg_feed_unlock(Store *s, int64_t last) {
+void pg_feed_unlock(Store *s, int64_t last, int loaded) {
     PgFeed *f = pg_state(s)->feed;
     f->last = last;
+    if (loaded)
+        f->need_reload = 0;
     pthread_mutex_unlock(&f->lock);
 }
 
@@ -201,10 +237,27 @@ static PGconn *listen_connect(PgFeed *f, int *lost) {
     }
 }
 
+/* Catches up, or reloads the index (through the writer, which alone reads
+ * with its connection) when the changes it needs were pruned. */
 static void catch_up_logged(PgFeed *f, PGconn *c) {
     char err[SM_ERRMAX];
-    if (pg_feed_catch_up(f->s, c, err) < 0 && PQstatus(c) == CONNECTION_OK)
+    int rc = pg_feed_catch_up(f->s, c, err);
+    if (rc == -ERANGE)
+        log_warn("store: change feed: %s", err);
+    else if (rc < 0 && PQstatus(c) == CONNECTION_OK)
         log_error("store: change feed: %s", err);
+    /* The writer's catch-up may have found it too. */
+    pthread_mutex_lock(&f->lock);
+    int reload = f->need_reload;
+    pthread_mutex_unlock(&f->lock);
+    if (!reload)
+        return;
+    WriteOp op = {.kind = OP_RELOAD};
+    rc = store_submit(f->s, &op, err);
+    if (rc == 0 && op.count > 0)
+        atomic_store(&f->s->stale, 1);
+    if (rc < 0)
+        log_error("store: change feed: reloading the index: %s", err);
 }
 
 /* The larger of prev and the change id a notification names (its

@@ -75,11 +75,28 @@ int pgb_txn_lost(Store *s) {
     return PQstatus(wdb(s)) != CONNECTION_OK || (t != PQTRANS_INTRANS && t != PQTRANS_INERROR);
 }
 
+/* Every PG_PRUNE_EVERY commits, inside the write lock: the change rows more
+ * than retain behind the newest go, and feed_floor says up to where. */
+static int prune(PgState *st, char *err) {
+    char keep[24];
+    snprintf(keep, sizeof keep, "%lld", (long long)st->retain);
+    const char *vals[] = {keep};
+    return pg_exec(st->wdb,
+                   "WITH f AS (UPDATE feed_floor SET id = m.top - $1::bigint"
+                   "   FROM (SELECT max(id) AS top FROM changes) AS m"
+                   "   WHERE m.top - $1::bigint > feed_floor.id RETURNING feed_floor.id)"
+                   " DELETE FROM changes WHERE id <= (SELECT id FROM f)",
+                   1, vals, "pruning the change feed", err);
+}
+
 int pgb_commit(Store *s, char *err) {
-    return pg_exec(wdb(s),
-                   "SELECT pg_notify('siamesed_changes', coalesce(max(id), 0)::text) FROM changes;"
-                   " COMMIT",
-                   0, NULL, "committing", err);
+    PgState *st = pg_state(s);
+    int rc = ++st->commits % PG_PRUNE_EVERY == 0 ? prune(st, err) : 0;
+    return rc ? rc
+              : pg_exec(st->wdb,
+                        "SELECT pg_notify('siamesed_changes', coalesce(max(id), 0)::text)"
+                        " FROM changes; COMMIT",
+                        0, NULL, "committing", err);
 }
 
 void pgb_rollback(Store *s) {

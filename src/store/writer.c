@@ -197,6 +197,10 @@ int store_submit(Store *s, WriteOp *op, char *err) {
     op->rc = 0;
     op->err[0] = '\0';
     pthread_mutex_lock(&s->qlock);
+    if (s->stopping || !s->writer_started) { /* (the change feed's reload, at close) */
+        pthread_mutex_unlock(&s->qlock);
+        return sm_err(err, -ESHUTDOWN, "the store is closing");
+    }
     if (s->tail)
         s->tail->next = op;
     else

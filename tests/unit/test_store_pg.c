@@ -293,6 +293,50 @@ START_TEST(pg_feed_catches_up_after_lost_connections) {
 }
 END_TEST
 
+/* The feed is pruned (a writer with feed_retain 5 keeps about 5 change rows
+ * behind the newest); a store whose last applied change was pruned reloads
+ * its index from the tables, which the feed alone could not have told it. */
+START_TEST(pg_feed_pruned_and_reloaded) {
+    char err[SM_ERRMAX] = "";
+    StoreConfig cfg = config(FP_A, 0);
+    cfg.feed_retain = 5;
+    Store *a = NULL, *b = open_ok(FP_A, 0);
+    ck_assert_int_eq(store_open(&cfg, &a, err), 0);
+    for (int i = 0; i < 70; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "p%02d", i);
+        enroll_n(a, name, NULL, 1, 400 + (uint64_t)i, NULL);
+    }
+    /* 70 enrolls: 140 change rows, pruned at the 64th commit to 5 behind. */
+    ck_assert_int_le(raw_int("SELECT count(*) FROM changes"), 5 + 2 * 6);
+    ck_assert_int_ge(raw_int("SELECT id FROM feed_floor"), 128 - 5);
+    until_counts(b, 70, 70, 5000);
+    /* b misses what happens next: a sample written behind the feed's back,
+     * and change rows pruned before b saw them. */
+    raw_exec("INSERT INTO samples (subject_id, embedding, fingerprint, created_at)"
+             " SELECT 'p00', embedding, fingerprint, 1 FROM samples WHERE subject_id = 'p01'");
+    raw_exec("SELECT setval(pg_get_serial_sequence('changes', 'id'), max(id) + 10) FROM changes");
+    raw_exec("UPDATE feed_floor SET id = (SELECT max(id) + 5 FROM changes)");
+    enroll_n(a, "after", NULL, 1, 500, NULL);
+    /* b reloads: p00 now has the copied sample, nearest to p01's embedding. */
+    float q[DIM];
+    emb(401, q);
+    double t0 = now_ms();
+    IndexHit h;
+    while (now_ms() - t0 < 5000) {
+        if (store_verify(b, "p00", q, &h, err) == 0 && h.distance < 1e-3f)
+            break;
+        usleep(1000);
+    }
+    ck_assert_int_eq(store_verify(b, "p00", q, &h, err), 0);
+    ck_assert_float_lt(h.distance, 1e-3f);
+    ck_assert_double_ge(until_found(b, 500, "after", 5000), 0);
+    until_counts(b, 71, 72, 5000);
+    store_close(a);
+    store_close(b);
+}
+END_TEST
+
 /* ---- One model per database ---- */
 
 /* Daemons with two models on one database: the one whose model does not
@@ -416,4 +460,5 @@ void test_store_pg_add(TCase *tc) {
     tcase_add_test(tc, pg_feed_catches_up_after_lost_connections);
     tcase_add_test(tc, pg_server_down_and_back);
     tcase_add_test(tc, pg_two_models_refused);
+    tcase_add_test(tc, pg_feed_pruned_and_reloaded);
 }
