@@ -16,6 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define PG_FIELD_MAX ((size_t)1 << 30)
+
 static PGconn *wdb(Store *s) {
     return pg_state(s)->wdb;
 }
@@ -143,6 +145,9 @@ static int image_arrays(Store *s, WriteOp *op, char **offs, char **lens, uint8_t
     for (int i = 0; i < op->n; i++)
         if (s->keep_images && op->samples[i].image && op->samples[i].image_len > 0)
             *total += op->samples[i].image_len;
+    /* One bytea parameter: PostgreSQL takes at most 1 GB in a field. */
+    if (*total > PG_FIELD_MAX)
+        return sm_err(err, -E2BIG, "images of %zu bytes, more than one write takes", *total);
     *blob = malloc(*total ? *total : 1);
     if (!*offs || !*lens || !*blob)
         return sm_err(err, -ENOMEM, "out of memory");
@@ -160,7 +165,7 @@ static int image_arrays(Store *s, WriteOp *op, char **offs, char **lens, uint8_t
         at += keep ? in->image_len : 0;
     }
     strcpy(o, "}"), strcpy(l, "}");
-    return *total > INT32_MAX ? sm_err(err, -E2BIG, "images too large for one write") : 0;
+    return 0;
 }
 
 /* The whole enroll in one statement (one round trip): the subject created
