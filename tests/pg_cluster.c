@@ -42,6 +42,8 @@ struct PgCluster {
     pid_t pid; /* postmaster, 0 when down */
     uid_t uid; /* who runs the server (ours unless we are root) */
     gid_t gid;
+    pid_t owner;     /* the process that started it */
+    PgCluster *next; /* in live */
 };
 
 static int fail(char *err, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -227,7 +229,20 @@ static int server_start(PgCluster *c, char *err) {
     snprintf(port, sizeof port, "port=%d", c->port);
     snprintf(sock, sizeof sock, "unix_socket_directories=%s", c->dir);
     snprintf(listen, sizeof listen, "listen_addresses=%s", c->tcp ? "127.0.0.1" : "");
-    char *argv[] = {postgres, "-D", data, "-c", port, "-c", sock, "-c", listen, NULL};
+    /* Dynamic shared memory in data/, not /dev/shm: a server killed with its
+     * test leaves nothing outside the directory. */
+    char *argv[] = {postgres,
+                    "-D",
+                    data,
+                    "-c",
+                    port,
+                    "-c",
+                    sock,
+                    "-c",
+                    listen,
+                    "-c",
+                    "dynamic_shared_memory_type=mmap",
+                    NULL};
     pid_t pid = spawn(c, argv, log, 1);
     if (pid < 0)
         return fail(err, pid, "fork for postgres: %s", strerror(-pid));
@@ -413,6 +428,37 @@ int pg_cluster_prepare(char *err) {
     return rc;
 }
 
+/* The clusters this process started and has not stopped. A test that exits
+ * without pg_cluster_stop (a failed Check assertion ends the test's process
+ * with exit()) still stops its servers and removes their directories; a
+ * forked child inherits the list but leaves its parent's clusters alone. */
+static PgCluster *live;
+
+static void live_reap(void) {
+    for (PgCluster *c = live; c; c = c->next)
+        if (c->owner == getpid()) {
+            server_signal(c, SIGQUIT, 15, NULL);
+            dir_remove(c->dir);
+        }
+}
+
+static void live_add(PgCluster *c) {
+    static int registered;
+    if (!registered && atexit(live_reap) == 0)
+        registered = 1;
+    c->owner = getpid();
+    c->next = live;
+    live = c;
+}
+
+static void live_remove(PgCluster *c) {
+    for (PgCluster **p = &live; *p; p = &(*p)->next)
+        if (*p == c) {
+            *p = c->next;
+            return;
+        }
+}
+
 int pg_cluster_start(PgCluster **out, int flags, char *err) {
     *out = NULL;
     PgCluster *c = calloc(1, sizeof *c);
@@ -434,6 +480,7 @@ int pg_cluster_start(PgCluster **out, int flags, char *err) {
     if (c->tcp)
         snprintf(c->tcp_uri, sizeof c->tcp_uri, "postgresql://postgres@127.0.0.1:%d/siamesed",
                  c->port);
+    live_add(c);
     *out = c;
     return 0;
 }
@@ -441,6 +488,7 @@ int pg_cluster_start(PgCluster **out, int flags, char *err) {
 void pg_cluster_stop(PgCluster *c) {
     if (!c)
         return;
+    live_remove(c);
     /* Immediate: the files go anyway, a shutdown checkpoint would only
      * spend a second syncing them. */
     server_signal(c, SIGQUIT, 15, NULL);

@@ -24,7 +24,9 @@
  * test that crashed, or was killed by meson's timeout), the server does an
  * immediate shutdown instead of outliving the test. Start a cluster from a
  * thread that lives as long as the cluster (main, or Check's unchecked
- * fixtures). As root (CI containers) the server runs as the "postgres" user
+ * fixtures). A process that exits without pg_cluster_stop (a failed Check
+ * assertion) stops its clusters and removes them in an atexit handler (a
+ * killed one leaves the directory). As root (CI containers) the server runs as the "postgres" user
  * ("nobody" when there is none): PostgreSQL refuses to run as root.
  *
  * Binaries: $PG_BINDIR, else `pg_config --bindir`, else the newest

@@ -3,7 +3,8 @@
  * multi-node tests stand on (tests/pg_cluster.h): it starts, answers over its
  * socket and over TCP, keeps committed rows across a restart and across an
  * immediate shutdown (crash recovery), refuses connections while down, and
- * leaves nothing behind. Skips (77) only when PostgreSQL is not installed.
+ * leaves nothing behind, also when its process exits without stopping it. Skips (77) only when
+ * PostgreSQL is not installed.
  */
 #include <check.h>
 #include <errno.h>
@@ -12,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "pg_cluster.h"
@@ -117,6 +119,40 @@ START_TEST(two_clusters_apart) {
 }
 END_TEST
 
+/* A process that exits without pg_cluster_stop (as a test does when an
+ * assertion fails) leaves no server and no directory behind. */
+START_TEST(exit_cleans_up) {
+    int fds[2];
+    ck_assert_int_eq(pipe(fds), 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        PgCluster *pg = NULL;
+        char line[80] = "";
+        if (pg_cluster_start(&pg, 0, err) == 0)
+            snprintf(line, sizeof line, "%s", pg_cluster_uri(pg));
+        if (write(fds[1], line, sizeof line) != (ssize_t)sizeof line)
+            _exit(2);
+        exit(0); /* not _exit: atexit handlers run, as after a failed check */
+    }
+    char uri[80] = "";
+    ck_assert_int_eq(read(fds[0], uri, sizeof uri), (ssize_t)sizeof uri);
+    int status = 0;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status 0x%x", status);
+    ck_assert_msg(*uri, "the child could not start a cluster");
+    ck_assert(!select_one(uri));
+    char dir[80];
+    const char *host = strstr(uri, "host=");
+    ck_assert_ptr_nonnull(host);
+    snprintf(dir, sizeof dir, "%.*s", (int)strcspn(host + 5, "&"), host + 5);
+    struct stat st;
+    ck_assert_msg(stat(dir, &st) != 0 && errno == ENOENT, "%s still exists", dir);
+    close(fds[0]);
+    close(fds[1]);
+}
+END_TEST
+
 int main(void) {
     int rc = pg_cluster_prepare(err);
     if (rc == PG_CLUSTER_ABSENT) {
@@ -134,6 +170,7 @@ int main(void) {
     tcase_add_test(tc, restart_keeps_rows);
     tcase_add_test(tc, kill_then_recover);
     tcase_add_test(tc, two_clusters_apart);
+    tcase_add_test(tc, exit_cleans_up);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
