@@ -3,7 +3,8 @@
  * multi-node proof of issue 9:
  *
  *   1. steady: enroll on one node, poll identify on the other until the
- *      subject is the best match; the propagation lag's p99 <= 100 ms;
+ *      subject is the best match; the propagation lag's p99 <= 100 ms; then
+ *      deletes on one node, gone at once there and soon on the other;
  *   2. under load: two enrolling clients and one identifying client per
  *      node while node 2 is killed (SIGKILL) and started again, then the
  *      PostgreSQL server is shut down immediately (a crash to its clients)
@@ -73,6 +74,50 @@ static double lag_run(const char *tag, int port1, int port2, int n, uint32_t see
            p50 * 1e3, p99 * 1e3, max * 1e3, tag, n);
     free(lag);
     return p99;
+}
+
+/* Deletes subject (enrolled with seed) through del and returns the seconds
+ * until identify on other no longer finds it; asserts that del itself does
+ * not find it the moment the delete returned (its writer applied it). */
+static double delete_lag_once(int del, int other, const char *subject, uint32_t seed) {
+    char path[96];
+    snprintf(path, sizeof path, "/subjects/%s", subject);
+    Buf img = img_pgm(seed, 28, 28);
+    Resp r = http(del, &(Req){.method = "DELETE", .path = path, .auth = NODE_AUTH});
+    ASSERT_JSON(r, 200);
+    resp_free(&r);
+    double t0 = now_s(), lag = 5.0;
+    ck_assert_int_eq(node_finds(del, subject, &img, NULL), 0);
+    while (now_s() - t0 < 5.0) {
+        if (node_finds(other, subject, &img, NULL) == 0) {
+            lag = now_s() - t0;
+            break;
+        }
+        usleep(1000);
+    }
+    buf_free(&img);
+    ck_assert_msg(lag < 5.0, "%s, deleted on one node, still identified on the other after 5 s",
+                  subject);
+    return lag;
+}
+
+/* Deletes n of lag_run's subjects (tag-first .. first+n-1, seeds seed0 + i),
+ * each on the node that did not enroll it; prints the lag. */
+static void delete_lag_run(const char *tag, int port1, int port2, int first, int n,
+                           uint32_t seed0) {
+    double lag[32];
+    ck_assert_int_le(n, 32);
+    for (int k = 0; k < n; k++) {
+        int i = first + k;
+        char subject[48];
+        snprintf(subject, sizeof subject, "%s-%d", tag, i);
+        /* lag_run enrolled even i on node 1 */
+        lag[k] = i % 2 ? delete_lag_once(port1, port2, subject, seed0 + (uint32_t)i)
+                       : delete_lag_once(port2, port1, subject, seed0 + (uint32_t)i);
+    }
+    printf("# delete lag p50 %.1f ms p99 %.1f ms (n=%d, delete on one node, gone from identify "
+           "on the other)\n",
+           percentile(lag, n, 50) * 1e3, percentile(lag, n, 99) * 1e3, n);
 }
 
 /* ---- the loaded phase ---- */
@@ -280,6 +325,7 @@ START_TEST(two_nodes_one_database) {
     double p99 = lag_run("steady", n1.d.port, n2.d.port, LAG_SAMPLES, 1000);
     ck_assert_msg(p99 <= LAG_LIMIT_S, "propagation lag p99 %.1f ms > %.0f ms", p99 * 1e3,
                   LAG_LIMIT_S * 1e3);
+    delete_lag_run("steady", n1.d.port, n2.d.port, 10, 10, 1000);
 
     Load l = {.probe_seed = 1000, .mu = PTHREAD_MUTEX_INITIALIZER};
     atomic_init(&l.port[0], n1.d.port);
