@@ -5,7 +5,8 @@
 # Prints accuracy at threshold 0.5 and at the threshold calibrated on the
 # validation pairs, ROC AUC and training time. Targets: mlp >= 0.911 at 0.5;
 # cnn >= 0.93 at 0.5 and >= 0.94 calibrated.
-# Env: THREADS (1: a good neighbour; it takes long), DATA, BUILD (build), ARCHS ("mlp cnn").
+# Env: THREADS (1: a good neighbour; it takes long), DATA, BUILD (build), ARCHS ("mlp cnn"),
+# KEEP (a directory: the runs' logs, JSON reports and models stay there; default: removed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 threads=${THREADS:-1}
@@ -13,8 +14,13 @@ data=${DATA:-/usr/share/datasets/fashion-mnist}
 build=${BUILD:-build}
 [ -f "$build/build.ninja" ] || meson setup "$build" --buildtype=release >/dev/null
 meson compile -C "$build" siamesed >/dev/null
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+if [ -n "${KEEP:-}" ]; then
+    tmp=$KEEP
+    mkdir -p "$tmp"
+else
+    tmp=$(mktemp -d)
+    trap 'rm -rf "$tmp"' EXIT
+fi
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); threads $threads"
 for arch in ${ARCHS:-mlp cnn}; do
     "$build/siamesed" --train --data "$data" --arch "$arch" --seed 1 --threads "$threads" --json \
@@ -23,7 +29,7 @@ done
 /usr/bin/python3 - "$tmp" ${ARCHS:-mlp cnn} <<'PY'
 import json, os, sys
 d = sys.argv[1]
-print(f"{'arch':6s}{'epochs':>7s}{'augment':>12s}{'acc@0.5':>9s}{'acc@cal':>9s}{'thr':>7s}{'auc':>8s}{'train s':>9s}")
+print(f"{'arch':6s}{'epochs':>7s}{'augment':>12s}{'lr':>8s}{'sched':>9s}{'acc@0.5':>9s}{'acc@cal':>9s}{'thr':>7s}{'auc':>8s}{'train s':>9s}")
 for arch in sys.argv[2:]:
     r = json.load(open(os.path.join(d, arch + '.json')))
     m = os.path.join(d, arch + '.safetensors')
@@ -33,7 +39,8 @@ for arch in sys.argv[2:]:
     tr = json.loads(json.loads(raw[8:8 + n])['__metadata__']['training'])
     aug = ('shift%d' % tr.get('augment_shift', 0) if tr.get('augment_shift') else '') + \
           (',flip' if tr.get('augment_flip') else '')
+    sched = tr.get('lr_schedule', 'constant')
     t = r['test']
-    print(f"{arch:6s}{tr['epochs']:7d}{aug.strip(',') or '-':>12s}{t['accuracy']:9.4f}"
+    print(f"{arch:6s}{tr['epochs']:7d}{aug.strip(',') or '-':>12s}{tr['lr']:8.0e}{sched:>9s}{t['accuracy']:9.4f}"
           f"{t['accuracy_calibrated']:9.4f}{r['threshold']:7.3f}{t['roc_auc']:8.4f}{tr['seconds']:9.0f}")
 PY

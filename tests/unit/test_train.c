@@ -221,8 +221,10 @@ START_TEST(preset_defaults_leave_the_recipe_alone) {
     ck_assert(custom.epochs == 0 && custom.augment == NULL && custom.lr == 0 &&
               custom.lr_schedule == LR_CONSTANT);
     TrainPreset cnn = train_preset_defaults("cnn");
-    ck_assert_int_eq(cnn.epochs, 10);
-    ck_assert_ptr_null(cnn.augment);
+    ck_assert_int_eq(cnn.epochs, 12);
+    ck_assert_str_eq(cnn.augment, "shift1");
+    ck_assert_int_eq(cnn.lr_schedule, LR_COSINE);
+    ck_assert(cnn.lr == 0); /* the recipe's 1e-3 */
 }
 END_TEST
 
