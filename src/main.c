@@ -18,6 +18,7 @@
 #include "siamese/common.h"
 #include "siamese/config.h"
 #include "siamese/dataset.h"
+#include "siamese/layers.h"
 #include "siamese/log.h"
 #include "siamese/model.h"
 #include "siamese/report_html.h"
@@ -327,6 +328,13 @@ static int run(int argc, char **argv, char **envp, char *err) {
     setenv("SIAMESED_BLAS_KERNEL", cfg.blas_kernel, 1);
     if ((rc = blas_boot(argv, err)) < 0)
         goto out;
+    if (conv2d_set_backend((ConvBackend)cfg.conv_backend) < 0) {
+        rc = sm_err(err, -ENOTSUP, "conv_backend %s: oneDNN%s is not available in this build",
+                    conv2d_backend_name_of((ConvBackend)cfg.conv_backend),
+                    cfg.conv_backend == CONV_ONEDNN_BF16 ? " (or its bf16 kernels on this CPU)"
+                                                         : "");
+        goto out;
+    }
     log_set_level(cfg.log_level);
     if (!(progress = log_stream(LOG_INFO)))
         progress = stderr;

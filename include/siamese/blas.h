@@ -30,8 +30,11 @@ int blas_boot(char **argv, char *err);
 /* Name of the kernel OpenBLAS runs, e.g. "SkylakeX" (static string). */
 const char *blas_kernel(void);
 
-/* Sets the number of OpenBLAS threads (>= 1). */
+/* Sets the number of threads (>= 1) of the numeric kernels: OpenBLAS's, or,
+ * built with oneDNN, the OpenMP pool that runs oneDNN and splits sgemm. */
 void blas_set_threads(int n);
+/* The last blas_set_threads() (1 before any). */
+int blas_threads(void);
 
 /* Compares OpenBLAS sgemm with the naive reference at the trainer's shapes.
  * Returns 0 if every element agrees within a relative 1e-4, -EDOM otherwise

@@ -119,6 +119,7 @@ typedef struct {
     char *tls_cert, *tls_key; /* both "" or both set */
     LogLevel log_level;
     char *blas_kernel;
+    int conv_backend; /* a ConvBackend (layers.h): auto, im2col, onednn, bf16 */
     int identify_k;
     int max_request_pixels;     /* all images of one request together */
     int max_pixels_per_byte;    /* per image, beyond 128x128; 0 = off */

@@ -81,6 +81,10 @@ typedef enum { CONV_AUTO, CONV_IM2COL, CONV_ONEDNN, CONV_ONEDNN_BF16 } ConvBacke
 /* -ENOTSUP (and nothing changes) when oneDNN or its bf16 kernels are missing. */
 int conv2d_set_backend(ConvBackend b);
 ConvBackend conv2d_backend(void);
+/* "auto", "im2col", "onednn" or "bf16" (static): the current one, or b's
+ * (the config key conv_backend spells them so). */
+const char *conv2d_backend_name(void);
+const char *conv2d_backend_name_of(ConvBackend b);
 /* How many conv2d_* calls oneDNN has computed in this process. */
 size_t conv2d_onednn_calls(void);
 

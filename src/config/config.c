@@ -22,6 +22,7 @@
 #include "config_int.h"
 #include "config_value.h"
 #include "siamese/common.h"
+#include "siamese/layers.h"
 #include "siamese/model.h"
 
 _Static_assert(3 * CONFIG_MAX_HIDDEN + 1 <= NET_MAX_LAYERS, "hidden must fit a ModelArch");
@@ -36,6 +37,10 @@ _Static_assert(sizeof(LogLevel) == sizeof(int) && sizeof(ConfigOptimizer) == siz
 
 static const char *const log_words[] = {"debug", "info", "warn", "error", NULL};
 static const char *const opt_words[] = {"rmsprop", "adam", NULL};
+/* In ConvBackend's order (layers.h). */
+_Static_assert(CONV_AUTO == 0 && CONV_IM2COL == 1 && CONV_ONEDNN == 2 && CONV_ONEDNN_BF16 == 3,
+               "conv_words follows ConvBackend");
+static const char *const conv_words[] = {"auto", "im2col", "onednn", "bf16", NULL};
 static const char *const schedule_words[] = {"constant", "cosine", NULL};
 static const char *const pairs_words[] = {"auto", "keras", "all", NULL};
 static const char *const objective_words[] = {"accuracy", "eer", NULL};
@@ -95,6 +100,9 @@ static const ConfigEntry table[] = {
      .help = "least severe messages logged"},
     {"blas_kernel", CT_STRING, O(blas_kernel), 0, "auto", 1, 64,
      .help = "OpenBLAS kernel: auto, system, or a core name such as Haswell"},
+    {"conv_backend", CT_ENUM, O(conv_backend), 0, "auto", .words = conv_words,
+     .help = "convolutions: auto (oneDNN for batches), im2col, onednn, or bf16 (oneDNN, bf16 "
+             "inputs and weights, f32 accumulation; training speed)"},
     {"identify_k", CT_INT, O(identify_k), 0, "5", 1, 1000,
      .help = "matches returned by identify when the request does not say"},
     {"max_request_pixels", CT_INT, O(max_request_pixels), 0, "4194304", 1, 268435456,

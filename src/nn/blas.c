@@ -10,6 +10,13 @@
  * "1" after choosing, "fallback" after a failed self-test) and
  * SM_BLAS_PREV (the OPENBLAS_CORETYPE the user had, "" if none), so a
  * fallback restores exactly what the system would have done.
+ *
+ * Built with oneDNN the same exec also sets OMP_WAIT_POLICY=passive unless
+ * the user set it or GOMP_SPINCOUNT (libgomp reads them at load time too):
+ * GNU OpenMP's threads otherwise spin at every barrier, and oneDNN has
+ * several per convolution; on a shared 2-core machine (load 12) that spinning
+ * was 55% of a 2-thread training step's samples, and passive waiting ran the
+ * step in 216-292 ms instead of 538-560 ms (bench_cnn, interleaved).
  */
 #include "siamese/blas.h"
 
@@ -71,6 +78,27 @@ static int boot_verify(char **argv, const char *stage) {
     return 0;
 }
 
+/* Whether OpenMP's wait policy needs an exec to become passive (set here). */
+static int omp_passive(void) {
+#ifdef SM_HAVE_DNNL
+    if (getenv("OMP_WAIT_POLICY") || getenv("GOMP_SPINCOUNT"))
+        return 0;
+    setenv("OMP_WAIT_POLICY", "passive", 1);
+    return 1;
+#else
+    return 0;
+#endif
+}
+
+/* No kernel to change: exec only for the wait policy. */
+static int boot_keep(char **argv, int omp) {
+    if (omp) {
+        setenv("SM_BLAS_BOOTED", "omp", 1);
+        reexec(argv);
+    }
+    return 0;
+}
+
 int blas_boot(char **argv, char *err) {
     const char *mode = getenv("SIAMESED_BLAS_KERNEL");
     const char *stage = getenv("SM_BLAS_BOOTED");
@@ -78,8 +106,9 @@ int blas_boot(char **argv, char *err) {
         mode = "auto";
     if (stage)
         return boot_verify(argv, stage);
+    const int omp = omp_passive();
     if (strcmp(mode, "system") == 0)
-        return 0;
+        return boot_keep(argv, omp);
     const char *want = mode;
     if (strcmp(mode, "auto") == 0)
         want = cpu_best_kernel();
@@ -88,7 +117,7 @@ int blas_boot(char **argv, char *err) {
              strlen(mode) > 32)
         return sm_err(err, -EINVAL, "blas_kernel: '%s' is not auto, system or a kernel name", mode);
     if (!want || strcasecmp(want, blas_kernel()) == 0)
-        return 0;
+        return boot_keep(argv, omp);
     const char *prev = getenv("OPENBLAS_CORETYPE");
     setenv("SM_BLAS_PREV", prev ? prev : "", 1);
     setenv("OPENBLAS_CORETYPE", want, 1);
@@ -102,17 +131,51 @@ const char *blas_kernel(void) {
     return name ? name : "unknown";
 }
 
+static _Atomic int n_threads = 1;
+
+/* Built with oneDNN, one pool of threads does everything: oneDNN's OpenMP
+ * threads, and OpenBLAS single-threaded inside them (blas_sgemm() splits the
+ * rows), so that OpenBLAS's own threads, which spin after each call, never
+ * compete with OpenMP's on a machine with few cores. */
 void blas_set_threads(int n) {
-    openblas_set_num_threads(n < 1 ? 1 : n);
+    n = n < 1 ? 1 : n;
+    n_threads = n;
 #ifdef SM_HAVE_DNNL
-    omp_set_num_threads(n < 1 ? 1 : n); /* oneDNN's convolutions (conv_dnnl.c) */
+    openblas_set_num_threads(1);
+    omp_set_num_threads(n);
+#else
+    openblas_set_num_threads(n);
 #endif
+}
+
+int blas_threads(void) {
+    return n_threads;
+}
+
+static void sgemm1(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
+                   const float *B, int ldb, float beta, float *C, int ldc) {
+    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N,
+                K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
 void blas_sgemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
                 const float *B, int ldb, float beta, float *C, int ldc) {
-    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N,
-                K, alpha, A, lda, B, ldb, beta, C, ldc);
+#ifdef SM_HAVE_DNNL
+    const int T = n_threads;
+    if (T > 1 && M >= 32 && (double)M * N * K >= (double)(1 << 21) && !omp_in_parallel()) {
+        /* Row blocks of C (multiples of 16) on the pool, one OpenBLAS call each. */
+        const int per = ((M + T - 1) / T + 15) & ~15;
+#pragma omp parallel for num_threads(T) schedule(static, 1)
+        for (int t = 0; t < T; t++) {
+            const int m0 = t * per, m1 = m0 + per < M ? m0 + per : M;
+            if (m0 < m1)
+                sgemm1(ta, tb, m1 - m0, N, K, alpha, ta ? A + m0 : A + (size_t)m0 * lda, lda, B,
+                       ldb, beta, C + (size_t)m0 * ldc, ldc);
+        }
+        return;
+    }
+#endif
+    sgemm1(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
 void blas_sgemm_ref(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,

@@ -115,6 +115,16 @@ int conv2d_set_backend(ConvBackend b) {
     return 0;
 }
 
+static const char *const backend_names[] = {"auto", "im2col", "onednn", "bf16"};
+
+const char *conv2d_backend_name_of(ConvBackend b) {
+    return (unsigned)b < sizeof backend_names / sizeof backend_names[0] ? backend_names[b] : "?";
+}
+
+const char *conv2d_backend_name(void) {
+    return backend_names[backend];
+}
+
 ConvBackend conv2d_backend(void) {
     return (ConvBackend)backend;
 }
@@ -237,9 +247,17 @@ SM_CLONES static void pool_pixel(float *restrict out, const float *restrict win,
         }
 }
 
+/* Images split over the thread pool (built with OpenMP: oneDNN's). */
+#ifdef _OPENMP
+#define OMP_IMAGES _Pragma("omp parallel for num_threads(blas_threads()) if (N >= 8)")
+#else
+#define OMP_IMAGES
+#endif
+
 static void pool_forward(float *out, const float *inp, int N, int H, int W, int C, int K,
                          int relu) {
     const int OH = H / K, OW = W / K;
+    OMP_IMAGES
     for (int n = 0; n < N; n++) {
         const float *img = inp + (size_t)n * H * W * C;
         for (int oh = 0; oh < OH; oh++)
@@ -305,6 +323,7 @@ static void pool_backward(float *dinp, const float *dout, const float *inp, cons
     const int OH = H / K, OW = W / K;
     if (H % K || W % K) /* rows and columns no window covers */
         memset(dinp, 0, (size_t)N * H * W * C * sizeof *dinp);
+    OMP_IMAGES
     for (int n = 0; n < N; n++) {
         const size_t img = (size_t)n * H * W * C;
         for (int oh = 0; oh < OH; oh++)

@@ -25,6 +25,9 @@
 
 #ifdef SM_HAVE_DNNL
 #include <dnnl.h>
+#include <omp.h>
+
+#include "siamese/blas.h"
 
 #define MAX_PLANS 8 /* ~0.26 MB each (cnn); training needs 2 per batch size */
 
@@ -287,8 +290,16 @@ static int exec(Plan *p, dnnl_primitive_t prim, int n, const dnnl_exec_arg_t *a)
     return dnnl_primitive_execute(prim, p->strm, n, a) == dnnl_success ? 0 : -1;
 }
 
+/* oneDNN runs on the calling thread's OpenMP pool: the size blas_set_threads()
+ * chose (a daemon worker's pool would otherwise default to every core). */
+static void pool_size(void) {
+    if (omp_get_max_threads() != blas_threads())
+        omp_set_num_threads(blas_threads());
+}
+
 int convd_forward(float *out, const float *inp, const float *weight, const float *bias,
                   const ConvShape *s, int bf16) {
+    pool_size();
     Plan *p = plan_get(s, bf16);
     if (!p)
         return -ENOTSUP;
@@ -306,6 +317,7 @@ int convd_forward(float *out, const float *inp, const float *weight, const float
 
 int convd_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
                    const float *weight, const ConvShape *s, int bf16) {
+    pool_size();
     Plan *p = plan_get(s, bf16);
     if (!p)
         return -ENOTSUP;

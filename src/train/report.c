@@ -10,6 +10,7 @@
 #include <stdlib.h>
 
 #include "siamese/blas.h"
+#include "siamese/layers.h"
 
 static void add_num(cJSON *o, const char *key, double v) {
     if (isfinite(v))
@@ -125,6 +126,7 @@ void train_report_print(FILE *f, const char *model_path, const TrainReport *rep,
         cJSON_AddStringToObject(o, "model", model_path);
         add_num(o, "threshold", rep->threshold);
         cJSON_AddStringToObject(o, "blas_kernel", blas_kernel());
+        cJSON_AddStringToObject(o, "conv_backend", conv2d_backend_name());
         if (with_throughput)
             add_num(o, "pairs_per_s", rep->pairs_per_s);
         cJSON_AddItemToObject(o, "train", report_metrics_json(&rep->train));

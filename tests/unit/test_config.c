@@ -15,6 +15,7 @@
 
 #include "siamese/common.h"
 #include "siamese/config.h"
+#include "siamese/layers.h"
 
 #include "check_util.h"
 #include "test_config.h"
@@ -86,6 +87,7 @@ START_TEST(defaults) {
     ck_assert_str_eq(c.tls_cert, "");
     ck_assert_str_eq(c.tls_key, "");
     ck_assert_int_eq(c.log_level, LOG_INFO);
+    ck_assert_int_eq(c.conv_backend, CONV_AUTO);
     ck_assert_str_eq(c.blas_kernel, "auto");
     ck_assert_int_eq(c.identify_k, 5);
     ck_assert_int_eq(c.epochs, 20);
@@ -290,6 +292,8 @@ static const struct {
     {"log_level", "INFO"},
     {"log_level", ""},
     {"blas_kernel", ""},
+    {"conv_backend", "cuda"},
+    {"conv_backend", "BF16"},
     {"identify_k", "0"},
     {"identify_k", "1001"},
     {"epochs", "0"},
@@ -434,6 +438,8 @@ static const struct {
     {"log_level", "debug", "debug"},
     {"log_level", "error", "error"},
     {"blas_kernel", "SkylakeX", "SkylakeX"},
+    {"conv_backend", "bf16", "bf16"},
+    {"conv_backend", "im2col", "im2col"},
     {"identify_k", "1000", "1000"},
     {"lr", "1e-3", "0.001"},
     {"lr", "10", "10"},
