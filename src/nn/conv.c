@@ -234,9 +234,39 @@ void conv2d_backward_ref(float *dinp, float *dweight, float *dbias, const float 
                 }
 }
 
+/* 16 channels in one vector; comparisons give all-ones/zero lanes. The
+ * compiler does not vectorise the pool loops by itself (the ternaries and the
+ * running "not yet placed" gradient), so the C % 16 == 0 case is spelled out. */
+typedef float v16f __attribute__((vector_size(64)));
+typedef int v16i __attribute__((vector_size(64)));
+
+/* Macros, not functions: passing 64-byte vectors changes the ABI by ISA. */
+#define V16_LOAD(v, p) memcpy(&(v), (p), sizeof(v))
+#define V16_SELECT(m, a, b) ((v16f)(((v16i)(a) & (m)) | ((v16i)(b) & ~(m)))) /* m ? a : b */
+
+SM_CLONES static void pool_pixel16(float *restrict out, const float *restrict win, int W, int C,
+                                   int K, int relu) {
+    const v16f zero = {0};
+    for (int c0 = 0; c0 < C; c0 += 16) {
+        v16f m, v;
+        V16_LOAD(m, win + c0);
+        if (relu)
+            m = V16_SELECT(m > zero, m, zero);
+        for (int t = 1; t < K * K; t++) {
+            V16_LOAD(v, win + ((size_t)(t / K) * W + (size_t)(t % K)) * C + c0);
+            m = V16_SELECT(v > m, v, m);
+        }
+        memcpy(out + c0, &m, sizeof m);
+    }
+}
+
 /* One output pixel's C channels: the maximum over a K×K window (and 0, relu). */
 SM_CLONES static void pool_pixel(float *restrict out, const float *restrict win, int W, int C,
                                  int K, int relu) {
+    if (C % 16 == 0) {
+        pool_pixel16(out, win, W, C, K, relu);
+        return;
+    }
     for (int c = 0; c < C; c++)
         out[c] = relu && !(win[c] > 0.0f) ? 0.0f : win[c];
     for (int kh = 0; kh < K; kh++)
@@ -293,12 +323,37 @@ void maxpool_forward_ref(float *out, const float *inp, int N, int H, int W, int 
                 }
 }
 
+/* pool_back_pixel() for C % 16 == 0, 16 channels a vector. */
+SM_CLONES static void pool_back_pixel16(float *restrict dwin, const float *restrict win,
+                                        const float *restrict out, const float *restrict dout,
+                                        int W, int C, int K, int relu) {
+    const v16f zero = {0};
+    for (int c0 = 0; c0 < C; c0 += 16) {
+        v16f o, g, v;
+        V16_LOAD(o, out + c0);
+        V16_LOAD(g, dout + c0);
+        if (relu)
+            g = V16_SELECT(o > zero, g, zero);
+        for (int t = 0; t < K * K; t++) {
+            const size_t at = ((size_t)(t / K) * W + (size_t)(t % K)) * C + c0;
+            V16_LOAD(v, win + at);
+            const v16i hit = v == o;
+            const v16f d = V16_SELECT(hit, g, zero);
+            memcpy(dwin + at, &d, sizeof d);
+            g = V16_SELECT(hit, zero, g);
+        }
+    }
+}
+
 /* One window's input gradient, every tap written: dout to the first tap
- * equal to out, 0 elsewhere (and everywhere where relu and out <= 0).
- * Branch-free over blocks of channels, so that it vectorises. */
+ * equal to out, 0 elsewhere (and everywhere where relu and out <= 0). */
 SM_CLONES static void pool_back_pixel(float *restrict dwin, const float *restrict win,
                                       const float *restrict out, const float *restrict dout, int W,
                                       int C, int K, int relu) {
+    if (C % 16 == 0) {
+        pool_back_pixel16(dwin, win, out, dout, W, C, K, relu);
+        return;
+    }
     for (int c0 = 0; c0 < C; c0 += 64) {
         const int n = C - c0 < 64 ? C - c0 : 64;
         float g[64];
