@@ -168,7 +168,8 @@ int main(int argc, char **argv) {
             printf("%s%.2f", s ? "," : "", runs[s] * 1e3);
         printf("]}");
     }
-    printf("},\"onednn_calls\":%zu}\n", conv2d_onednn_calls());
+    printf("},\"conv_backend\":\"%s\",\"onednn_calls\":%zu}\n", conv2d_backend_name(),
+           conv2d_onednn_calls());
     free(list);
     net_train_free(t);
     free(params), free(grad), free(demb), free(fast), free(emb), free(imgs);

@@ -10,7 +10,9 @@
 # Prints pairs/s of each, the ratio, the fraction of the sgemm peak, and
 # embeddings/s of both. Goal: siamesed >= 2.5x the peer, embed >= the peer's.
 # Env: THREADS (2), EPOCHS (1), DATA (/usr/share/datasets/fashion-mnist),
-# BUILD (build), PEER (path), ROUNDS (1). Needs python3-torch for the peer.
+# BUILD (build), PEER (path; default ../shared/peers/torch_siamese.py beside
+# the clone), ROUNDS (1), CONV (siamesed's --conv-backend: auto = oneDNN f32,
+# or bf16, im2col, onednn). Needs python3-torch for the peer.
 # Do not run it while the machine is busy: every figure is a time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,6 +21,7 @@ epochs=${EPOCHS:-1}
 data=${DATA:-/usr/share/datasets/fashion-mnist}
 build=${BUILD:-build}
 peer=${PEER:-$(cd .. && pwd)/shared/peers/torch_siamese.py}
+conv=${CONV:-auto}
 py=/usr/bin/python3
 [ -f "$build/build.ninja" ] || meson setup "$build" --buildtype=release >/dev/null
 meson compile -C "$build" siamesed bench/bench_cnn >/dev/null
@@ -27,14 +30,14 @@ trap 'rm -rf "$tmp"' EXIT
 
 kernel=$("$build/siamesed" --version | sed -n 's/.*OpenBLAS kernel \([A-Za-z0-9]*\).*/\1/p')
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); load $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "cnn preset, threads $threads, epochs $epochs, OpenBLAS kernel $kernel (peer: OPENBLAS_CORETYPE=$kernel)"
+echo "cnn preset, threads $threads, epochs $epochs, conv backend $conv, OpenBLAS kernel $kernel (peer: OPENBLAS_CORETYPE=$kernel)"
 have_peer=0
 [ -f "$peer" ] && $py -c 'import torch' 2>/dev/null && have_peer=1
 [ $have_peer = 1 ] || echo "peer: not available (python3-torch, $peer)"
 for r in $(seq "${ROUNDS:-1}"); do
-    "$build/bench/bench_cnn" cnn 128 "$threads" 5 > "$tmp/step.$r.json"
+    "$build/bench/bench_cnn" cnn 128 "$threads" 5 "$conv" > "$tmp/step.$r.json"
     "$build/siamesed" --train --data "$data" --arch cnn --epochs "$epochs" --threads "$threads" \
-        --json --out "$tmp/m.safetensors" > "$tmp/ours.$r.json" 2> "$tmp/ours.log"
+        --conv-backend "$conv" --json --out "$tmp/m.safetensors" > "$tmp/ours.$r.json" 2> "$tmp/ours.log"
     if [ $have_peer = 1 ]; then
         OPENBLAS_CORETYPE=$kernel $py "$peer" "$data" --arch cnn --epochs "$epochs" \
             --threads "$threads" > "$tmp/peer.log" 2>&1
@@ -53,7 +56,7 @@ s = step[0]
 peak = med([r['sgemm_peak_gflops'] for r in step])
 mflop = s['mflop_per_pair']
 print(f"sgemm peak (2048^3, {s['threads']} threads): {peak:.0f} GFLOP/s; one pair = {mflop:.1f} MFLOP"
-      f" -> limit {peak * 1e3 / mflop:.0f} pairs/s")
+      f" -> limit {peak * 1e3 / mflop:.0f} pairs/s (f32; bf16 kernels can pass it)")
 print(f"{'':24s}{'pairs/s':>10s}{'of peak':>9s}{'test acc@0.5':>14s}{'embed/s':>10s}")
 print(f"{'siamesed --train':24s}{o:10.0f}{o * mflop / 1e3 / peak:9.0%}{ours[0]['test']['accuracy']:14.4f}"
       f"{med([r['embed_per_s'] for r in step]):10.0f}")
