@@ -11,6 +11,7 @@
 
 #include "siamese/log.h"
 
+#include <assert.h>
 #include <cjson/cJSON.h>
 #include <nettle/base64.h>
 #include <stdio.h>
@@ -104,8 +105,10 @@ int store_val_metadata(const char *text, size_t len, char **out) {
 
 struct StoreLoader {
     Store *s;
+    Index *ix;  /* the fresh index being filled; after publishing, the old one */
     float *emb; /* one aligned embedding */
     int64_t stale, rows, subjects, samples;
+    int published;
 };
 
 int store_loader_counts(StoreLoader *l, int64_t subjects, int64_t samples, char *err) {
@@ -113,7 +116,7 @@ int store_loader_counts(StoreLoader *l, int64_t subjects, int64_t samples, char 
         return sm_err(err, -EINVAL, "invalid subject or sample count");
     l->subjects = subjects;
     l->samples = samples;
-    return samples > 0 ? index_reserve(l->s->ix, (size_t)samples, (size_t)subjects, err) : 0;
+    return samples > 0 ? index_reserve(l->ix, (size_t)samples, (size_t)subjects, err) : 0;
 }
 
 /* Adds one sample row to the index, or counts it as stale when another
@@ -135,21 +138,36 @@ int store_loader_row(StoreLoader *l, const StoreRow *r, char *err) {
         return sm_err(err, -EINVAL, "sample %lld: embedding of %zu bytes, expected %zu",
                       (long long)r->id, r->emb ? r->emb_bytes : 0, want);
     memcpy(l->emb, r->emb, want); /* the blob need not be aligned */
-    return index_add(s->ix, r->id, subject, l->emb, err);
+    return index_add(l->ix, r->id, subject, l->emb, err);
+}
+
+void store_loader_publish(StoreLoader *l) {
+    Store *s = l->s;
+    assert(!l->published);
+    if (l->stale > 0)
+        index_clear(l->ix); /* another model's samples: nothing to compare with */
+    pthread_rwlock_wrlock(&s->ixlock);
+    Index *old = s->ix;
+    s->ix = l->ix;
+    atomic_store(&s->n_subjects, l->subjects);
+    atomic_store(&s->n_samples, l->rows);
+    atomic_store(&s->stale, l->stale > 0);
+    atomic_store(&s->behind, 0);
+    pthread_rwlock_unlock(&s->ixlock);
+    l->ix = old;
+    l->published = 1;
 }
 
 int store_load_index(Store *s, int64_t *stale, char *err) {
     StoreLoader l = {.s = s, .emb = malloc((size_t)s->dim * sizeof(float))};
     *stale = 0;
-    index_clear(s->ix);
-    int rc = l.emb ? s->be->load(s, &l, err) : sm_err(err, -ENOMEM, "out of memory");
+    int rc = l.emb ? index_create(s->dim, &l.ix, err) : sm_err(err, -ENOMEM, "out of memory");
+    if (rc == 0)
+        rc = s->be->load(s, &l, err);
+    if (rc == 0 && !l.published)
+        store_loader_publish(&l);
     *stale = l.stale;
-    if (rc < 0 || l.stale > 0)
-        index_clear(s->ix);
-    if (rc == 0) {
-        atomic_store(&s->n_subjects, l.subjects);
-        atomic_store(&s->n_samples, l.rows);
-    }
+    index_free(l.ix); /* the old index, or the new one that failed to load */
     free(l.emb);
     return rc;
 }

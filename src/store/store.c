@@ -22,6 +22,7 @@
 #include <time.h>
 
 #define STALE_MSG "the store holds samples from another model: run `siamesed --reembed`"
+#define BEHIND_MSG "the index is behind the database (reloading or a change cannot be applied)"
 
 int64_t store_now_ms(void) {
     struct timespec ts;
@@ -80,6 +81,13 @@ static Store *store_new(const StoreConfig *cfg) {
     pthread_cond_init(&s->donecv, NULL);
     pthread_mutex_init(&s->rlock, NULL);
     pthread_cond_init(&s->rcv, NULL);
+    /* Readers hold ixlock for a whole scan: a swap must not wait behind
+     * a stream of them. */
+    pthread_rwlockattr_t ra;
+    pthread_rwlockattr_init(&ra);
+    pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    pthread_rwlock_init(&s->ixlock, &ra);
+    pthread_rwlockattr_destroy(&ra);
     return s;
 }
 
@@ -173,6 +181,7 @@ void store_close(Store *s) {
     pthread_cond_destroy(&s->donecv);
     pthread_mutex_destroy(&s->rlock);
     pthread_cond_destroy(&s->rcv);
+    pthread_rwlock_destroy(&s->ixlock);
     free(s->rdb);
     free(s->rfree);
     free(s->path);
@@ -275,7 +284,11 @@ int store_identify_with(Store *s, const float *q, int k, int flags, IndexHit *hi
     *n = 0;
     if (atomic_load(&s->stale))
         return sm_err(err, -ESTALE, STALE_MSG);
-    return index_search(s->ix, q, k, flags, hits, n, err);
+    pthread_rwlock_rdlock(&s->ixlock);
+    int rc = atomic_load(&s->behind) ? sm_err(err, -ENOTCONN, BEHIND_MSG)
+                                     : index_search(s->ix, q, k, flags, hits, n, err);
+    pthread_rwlock_unlock(&s->ixlock);
+    return rc;
 }
 
 int store_identify(Store *s, const float *q, int k, IndexHit *hits, int *n, char *err) {
@@ -287,7 +300,10 @@ int store_verify(Store *s, const char *subject, const float *q, IndexHit *hit, c
         return sm_err(err, -ESTALE, STALE_MSG);
     if (!store_subject_id_valid(subject))
         return SM_ABSENT;
-    int rc = index_nearest_in_subject(s->ix, subject, q, hit, err);
+    pthread_rwlock_rdlock(&s->ixlock);
+    int rc = atomic_load(&s->behind) ? sm_err(err, -ENOTCONN, BEHIND_MSG)
+                                     : index_nearest_in_subject(s->ix, subject, q, hit, err);
+    pthread_rwlock_unlock(&s->ixlock);
     if (rc != SM_ABSENT)
         return rc;
     /* Not in the index: unknown, or known with no samples? */

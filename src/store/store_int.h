@@ -129,8 +129,15 @@ struct Store {
     char *path;
     char fingerprint[STORE_FINGERPRINT_LEN + 1];
     int dim, keep_images, batch_max, busy_ms;
+    /* The index identify and verify search. A reload fills a fresh one and
+     * swaps it in under ixlock (write), so readers (read) see the old one
+     * whole or the new one whole, never a part. Appliers (writer, feed)
+     * touch s->ix only on the thread or under the lock that reloads. */
+    pthread_rwlock_t ixlock;
     Index *ix;
-    atomic_int stale; /* samples from another model remain */
+    atomic_int stale;  /* samples from another model remain */
+    atomic_int behind; /* the index misses committed changes it cannot apply
+                        * yet (feed pruned or stuck): identify, verify -ENOTCONN */
     _Atomic int64_t n_subjects, n_samples;
 
     pthread_mutex_t qlock; /* the queue, stopping, stats and every op's done */
@@ -167,15 +174,20 @@ int store_metadata_valid(const char *text, size_t len);
 int store_val_id(const char *text, size_t len, char *out);
 int store_val_metadata(const char *text, size_t len, char **out);
 
-/* Rebuilds the index through s->be->load() and resets the counts. Samples of
- * another model are counted into *stale and not loaded; if there are any the
- * index is left empty. Every row is validated. */
+/* Builds a fresh index through s->be->load() and, only if the load
+ * succeeds, publishes it with the counts, stale (set iff samples of another
+ * model, counted into *stale and not loaded, remain: the index is then
+ * empty) and behind = 0. On failure the old index and counts stay. Every row
+ * is validated. */
 int store_load_index(Store *s, int64_t *stale, char *err);
 
 /* Called by a backend's load(): the counts first (reserves the index) ... */
 int store_loader_counts(StoreLoader *l, int64_t subjects, int64_t samples, char *err);
-/* ... then each sample row. */
+/* ... then each sample row ... */
 int store_loader_row(StoreLoader *l, const StoreRow *r, char *err);
+/* ... and, optionally, once every row loaded, publishes the index while the
+ * backend still holds off its appliers (else store_load_index() does). */
+void store_loader_publish(StoreLoader *l);
 
 /* ---- store.c ---- */
 

@@ -162,6 +162,8 @@ static int pgb_load(Store *s, StoreLoader *l, char *err) {
     for (int rows = LOAD_FETCH; rc == 0 && rows == LOAD_FETCH;)
         rc = load_page(c, l, &rows, err);
     pg_rollback(c);
+    if (rc == 0) /* with f->last, before any applier runs on it */
+        store_loader_publish(l);
     pg_feed_unlock(s, rc == 0 ? last : before, rc == 0);
     return rc;
 }

@@ -185,6 +185,9 @@ int pg_feed_catch_up(Store *s, PGconn *c, char *err) {
     if (rc == 0 && gap)
         rc = floor_check(f, c, from, err);
     f->need_reload |= rc == -ERANGE;
+    /* Until the reload, the index lacks what was pruned: refuse to answer from it. */
+    if (f->need_reload)
+        atomic_store(&s->behind, 1);
     pthread_mutex_unlock(&f->lock);
     return rc;
 }
@@ -254,8 +257,6 @@ static void catch_up_logged(PgFeed *f, PGconn *c) {
         return;
     WriteOp op = {.kind = OP_RELOAD};
     rc = store_submit(f->s, &op, err);
-    if (rc == 0 && op.count > 0)
-        atomic_store(&f->s->stale, 1);
     if (rc < 0)
         log_error("store: change feed: reloading the index: %s", err);
 }

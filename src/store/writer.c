@@ -128,8 +128,6 @@ static void run_reload(Store *s, WriteOp *op) {
     int64_t stale = 0;
     op->rc = store_load_index(s, &stale, op->err);
     op->count = stale;
-    if (op->rc == 0 && stale == 0)
-        atomic_store(&s->stale, 0);
 }
 
 static void *writer_main(void *arg) {

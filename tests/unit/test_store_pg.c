@@ -12,6 +12,7 @@
 #include "test_store.h"
 
 #include <check.h>
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -190,8 +191,9 @@ static double until_found(Store *s, uint64_t seed, const char *subject, double t
     for (;;) {
         IndexHit h;
         int n = 0;
-        ck_assert_int_eq(store_identify_with(s, q, 1, INDEX_EXACT, &h, &n, err), 0);
-        if (n == 1 && strcmp(h.subject, subject) == 0)
+        int rc = store_identify_with(s, q, 1, INDEX_EXACT, &h, &n, err);
+        ck_assert_msg(rc == 0 || rc == -ENOTCONN, "identify: %d %s", rc, err); /* reloading */
+        if (rc == 0 && n == 1 && strcmp(h.subject, subject) == 0)
             return now_ms() - t0;
         if (now_ms() - t0 > timeout_ms)
             return -1;
@@ -337,6 +339,48 @@ START_TEST(pg_feed_pruned_and_reloaded) {
 }
 END_TEST
 
+/* A reload that fails (here: a sample row the loader refuses) keeps the
+ * index it had and answers -ENOTCONN (503) meanwhile, never an empty or
+ * partial index; it is retried, and once the row is gone it succeeds. */
+START_TEST(pg_failed_reload_answers_unavailable) {
+    char err[SM_ERRMAX] = "";
+    Store *a = open_ok(FP_A, 0), *b = open_ok(FP_A, 0);
+    for (int i = 0; i < 5; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "r%d", i);
+        enroll_n(a, name, NULL, 1, 600 + (uint64_t)i, NULL);
+    }
+    until_counts(b, 5, 5, 5000);
+    ck_assert_double_ge(until_found(b, 604, "r4", 5000), 0);
+    /* A row b's reload refuses (an embedding of 1 byte), then the feed pruned under b. */
+    raw_exec("INSERT INTO samples (subject_id, embedding, fingerprint, created_at)"
+             " SELECT 'r0', '\\x00'::bytea, fingerprint, 1 FROM samples WHERE subject_id = 'r1'");
+    raw_exec("SELECT setval(pg_get_serial_sequence('changes', 'id'), max(id) + 10) FROM changes");
+    raw_exec("UPDATE feed_floor SET id = (SELECT max(id) + 5 FROM changes)");
+    enroll_n(a, "after", NULL, 1, 700, NULL);
+    float q[DIM];
+    emb(602, q);
+    IndexHit h;
+    int n = 0, rc = 0;
+    double t0 = now_ms();
+    while ((rc = store_identify_with(b, q, 1, INDEX_EXACT, &h, &n, err)) == 0 && n == 1 &&
+           now_ms() - t0 < 5000)
+        usleep(1000);
+    ck_assert_msg(rc == -ENOTCONN, "identify during a failed reload: rc %d, %d hits", rc, n);
+    ck_assert_int_eq(store_verify(b, "r2", q, &h, err), -ENOTCONN);
+    /* Still refused a while later (the reload is retried and fails again). */
+    usleep(1500 * 1000);
+    ck_assert_int_eq(store_identify_with(b, q, 1, INDEX_EXACT, &h, &n, err), -ENOTCONN);
+    raw_exec("DELETE FROM samples WHERE length(embedding) = 1");
+    ck_assert_double_ge(until_found(b, 700, "after", 10000), 0);
+    ck_assert_int_eq(store_verify(b, "r2", q, &h, err), 0);
+    ck_assert_float_lt(h.distance, 1e-3f);
+    until_counts(b, 6, 6, 5000);
+    store_close(a);
+    store_close(b);
+}
+END_TEST
+
 /* ---- One model per database ---- */
 
 /* Daemons with two models on one database: the one whose model does not
@@ -461,4 +505,5 @@ void test_store_pg_add(TCase *tc) {
     tcase_add_test(tc, pg_server_down_and_back);
     tcase_add_test(tc, pg_two_models_refused);
     tcase_add_test(tc, pg_feed_pruned_and_reloaded);
+    tcase_add_test(tc, pg_failed_reload_answers_unavailable);
 }
