@@ -77,7 +77,10 @@ void contrastive_backward(float *demb, const float *emb, const float *dist, cons
  * results); IM2COL = never oneDNN. A call oneDNN cannot serve (plan busy, a
  * shape it refuses) is computed by im2col. The *_ref twins never change. */
 typedef enum { CONV_AUTO, CONV_IM2COL, CONV_ONEDNN, CONV_ONEDNN_BF16 } ConvBackend;
-#define CONV_AUTO_MIN_N 16
+/* A training batch (2 x 128 pairs) is 256 images; inference works in chunks
+ * of at most ~40 cnn images (network.c's 8 MB scratch), so AUTO leaves the
+ * daemon to im2col: no oneDNN plans (~0.3-0.5 MB each) in its memory. */
+#define CONV_AUTO_MIN_N 64
 /* -ENOTSUP (and nothing changes) when oneDNN or its bf16 kernels are missing. */
 int conv2d_set_backend(ConvBackend b);
 ConvBackend conv2d_backend(void);

@@ -101,8 +101,9 @@ static const ConfigEntry table[] = {
     {"blas_kernel", CT_STRING, O(blas_kernel), 0, "auto", 1, 64,
      .help = "OpenBLAS kernel: auto, system, or a core name such as Haswell"},
     {"conv_backend", CT_ENUM, O(conv_backend), 0, "auto", .words = conv_words,
-     .help = "convolutions: auto (oneDNN for batches), im2col, onednn, or bf16 (oneDNN, bf16 "
-             "inputs and weights, f32 accumulation; training speed)"},
+     .help =
+         "convolutions: auto (oneDNN for training batches), im2col, onednn, or bf16 (oneDNN, bf16 "
+         "inputs and weights, f32 accumulation; training speed)"},
     {"identify_k", CT_INT, O(identify_k), 0, "5", 1, 1000,
      .help = "matches returned by identify when the request does not say"},
     {"max_request_pixels", CT_INT, O(max_request_pixels), 0, "4194304", 1, 268435456,

@@ -136,7 +136,7 @@ size_t conv2d_onednn_calls(void) {
 }
 
 /* Whether this call goes to oneDNN first (*bf16 set), or straight to im2col:
- * AUTO leaves the daemon's one or two images to im2col, which needs no plan. */
+ * AUTO leaves inference (the daemon) to im2col, which needs no plan. */
 static int use_dnnl(int N, int *bf16) {
     int b = backend;
     *bf16 = b == CONV_ONEDNN_BF16;

@@ -135,6 +135,30 @@ START_TEST(conv_matches_reference) {
 }
 END_TEST
 
+/* AUTO, the default: a training batch goes to oneDNN when built with it,
+ * inference-sized calls (the daemon's) stay on im2col. */
+START_TEST(conv_auto_sends_training_batches_to_onednn) {
+    const int big = CONV_AUTO_MIN_N, small = 2;
+    float *x = randf((size_t)big * 28 * 28, -1, 1), *w = randf(32 * 25, -0.2f, 0.2f);
+    float *b = randf(32, -1, 1), *o = malloc((size_t)big * 24 * 24 * 32 * 4);
+    float *col = malloc((size_t)big * 24 * 24 * 25 * 4),
+          *r = malloc((size_t)big * 24 * 24 * 32 * 4);
+    ck_assert_int_eq(conv2d_set_backend(CONV_AUTO), 0);
+    size_t before = conv2d_onednn_calls();
+    conv2d_forward(o, col, x, w, b, small, 28, 28, 1, 32, 5, 1, 0);
+    ck_assert_uint_eq(conv2d_onednn_calls(), before);
+    conv2d_forward(o, col, x, w, b, big, 28, 28, 1, 32, 5, 1, 0);
+#ifdef SM_HAVE_DNNL
+    ck_assert_uint_eq(conv2d_onednn_calls(), before + 1);
+#else
+    ck_assert_uint_eq(conv2d_onednn_calls(), before);
+#endif
+    conv2d_forward_ref(r, x, w, b, big, 28, 28, 1, 32, 5, 1, 0);
+    check_close(o, r, (size_t)big * 24 * 24 * 32, 1e-4, "auto conv forward");
+    free(x), free(w), free(b), free(o), free(col), free(r);
+}
+END_TEST
+
 /* loss = sum(conv_ref(x) * r) */
 static double conv_loss(const ConvShape *c, const float *x, const float *w, const float *b,
                         const float *r) {
@@ -285,6 +309,7 @@ END_TEST
 void add_conv_tests(TCase *tc) {
     rng_seed(&crng, 777);
     tcase_add_test(tc, conv_matches_reference);
+    tcase_add_test(tc, conv_auto_sends_training_batches_to_onednn);
     tcase_add_test(tc, conv_gradients);
     tcase_add_test(tc, maxpool_matches_reference_and_gradients);
     tcase_add_test(tc, maxpool_ties_take_the_first);
