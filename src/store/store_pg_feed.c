@@ -272,6 +272,16 @@ static int64_t notified_id(const char *payload, int64_t prev) {
     return v > prev ? v : prev;
 }
 
+/* The newest change id the queued notifications name (see notified_id), -1 if none. */
+static int64_t notifications(PGconn *c) {
+    int64_t newest = -1;
+    for (PGnotify *nt; (nt = PQnotifies(c));) {
+        newest = notified_id(nt->extra, newest);
+        PQfreemem(nt);
+    }
+    return newest;
+}
+
 static double mono_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -293,21 +303,24 @@ static void *listener_main(void *arg) {
         catch_up_logged(f, c); /* what happened while we were not listening */
         double looked = mono_ms();
         while (PQstatus(c) == CONNECTION_OK) {
-            struct pollfd p[2] = {{.fd = PQsocket(c), .events = POLLIN},
-                                  {.fd = f->wake[0], .events = POLLIN}};
-            int n = poll(p, 2, FEED_POLL_MS);
-            if (n < 0 && errno != EINTR)
-                break;
-            if (p[1].revents) {
-                PQfinish(c);
-                return NULL;
-            }
-            if (p[0].revents && !PQconsumeInput(c))
+            /* A catch-up's query reads the notifications that came meanwhile
+             * into libpq's queue: those first, no sleep on the socket. */
+            if (!PQconsumeInput(c))
                 break; /* the connection is gone */
-            int64_t newest = -1;
-            for (PGnotify *nt; (nt = PQnotifies(c));) {
-                newest = notified_id(nt->extra, newest);
-                PQfreemem(nt);
+            int64_t newest = notifications(c);
+            if (newest < 0) {
+                struct pollfd p[2] = {{.fd = PQsocket(c), .events = POLLIN},
+                                      {.fd = f->wake[0], .events = POLLIN}};
+                int n = poll(p, 2, FEED_POLL_MS);
+                if (n < 0 && errno != EINTR)
+                    break;
+                if (p[1].revents) {
+                    PQfinish(c);
+                    return NULL;
+                }
+                if (p[0].revents && !PQconsumeInput(c))
+                    break;
+                newest = notifications(c);
             }
             /* When a notification names a change this store has not applied
              * (its writer applies its own), and every FEED_POLL_MS anyway. */

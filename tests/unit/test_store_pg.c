@@ -13,6 +13,7 @@
 
 #include <check.h>
 #include <errno.h>
+#include <libpq-fe.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -381,6 +382,50 @@ START_TEST(pg_failed_reload_answers_unavailable) {
 }
 END_TEST
 
+static void pq_ok(PGconn *c, const char *sql) {
+    PGresult *r = PQexec(c, sql);
+    ck_assert_msg(PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK,
+                  "%s: %s", sql, PQerrorMessage(c));
+    PQclear(r);
+}
+
+/* A notification that arrives while the listener runs a catch-up query is
+ * read by libpq with that query's result: the listener must handle it then,
+ * not sleep on a socket with nothing more to come (FEED_POLL_MS, 1 s). Made
+ * deterministic: the listener's catch-up is held in its feed_floor read (a
+ * gap in the ids makes it check the floor) while the next change commits. */
+START_TEST(pg_feed_notification_during_catch_up) {
+    Store *b = open_ok(FP_A, 0);
+    PGconn *lk = PQconnectdb(test_store_db()), *w = PQconnectdb(test_store_db());
+    ck_assert_int_eq(PQstatus(lk), CONNECTION_OK);
+    ck_assert_int_eq(PQstatus(w), CONNECTION_OK);
+    pq_ok(lk, "BEGIN; LOCK TABLE feed_floor IN ACCESS EXCLUSIVE MODE");
+    /* One subject, after a gap: b's listener reads it, then waits on the floor. */
+    pq_ok(w, "SELECT setval(pg_get_serial_sequence('changes', 'id'), 10)");
+    pq_ok(w, "BEGIN; INSERT INTO changes (kind, subject_id, d_subjects, d_samples)"
+             " VALUES ('subject', 'n1', 1, 0); NOTIFY siamesed_changes; COMMIT");
+    until_counts(b, 1, 0, 5000); /* applied; the listener's floor read is waiting now */
+    usleep(100 * 1000);
+    /* The second one commits during that query; its notification waits in libpq. */
+    pq_ok(w, "BEGIN; INSERT INTO changes (kind, subject_id, d_subjects, d_samples)"
+             " VALUES ('subject', 'n2', 1, 0); NOTIFY siamesed_changes; COMMIT");
+    usleep(100 * 1000);
+    double t0 = now_ms();
+    pq_ok(lk, "COMMIT");
+    int64_t subjects = 0;
+    while (subjects < 2 && now_ms() - t0 < 3000) {
+        store_counts(b, &subjects, NULL);
+        usleep(1000);
+    }
+    double lag = now_ms() - t0;
+    ck_assert_int_eq(subjects, 2);
+    ck_assert_msg(lag < 400, "the queued notification waited %.0f ms", lag);
+    PQfinish(lk);
+    PQfinish(w);
+    store_close(b);
+}
+END_TEST
+
 /* ---- One model per database ---- */
 
 /* Daemons with two models on one database: the one whose model does not
@@ -506,4 +551,5 @@ void test_store_pg_add(TCase *tc) {
     tcase_add_test(tc, pg_two_models_refused);
     tcase_add_test(tc, pg_feed_pruned_and_reloaded);
     tcase_add_test(tc, pg_failed_reload_answers_unavailable);
+    tcase_add_test(tc, pg_feed_notification_during_catch_up);
 }
