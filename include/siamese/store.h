@@ -21,6 +21,11 @@
  * others' changes to its index (docs/scaling.md). While PostgreSQL cannot be
  * reached the calls that need it fail with -ENOTCONN; identify and verify
  * keep answering from the index, and the store reconnects on its own.
+ * -ENOTCONN also means "unavailable, retry later" for what PostgreSQL
+ * answers so: a read-only server (a standby), a statement or lock timeout, a
+ * cancel, a deadlock or serialization failure, too many connections; and
+ * from identify and verify, an index behind the database it cannot catch up
+ * with yet (its feed pruned: reloading).
  *
  * Threads. Every function taking a Store may be called from any thread at
  * once, except store_open() and store_close(). Writes are queued to a single

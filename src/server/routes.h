@@ -57,7 +57,8 @@ void reply_bad_subject(Reply *rep);
 /* Replies with obj (consumed) as JSON. */
 void reply_json(Reply *rep, int status, cJSON *obj);
 /* Maps a module's negative errno to a status: -ENOSPC 507, -ESTALE 503,
- * -ENOTCONN 503 store_unavailable (the database cannot be reached), -ENOMEM
+ * -ENOTCONN and -ESHUTDOWN 503 store_unavailable (the database cannot be
+ * reached or answers "retry later", or the store is closing), -ENOMEM
  * 503, others 500 (logged): input is validated before modules see it. */
 void reply_internal(Reply *rep, int rc, const char *what, const char *err);
 

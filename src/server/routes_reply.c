@@ -120,7 +120,8 @@ void reply_internal(Reply *rep, int rc, const char *what, const char *err) {
     case -ESTALE:
         reply_error(rep, 503, "store_stale", "%s: %s", what, err);
         return;
-    case -ENOTCONN: /* PostgreSQL down: the store reconnects on its own */
+    case -ENOTCONN:  /* PostgreSQL down: the store reconnects on its own */
+    case -ESHUTDOWN: /* the store is closing */
         reply_error(rep, 503, "store_unavailable", "%s: %s", what, err);
         return;
     case -ENOMEM:

@@ -60,7 +60,9 @@ int pg_ensure(PGconn *conn, char *err);
 /* Runs sql with n text parameters (NULL entries are SQL NULL), results in
  * binary. *res (caller PQclear()s it) is set on success. bin (may be NULL)
  * marks parameters passed as binary with their lengths in lens. Failures:
- * -ENOTCONN (connection lost), -ENOSPC (disk full), -EINVAL (constraint or
+ * -ENOTCONN (connection lost, or a retryable SQLSTATE: read-only server,
+ * timeout, cancel, lock not granted, deadlock, limits; see errno_of()),
+ * -ENOSPC (disk full), -EINVAL (constraint or
  * data), -EIO; err says what failed. */
 int pg_query(PGconn *conn, const char *sql, int n, const char *const *vals, const int *lens,
              const int *bin, PGresult **res, const char *what, char *err);

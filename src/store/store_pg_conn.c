@@ -80,21 +80,23 @@ static int errno_of(PGconn *conn, const PGresult *res) {
     const char *st = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
     if (PQstatus(conn) != CONNECTION_OK || !st)
         return -ENOTCONN;
-    if (!strncmp(st, "08", 2) || !strcmp(st, "57P01") || !strcmp(st, "57P02") ||
-        !strcmp(st, "57P03"))
-        return -ENOTCONN; /* connection exceptions, shutdown, starting up */
     if (!strcmp(st, "53100"))
         return -ENOSPC;
     if (!strcmp(st, "53200"))
         return -ENOMEM;
+    /* Unavailable for now, worth a retry (503): connection exceptions,
+     * shutdown and start-up, too many connections and other limits, a
+     * read-only server (a standby after a failover), a timeout or a cancel,
+     * a lock not granted in time, a serialization failure or deadlock. */
+    static const char *const unavailable[] = {"08",    "57P0",  "53",    "25006",
+                                              "57014", "55P03", "40001", "40P01"};
+    for (size_t i = 0; i < sizeof unavailable / sizeof *unavailable; i++)
+        if (!strncmp(st, unavailable[i], strlen(unavailable[i])))
+            return -ENOTCONN;
     if (!strncmp(st, "23", 2) || !strncmp(st, "22", 2))
         return -EINVAL; /* integrity constraint, data exception */
-    if (!strcmp(st, "40001") || !strcmp(st, "40P01") || !strcmp(st, "55P03"))
-        return -EBUSY;
     if (!strcmp(st, "42501") || !strncmp(st, "28", 2))
         return -EACCES;
-    if (!strcmp(st, "25006"))
-        return -EROFS;
     return -EIO;
 }
 

@@ -10,6 +10,7 @@
 #include "check_util.h"
 
 #include <check.h>
+#include <errno.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -176,6 +177,25 @@ static int admit(const char *listen_host, const char *host, const char *origin) 
     return refused ? rep.status : 0;
 }
 
+/* A store's errors as HTTP: "unavailable, retry" (the database, or the store
+ * closing) is a 503 store_unavailable, not a 500. */
+START_TEST(test_store_errors_mapped) {
+    static const struct {
+        int rc, status;
+        const char *code;
+    } c[] = {{-ENOTCONN, 503, "store_unavailable"}, {-ESHUTDOWN, 503, "store_unavailable"},
+             {-ESTALE, 503, "store_stale"},         {-ENOSPC, 507, "insufficient_storage"},
+             {-ENOMEM, 503, "out_of_memory"},       {-EIO, 500, "internal"}};
+    for (size_t i = 0; i < sizeof c / sizeof *c; i++) {
+        Reply rep = {0};
+        reply_internal(&rep, c[i].rc, "enroll", "why");
+        ck_assert_int_eq(rep.status, c[i].status);
+        ck_assert_str_eq(rep.error, c[i].code);
+        free(rep.body);
+    }
+}
+END_TEST
+
 START_TEST(test_admit_host_origin) {
     static const struct {
         const char *listen, *host, *origin;
@@ -273,6 +293,7 @@ int main(void) {
     tcase_add_loop_test(tc, test_match, 0, (int)SM_ARRAY_LEN(cases));
     tcase_add_test(tc, test_metrics_shared);
     tcase_add_test(tc, test_not_allowed);
+    tcase_add_test(tc, test_store_errors_mapped);
     tcase_add_test(tc, test_unescape);
     tcase_add_test(tc, test_admit_host_origin);
     tcase_add_test(tc, test_json_f32_text);

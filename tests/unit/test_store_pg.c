@@ -426,6 +426,34 @@ START_TEST(pg_feed_notification_during_catch_up) {
 }
 END_TEST
 
+/* A server that answers "not now" (read only, as a standby after a failover
+ * is) gives -ENOTCONN (503 store_unavailable), not an error of ours (500). */
+START_TEST(pg_read_only_server_unavailable) {
+    char err[SM_ERRMAX] = "";
+    Store *a = open_ok(FP_A, 0);
+    enroll_n(a, "before", NULL, 1, 800, NULL);
+    PGconn *w = PQconnectdb(test_store_db());
+    ck_assert_int_eq(PQstatus(w), CONNECTION_OK);
+    pq_ok(w, "DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET default_transaction_read_only"
+             " = on', current_database()); END $$");
+    pq_ok(w, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+             " WHERE datname = current_database() AND pid <> pg_backend_pid()");
+    StoreSampleIn in = {0};
+    float e[DIM];
+    emb(801, e);
+    in.embedding = e;
+    int64_t id = 0;
+    ck_assert_int_eq(store_enroll(a, "during", NULL, &in, 1, &id, NULL, err), -ENOTCONN);
+    pq_ok(w, "DO $$ BEGIN EXECUTE format('ALTER DATABASE %I RESET default_transaction_read_only',"
+             " current_database()); END $$");
+    pq_ok(w, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+             " WHERE datname = current_database() AND pid <> pg_backend_pid()");
+    ck_assert_int_eq(store_enroll(a, "during", NULL, &in, 1, &id, NULL, err), 0);
+    PQfinish(w);
+    store_close(a);
+}
+END_TEST
+
 /* ---- One model per database ---- */
 
 /* Daemons with two models on one database: the one whose model does not
@@ -552,4 +580,5 @@ void test_store_pg_add(TCase *tc) {
     tcase_add_test(tc, pg_feed_pruned_and_reloaded);
     tcase_add_test(tc, pg_failed_reload_answers_unavailable);
     tcase_add_test(tc, pg_feed_notification_during_catch_up);
+    tcase_add_test(tc, pg_read_only_server_unavailable);
 }
