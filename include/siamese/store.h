@@ -95,7 +95,8 @@ typedef struct {
     int keep_images;         /* nonzero: keep each sample's image (needed by store_reembed) */
     int batch_max;           /* most writes per transaction, 1..1024 (0: 64) */
     int readers;             /* read connections, 1..64 (0: 4) */
-    int busy_timeout_ms;     /* wait for locks held by other processes (0: 5000) */
+    int busy_timeout_ms;     /* wait for locks held by other processes (0: 5000;
+                                PostgreSQL: the write lock, then -ENOTCONN) */
     int64_t max_bytes;       /* cap on the database size; beyond it writes get -ENOSPC (0: none;
                                 SQLite only) */
     int skip_check;          /* nonzero: skip PRAGMA quick_check at open (large databases) */

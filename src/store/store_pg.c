@@ -57,7 +57,7 @@ static int open_readers(Store *s, PgState *st, int n, char *err) {
         return sm_err(err, -ENOMEM, "store: out of memory");
     for (; s->n_rdb < n; s->n_rdb++) {
         PGconn *c = NULL;
-        int rc = pg_connect(st->uri, &c, err);
+        int rc = pg_connect(st->uri, PG_STATEMENT_MS, &c, err);
         if (rc < 0)
             return rc;
         s->rdb[s->n_rdb] = c;
@@ -82,7 +82,7 @@ static int pgb_open(Store *s, const StoreConfig *cfg, int *from, int *to, char *
         return sm_err(err, -EINVAL,
                       "max_db_size applies to SQLite only; PostgreSQL has its own "
                       "limits (tablespace quotas)");
-    rc = pg_connect(st->uri, &st->wdb, err);
+    rc = pg_connect(st->uri, 0, &st->wdb, err);
     if (rc == 0)
         rc = pg_migrate(st->wdb, store_pg_migrations, store_pg_n_migrations, from, to, err);
     if (rc == 0)
@@ -308,7 +308,7 @@ const StoreBackend store_pg_backend = {
 int store_pg_peek(const char *uri, StoreModelCount *out, int max, int *n, char *err) {
     PGconn *c = NULL;
     PGresult *r = NULL;
-    int rc = pg_connect(uri, &c, err);
+    int rc = pg_connect(uri, PG_STATEMENT_MS, &c, err);
     /* No samples table yet: a database siamesed never set up (nothing is created here). */
     if (rc == 0)
         rc = pg_query(c, "SELECT to_regclass('samples') IS NOT NULL", 0, NULL, NULL, NULL, &r,

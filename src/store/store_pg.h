@@ -49,10 +49,16 @@ static inline PgState *pg_state(Store *s) {
 
 /* ---- store_pg_conn.c ---- */
 
-/* Connects to uri (connect_timeout 5 s unless the URI says otherwise,
- * synchronous_commit on, UTC). *out is freed with PQfinish(). -ENOTCONN if
- * the server cannot be reached. */
-int pg_connect(const char *uri, PGconn **out, char *err);
+/* Connects to uri (connect_timeout 5 s, keepalives and tcp_user_timeout
+ * about 20 s, idle_in_transaction_session_timeout 10 s unless the URI says
+ * otherwise; statement_timeout statement_ms, 0 for none; always
+ * synchronous_commit on, checked, UTC, UTF8). *out is freed with
+ * PQfinish(). -ENOTCONN if the server cannot be reached. */
+int pg_connect(const char *uri, int statement_ms, PGconn **out, char *err);
+
+/* statement_timeout of the readers and the listener (the writer has none:
+ * its lock wait is bounded by busy_timeout_ms, a frozen peer by the above). */
+#define PG_STATEMENT_MS 30000
 
 /* Makes conn usable again after a lost connection (PQreset). 0, or -ENOTCONN. */
 int pg_ensure(PGconn *conn, char *err);

@@ -28,17 +28,69 @@ static void one_line(const char *in, char *out, size_t size) {
 /* Server notices ("relation already exists, skipping") are not ours to print. */
 static void quiet(void *arg, const char *msg) {}
 
-int pg_connect(const char *uri, PGconn **out, char *err) {
-    char why[512];
-    /* Ours first: what the URI says overrides them. */
-    const char *keys[] = {"connect_timeout", "application_name", "dbname", NULL};
-    const char *vals[] = {"5", "siamesed", uri, NULL};
+/* The URI's own options= (NULL if none); freed with PQconninfoFree(*o). */
+static const char *uri_options(const char *uri, PQconninfoOption **o) {
+    char *msg = NULL;
+    *o = PQconninfoParse(uri, &msg);
+    PQfreemem(msg);
+    for (PQconninfoOption *p = *o; p && p->keyword; p++)
+        if (!strcmp(p->keyword, "options"))
+            return p->val;
+    return NULL;
+}
+
+/* SHOW synchronous_commit says on. */
+static int durable_check(PGconn *c, char *err) {
+    PGresult *r = PQexec(c, "SHOW synchronous_commit");
+    if (!r || PQresultStatus(r) != PGRES_TUPLES_OK)
+        return pg_fail(c, r, "setting up the connection", err);
+    int on = PQntuples(r) == 1 && !strcmp(PQgetvalue(r, 0, 0), "on");
+    PQclear(r);
+    return on ? 0
+              : sm_err(err, -EINVAL,
+                       "synchronous_commit is not on for this session (a pooler dropping "
+                       "startup options?): commits would not be durable");
+}
+
+/*
+ * The session, set up once in the connection's parameters, which PQreset()
+ * reuses: ours before the URI's (connect_timeout, keepalives: it may
+ * override them) and after it (what durability and the store's reading of
+ * values need: it may not). A vanished peer (host frozen, network cut) is
+ * noticed within about 20 s (tcp_user_timeout, keepalives), not the OS's
+ * 2 h; the server ends a session left idle inside a transaction (holding
+ * the write lock) after 10 s, and a statement after statement_ms (0: none).
+ * The server refuses a connection whose options it cannot apply.
+ */
+int pg_connect(const char *uri, int statement_ms, PGconn **out, char *err) {
+    char why[512], opts[1024];
+    PQconninfoOption *o = NULL;
     *out = NULL;
     /* The URI shows in logs, messages and process lists. */
     if (pg_uri_has_password(uri))
         return sm_err(err, -EINVAL,
                       "the db URI holds a password: keep it in ~/.pgpass (or PGPASSFILE, "
                       "PGPASSWORD) instead, where libpq finds it");
+    const char *theirs = uri_options(uri, &o);
+    int len = snprintf(opts, sizeof opts,
+                       "-c idle_in_transaction_session_timeout=10s -c statement_timeout=%d %s"
+                       " -c synchronous_commit=on -c TimeZone=UTC",
+                       statement_ms, theirs ? theirs : "");
+    PQconninfoFree(o);
+    if (len < 0 || (size_t)len >= sizeof opts)
+        return sm_err(err, -EINVAL, "the db URI's options are too long");
+    const char *keys[] = {"connect_timeout",
+                          "application_name",
+                          "keepalives",
+                          "keepalives_idle",
+                          "keepalives_interval",
+                          "keepalives_count",
+                          "tcp_user_timeout",
+                          "dbname",
+                          "options",
+                          "client_encoding",
+                          NULL};
+    const char *vals[] = {"5", "siamesed", "1", "10", "5", "2", "20000", uri, opts, "UTF8", NULL};
     PGconn *c = PQconnectdbParams(keys, vals, 1);
     if (!c)
         return sm_err(err, -ENOMEM, "postgresql: out of memory");
@@ -48,12 +100,7 @@ int pg_connect(const char *uri, PGconn **out, char *err) {
         return sm_err(err, -ENOTCONN, "cannot connect to PostgreSQL: %s", why);
     }
     PQsetNoticeProcessor(c, quiet, NULL);
-    /* Durability: a commit returns only once it is flushed, whatever the
-     * server's default; times and text as the store expects them. */
-    int rc = pg_exec(c,
-                     "SET synchronous_commit = on; SET TIME ZONE 'UTC';"
-                     " SET client_encoding = 'UTF8'",
-                     0, NULL, "setting up the connection", err);
+    int rc = durable_check(c, err);
     if (rc < 0) {
         PQfinish(c);
         return rc;
@@ -66,13 +113,12 @@ int pg_ensure(PGconn *conn, char *err) {
     char why[512];
     if (PQstatus(conn) == CONNECTION_OK)
         return 0;
-    PQreset(conn);
+    PQreset(conn); /* the same parameters: the same session set-up */
     if (PQstatus(conn) != CONNECTION_OK) {
         one_line(PQerrorMessage(conn), why, sizeof why);
         return sm_err(err, -ENOTCONN, "PostgreSQL unavailable: %s", why);
     }
-    return pg_exec(conn, "SET synchronous_commit = on; SET TIME ZONE 'UTC'", 0, NULL,
-                   "setting up the connection", err);
+    return 0;
 }
 
 /* The errno for a failed statement, from its SQLSTATE. */

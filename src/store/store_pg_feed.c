@@ -41,6 +41,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,8 +62,11 @@ struct PgFeed {
     int wake[2];          /* a byte here stops the listener */
     pthread_t thread;
     int started;
-    int warned_foreign; /* logged that another model's samples appeared */
-    int need_reload;    /* changes this store needed were pruned (under lock) */
+    int warned_foreign;  /* logged that another model's samples appeared */
+    int need_reload;     /* changes this store needed were pruned (under lock) */
+    atomic_int stop;     /* store_close() is stopping the listener */
+    pthread_mutex_t cmu; /* cancel */
+    PGcancel *cancel;    /* the listener's connection's, to cut a query short at close */
 };
 
 /* ---- Applying ---- */
@@ -221,7 +225,7 @@ static PGconn *listen_connect(PgFeed *f, int *lost) {
     int wait = FEED_BACKOFF_MIN_MS;
     for (;;) {
         PGconn *c = NULL;
-        int rc = pg_connect(pg_state(f->s)->uri, &c, err);
+        int rc = pg_connect(pg_state(f->s)->uri, PG_STATEMENT_MS, &c, err);
         if (rc == 0)
             rc = pg_exec(c, "LISTEN siamesed_changes", 0, NULL, "listening for changes", err);
         if (rc == 0) {
@@ -240,11 +244,22 @@ static PGconn *listen_connect(PgFeed *f, int *lost) {
     }
 }
 
+/* The listener's cancel handle: for c, or none (c NULL). */
+static void cancel_set(PgFeed *f, PGconn *c) {
+    PGcancel *cn = c ? PQgetCancel(c) : NULL;
+    pthread_mutex_lock(&f->cmu);
+    PQfreeCancel(f->cancel);
+    f->cancel = cn;
+    pthread_mutex_unlock(&f->cmu);
+}
+
 /* Catches up, or reloads the index (through the writer, which alone reads
  * with its connection) when the changes it needs were pruned. */
 static void catch_up_logged(PgFeed *f, PGconn *c) {
     char err[SM_ERRMAX];
     int rc = pg_feed_catch_up(f->s, c, err);
+    if (atomic_load(&f->stop))
+        return; /* (its query was cancelled) */
     if (rc == -ERANGE)
         log_warn("store: change feed: %s", err);
     else if (rc < 0 && PQstatus(c) == CONNECTION_OK)
@@ -300,9 +315,10 @@ static void *listener_main(void *arg) {
     int lost = 0;
     PGconn *c = NULL;
     while ((c = listen_connect(f, &lost))) {
+        cancel_set(f, c);
         catch_up_logged(f, c); /* what happened while we were not listening */
         double looked = mono_ms();
-        while (PQstatus(c) == CONNECTION_OK) {
+        while (PQstatus(c) == CONNECTION_OK && !atomic_load(&f->stop)) {
             /* A catch-up's query reads the notifications that came meanwhile
              * into libpq's queue: those first, no sleep on the socket. */
             if (!PQconsumeInput(c))
@@ -314,10 +330,8 @@ static void *listener_main(void *arg) {
                 int n = poll(p, 2, FEED_POLL_MS);
                 if (n < 0 && errno != EINTR)
                     break;
-                if (p[1].revents) {
-                    PQfinish(c);
-                    return NULL;
-                }
+                if (p[1].revents)
+                    break; /* stop */
                 if (p[0].revents && !PQconsumeInput(c))
                     break;
                 newest = notifications(c);
@@ -330,7 +344,10 @@ static void *listener_main(void *arg) {
                 looked = t;
             }
         }
+        cancel_set(f, NULL);
         PQfinish(c);
+        if (atomic_load(&f->stop))
+            return NULL;
         log_warn("store: change feed: connection to PostgreSQL lost; reconnecting");
         lost = 1;
     }
@@ -346,6 +363,7 @@ int pg_feed_new(Store *s, char *err) {
     f->s = s;
     f->wake[0] = f->wake[1] = -1;
     pthread_mutex_init(&f->lock, NULL);
+    pthread_mutex_init(&f->cmu, NULL);
     pg_state(s)->feed = f;
     if (pipe2(f->wake, O_CLOEXEC) < 0)
         return sm_err(err, -errno, "store: pipe: %s", strerror(errno));
@@ -366,9 +384,15 @@ void pg_feed_free(Store *s) {
     if (!f)
         return;
     if (f->started) {
-        char b = 1;
+        char b = 1, why[256];
+        atomic_store(&f->stop, 1);
         if (write(f->wake[1], &b, 1) != 1)
             log_error("store: cannot stop the change feed");
+        /* A query in progress (a server that hangs) would hold the join. */
+        pthread_mutex_lock(&f->cmu);
+        if (f->cancel && !PQcancel(f->cancel, why, sizeof why))
+            log_warn("store: change feed: cancelling its query: %s", why);
+        pthread_mutex_unlock(&f->cmu);
         pthread_join(f->thread, NULL);
     }
     if (f->wake[0] >= 0)
@@ -376,6 +400,8 @@ void pg_feed_free(Store *s) {
     if (f->wake[1] >= 0)
         close(f->wake[1]);
     pthread_mutex_destroy(&f->lock);
+    pthread_mutex_destroy(&f->cmu);
+    PQfreeCancel(f->cancel);
     free(f->emb);
     free(f);
     pg_state(s)->feed = NULL;

@@ -22,9 +22,15 @@ static PGconn *wdb(Store *s) {
     return pg_state(s)->wdb;
 }
 
-static int begin_once(PgState *st, char *err) {
-    PGresult *r = PQexec(st->wdb, "BEGIN; SELECT pg_advisory_xact_lock(" PG_LOCK_WRITE ");"
-                                  " SELECT fingerprint FROM serving_model");
+static int begin_once(Store *s, PgState *st, char *err) {
+    char sql[192];
+    /* The wait for the write lock is bounded (busy_timeout_ms): a writer
+     * elsewhere that holds it that long answers 503 here, not a hang. */
+    snprintf(sql, sizeof sql,
+             "BEGIN; SET LOCAL lock_timeout = %d; SELECT pg_advisory_xact_lock(" PG_LOCK_WRITE
+             "); SELECT fingerprint FROM serving_model",
+             s->busy_ms);
+    PGresult *r = PQexec(st->wdb, sql);
     if (!r || PQresultStatus(r) != PGRES_TUPLES_OK)
         return pg_fail(st->wdb, r, "starting a write", err);
     /* A text result (the simple protocol): at most one row, 64 hex digits. */
@@ -38,18 +44,19 @@ static int begin_once(PgState *st, char *err) {
     return rc;
 }
 
-/* Starts the batch's transaction, takes the write lock (the feed's order)
- * and reads which model the daemons serve: one round trip. */
+/* Starts the batch's transaction, takes the write lock (the feed's order;
+ * -ENOTCONN after busy_timeout_ms) and reads which model the daemons serve:
+ * one round trip. */
 int pgb_begin(Store *s, char *err) {
     PgState *st = pg_state(s);
     st->sp_kept = 0;
     st->serving[0] = '\0';
     int rc = pg_ensure(st->wdb, err);
     if (rc == 0)
-        rc = begin_once(st, err);
+        rc = begin_once(s, st, err);
     /* A connection the server cut looks fine until used: reconnect once. */
     if (rc == -ENOTCONN && PQstatus(st->wdb) != CONNECTION_OK && pg_ensure(st->wdb, err) == 0)
-        rc = begin_once(st, err);
+        rc = begin_once(s, st, err);
     return rc;
 }
 

@@ -454,6 +454,103 @@ START_TEST(pg_read_only_server_unavailable) {
 }
 END_TEST
 
+static void *unlock_later(void *arg) {
+    PGconn *c = arg;
+    usleep(3000 * 1000);
+    pq_ok(c, "SELECT pg_advisory_unlock_all(); COMMIT");
+    return NULL;
+}
+
+/* A writer elsewhere that holds the cluster-wide write lock (its host
+ * frozen mid-transaction): this store's write answers -ENOTCONN (503) after
+ * busy_timeout_ms rather than hang, and writes work once the lock is free. */
+START_TEST(pg_write_lock_wait_bounded) {
+    char err[SM_ERRMAX] = "";
+    StoreConfig cfg = config(FP_A, 0);
+    cfg.busy_timeout_ms = 300;
+    Store *a = NULL;
+    ck_assert_int_eq(store_open(&cfg, &a, err), 0);
+    PGconn *lk = PQconnectdb(test_store_db());
+    ck_assert_int_eq(PQstatus(lk), CONNECTION_OK);
+    pq_ok(lk, "BEGIN; SELECT pg_advisory_lock(7564593)");
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, unlock_later, lk), 0);
+    StoreSampleIn in = {0};
+    float e[DIM];
+    emb(900, e);
+    in.embedding = e;
+    int64_t id = 0;
+    double t0 = now_ms();
+    int rc = store_enroll(a, "locked", NULL, &in, 1, &id, NULL, err);
+    double took = now_ms() - t0;
+    pthread_join(th, NULL);
+    ck_assert_msg(rc == -ENOTCONN && took < 2500, "enroll: rc %d after %.0f ms (%s)", rc, took,
+                  err);
+    ck_assert_int_eq(store_enroll(a, "locked", NULL, &in, 1, &id, NULL, err), 0);
+    PQfinish(lk);
+    store_close(a);
+}
+END_TEST
+
+static void *commit_later(void *arg) {
+    usleep(4000 * 1000);
+    pq_ok(arg, "COMMIT");
+    return NULL;
+}
+
+/* store_close() while the listener's query hangs (held by a lock here, a
+ * frozen server in life): the query is cancelled and close returns at once. */
+START_TEST(pg_close_cancels_listener) {
+    Store *b = open_ok(FP_A, 0);
+    PGconn *lk = PQconnectdb(test_store_db()), *w = PQconnectdb(test_store_db());
+    ck_assert_int_eq(PQstatus(lk), CONNECTION_OK);
+    ck_assert_int_eq(PQstatus(w), CONNECTION_OK);
+    pq_ok(lk, "BEGIN; LOCK TABLE feed_floor IN ACCESS EXCLUSIVE MODE");
+    pq_ok(w, "SELECT setval(pg_get_serial_sequence('changes', 'id'), 10)");
+    pq_ok(w, "BEGIN; INSERT INTO changes (kind, subject_id, d_subjects, d_samples)"
+             " VALUES ('subject', 'n1', 1, 0); NOTIFY siamesed_changes; COMMIT");
+    until_counts(b, 1, 0, 5000); /* the listener waits in its feed_floor read now */
+    usleep(100 * 1000);
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, commit_later, lk), 0);
+    double t0 = now_ms();
+    store_close(b);
+    double took = now_ms() - t0;
+    pthread_join(th, NULL);
+    ck_assert_msg(took < 2000, "store_close took %.0f ms", took);
+    PQfinish(lk);
+    PQfinish(w);
+}
+END_TEST
+
+/* Every session is set up alike, also after a reconnect (PQreset): with
+ * PGCLIENTENCODING=LATIN1 in the environment, text still goes as UTF-8. */
+START_TEST(pg_session_setup_survives_reconnect) {
+    char err[SM_ERRMAX] = "";
+    ck_assert_int_eq(raw_int("SELECT count(*) FROM pg_database WHERE datname = current_database()"
+                             " AND pg_encoding_to_char(encoding) = 'UTF8'"),
+                     1);
+    setenv("PGCLIENTENCODING", "LATIN1", 1);
+    Store *a = open_ok(FP_A, 0);
+    unsetenv("PGCLIENTENCODING");
+    raw_exec("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+             " WHERE datname = current_database() AND pid <> pg_backend_pid()");
+    StoreSampleIn in = {0};
+    float e[DIM];
+    emb(950, e);
+    in.embedding = e;
+    int64_t id = 0;
+    ck_assert_int_eq(store_enroll(a, "enc", "{\"n\":\"\xc3\xa9\"}", &in, 1, &id, NULL, err), 0);
+    ck_assert_int_eq(
+        raw_int("SELECT count(*) FROM subjects WHERE metadata = '{\"n\":\"\xc3\xa9\"}'"), 1);
+    StoreSubject *sj = NULL;
+    ck_assert_int_eq(store_get(a, "enc", 0, 10, &sj, err), 0);
+    ck_assert_str_eq(sj->metadata, "{\"n\":\"\xc3\xa9\"}");
+    store_subject_free(sj);
+    store_close(a);
+}
+END_TEST
+
 /* ---- One model per database ---- */
 
 /* Daemons with two models on one database: the one whose model does not
@@ -581,4 +678,7 @@ void test_store_pg_add(TCase *tc) {
     tcase_add_test(tc, pg_failed_reload_answers_unavailable);
     tcase_add_test(tc, pg_feed_notification_during_catch_up);
     tcase_add_test(tc, pg_read_only_server_unavailable);
+    tcase_add_test(tc, pg_write_lock_wait_bounded);
+    tcase_add_test(tc, pg_close_cancels_listener);
+    tcase_add_test(tc, pg_session_setup_survives_reconnect);
 }
