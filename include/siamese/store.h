@@ -84,8 +84,11 @@ int store_cursor_decode(const char *cursor, char *id, char *err);
 typedef struct Store Store;
 
 /* 1 if db names a PostgreSQL database (a postgresql:// or postgres:// libpq
- * URI), 0 if it is a SQLite file path. */
+ * URI, the scheme in any case), 0 if it is a SQLite file path. */
 int store_db_is_postgres(const char *db);
+/* 1 if db starts with a URI scheme (letter, then [A-Za-z0-9+.-]*, then
+ * "://"): one other than PostgreSQL's is refused, never taken for a path. */
+int store_db_is_uri(const char *db);
 
 typedef struct {
     const char *path;        /* database file, created if missing (its directory must exist),

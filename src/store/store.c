@@ -52,6 +52,11 @@ void store_reader_put(Store *s, void *db) {
 static int store_config_check(const StoreConfig *cfg, char *err) {
     if (!cfg || !cfg->path || !cfg->path[0])
         return sm_err(err, -EINVAL, "store: no database path");
+    if (store_db_is_uri(cfg->path) && !store_db_is_postgres(cfg->path))
+        return sm_err(err, -EINVAL,
+                      "store: %s: a URI other than postgresql:// or postgres:// (or a file "
+                      "path with \"://\" in it: write it as ./...)",
+                      cfg->path);
     if (!store_fingerprint_valid(cfg->fingerprint))
         return sm_err(err, -EINVAL, "store: the model fingerprint is not 64 lowercase hex digits");
     if (cfg->dim < 1 || cfg->dim > STORE_DIM_MAX)
@@ -95,6 +100,8 @@ int store_dir_make(const char *db_path, char *err) {
     char buf[4096];
     if (store_db_is_postgres(db_path))
         return 0;
+    if (store_db_is_uri(db_path))
+        return sm_err(err, -EINVAL, "%s: a URI other than postgresql:// or postgres://", db_path);
     const char *slash = strrchr(db_path, '/');
     size_t n = slash ? (size_t)(slash - db_path) : 0;
     if (n == 0)

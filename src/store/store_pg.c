@@ -13,14 +13,23 @@
 
 #include "siamese/log.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define LOAD_FETCH 8192 /* rows per FETCH while loading the index */
 
 int store_db_is_postgres(const char *db) {
-    return db && (!strncmp(db, "postgresql://", 13) || !strncmp(db, "postgres://", 11));
+    return db && (!strncasecmp(db, "postgresql://", 13) || !strncasecmp(db, "postgres://", 11));
+}
+
+int store_db_is_uri(const char *db) {
+    size_t n = db && isalpha((unsigned char)db[0])
+                   ? strspn(db, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+.-")
+                   : 0;
+    return n > 0 && !strncmp(db + n, "://", 3);
 }
 
 /* ---- The serving model ---- */

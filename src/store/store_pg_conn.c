@@ -10,6 +10,7 @@
  */
 #include "store_pg.h"
 
+#include <ctype.h>
 #include <endian.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -90,8 +91,13 @@ int pg_connect(const char *uri, int statement_ms, PGconn **out, char *err) {
                           "options",
                           "client_encoding",
                           NULL};
-    const char *vals[] = {"5", "siamesed", "1", "10", "5", "2", "20000", uri, opts, "UTF8", NULL};
-    PGconn *c = PQconnectdbParams(keys, vals, 1);
+    /* libpq knows the scheme in lower case only. */
+    char *lower = strdup(uri);
+    for (size_t i = 0; lower && lower[i] && lower[i] != ':'; i++)
+        lower[i] = (char)tolower((unsigned char)lower[i]);
+    const char *vals[] = {"5", "siamesed", "1", "10", "5", "2", "20000", lower, opts, "UTF8", NULL};
+    PGconn *c = lower ? PQconnectdbParams(keys, vals, 1) : NULL;
+    free(lower);
     if (!c)
         return sm_err(err, -ENOMEM, "postgresql: out of memory");
     if (PQstatus(c) != CONNECTION_OK) {
@@ -259,10 +265,25 @@ int pg_uri_has_password(const char *uri) {
     const char *at = p ? memchr(p + 3, '@', auth) : NULL;
     if (at && memchr(p + 3, ':', (size_t)(at - (p + 3))))
         return 1;
-    /* ... or ?password=... / &password=... */
+    /* ... or ?password=... / &password=..., the key percent-encoded or not
+     * (libpq decodes keys too). */
     const char *q = strchr(uri, '?');
-    for (const char *k = q; k; k = strchr(k + 1, '&'))
-        if (!strncmp(k + 1, "password=", 9))
+    for (const char *k = q; k; k = strchr(k + 1, '&')) {
+        char key[16];
+        size_t n = 0;
+        for (const char *c = k + 1; *c && *c != '=' && *c != '&' && n < sizeof key - 1; n++) {
+            unsigned v = 0;
+            if (c[0] == '%' && sscanf(c + 1, "%2x", &v) == 1 && isxdigit((unsigned char)c[1]) &&
+                isxdigit((unsigned char)c[2])) {
+                key[n] = (char)v;
+                c += 3;
+            } else {
+                key[n] = *c++;
+            }
+        }
+        key[n] = '\0';
+        if (!strcmp(key, "password"))
             return 1;
+    }
     return 0;
 }

@@ -96,6 +96,8 @@ START_TEST(pg_unreachable_and_no_password_in_uri) {
     /* A password in the URI would show in logs and process lists. */
     const char *with_pw[] = {"postgresql://someone:s3cr3tpw@127.0.0.1:1/db",
                              "postgres://127.0.0.1:1/db?password=s3cr3tpw",
+                             "postgres://127.0.0.1:1/db?%70assword=s3cr3tpw",
+                             "postgres://127.0.0.1:1/db?sslmode=disable&pa%73%73word=s3cr3tpw",
                              "postgres://127.0.0.1:1/db?sslmode=disable&password=s3cr3tpw"};
     for (size_t i = 0; i < SM_ARRAY_LEN(with_pw); i++) {
         cfg.path = with_pw[i];
@@ -105,6 +107,19 @@ START_TEST(pg_unreachable_and_no_password_in_uri) {
     /* A colon in the host part or a query value is not a password. */
     cfg.path = "postgresql://someone@[::1]:1/db?application_name=a:b";
     ck_assert_int_eq(store_open(&cfg, &s, err), -ENOTCONN);
+    /* The scheme in any case is PostgreSQL's; another scheme is refused, not a path. */
+    cfg.path = "PostgreSQL://someone@127.0.0.1:1/db?connect_timeout=2";
+    ck_assert_int_eq(store_open(&cfg, &s, err), -ENOTCONN);
+    ck_assert_ptr_nonnull(strstr(err, "cannot connect"));
+    const char *other[] = {"postgre://h/x", "sqlite://x.db", "http://h/x"};
+    for (size_t i = 0; i < SM_ARRAY_LEN(other); i++) {
+        cfg.path = other[i];
+        ck_assert_int_eq(store_open(&cfg, &s, err), -EINVAL);
+        ck_assert_int_eq(store_dir_make(other[i], err), -EINVAL);
+    }
+    ck_assert_int_eq(store_db_is_postgres("Postgresql://x/y"), 1);
+    ck_assert_int_eq(store_db_is_postgres("POSTGRES://x/y"), 1);
+    ck_assert_int_eq(store_db_is_uri("siamesed-data/a://b.db"), 0);
     ck_assert_int_eq(store_db_is_postgres("postgres://x/y"), 1);
     ck_assert_int_eq(store_db_is_postgres("postgresql://x/y"), 1);
     ck_assert_int_eq(store_db_is_postgres("siamesed-data/postgresql.db"), 0);
