@@ -12,7 +12,8 @@
  *      error body; only node 2's requests while it was dead may go
  *      unanswered; none takes 10 s. Node 1 is never restarted, and both
  *      nodes acknowledge enrolls again once PostgreSQL is back;
- *   3. at the end every acknowledged enroll is identified on both nodes.
+ *   3. at the end every acknowledged enroll is identified on both nodes;
+ *   4. a node with another model on the same database is refused at start.
  *
  * It prints the counts and the lag figures (`# lag p50 … p99 …`). Skips (77)
  * when PostgreSQL is not installed or this siamesed does not take
@@ -355,11 +356,35 @@ START_TEST(two_nodes_one_database) {
 }
 END_TEST
 
+/* A second node with another model on the same database is refused at
+ * start, in one line that names the way out (--reembed), while the first
+ * node goes on serving. */
+START_TEST(other_model_refused) {
+    PgCluster *pg = cluster_start_ok(0);
+    Own a, b;
+    own_init_ok(&a, "model-a");
+    own_init_ok(&b, "model-b");
+    node_start_ok(&a, pg);
+    Buf img = img_pgm(42, 28, 28);
+    Resp r = node_enroll(a.d.port, "only", &img);
+    ASSERT_JSON(r, 201);
+    resp_free(&r);
+    snprintf(b.db, sizeof b.db, "%s", pg_cluster_uri(pg));
+    ck_assert_int_lt(own_start(&b, H.model_b, NULL), 0);
+    refused_in_one_line_ok(&b, "--reembed");
+    ck_assert_int_eq(node_finds(a.d.port, "only", &img, NULL), 1);
+    buf_free(&img);
+    own_stop_ok(&a);
+    pg_cluster_stop(pg);
+}
+END_TEST
+
 int main(int argc, char **argv) {
     Suite *s = suite_create("pg_nodes");
     TCase *tc = tcase_create("nodes");
     tcase_set_timeout(tc, 150);
     tcase_add_test(tc, two_nodes_one_database);
+    tcase_add_test(tc, other_model_refused);
     suite_add_tcase(s, tc);
     return pg_nodes_main(argc, argv, "pg_nodes", s);
 }
