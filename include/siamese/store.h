@@ -225,6 +225,10 @@ typedef struct {
     uint64_t writes;    /* write operations completed (succeeded or failed) */
     uint64_t commits;   /* transactions committed: fewer than writes means group commit */
     uint64_t batch_max; /* most writes seen in one transaction */
+    int behind;         /* the index misses changes it cannot apply yet (a pruned feed
+                           reloading, or a change row that cannot be applied): identify
+                           and verify answer -ENOTCONN; /healthz 503 */
+    int64_t feed_lag;   /* PostgreSQL: changes notified but not yet applied (0 on SQLite) */
 } StoreStats;
 
 void store_stats(Store *s, StoreStats *out);

@@ -285,6 +285,16 @@ void handle_model(Server *srv, const HttpReq *req, const RouteArgs *args, Reply 
 void handle_healthz(Server *srv, const HttpReq *req, const RouteArgs *args, Reply *rep) {
     (void)args;
     (void)req;
+    StoreStats st = {0};
+    if (srv->store)
+        store_stats(srv->store, &st);
+    /* A balancer takes this node out while its index misses changes. */
+    if (st.behind) {
+        reply_error(rep, 503, "store_unavailable",
+                    "the index is behind the database (%lld changes not applied)",
+                    (long long)st.feed_lag);
+        return;
+    }
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "status", "ok");
     cJSON_AddNumberToObject(o, "uptime_s", sm_now() - srv->started);
@@ -306,6 +316,10 @@ void handle_metrics(Server *srv, const HttpReq *req, const RouteArgs *args, Repl
         {"enrolled_samples", "Samples enrolled", (double)samples, NULL, 0},
         {"store_commits_total", "Store transactions committed", (double)st.commits, NULL, 1},
         {"store_writes_total", "Store write operations", (double)st.writes, NULL, 1},
+        {"store_behind", "1 while the index misses changes it cannot apply yet", st.behind, NULL,
+         0},
+        {"store_feed_lag_changes", "Changes notified but not yet applied (PostgreSQL)",
+         (double)st.feed_lag, NULL, 0},
         {"model_info", "The served model", 1, info, 0},
         {"in_flight_requests", "Requests being handled", (double)atomic_load(&srv->in_flight), NULL,
          0},

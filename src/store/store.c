@@ -282,6 +282,8 @@ void store_stats(Store *s, StoreStats *out) {
     pthread_mutex_lock(&s->qlock);
     *out = s->stats;
     pthread_mutex_unlock(&s->qlock);
+    out->behind = atomic_load(&s->behind);
+    out->feed_lag = s->be->feed_lag ? s->be->feed_lag(s) : 0;
 }
 
 /* ---- Nearest neighbours ---- */

@@ -100,6 +100,8 @@ typedef struct {
     /* Optional: called by the writer after each commit instead of applying
      * the batch's ops to the index and counts itself (the backend does it). */
     void (*committed)(Store *s);
+    /* Optional: changes committed elsewhere not yet applied (StoreStats). */
+    int64_t (*feed_lag)(Store *s);
 
     /* Reads (a connection from the pool). */
     int (*get)(Store *s, void *conn, const char *subject, int64_t after, int limit,

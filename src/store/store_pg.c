@@ -304,6 +304,7 @@ const StoreBackend store_pg_backend = {
     .load = pgb_load,
     .start = pg_feed_start,
     .committed = pgb_committed,
+    .feed_lag = pg_feed_lag,
     .get = pgb_get,
     .list = pgb_list,
     .source_known = pgb_source_known,

@@ -112,6 +112,8 @@ void pg_feed_free(Store *s);
 /* Applies every change after the last one applied, through c. -ERANGE if
  * the changes after it were pruned (feed_floor): the index must be reloaded. */
 int pg_feed_catch_up(Store *s, PGconn *c, char *err);
+/* The newest change id notified minus the last one applied (>= 0). */
+int64_t pg_feed_lag(Store *s);
 /* Holds off applying while the index is (re)loaded: lock, then unlock with
  * the last change id the loaded snapshot holds and loaded = 1 (or the one
  * before and 0 when the load failed). *last (may be NULL) receives the

@@ -56,17 +56,19 @@
 
 struct PgFeed {
     Store *s;
-    pthread_mutex_t lock; /* applying, and last */
-    int64_t last;         /* the last change id applied */
-    float *emb;           /* one aligned embedding */
-    int wake[2];          /* a byte here stops the listener */
+    pthread_mutex_t lock;     /* applying, and last */
+    _Atomic int64_t last;     /* the last change id applied (written under lock) */
+    _Atomic int64_t notified; /* the newest change id a notification named */
+    float *emb;               /* one aligned embedding */
+    int wake[2];              /* a byte here stops the listener */
     pthread_t thread;
     int started;
-    int warned_foreign;  /* logged that another model's samples appeared */
-    int need_reload;     /* changes this store needed were pruned (under lock) */
-    atomic_int stop;     /* store_close() is stopping the listener */
-    pthread_mutex_t cmu; /* cancel */
-    PGcancel *cancel;    /* the listener's connection's, to cut a query short at close */
+    int warned_foreign;     /* logged that another model's samples appeared */
+    int need_reload;        /* changes this store needed were pruned (under lock) */
+    atomic_int stop;        /* store_close() is stopping the listener */
+    char failed[SM_ERRMAX]; /* the listener's last catch-up error, logged once (its thread) */
+    pthread_mutex_t cmu;    /* cancel */
+    PGcancel *cancel;       /* the listener's connection's, to cut a query short at close */
 };
 
 /* ---- Applying ---- */
@@ -189,9 +191,14 @@ int pg_feed_catch_up(Store *s, PGconn *c, char *err) {
     if (rc == 0 && gap)
         rc = floor_check(f, c, from, err);
     f->need_reload |= rc == -ERANGE;
-    /* Until the reload, the index lacks what was pruned: refuse to answer from it. */
-    if (f->need_reload)
+    /* Until the reload, the index lacks what was pruned; and a change that
+     * cannot be applied (invalid, or no memory) stops the feed at it: refuse
+     * to answer from an index that misses changes. A lost connection is not
+     * that (identify and verify go on from memory). */
+    if (f->need_reload || (rc < 0 && rc != -ENOTCONN))
         atomic_store(&s->behind, 1);
+    else if (rc == 0)
+        atomic_store(&s->behind, 0);
     pthread_mutex_unlock(&f->lock);
     return rc;
 }
@@ -260,10 +267,14 @@ static void catch_up_logged(PgFeed *f, PGconn *c) {
     int rc = pg_feed_catch_up(f->s, c, err);
     if (atomic_load(&f->stop))
         return; /* (its query was cancelled) */
-    if (rc == -ERANGE)
+    /* Each failure once (it is retried every FEED_POLL_MS), and its end. */
+    if (rc == 0 && f->failed[0])
+        log_info("store: change feed: applying again (was: %s)", f->failed);
+    else if (rc == -ERANGE)
         log_warn("store: change feed: %s", err);
-    else if (rc < 0 && PQstatus(c) == CONNECTION_OK)
-        log_error("store: change feed: %s", err);
+    else if (rc < 0 && PQstatus(c) == CONNECTION_OK && strcmp(err, f->failed) != 0)
+        log_error("store: change feed: %s (identify and verify answer 503 until it applies)", err);
+    snprintf(f->failed, sizeof f->failed, "%s", rc < 0 && rc != -ERANGE ? err : "");
     /* The writer's catch-up may have found it too. */
     pthread_mutex_lock(&f->lock);
     int reload = f->need_reload;
@@ -288,13 +299,21 @@ static int64_t notified_id(const char *payload, int64_t prev) {
 }
 
 /* The newest change id the queued notifications name (see notified_id), -1 if none. */
-static int64_t notifications(PGconn *c) {
+static int64_t notifications(PgFeed *f, PGconn *c) {
     int64_t newest = -1;
     for (PGnotify *nt; (nt = PQnotifies(c));) {
         newest = notified_id(nt->extra, newest);
         PQfreemem(nt);
     }
+    if (newest != INT64_MAX && newest > atomic_load(&f->notified))
+        atomic_store(&f->notified, newest);
     return newest;
+}
+
+int64_t pg_feed_lag(Store *s) {
+    PgFeed *f = pg_state(s)->feed;
+    int64_t lag = f ? atomic_load(&f->notified) - atomic_load(&f->last) : 0;
+    return lag > 0 ? lag : 0;
 }
 
 static double mono_ms(void) {
@@ -323,7 +342,7 @@ static void *listener_main(void *arg) {
              * into libpq's queue: those first, no sleep on the socket. */
             if (!PQconsumeInput(c))
                 break; /* the connection is gone */
-            int64_t newest = notifications(c);
+            int64_t newest = notifications(f, c);
             if (newest < 0) {
                 struct pollfd p[2] = {{.fd = PQsocket(c), .events = POLLIN},
                                       {.fd = f->wake[0], .events = POLLIN}};
@@ -334,7 +353,7 @@ static void *listener_main(void *arg) {
                     break; /* stop */
                 if (p[0].revents && !PQconsumeInput(c))
                     break;
-                newest = notifications(c);
+                newest = notifications(f, c);
             }
             /* When a notification names a change this store has not applied
              * (its writer applies its own), and every FEED_POLL_MS anyway. */

@@ -566,6 +566,44 @@ START_TEST(pg_session_setup_survives_reconnect) {
 }
 END_TEST
 
+/* A change row that cannot be applied (a subject id outside the alphabet:
+ * the table only checks its length) stops the feed there: the store says it
+ * is behind (stats, feed lag) and identify/verify answer -ENOTCONN (503)
+ * instead of answering from an index that misses every later change; once
+ * the row is gone the feed goes on. */
+START_TEST(pg_feed_stuck_row_answers_unavailable) {
+    char err[SM_ERRMAX] = "";
+    Store *a = open_ok(FP_A, 0), *b = open_ok(FP_A, 0);
+    enroll_n(a, "ok1", NULL, 1, 1100, NULL);
+    ck_assert_double_ge(until_found(b, 1100, "ok1", 5000), 0);
+    raw_exec("INSERT INTO changes (kind, subject_id, d_subjects, d_samples)"
+             " VALUES ('subject', 'bad id!', 1, 0)");
+    raw_exec("SELECT pg_notify('siamesed_changes', (SELECT max(id)::text FROM changes))");
+    enroll_n(a, "ok2", NULL, 1, 1101, NULL);
+    float q[DIM];
+    emb(1100, q);
+    IndexHit h;
+    int n = 0, rc = 0;
+    double t0 = now_ms();
+    while ((rc = store_identify_with(b, q, 1, INDEX_EXACT, &h, &n, err)) == 0 &&
+           now_ms() - t0 < 5000)
+        usleep(1000);
+    ck_assert_msg(rc == -ENOTCONN, "identify with the feed stuck: rc %d, %d hits", rc, n);
+    ck_assert_int_eq(store_verify(b, "ok1", q, &h, err), -ENOTCONN);
+    StoreStats st;
+    store_stats(b, &st);
+    ck_assert_int_eq(st.behind, 1);
+    ck_assert_int_ge(st.feed_lag, 1);
+    raw_exec("DELETE FROM changes WHERE subject_id = 'bad id!'");
+    ck_assert_double_ge(until_found(b, 1101, "ok2", 5000), 0);
+    store_stats(b, &st);
+    ck_assert_int_eq(st.behind, 0);
+    ck_assert_int_eq(st.feed_lag, 0);
+    store_close(a);
+    store_close(b);
+}
+END_TEST
+
 /* ---- One model per database ---- */
 
 /* Daemons with two models on one database: the one whose model does not
@@ -696,4 +734,5 @@ void test_store_pg_add(TCase *tc) {
     tcase_add_test(tc, pg_write_lock_wait_bounded);
     tcase_add_test(tc, pg_close_cancels_listener);
     tcase_add_test(tc, pg_session_setup_survives_reconnect);
+    tcase_add_test(tc, pg_feed_stuck_row_answers_unavailable);
 }
