@@ -20,8 +20,11 @@
 #define REEMBED_BATCH 64
 
 static int count_missing(Store *s, int64_t *missing, char *err) {
-    void *db = store_reader_get(s);
-    int rc = s->be->reembed_missing(s, db, missing, err);
+    void *db = NULL;
+    int rc = store_reader_get(s, &db, err);
+    if (rc < 0)
+        return rc;
+    rc = s->be->reembed_missing(s, db, missing, err);
     store_reader_put(s, db);
     return rc;
 }
@@ -61,9 +64,12 @@ static int embed_row(Store *s, const StoreImageRow *r, void *arg, char *err) {
 
 /* Embeds the next (up to REEMBED_BATCH) stale samples with ids above after. */
 static int embed_batch(Store *s, Batch *b, int64_t after, char *err) {
-    void *db = store_reader_get(s);
+    void *db = NULL;
     b->m = 0;
-    int rc = s->be->reembed_rows(s, db, after, REEMBED_BATCH, embed_row, b, err);
+    int rc = store_reader_get(s, &db, err);
+    if (rc < 0)
+        return rc;
+    rc = s->be->reembed_rows(s, db, after, REEMBED_BATCH, embed_row, b, err);
     store_reader_put(s, db);
     return rc;
 }

@@ -30,13 +30,21 @@ int64_t store_now_ms(void) {
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-void *store_reader_get(Store *s) {
+int store_reader_get(Store *s, void **db, char *err) {
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += STORE_READER_WAIT_MS / 1000;
+    int rc = 0;
+    *db = NULL;
     pthread_mutex_lock(&s->rlock);
-    while (s->n_rfree == 0)
-        pthread_cond_wait(&s->rcv, &s->rlock);
-    void *db = s->rfree[--s->n_rfree];
+    while (s->n_rfree == 0 && rc == 0)
+        rc = pthread_cond_timedwait(&s->rcv, &s->rlock, &until);
+    if (s->n_rfree > 0)
+        *db = s->rfree[--s->n_rfree];
     pthread_mutex_unlock(&s->rlock);
-    return db;
+    return *db ? 0
+               : sm_err(err, -ENOTCONN, "all %d database connections busy for %d s", s->n_rdb,
+                        STORE_READER_WAIT_MS / 1000);
 }
 
 void store_reader_put(Store *s, void *db) {
@@ -220,9 +228,12 @@ int store_get(Store *s, const char *subject, int64_t after, int limit, StoreSubj
         free(sj);
         return sm_err(err, -ENOMEM, "out of memory");
     }
-    void *db = store_reader_get(s);
-    int rc = s->be->get(s, db, subject, after, limit, sj, err);
-    store_reader_put(s, db);
+    void *db = NULL;
+    int rc = store_reader_get(s, &db, err);
+    if (rc == 0) {
+        rc = s->be->get(s, db, subject, after, limit, sj, err);
+        store_reader_put(s, db);
+    }
     if (rc != 0)
         store_subject_free(sj);
     else
@@ -247,9 +258,12 @@ int store_list(Store *s, const char *cursor, int limit, StoreListItem **items, i
     StoreListItem *it = malloc((size_t)limit * sizeof *it);
     if (!it)
         return sm_err(err, -ENOMEM, "out of memory");
-    void *db = store_reader_get(s);
-    int rc = s->be->list(s, db, after, limit, it, n, &more, err);
-    store_reader_put(s, db);
+    void *db = NULL;
+    int rc = store_reader_get(s, &db, err);
+    if (rc == 0) {
+        rc = s->be->list(s, db, after, limit, it, n, &more, err);
+        store_reader_put(s, db);
+    }
     if (rc == 0 && more)
         rc = store_cursor_encode(it[*n - 1].id, next, err);
     if (rc < 0 || *n == 0) {
@@ -265,8 +279,11 @@ int store_list(Store *s, const char *cursor, int limit, StoreListItem **items, i
 int store_source_known(Store *s, const char *source, char *err) {
     if (!source || !source[0] || strlen(source) > STORE_SOURCE_MAX)
         return 0;
-    void *db = store_reader_get(s);
-    int rc = s->be->source_known(s, db, source, err);
+    void *db = NULL;
+    int rc = store_reader_get(s, &db, err);
+    if (rc < 0)
+        return rc;
+    rc = s->be->source_known(s, db, source, err);
     store_reader_put(s, db);
     return rc;
 }
@@ -316,7 +333,9 @@ int store_verify(Store *s, const char *subject, const float *q, IndexHit *hit, c
     if (rc != SM_ABSENT)
         return rc;
     /* Not in the index: unknown, or known with no samples? */
-    void *db = store_reader_get(s);
+    void *db = NULL;
+    if ((rc = store_reader_get(s, &db, err)) < 0)
+        return rc;
     rc = s->be->subject_exists(s, db, subject, err);
     store_reader_put(s, db);
     return rc == 1 ? STORE_EMPTY : rc == 0 ? SM_ABSENT : rc;

@@ -193,9 +193,11 @@ void store_loader_publish(StoreLoader *l);
 
 /* ---- store.c ---- */
 
-/* A read connection from the pool (waits for one); give it back with
+/* A read connection from the pool into *db, waiting up to
+ * STORE_READER_WAIT_MS for one (then -ENOTCONN); give it back with
  * store_reader_put(), which also ends any transaction left open. */
-void *store_reader_get(Store *s);
+#define STORE_READER_WAIT_MS 5000
+int store_reader_get(Store *s, void **db, char *err);
 void store_reader_put(Store *s, void *conn);
 
 /* ---- writer.c ---- */

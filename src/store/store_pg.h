@@ -49,7 +49,7 @@ static inline PgState *pg_state(Store *s) {
 
 /* ---- store_pg_conn.c ---- */
 
-/* Connects to uri (connect_timeout 5 s, keepalives and tcp_user_timeout
+/* Connects to uri (connect_timeout 2 s, keepalives and tcp_user_timeout
  * about 20 s, idle_in_transaction_session_timeout 10 s unless the URI says
  * otherwise; statement_timeout statement_ms, 0 for none; always
  * synchronous_commit on, checked, UTC, UTF8). *out is freed with

@@ -80,6 +80,8 @@ int pg_connect(const char *uri, int statement_ms, PGconn **out, char *err) {
     PQconninfoFree(o);
     if (len < 0 || (size_t)len >= sizeof opts)
         return sm_err(err, -EINVAL, "the db URI's options are too long");
+    /* connect_timeout 2 s (libpq's least): a call waits at most that for
+     * an unreachable server before its 503. */
     const char *keys[] = {"connect_timeout",
                           "application_name",
                           "keepalives",
@@ -95,7 +97,7 @@ int pg_connect(const char *uri, int statement_ms, PGconn **out, char *err) {
     char *lower = strdup(uri);
     for (size_t i = 0; lower && lower[i] && lower[i] != ':'; i++)
         lower[i] = (char)tolower((unsigned char)lower[i]);
-    const char *vals[] = {"5", "siamesed", "1", "10", "5", "2", "20000", lower, opts, "UTF8", NULL};
+    const char *vals[] = {"2", "siamesed", "1", "10", "5", "2", "20000", lower, opts, "UTF8", NULL};
     PGconn *c = lower ? PQconnectdbParams(keys, vals, 1) : NULL;
     free(lower);
     if (!c)
@@ -199,12 +201,16 @@ int pg_exec(PGconn *conn, const char *sql, int n, const char *const *vals, const
 
 int pg_query_fresh(PGconn *conn, const char *sql, int n, const char *const *vals, PGresult **res,
                    const char *what, char *err) {
+    int looked_ok = PQstatus(conn) == CONNECTION_OK;
     int rc = pg_ensure(conn, err);
     if (rc == 0)
         rc = n ? pg_query(conn, sql, n, vals, NULL, NULL, res, what, err)
                : pg_exec(conn, sql, 0, NULL, what, err);
-    /* A connection the server cut looks fine until it is used. */
-    if (rc == -ENOTCONN && PQstatus(conn) != CONNECTION_OK && (rc = pg_ensure(conn, err)) == 0)
+    /* A connection the server cut looks fine until it is used: then one
+     * reconnect. At most one per call, so an unreachable server costs a
+     * call one connect_timeout, not two. */
+    if (rc == -ENOTCONN && looked_ok && PQstatus(conn) != CONNECTION_OK &&
+        (rc = pg_ensure(conn, err)) == 0)
         rc = n ? pg_query(conn, sql, n, vals, NULL, NULL, res, what, err)
                : pg_exec(conn, sql, 0, NULL, what, err);
     return rc;

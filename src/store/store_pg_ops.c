@@ -51,11 +51,14 @@ int pgb_begin(Store *s, char *err) {
     PgState *st = pg_state(s);
     st->sp_kept = 0;
     st->serving[0] = '\0';
+    int looked_ok = PQstatus(st->wdb) == CONNECTION_OK;
     int rc = pg_ensure(st->wdb, err);
     if (rc == 0)
         rc = begin_once(s, st, err);
-    /* A connection the server cut looks fine until used: reconnect once. */
-    if (rc == -ENOTCONN && PQstatus(st->wdb) != CONNECTION_OK && pg_ensure(st->wdb, err) == 0)
+    /* A connection the server cut looks fine until used: reconnect once
+     * (at most one reconnect a batch, as pg_query_fresh()). */
+    if (rc == -ENOTCONN && looked_ok && PQstatus(st->wdb) != CONNECTION_OK &&
+        pg_ensure(st->wdb, err) == 0)
         rc = begin_once(s, st, err);
     return rc;
 }
