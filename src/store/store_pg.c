@@ -287,6 +287,7 @@ static void pgb_committed(Store *s) {
     char err[SM_ERRMAX];
     if (pg_feed_catch_up(s, pg_state(s)->wdb, err) < 0)
         log_warn("store: applying a committed write: %s (the change feed retries)", err);
+    pg_prune(s);
 }
 
 const StoreBackend store_pg_backend = {

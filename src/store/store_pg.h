@@ -36,6 +36,8 @@ typedef struct {
 } PgState;
 
 #define PG_PRUNE_EVERY 64
+#define PG_PRUNE_CHUNK 10000 /* change ids a pruning round moves the floor by, at most */
+#define PG_PRUNE_ROUNDS 16
 
 static inline PgState *pg_state(Store *s) {
     return s->be_state;
@@ -140,6 +142,8 @@ int pgb_txn_lost(Store *s);
 int pgb_commit(Store *s, char *err);
 void pgb_rollback(Store *s);
 int pgb_op_run(Store *s, WriteOp *op, char *err);
+/* After a commit (writer thread): prunes the feed every PG_PRUNE_EVERY commits. */
+void pg_prune(Store *s);
 int pgb_reembed_missing(Store *s, void *conn, int64_t *missing, char *err);
 int pgb_reembed_rows(Store *s, void *conn, int64_t after, int max, StoreImageFn fn, void *ctx,
                      char *err);

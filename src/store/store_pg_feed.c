@@ -28,7 +28,8 @@
  * right after (re)connecting (a NOTIFY is not replayed). A lost
  * connection is retried with backoff up to FEED_BACKOFF_MAX_MS.
  *
- * Pruning: every PG_PRUNE_EVERY commits a writer deletes the change rows
+ * Pruning: every PG_PRUNE_EVERY commits a writer (after its commit, in short
+ * transactions of its own, store_pg_ops.c) deletes the change rows
  * more than feed_retain behind the newest and records the highest id
  * deleted in feed_floor. A store whose last applied change is below it
  * (disconnected for that long) cannot catch up and reloads its index

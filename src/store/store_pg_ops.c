@@ -12,6 +12,8 @@
  */
 #include "store_pg.h"
 
+#include "siamese/log.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -87,28 +89,61 @@ int pgb_txn_lost(Store *s) {
     return PQstatus(wdb(s)) != CONNECTION_OK || (t != PQTRANS_INTRANS && t != PQTRANS_INERROR);
 }
 
-/* Every PG_PRUNE_EVERY commits, inside the write lock: the change rows more
- * than retain behind the newest go, and feed_floor says up to where. */
-static int prune(PgState *st, char *err) {
-    char keep[24];
+/* One round of pruning, in its own transaction under the write lock (so a
+ * catch-up's gap check sees the floor with the rows gone): the floor moves
+ * up to retain behind the newest change, by at most PG_PRUNE_CHUNK ids, and
+ * the rows up to it go. 1 if it moved, 0 if nothing was left to prune. */
+static int prune_round(Store *s, PgState *st, char *err) {
+    char keep[24], chunk[24], sql[96];
+    PGresult *r = NULL;
     snprintf(keep, sizeof keep, "%lld", (long long)st->retain);
-    const char *vals[] = {keep};
-    return pg_exec(st->wdb,
-                   "WITH f AS (UPDATE feed_floor SET id = m.top - $1::bigint"
-                   "   FROM (SELECT max(id) AS top FROM changes) AS m"
-                   "   WHERE m.top - $1::bigint > feed_floor.id RETURNING feed_floor.id)"
-                   " DELETE FROM changes WHERE id <= (SELECT id FROM f)",
-                   1, vals, "pruning the change feed", err);
+    snprintf(chunk, sizeof chunk, "%d", PG_PRUNE_CHUNK);
+    snprintf(sql, sizeof sql,
+             "BEGIN; SET LOCAL lock_timeout = %d; SELECT pg_advisory_xact_lock(" PG_LOCK_WRITE ")",
+             s->busy_ms);
+    const char *vals[] = {keep, chunk};
+    int rc = pg_exec(st->wdb, sql, 0, NULL, "pruning the change feed", err);
+    if (rc == 0)
+        rc = pg_query(st->wdb,
+                      "WITH f AS (UPDATE feed_floor SET id = least(m.top - $1::bigint,"
+                      "   feed_floor.id + $2::bigint)"
+                      "   FROM (SELECT max(id) AS top FROM changes) AS m"
+                      "   WHERE m.top - $1::bigint > feed_floor.id RETURNING feed_floor.id),"
+                      " d AS (DELETE FROM changes WHERE id <= (SELECT id FROM f))"
+                      " SELECT count(*) FROM f",
+                      2, vals, NULL, NULL, &r, "pruning the change feed", err);
+    int64_t moved = 0;
+    if (rc == 0 && pg_val_int(r, 0, 0, 0, &moved) < 0)
+        rc = sm_err(err, -EINVAL, "pruning the change feed: an invalid count");
+    PQclear(r);
+    if (rc == 0)
+        rc = pg_exec(st->wdb, "COMMIT", 0, NULL, "pruning the change feed", err);
+    pg_rollback(st->wdb);
+    return rc < 0 ? rc : moved > 0;
+}
+
+/* Every PG_PRUNE_EVERY commits, after the commit (housekeeping never fails
+ * a client's write, and holds the write lock only briefly): the change
+ * rows more than retain behind the newest go, in rounds of PG_PRUNE_CHUNK,
+ * at most PG_PRUNE_ROUNDS of them now (the rest next time). Failures are
+ * only logged. */
+void pg_prune(Store *s) {
+    PgState *st = pg_state(s);
+    char err[SM_ERRMAX];
+    if (++st->commits % PG_PRUNE_EVERY != 0)
+        return;
+    int rc = 1;
+    for (int i = 0; rc == 1 && i < PG_PRUNE_ROUNDS; i++)
+        rc = prune_round(s, st, err);
+    if (rc < 0)
+        log_warn("store: %s (retried after %d more commits)", err, PG_PRUNE_EVERY);
 }
 
 int pgb_commit(Store *s, char *err) {
-    PgState *st = pg_state(s);
-    int rc = ++st->commits % PG_PRUNE_EVERY == 0 ? prune(st, err) : 0;
-    return rc ? rc
-              : pg_exec(st->wdb,
-                        "SELECT pg_notify('siamesed_changes', coalesce(max(id), 0)::text)"
-                        " FROM changes; COMMIT",
-                        0, NULL, "committing", err);
+    return pg_exec(wdb(s),
+                   "SELECT pg_notify('siamesed_changes', coalesce(max(id), 0)::text)"
+                   " FROM changes; COMMIT",
+                   0, NULL, "committing", err);
 }
 
 void pgb_rollback(Store *s) {

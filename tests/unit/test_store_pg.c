@@ -604,6 +604,44 @@ START_TEST(pg_feed_stuck_row_answers_unavailable) {
 }
 END_TEST
 
+/* Pruning is housekeeping after the commit: when it cannot run (feed_floor
+ * locked here, past busy_timeout_ms) every client write still succeeds, and
+ * the next pruning catches up. */
+START_TEST(pg_prune_failure_fails_no_write) {
+    char err[SM_ERRMAX] = "";
+    StoreConfig cfg = config(FP_A, 0);
+    cfg.feed_retain = 5;
+    cfg.busy_timeout_ms = 200;
+    Store *a = NULL;
+    ck_assert_int_eq(store_open(&cfg, &a, err), 0);
+    PGconn *lk = PQconnectdb(test_store_db());
+    ck_assert_int_eq(PQstatus(lk), CONNECTION_OK);
+    pq_ok(lk, "BEGIN; LOCK TABLE feed_floor IN ACCESS EXCLUSIVE MODE");
+    StoreSampleIn in = {0};
+    float e[DIM];
+    in.embedding = e;
+    for (int i = 0; i < 64; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "f%02d", i);
+        emb(1200 + (uint64_t)i, e);
+        int64_t id = 0;
+        ck_assert_msg(store_enroll(a, name, NULL, &in, 1, &id, NULL, err) == 0, "enroll %d: %s", i,
+                      err);
+    }
+    pq_ok(lk, "COMMIT");
+    ck_assert_int_eq(raw_int("SELECT count(*) FROM changes"), 128);
+    for (int i = 64; i < 128; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "f%02d", i);
+        enroll_n(a, name, NULL, 1, 1200 + (uint64_t)i, NULL);
+    }
+    ck_assert_int_le(raw_int("SELECT count(*) FROM changes"), 5);
+    ck_assert_int_eq(raw_int("SELECT id FROM feed_floor"), 256 - 5);
+    PQfinish(lk);
+    store_close(a);
+}
+END_TEST
+
 /* ---- One model per database ---- */
 
 /* Daemons with two models on one database: the one whose model does not
@@ -735,4 +773,5 @@ void test_store_pg_add(TCase *tc) {
     tcase_add_test(tc, pg_close_cancels_listener);
     tcase_add_test(tc, pg_session_setup_survives_reconnect);
     tcase_add_test(tc, pg_feed_stuck_row_answers_unavailable);
+    tcase_add_test(tc, pg_prune_failure_fails_no_write);
 }
