@@ -157,6 +157,11 @@ struct Store {
     int n_rdb, n_rfree;
 };
 
+/* 1 if the sample's image is stored with it (keep_images and an image). */
+static inline int store_image_kept(const Store *s, const StoreSampleIn *in) {
+    return s->keep_images && in->image && in->image_len > 0;
+}
+
 /* Unix time in milliseconds. */
 int64_t store_now_ms(void);
 

@@ -188,7 +188,7 @@ static int image_arrays(Store *s, WriteOp *op, char **offs, char **lens, uint8_t
     *lens = malloc(cap);
     *total = 0;
     for (int i = 0; i < op->n; i++)
-        if (s->keep_images && op->samples[i].image && op->samples[i].image_len > 0)
+        if (store_image_kept(s, &op->samples[i]))
             *total += op->samples[i].image_len;
     /* One bytea parameter: PostgreSQL takes at most 1 GB in a field. */
     if (*total > PG_FIELD_MAX)
@@ -201,7 +201,7 @@ static int image_arrays(Store *s, WriteOp *op, char **offs, char **lens, uint8_t
     *o++ = '{', *l++ = '{';
     for (int i = 0; i < op->n; i++) {
         const StoreSampleIn *in = &op->samples[i];
-        int keep = s->keep_images && in->image && in->image_len > 0;
+        int keep = store_image_kept(s, in);
         if (keep)
             memcpy(*blob + at, in->image, in->image_len);
         o += sprintf(o, "%s%zu", i ? "," : "", at);
@@ -271,7 +271,7 @@ static int op_enroll(Store *s, PGconn *c, WriteOp *op, char *err) {
     size_t total = 0, eb = (size_t)s->dim * sizeof(float);
     float *embs = malloc(op->n ? (size_t)op->n * eb : 1);
     for (int i = 0; i < op->n; i++) {
-        int keep = s->keep_images && op->samples[i].image && op->samples[i].image_len > 0;
+        int keep = store_image_kept(s, &op->samples[i]);
         ct[i] = keep ? op->samples[i].content_type : NULL;
         src[i] = op->samples[i].source;
         if (embs)

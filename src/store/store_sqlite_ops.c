@@ -99,7 +99,7 @@ static int op_enroll(Store *s, sqlite3 *db, WriteOp *op, char *err) {
                               &st, err);
     for (int i = 0; rc == 0 && i < op->n; i++) {
         const StoreSampleIn *in = &op->samples[i];
-        int keep = s->keep_images && in->image && in->image_len > 0;
+        int keep = store_image_kept(s, in);
         sqlite3_reset(st);
         sqlite3_bind_text(st, 1, op->subject, -1, SQLITE_STATIC);
         sqlite3_bind_blob(st, 2, in->embedding, s->dim * (int)sizeof(float), SQLITE_STATIC);
