@@ -174,19 +174,25 @@ int store_writer_start(Store *s, char *err) {
     int rc = pthread_create(&s->writer, NULL, writer_main, s);
     if (rc != 0)
         return sm_err(err, -rc, "cannot start the writer thread: %s", strerror(rc));
+    /* Under qlock: store_submit() (the change feed's listener) reads it. */
+    pthread_mutex_lock(&s->qlock);
     s->writer_started = 1;
+    pthread_mutex_unlock(&s->qlock);
     return 0;
 }
 
 void store_writer_stop(Store *s) {
-    if (!s->writer_started)
-        return;
     pthread_mutex_lock(&s->qlock);
+    int started = s->writer_started;
     s->stopping = 1;
     pthread_cond_signal(&s->qcv);
     pthread_mutex_unlock(&s->qlock);
+    if (!started)
+        return;
     pthread_join(s->writer, NULL);
+    pthread_mutex_lock(&s->qlock);
     s->writer_started = 0;
+    pthread_mutex_unlock(&s->qlock);
 }
 
 int store_submit(Store *s, WriteOp *op, char *err) {
