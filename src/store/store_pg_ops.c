@@ -14,6 +14,7 @@
 
 #include "siamese/log.h"
 
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -267,6 +268,7 @@ static int op_enroll(Store *s, PGconn *c, WriteOp *op, char *err) {
                       serving, s->fingerprint);
     char now[24], dimb[24], n[16], *offs = NULL, *lens = NULL, *cts = NULL, *srcs = NULL;
     const char *ct[STORE_ENROLL_MAX], *src[STORE_ENROLL_MAX];
+    assert(op->n >= 0 && op->n <= STORE_ENROLL_MAX); /* store_enroll() checked it */
     uint8_t *images = NULL;
     size_t total = 0, eb = (size_t)s->dim * sizeof(float);
     float *embs = malloc(op->n ? (size_t)op->n * eb : 1);
