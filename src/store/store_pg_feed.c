@@ -91,6 +91,13 @@ static int apply_row(PgFeed *f, const PGresult *r, int i, int64_t *id, char *err
         return sm_err(err, -EINVAL, "change after %lld: invalid row", (long long)f->last);
     const char *fp = pg_val_text(r, i, 6, &fplen);
     const void *e = pg_val_bytea(r, i, 7, &elen);
+    /* NULL in both: the sample has gone since. A value of another type is not that. */
+    int gone = PQgetisnull(r, i, 6) && PQgetisnull(r, i, 7);
+    if (!gone && (!fp || !e))
+        return sm_err(err, -EINVAL,
+                      "change %lld: the sample's fingerprint or embedding column "
+                      "has another type",
+                      (long long)*id);
     int stale = atomic_load(&s->stale);
     if (!strcmp(kind, "add") || !strcmp(kind, "reembed")) {
         if (!has_sample)

@@ -642,6 +642,30 @@ START_TEST(pg_prune_failure_fails_no_write) {
 }
 END_TEST
 
+/* A sample column of another type than the feed reads (a later migration
+ * making the fingerprint varchar) is an error that stops the feed (503), not
+ * "the sample has gone" (which would leave it out of the index silently). */
+START_TEST(pg_feed_wrong_column_type_refused) {
+    char err[SM_ERRMAX] = "";
+    Store *a = open_ok(FP_A, 0), *b = open_ok(FP_A, 0);
+    enroll_n(a, "t1", NULL, 1, 1300, NULL);
+    ck_assert_double_ge(until_found(b, 1300, "t1", 5000), 0);
+    raw_exec("ALTER TABLE samples ALTER COLUMN fingerprint TYPE varchar(64)");
+    enroll_n(a, "t2", NULL, 1, 1301, NULL);
+    float q[DIM];
+    emb(1300, q);
+    IndexHit h;
+    int n = 0, rc = 0;
+    double t0 = now_ms();
+    while ((rc = store_identify_with(b, q, 1, INDEX_EXACT, &h, &n, err)) == 0 &&
+           now_ms() - t0 < 3000)
+        usleep(1000);
+    ck_assert_msg(rc == -ENOTCONN, "identify: rc %d, %d hits", rc, n);
+    store_close(a);
+    store_close(b);
+}
+END_TEST
+
 /* ---- One model per database ---- */
 
 /* Daemons with two models on one database: the one whose model does not
@@ -774,4 +798,5 @@ void test_store_pg_add(TCase *tc) {
     tcase_add_test(tc, pg_session_setup_survives_reconnect);
     tcase_add_test(tc, pg_feed_stuck_row_answers_unavailable);
     tcase_add_test(tc, pg_prune_failure_fails_no_write);
+    tcase_add_test(tc, pg_feed_wrong_column_type_refused);
 }
