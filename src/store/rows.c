@@ -29,6 +29,16 @@ int store_fingerprint_valid(const char *s) {
     return n == STORE_FINGERPRINT_LEN;
 }
 
+int store_migrations_valid(const StoreMigration *list, int n, char *err) {
+    if (n < 1 || !list)
+        return sm_err(err, -EINVAL, "migrations: the list is empty");
+    for (int i = 0; i < n; i++)
+        if (list[i].version != i + 1 || !list[i].name || !list[i].sql)
+            return sm_err(err, -EINVAL,
+                          "migrations: entry %d is not version %d with a name and SQL", i, i + 1);
+    return 0;
+}
+
 int store_metadata_valid(const char *text, size_t len) {
     if (!text || len > STORE_METADATA_MAX || strlen(text) != len)
         return 0;

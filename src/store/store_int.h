@@ -174,6 +174,10 @@ int store_fingerprint_valid(const char *s);
  * STORE_METADATA_MAX bytes. */
 int store_metadata_valid(const char *text, size_t len);
 
+/* 0 if list numbers its n migrations 1..n, each with a name and SQL (both
+ * backends' runners check this first); -EINVAL with err otherwise. */
+int store_migrations_valid(const StoreMigration *list, int n, char *err);
+
 /* A value read from the database, validated: a subject id (text of len
  * bytes, NULL if the column is not text) into out; metadata (NULL stays
  * NULL; otherwise *out is malloc'ed valid metadata text). 0, or -1 (-ENOMEM)

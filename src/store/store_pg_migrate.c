@@ -15,16 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int list_check(const StoreMigration *list, int n, char *err) {
-    if (n < 1 || !list)
-        return sm_err(err, -EINVAL, "migrations: the list is empty");
-    for (int i = 0; i < n; i++)
-        if (list[i].version != i + 1 || !list[i].name || !list[i].sql)
-            return sm_err(err, -EINVAL,
-                          "migrations: entry %d is not version %d with a name and SQL", i, i + 1);
-    return 0;
-}
-
 /* The applied versions, checked against list; *v receives how many. */
 static int history(PGconn *c, const StoreMigration *list, int n, int *v, char *err) {
     PGresult *r = NULL;
@@ -65,7 +55,7 @@ static int apply(PGconn *c, const StoreMigration *m, char *err) {
 }
 
 int pg_migrate(PGconn *c, const StoreMigration *list, int n, int *from, int *to, char *err) {
-    int v = 0, rc = list_check(list, n, err);
+    int v = 0, rc = store_migrations_valid(list, n, err);
     if (rc == 0)
         rc = pg_exec(c,
                      "BEGIN; SELECT pg_advisory_xact_lock(" PG_LOCK_MIGRATE ");"

@@ -163,17 +163,6 @@ static int user_version(sqlite3 *db, int *v, char *err) {
     return rc;
 }
 
-/* The list must number its migrations 1..n, each with a name and SQL. */
-static int list_check(const StoreMigration *list, int n, char *err) {
-    if (n < 1 || !list)
-        return sm_err(err, -EINVAL, "migrations: the list is empty");
-    for (int i = 0; i < n; i++)
-        if (list[i].version != i + 1 || !list[i].name || !list[i].sql)
-            return sm_err(err, -EINVAL,
-                          "migrations: entry %d is not version %d with a name and SQL", i, i + 1);
-    return 0;
-}
-
 /* Refuses a database newer than list, or whose recorded history is not a
  * prefix of list (a database from another fork of the schema). */
 static int history_check(sqlite3 *db, const StoreMigration *list, int n, int v, char *err) {
@@ -238,7 +227,7 @@ static int apply(sqlite3 *db, const StoreMigration *m, char *err) {
 
 int store_db_migrate(sqlite3 *db, const StoreMigration *list, int n, int *from, int *to,
                      char *err) {
-    int rc = list_check(list, n, err);
+    int rc = store_migrations_valid(list, n, err);
     int v = 0, first = -1;
     while (rc == 0) {
         rc = store_db_exec(db, "BEGIN IMMEDIATE", err);
