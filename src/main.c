@@ -131,6 +131,7 @@ static int train_config_from(const Config *cfg, const Dataset *train, TrainConfi
     tc->pairs = pairs_of(cfg);
     tc->patience = cfg->patience, tc->force = cfg->force;
     tc->lr_schedule = cfg->lr_schedule == CONFIG_LR_COSINE ? LR_COSINE : LR_CONSTANT;
+    tc->weight_decay = (float)cfg->weight_decay, tc->ema = (float)cfg->ema;
     /* A preset trains as it does best unless told otherwise (train_preset_defaults()). */
     TrainPreset pre = train_preset_defaults(net_preset_of(&tc->arch));
     if (pre.epochs && origin_of(cfg, "epochs") == CONFIG_SRC_DEFAULT)

@@ -135,6 +135,8 @@ typedef struct {
     double lr;
     ConfigOptimizer optimizer;
     ConfigLrSchedule lr_schedule;
+    double weight_decay; /* decoupled, on the weights; 0 = off */
+    double ema;          /* decay of the weights' moving average; 0 = off */
     double margin;
     char *arch;                    /* layer list or preset; "" = the MLP of hidden, dropout */
     char *input;                   /* "HxWxC" or "" (the data's size) */

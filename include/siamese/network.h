@@ -87,6 +87,11 @@ const char *net_preset_spec(const char *name);
  * output non-empty) and fills *p. -EINVAL with err otherwise. */
 int net_plan(const ModelArch *a, NetPlan *p, char *err);
 
+/* The weights of a's conv and fc layers, biases left out: span[i] = {begin,
+ * end} float offsets into the parameter buffer, in layer order. Returns the
+ * count (at most NET_MAX_LAYERS). For weight decay. */
+int net_weight_spans(const ModelArch *a, const NetPlan *p, size_t span[][2]);
+
 /* Glorot-uniform weights (fan in/out over the receptive field for convs,
  * as Keras does), zero biases; params (p->n_params) drawn from rng in layer
  * order. */

@@ -20,6 +20,21 @@ void adam_update(float *p, const float *g, float *m, float *v, size_t n, float l
 void adam_update_ref(float *p, const float *g, float *m, float *v, size_t n, float lr, float b1,
                      float b2, float eps, int t);
 
+/* Decoupled weight decay (AdamW's, Loshchilov & Hutter): p -= lr_wd * p,
+ * lr_wd = the step's lr times the decay, applied to the weights (not the
+ * biases) before the optimiser's step, so it does not pass through v. */
+void decay_update(float *p, size_t n, float lr_wd);
+void decay_update_ref(float *p, size_t n, float lr_wd);
+
+/* Exponential moving average of the parameters: a = d*a + (1-d)*p. */
+void ema_update(float *a, const float *p, size_t n, float d);
+void ema_update_ref(float *a, const float *p, size_t n, float d);
+
+/* The average's decay after step t >= 1: min(decay, (1+t)/(10+t)), so the
+ * first steps do not leave the average at the initial weights
+ * (tf.train.ExponentialMovingAverage with num_updates). */
+float ema_decay_at(float decay, long t);
+
 /* The learning rate of step t (0-based) of a run of total steps under cosine
  * decay: lr * (1 + cos(pi * t / total)) / 2, so lr at t = 0, lr/2 halfway and
  * 0 from t = total on. total < 1 gives lr (no run to decay over). */

@@ -36,6 +36,10 @@ typedef struct {
     float lr; /* RMSprop 1e-3 (rho 0.9, eps 1e-7); Adam 1e-3 (0.9, 0.999, 1e-7) */
     Optimizer optimizer;
     LrSchedule lr_schedule; /* over all tc->epochs, also when patience stops earlier */
+    float weight_decay;     /* decoupled (AdamW's): weights -= lr*wd*weights each step,
+                             * biases untouched; 0: off */
+    float ema;              /* decay of the weights' moving average, which validation,
+                             * calibration and the model get; 0: off (the last weights) */
     float margin;
     uint64_t seed;
     int threads;           /* OpenBLAS threads */

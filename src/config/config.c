@@ -136,6 +136,12 @@ static const ConfigEntry table[] = {
     {"lr_schedule", CT_ENUM, O(lr_schedule), 0, "constant", .words = schedule_words,
      .help = "learning rate over the run: constant, or cosine (decays from lr to 0 at the end "
              "of the last epoch)"},
+    {"weight_decay", CT_FLOAT, O(weight_decay), 0, "0", 0, 1,
+     .help = "decoupled weight decay (AdamW's): every step the conv and dense weights (not the "
+             "biases) shrink by lr * weight_decay; 0 = off"},
+    {"ema", CT_FLOAT, O(ema), 0, "0", 0, 1, .flags = CF_MAX_OPEN,
+     .help = "decay of an exponential moving average of the weights (e.g. 0.999), which "
+             "validation, calibration and the saved model use; 0 = off (the last weights)"},
     {"margin", CT_FLOAT, O(margin), 0, "1", 0, 100, .flags = CF_MIN_OPEN,
      .help = "contrastive loss margin"},
     {"arch", CT_STRING, O(arch), 0, "", 0, NET_MAX_SPEC - 1,

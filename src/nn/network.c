@@ -272,6 +272,16 @@ int net_plan(const ModelArch *a, NetPlan *p, char *err) {
     return 0;
 }
 
+int net_weight_spans(const ModelArch *a, const NetPlan *p, size_t span[][2]) {
+    int n = 0;
+    for (int i = 0; i < a->n_layers; i++)
+        if (a->layer[i].kind == NET_CONV || a->layer[i].kind == NET_FC) {
+            span[n][0] = p->woff[i], span[n][1] = p->boff[i];
+            n++;
+        }
+    return n;
+}
+
 void net_init(const NetPlan *p, const ModelArch *a, float *params, Rng *rng) {
     for (int i = 0; i < a->n_layers; i++) {
         const NetLayer *l = &a->layer[i];

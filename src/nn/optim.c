@@ -4,7 +4,8 @@
  * The update loop touches every parameter once per step; scalar, it costs more
  * than all the matrix products of a step of the reference network, so it is a
  * plain loop the compiler vectorises (sqrt and divide included, thanks to
- * -fno-math-errno), cloned per ISA. The *_ref versions are the textbook
+ * -fno-math-errno), cloned per ISA. Weight decay and the weights' moving
+ * average are such loops too. The *_ref versions are the textbook
  * formulas in double precision, kept as the tests' yardstick.
  */
 #include "siamese/optim.h"
@@ -52,6 +53,33 @@ void adam_update_ref(float *p, const float *g, float *m, float *v, size_t n, flo
         double mh = m[i] / (1.0 - pow(b1, t)), vh = v[i] / (1.0 - pow(b2, t));
         p[i] = (float)(p[i] - lr * mh / (sqrt(vh) + eps));
     }
+}
+
+SM_CLONES void decay_update(float *restrict p, size_t n, float lr_wd) {
+    const float keep = 1.0f - lr_wd;
+    for (size_t i = 0; i < n; i++)
+        p[i] *= keep;
+}
+
+void decay_update_ref(float *p, size_t n, float lr_wd) {
+    for (size_t i = 0; i < n; i++)
+        p[i] = (float)(p[i] - (double)lr_wd * p[i]);
+}
+
+SM_CLONES void ema_update(float *restrict a, const float *restrict p, size_t n, float d) {
+    const float one_minus_d = 1.0f - d;
+    for (size_t i = 0; i < n; i++)
+        a[i] = d * a[i] + one_minus_d * p[i];
+}
+
+void ema_update_ref(float *a, const float *p, size_t n, float d) {
+    for (size_t i = 0; i < n; i++)
+        a[i] = (float)((double)d * a[i] + (1.0 - d) * (double)p[i]);
+}
+
+float ema_decay_at(float decay, long t) {
+    float warm = (float)(1.0 + (double)t) / (float)(10.0 + (double)t);
+    return warm < decay ? warm : decay;
 }
 
 float lr_cosine(float lr, long t, long total) {

@@ -63,6 +63,8 @@ char *report_training_json(const TrainConfig *tc, const Dataset *train, const Da
     cJSON_AddStringToObject(o, "optimizer", tc->optimizer == OPT_ADAM ? "adam" : "rmsprop");
     add_num(o, "lr", tc->lr);
     cJSON_AddStringToObject(o, "lr_schedule", tc->lr_schedule == LR_COSINE ? "cosine" : "constant");
+    add_num(o, "weight_decay", tc->weight_decay);
+    add_num(o, "ema", tc->ema);
     add_num(o, "seed", (double)tc->seed);
     add_num(o, "threads", tc->threads);
     add_num(o, "val_fraction", tc->val_fraction);

@@ -46,9 +46,12 @@ typedef struct {
     Model *model;
     const Dataset *data;
     NetTrain *net;
-    int D, E;        /* input and embedding widths */
-    float *grad;     /* n_params: gradients, same layout as the parameters */
-    float *opt;      /* optimiser state: v (RMSprop) or m then v (Adam) */
+    int D, E;    /* input and embedding widths */
+    float *grad; /* n_params: gradients, same layout as the parameters */
+    float *opt;  /* optimiser state: v (RMSprop) or m then v (Adam) */
+    float *ema;  /* n_params: the weights' moving average (tc->ema > 0), else NULL */
+    size_t wspan[NET_MAX_LAYERS][2]; /* the weights weight decay applies to */
+    int n_wspan;
     float *demb;     /* (2B, E) */
     float *dist, *y; /* (B) */
     Rng dropout_rng, augment_rng;
@@ -69,8 +72,11 @@ static int trainer_init(Trainer *s, const TrainConfig *tc, Model *m, const Datas
     s->opt = calloc(nopt, sizeof(float));
     s->demb = malloc((2 * (size_t)tc->batch * s->E + 2 * (size_t)tc->batch) * sizeof(float));
     s->row = malloc((size_t)s->D * sizeof(float));
-    if (!s->grad || !s->opt || !s->demb || !s->row)
+    if (tc->ema > 0 && (s->ema = malloc(np * sizeof(float))))
+        memcpy(s->ema, model_params_const(m), np * sizeof(float));
+    if (!s->grad || !s->opt || !s->demb || !s->row || (tc->ema > 0 && !s->ema))
         return sm_err(err, -ENOMEM, "train: out of memory");
+    s->n_wspan = net_weight_spans(model_arch(m), model_plan(m), s->wspan);
     s->dist = s->demb + 2 * (size_t)tc->batch * s->E;
     s->y = s->dist + tc->batch;
     rng_seed(&s->dropout_rng, stream_seed(tc->seed, STREAM_DROPOUT));
@@ -82,6 +88,7 @@ static void trainer_free(Trainer *s) {
     net_train_free(s->net);
     free(s->grad);
     free(s->opt);
+    free(s->ema);
     free(s->demb);
     free(s->row);
 }
@@ -164,10 +171,14 @@ static float train_step(Trainer *s, const Pair *pairs, const int32_t *order, int
     float lr =
         s->tc->lr_schedule == LR_COSINE ? lr_cosine(s->tc->lr, s->t, s->total_steps) : s->tc->lr;
     s->t++;
+    for (int i = 0; s->tc->weight_decay > 0 && i < s->n_wspan; i++)
+        decay_update(p + s->wspan[i][0], s->wspan[i][1] - s->wspan[i][0], lr * s->tc->weight_decay);
     if (s->tc->optimizer == OPT_ADAM)
         adam_update(p, s->grad, s->opt, s->opt + np, np, lr, 0.9f, 0.999f, 1e-7f, s->t);
     else
         rmsprop_update(p, s->grad, s->opt, np, lr, 0.9f, 1e-7f);
+    if (s->ema)
+        ema_update(s->ema, p, np, ema_decay_at(s->tc->ema, s->t));
     return loss;
 }
 
@@ -423,6 +434,20 @@ static int collapse_error(const TrainConfig *tc, const TrainEpoch *hist, const d
                   e, tc->epochs, auc[e - 1], MODEL_AUC_FLOOR, hist[e - 1].loss);
 }
 
+/* Exchanges the model's weights with their moving average (none: nothing to
+ * do), so that evaluation sees the average and training goes on from its own
+ * weights once swapped back. */
+static void swap_ema(Trainer *s) {
+    if (!s->ema)
+        return;
+    float *p = model_params(s->model);
+    size_t np = model_n_params(s->model);
+    for (size_t i = 0; i < np; i++) {
+        float t = p[i];
+        p[i] = s->ema[i], s->ema[i] = t;
+    }
+}
+
 static int train_loop(Trainer *s, PairSets *ps, const Dataset *val, TrainReport *rep,
                       TrainEpoch *hist, char *err) {
     const TrainConfig *tc = s->tc;
@@ -452,7 +477,12 @@ static int train_loop(Trainer *s, PairSets *ps, const Dataset *val, TrainReport 
             break;
         }
         Metrics vm;
-        if ((rc = evaluate_pairs(s->model, val, ps->val, ps->n_val, 0.5f, NULL, &vm, err)) < 0)
+        swap_ema(s); /* validation (and the best epoch's copy) sees the average */
+        rc = evaluate_pairs(s->model, val, ps->val, ps->n_val, 0.5f, NULL, &vm, err);
+        if (rc == 0 && best && vm.roc_auc > best_auc)
+            memcpy(best, model_params_const(s->model), np * sizeof *best);
+        swap_ema(s);
+        if (rc < 0)
             break;
         hist[e - 1] = (TrainEpoch){rep->final_loss, (float)vm.accuracy};
         auc[e - 1] = vm.roc_auc;
@@ -463,11 +493,8 @@ static int train_loop(Trainer *s, PairSets *ps, const Dataset *val, TrainReport 
                          vm.accuracy, (double)ps->n_train / dt, elapsed,
                          elapsed / e * (tc->epochs - e));
         }
-        if (vm.roc_auc > best_auc) {
+        if (vm.roc_auc > best_auc)
             best_auc = vm.roc_auc, rep->best_epoch = e;
-            if (best)
-                memcpy(best, model_params_const(s->model), np * sizeof *best);
-        }
         if (collapsed(hist, auc, e, e == tc->epochs)) {
             if (!tc->force) {
                 rc = collapse_error(tc, hist, auc, e, err);
@@ -493,8 +520,10 @@ static int train_loop(Trainer *s, PairSets *ps, const Dataset *val, TrainReport 
                  auc[rep->epochs_run - 1], MODEL_AUC_FLOOR, rep->epochs_run);
     if (rc == 0 && best && rep->best_epoch != rep->epochs_run)
         memcpy(model_params(s->model), best, np * sizeof *best);
-    else if (rc == 0)
+    else if (rc == 0) {
         rep->best_epoch = rep->epochs_run;
+        swap_ema(s); /* the model keeps the weights validation saw */
+    }
     rep->seconds = train_time;
     rep->pairs_per_s = (double)ps->n_train * rep->epochs_run / train_time;
     free(order);

@@ -315,6 +315,11 @@ static const struct {
     {"optimizer", "Adam"},
     {"lr_schedule", "linear"},
     {"lr_schedule", "Cosine"},
+    {"weight_decay", "-0.1"},
+    {"weight_decay", "1.5"},
+    {"ema", "1"},
+    {"ema", "-0.5"},
+    {"ema", "nan"},
     {"margin", "0"},
     {"margin", "100.1"},
     {"hidden", ""},
@@ -498,6 +503,11 @@ START_TEST(typed_fields) {
     ck_assert_int_eq(c.lr_schedule, CONFIG_LR_CONSTANT);
     ck_assert_int_eq(config_set(&c, "lr_schedule", "cosine", err), 0);
     ck_assert_int_eq(c.lr_schedule, CONFIG_LR_COSINE);
+    ck_assert(c.weight_decay == 0 && c.ema == 0); /* off unless asked */
+    ck_assert_int_eq(config_set(&c, "weight_decay", "0.05", err), 0);
+    ck_assert_double_eq(c.weight_decay, 0.05);
+    ck_assert_int_eq(config_set(&c, "ema", "0.999", err), 0);
+    ck_assert_double_eq(c.ema, 0.999);
     const char *levels[] = {"debug", "info", "warn", "error"};
     for (int i = 0; i < 4; i++) { /* the enum's words follow LogLevel's order */
         LogLevel want;

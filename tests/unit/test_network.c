@@ -64,6 +64,35 @@ START_TEST(presets_and_forms_parse) {
 }
 END_TEST
 
+/* The cnn preset's weights by hand: conv 1->32 k5, conv 32->64 k5, fc 1024->256,
+ * fc 256->128, each followed by its bias, which the spans leave out. */
+START_TEST(weight_spans_skip_the_biases) {
+    ModelArch a;
+    NetPlan p;
+    char err[SM_ERRMAX];
+    size_t span[NET_MAX_LAYERS][2];
+    ck_assert_int_eq(net_parse("cnn", 28, 28, 1, &a, err), 0);
+    ck_assert_int_eq(net_plan(&a, &p, err), 0);
+    ck_assert_int_eq(net_weight_spans(&a, &p, span), 4);
+    const size_t want[4][2] = {{0, 800},
+                               {832, 832 + 51200},
+                               {832 + 51264, 832 + 51264 + 262144},
+                               {832 + 51264 + 262400, 832 + 51264 + 262400 + 32768}};
+    size_t weights = 0;
+    for (int i = 0; i < 4; i++) {
+        ck_assert_uint_eq(span[i][0], want[i][0]);
+        ck_assert_uint_eq(span[i][1], want[i][1]);
+        weights += span[i][1] - span[i][0];
+    }
+    ck_assert_uint_eq(p.n_params - weights, 32 + 64 + 256 + 128); /* the biases */
+    ck_assert_int_eq(net_parse("mlp", 28, 28, 1, &a, err), 0);
+    ck_assert_int_eq(net_plan(&a, &p, err), 0);
+    ck_assert_int_eq(net_weight_spans(&a, &p, span), 3);
+    ck_assert(span[0][0] == 0 && span[0][1] == 784 * 128);
+    ck_assert(span[2][0] == 784 * 128 + 128 + 128 * 128 + 128 && span[2][1] == p.n_params - 128);
+}
+END_TEST
+
 START_TEST(bad_specs_are_one_clear_line) {
     static const struct {
         const char *spec, *says;
@@ -198,6 +227,7 @@ int main(int argc, char **argv) {
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, presets_and_forms_parse);
     tcase_add_test(tc, bad_specs_are_one_clear_line);
+    tcase_add_test(tc, weight_spans_skip_the_biases);
     tcase_add_test(tc, network_gradients);
     tcase_add_test(tc, training_forward_matches_inference_with_pools);
     suite_add_tcase(s, tc);

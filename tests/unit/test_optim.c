@@ -1,6 +1,7 @@
 /*
  * test_optim.c — the vectorised optimisers against their double-precision
- * references over many steps, and against hand-computed first steps.
+ * references over many steps, and against hand-computed first steps; weight
+ * decay and the weights' moving average likewise.
  */
 #include <check.h>
 #include <math.h>
@@ -63,6 +64,48 @@ START_TEST(first_steps_by_hand) {
 }
 END_TEST
 
+START_TEST(decay_and_average_match_reference) {
+    float *p1 = malloc(N * 4), *p2 = malloc(N * 4), *a1 = malloc(N * 4), *a2 = malloc(N * 4);
+    float *p0 = malloc(N * 4);
+    Rng rng;
+    rng_seed(&rng, 9);
+    for (int i = 0; i < N; i++)
+        p0[i] = p1[i] = p2[i] = rng_uniform(&rng) - 0.5f, a1[i] = a2[i] = 0.0f;
+    for (int t = 1; t <= 50; t++) {
+        decay_update(p1, N, 1e-3f * 0.05f);
+        decay_update_ref(p2, N, 1e-3f * 0.05f);
+        ema_update(a1, p1, N, ema_decay_at(0.999f, t));
+        ema_update_ref(a2, p2, N, ema_decay_at(0.999f, t));
+    }
+    for (int i = 0; i < N; i++) {
+        ck_assert_msg(fabsf(p1[i] - p2[i]) < 1e-6f, "p[%d] %.8g vs %.8g", i, p1[i], p2[i]);
+        ck_assert_msg(fabsf(a1[i] - a2[i]) < 1e-6f, "a[%d] %.8g vs %.8g", i, a1[i], a2[i]);
+        /* 50 decays of 5e-5: p shrinks by (1 - 5e-5)^50 (~2.5e-3, 50 roundings) */
+        ck_assert_double_eq_tol(p2[i], p0[i] * pow(1.0 - 5e-5, 50), 2e-6);
+    }
+    free(p0), free(p1), free(p2), free(a1), free(a2);
+}
+END_TEST
+
+START_TEST(decay_and_average_by_hand) {
+    float p = 2.0f;
+    decay_update(&p, 1, 0.1f); /* p - 0.1 p */
+    ck_assert_float_eq_tol(p, 1.8f, 1e-7f);
+    decay_update(&p, 1, 0.0f);
+    ck_assert_float_eq(p, 1.8f);
+    float a = 1.0f, q = 3.0f;
+    ema_update(&a, &q, 1, 0.75f); /* 0.75 * 1 + 0.25 * 3 */
+    ck_assert_float_eq_tol(a, 1.5f, 1e-7f);
+    /* The decay warms up as (1+t)/(10+t), then stays at the one asked for. */
+    ck_assert_float_eq_tol(ema_decay_at(0.999f, 1), 2.0f / 11.0f, 1e-7f);
+    ck_assert_float_eq_tol(ema_decay_at(0.999f, 90), 0.91f, 1e-6f);
+    ck_assert_float_eq_tol(ema_decay_at(0.999f, 8990), 0.999f, 1e-7f);
+    ck_assert_float_eq_tol(ema_decay_at(0.999f, 100000), 0.999f, 1e-7f);
+    ck_assert_float_eq_tol(ema_decay_at(0.5f, 1), 2.0f / 11.0f, 1e-7f);
+    ck_assert_float_eq_tol(ema_decay_at(0.5f, 20), 0.5f, 1e-7f);
+}
+END_TEST
+
 START_TEST(cosine_schedule_values) {
     /* lr (1 + cos(pi t / T)) / 2 over T = 1000 steps, by hand. */
     ck_assert_float_eq_tol(lr_cosine(1e-3f, 0, 1000), 1e-3f, 1e-9f);
@@ -86,6 +129,8 @@ int main(void) {
     tcase_add_test(tc, adam_matches_reference);
     tcase_add_test(tc, first_steps_by_hand);
     tcase_add_test(tc, cosine_schedule_values);
+    tcase_add_test(tc, decay_and_average_match_reference);
+    tcase_add_test(tc, decay_and_average_by_hand);
     suite_add_tcase(s, tc);
     int failed = check_run(s);
     return failed ? 1 : 0;

@@ -87,6 +87,21 @@ static Model *train_small_with(uint64_t seed, int threads, const char *optimizer
     return m;
 }
 
+/* One epoch on 3000 images with weight decay wd and a moving average of decay ema. */
+static Model *train_small_reg(float wd, float ema) {
+    Dataset *train = slice(DATASET_TRAIN, 3000);
+    TrainConfig tc = quick_config(1, 7, 1);
+    tc.weight_decay = wd, tc.ema = ema;
+    Model *m = NULL;
+    TrainReport rep;
+    char err[256];
+    ck_assert_msg(train_run(&tc, train, NULL, &m, &rep, err) == 0, "%s", err);
+    fprintf(stderr, "wd %g ema %g: validation auc %.4f\n", wd, ema, rep.val.roc_auc);
+    ck_assert(isfinite(rep.final_loss) && rep.val.roc_auc > 0.8); /* untrained: ~0.5 */
+    dataset_free(train);
+    return m;
+}
+
 static Model *train_small(uint64_t seed, int threads, const char *optimizer) {
     return train_small_with(seed, threads, optimizer, LR_CONSTANT);
 }
@@ -214,6 +229,52 @@ START_TEST(cosine_schedule_is_used_and_recorded) {
 }
 END_TEST
 
+/* Sum of squares of the weights (biases left out) of m. */
+static double weight_norm2(const Model *m) {
+    size_t span[NET_MAX_LAYERS][2];
+    int n = net_weight_spans(model_arch(m), model_plan(m), span);
+    double s = 0;
+    for (int i = 0; i < n; i++)
+        for (size_t j = span[i][0]; j < span[i][1]; j++)
+            s += (double)model_params_const(m)[j] * model_params_const(m)[j];
+    return s;
+}
+
+START_TEST(weight_decay_shrinks_the_weights) {
+    Model *plain = train_small_reg(0, 0), *wd = train_small_reg(0.5f, 0);
+    ck_assert(!same_weights(plain, wd));
+    /* ~40 steps of lr*wd = 5e-4: about 2% less weight, the updates alike */
+    double r = weight_norm2(wd) / weight_norm2(plain);
+    fprintf(stderr, "weight decay 0.5, one epoch: |w|^2 ratio %.4f\n", r);
+    ck_assert_double_lt(r, 0.99);
+    ck_assert_double_gt(r, 0.9);
+    ck_assert_ptr_nonnull(strstr(model_training(wd), "\"weight_decay\":0.5"));
+    ck_assert_ptr_nonnull(strstr(model_training(plain), "\"weight_decay\":0,"));
+    model_free(plain), model_free(wd);
+}
+END_TEST
+
+/* The average does not change how training goes: with a decay near 0 it is
+ * the last weights; at 0.999 the model gets weights between the early and
+ * the last ones, not the last ones. */
+START_TEST(ema_gives_the_model_the_average) {
+    Model *plain = train_small_reg(0, 0), *near0 = train_small_reg(0, 1e-6f);
+    Model *avg = train_small_reg(0, 0.999f);
+    const float *a = model_params_const(plain), *b = model_params_const(near0),
+                *c = model_params_const(avg);
+    double far = 0;
+    for (size_t i = 0; i < model_n_params(plain); i++) {
+        ck_assert_msg(fabsf(a[i] - b[i]) <= 1e-5f * fabsf(a[i]) + 1e-7f, "p[%zu] %g vs %g", i, a[i],
+                      b[i]);
+        far += fabs((double)a[i] - c[i]);
+    }
+    ck_assert_double_gt(far / (double)model_n_params(plain), 1e-5);
+    ck_assert_ptr_nonnull(strstr(model_training(avg), "\"ema\":0.999"));
+    ck_assert_ptr_nonnull(strstr(model_training(plain), "\"ema\":0,"));
+    model_free(plain), model_free(near0), model_free(avg);
+}
+END_TEST
+
 START_TEST(preset_defaults_leave_the_recipe_alone) {
     TrainPreset mlp = train_preset_defaults("mlp"), custom = train_preset_defaults("custom");
     ck_assert(mlp.epochs == 0 && mlp.augment == NULL && mlp.lr == 0 &&
@@ -305,6 +366,8 @@ int main(int argc, char **argv) {
     tcase_add_test(tc, bad_inputs_are_refused);
     tcase_add_test(tc, cosine_schedule_is_used_and_recorded);
     tcase_add_test(tc, preset_defaults_leave_the_recipe_alone);
+    tcase_add_test(tc, weight_decay_shrinks_the_weights);
+    tcase_add_test(tc, ema_gives_the_model_the_average);
     tcase_add_test(tc, cnn_augmentation_is_seeded);
     tcase_add_test(tc, collapse_is_refused_unless_forced);
     tcase_add_test(tc, patience_keeps_the_best_epoch);
