@@ -1,7 +1,9 @@
 /*
  * bench_png.c — decode time per PNG for the decoders Debian offers, on the
  * files given (bench/http.sh sends two 28x28 gray PNGs):
- *   libpng  — img_decode() as the daemon runs it (libpng + zlib, our limits),
+ *   img_decode — as the daemon runs it: img_png_fast() for small plain files
+ *             (one zlib inflate call), libpng for the rest,
+ *   libpng  — img_png_libpng(): libpng + zlib, a row per inflate call,
  *   spng    — libspng to 8-bit gray (it inflates with zlib too),
  *   deflate — a minimal 8-bit-gray, non-interlaced decoder around
  *             libdeflate_zlib_decompress (chunk walk, IDAT gathered, the five
@@ -9,7 +11,7 @@
  * Each round decodes every file ITERS times with each decoder in turn
  * (interleaved, so a noisy host hits all of them alike); the medians over
  * the rounds are printed in microseconds per image, with the load average.
- * Every decoder's pixels are compared with libpng's once before timing.
+ * Every decoder's pixels are compared with img_decode's once before timing.
  * Usage: bench_png [ROUNDS [ITERS]] FILE.png...
  */
 #include "siamese/img.h"
@@ -49,6 +51,15 @@ static int dec_libpng(const File *f, uint8_t **px, int *w, int *h) {
     ImgGray g;
     char err[256];
     if (img_decode(f->buf, f->len, NULL, &g, err) < 0)
+        return -1;
+    *px = g.px, *w = g.w, *h = g.h;
+    return 0;
+}
+
+static int dec_libpng_only(const File *f, uint8_t **px, int *w, int *h) {
+    ImgGray g;
+    char err[256];
+    if (img_png_libpng(f->buf, f->len, NULL, 1, &g, err) < 0)
         return -1;
     *px = g.px, *w = g.w, *h = g.h;
     return 0;
@@ -160,7 +171,8 @@ typedef struct {
 } Decoder;
 
 static const Decoder decoders[] = {
-    {"libpng+zlib", dec_libpng},
+    {"img_decode", dec_libpng},
+    {"libpng+zlib", dec_libpng_only},
     {"libspng", dec_spng},
     {"libdeflate", dec_deflate},
 };

@@ -59,6 +59,20 @@ typedef struct {
 
 typedef enum { IMG_UNKNOWN = 0, IMG_PNG, IMG_JPEG, IMG_PNM } ImgFormat;
 
+/* PNG has two decoders. img_decode() first offers a file to img_png_fast():
+ * small, plain files (8-bit gray, gray+alpha, RGB or RGBA, not interlaced, no
+ * palette or tRNS, at most IMG_PNG_FAST_MAX bytes once inflated) in one
+ * inflate call. It returns 1 with out filled as img_decode_c() fills it, or
+ * 0 with nothing allocated for any file it does not take: it never rejects
+ * one. Every file it declines goes to libpng, img_png_libpng(), which
+ * decodes every PNG and reports every error (same contract as img_decode_c,
+ * for PNG only). Both are public for the tests and the benchmark that hold
+ * them to the same pixels. lim may be NULL for the defaults. */
+#define IMG_PNG_FAST_MAX ((size_t)256 << 10)
+int img_png_fast(const void *buf, size_t len, const ImgLimits *lim, int channels, ImgGray *out);
+int img_png_libpng(const void *buf, size_t len, const ImgLimits *lim, int channels, ImgGray *out,
+                   char *err);
+
 /* Sniffs the format from the first bytes. */
 ImgFormat img_sniff(const void *buf, size_t len);
 

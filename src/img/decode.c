@@ -65,7 +65,7 @@ static int decode_sized(const void *buf, size_t len, const ImgLimits *lim, int m
     assert(out);
     memset(out, 0, sizeof *out);
     ImgLimits def = IMG_LIMITS_DEFAULT;
-    ImgFormat fmt;
+    ImgFormat fmt = IMG_UNKNOWN;
     if (!lim)
         lim = &def;
     int rc = decode_front(buf, len, lim, &fmt, err);
@@ -92,7 +92,7 @@ int img_decode_c(const void *buf, size_t len, const ImgLimits *lim, int channels
 int img_probe(const void *buf, size_t len, const ImgLimits *lim, int out_h, int out_w,
               uint64_t *pixels, char *err) {
     ImgLimits def = IMG_LIMITS_DEFAULT;
-    ImgFormat fmt;
+    ImgFormat fmt = IMG_UNKNOWN;
     uint64_t w = 0, h = 0;
     if (!lim)
         lim = &def;

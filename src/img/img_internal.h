@@ -26,6 +26,12 @@ int img_decode_jpeg(const uint8_t *buf, size_t len, const ImgLimits *lim, int mi
 int img_decode_pnm(const uint8_t *buf, size_t len, const ImgLimits *lim, int oc, ImgGray *out,
                    char *err);
 
+/* Bounds for chunks libpng would buffer whole; nothing we keep comes close. */
+#define PNG_CHUNK_MALLOC_MAX (4u << 20)
+/* One row of 8- or 16-bit G/GA/RGB/RGBA samples (channels 1..4, w pixels)
+ * to oc (1 or 3) output channels as img.h defines them, into dst. Both PNG
+ * paths (png.c, png_fast.c) convert their rows with it. */
+void img_png_row_out(const uint8_t *row, size_t w, int channels, int depth, int oc, uint8_t *dst);
 /* Header-only probes for img_probe(): the declared size, limits checked. */
 int img_probe_png(const uint8_t *buf, size_t len, const ImgLimits *lim, uint64_t *w, uint64_t *h,
                   char *err);

@@ -27,8 +27,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Bounds for chunks libpng would buffer whole; nothing we keep comes close. */
-#define PNG_CHUNK_MALLOC_MAX (4u << 20)
 #define PNG_CHUNK_CACHE_MAX 64
 
 /* The memory source and the place libpng's error message lands. */
@@ -127,16 +125,15 @@ static void png_row_to_rgb(const uint8_t *row, size_t w, int channels, int depth
     }
 }
 
-static void png_row_out(const uint8_t *row, size_t w, int channels, int depth, int oc,
-                        uint8_t *dst) {
+void img_png_row_out(const uint8_t *row, size_t w, int channels, int depth, int oc, uint8_t *dst) {
     if (oc == 3)
         png_row_to_rgb(row, w, channels, depth, dst);
     else
         png_row_to_gray(row, w, channels, depth, dst);
 }
 
-int img_decode_png(const uint8_t *buf, size_t len, const ImgLimits *lim, int oc, ImgGray *out,
-                   char *err) {
+static int png_decode_libpng(const uint8_t *buf, size_t len, const ImgLimits *lim, int oc,
+                             ImgGray *out, char *err) {
     int rc = png_check_ihdr(buf, len, lim, err);
     if (rc < 0)
         return rc;
@@ -190,10 +187,10 @@ int img_decode_png(const uint8_t *buf, size_t len, const ImgLimits *lim, int oc,
             uint8_t *row = rows + (passes > 1 ? y * rowbytes : 0);
             png_read_row(png, row, NULL);
             if (passes == 1)
-                png_row_out(row, w, channels, depth, oc, gray + y * w * (size_t)oc);
+                img_png_row_out(row, w, channels, depth, oc, gray + y * w * (size_t)oc);
         }
     for (size_t y = 0; passes > 1 && y < h; y++)
-        png_row_out(rows + y * rowbytes, w, channels, depth, oc, gray + y * w * (size_t)oc);
+        img_png_row_out(rows + y * rowbytes, w, channels, depth, oc, gray + y * w * (size_t)oc);
     /* Reads through IEND: a file cut after its pixel data is still truncated. */
     png_read_end(png, NULL);
     *out = (ImgGray){(int)w, (int)h, oc, gray};
@@ -204,4 +201,19 @@ out:
     png_destroy_read_struct(&png, &info, NULL);
     img_release(lim, reserved);
     return rc;
+}
+
+int img_decode_png(const uint8_t *buf, size_t len, const ImgLimits *lim, int oc, ImgGray *out,
+                   char *err) {
+    return img_png_fast(buf, len, lim, oc, out) ? 0
+                                                : png_decode_libpng(buf, len, lim, oc, out, err);
+}
+
+int img_png_libpng(const void *buf, size_t len, const ImgLimits *lim, int oc, ImgGray *out,
+                   char *err) {
+    ImgLimits def = IMG_LIMITS_DEFAULT;
+    memset(out, 0, sizeof *out);
+    if (oc != 1 && oc != 3)
+        return sm_err(err, -EINVAL, "%d channels wanted, not 1 or 3", oc);
+    return png_decode_libpng(buf, len, lim ? lim : &def, oc, out, err);
 }

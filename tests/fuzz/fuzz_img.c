@@ -10,7 +10,9 @@
  * all the same. Besides crashes and sanitizer reports, the target checks
  * what img.h promises: documented error codes with a message and a zeroed
  * result on failure, dimensions within the limits on success, and prepared
- * values in [0,1] (the identity exactly px/255).
+ * values in [0,1] (the identity exactly px/255). For PNG it also holds the
+ * two decoders to each other: whatever img_png_fast() takes, libpng
+ * (img_png_libpng()) decodes to the same pixels, in gray and in colour.
  */
 #include "fuzz.h"
 #include "siamese/common.h"
@@ -53,10 +55,26 @@ static void prepare_all(const ImgGray *g) {
     free(same);
 }
 
+static void check_png_paths(const uint8_t *data, size_t size, const ImgLimits *lim) {
+    for (int oc = 1; oc <= 3; oc += 2) {
+        ImgGray f, l;
+        char err[SM_ERRMAX] = "";
+        if (!img_png_fast(data, size, lim, oc, &f))
+            continue;
+        FUZZ_CHECK(img_png_libpng(data, size, lim, oc, &l, err) == 0);
+        FUZZ_CHECK(f.w == l.w && f.h == l.h && f.c == oc && l.c == oc);
+        FUZZ_CHECK(memcmp(f.px, l.px, (size_t)f.w * (size_t)f.h * (size_t)oc) == 0);
+        img_gray_free(&f);
+        img_gray_free(&l);
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     const ImgLimits lim = {FUZZ_IMG_SIDE, FUZZ_IMG_SIDE, FUZZ_IMG_PIXELS, 64u << 20, NULL};
     char err[SM_ERRMAX] = "";
     ImgGray g;
+    if (img_sniff(data, size) == IMG_PNG)
+        check_png_paths(data, size, &lim);
     int rc = img_decode(data, size, &lim, &g, err);
     if (rc < 0) {
         FUZZ_CHECK(rc == -EINVAL || rc == -E2BIG || rc == -ENOMEM);

@@ -81,6 +81,23 @@ def gen_img():
     write("img", "png-ihdr-2049x1.png", ok[:16] + struct.pack(">II", 2049, 1) + ok[24:])
     write("img", "png-ihdr-zero.png", ok[:16] + struct.pack(">II", 0, 8) + ok[24:])
     write("img", "png-no-iend.png", ok[:-12])
+    # The fast PNG path: every filter type, colour, three IDATs (one empty),
+    # ancillary chunks around them; and an RGBA file cut into IDATs of 7 bytes.
+    def filtered(w, h, bpp):
+        return b"".join(bytes([y % 5]) + bytes((x * 13 + y * 7) & 255 for x in range(w * bpp))
+                        for y in range(h))
+    z = zlib.compress(filtered(9, 10, 3), 9)
+    idats = png_chunk(b"IDAT", z[:20]) + png_chunk(b"IDAT", b"") + png_chunk(b"IDAT", z[20:])
+    ihdr = png_chunk(b"IHDR", struct.pack(">IIBBBBB", 9, 10, 8, 2, 0, 0, 0))
+    write("img", "png-fast-rgb-filters-idats.png", b"\x89PNG\r\n\x1a\n" + ihdr +
+          png_chunk(b"tEXt", b"a\0b") + idats + png_chunk(b"tIME", b"\0" * 7) +
+          png_chunk(b"IEND", b""))
+    z = zlib.compress(filtered(6, 5, 4), 9)
+    ihdr = png_chunk(b"IHDR", struct.pack(">IIBBBBB", 6, 5, 8, 6, 0, 0, 0))
+    write("img", "png-fast-rgba-small-idats.png", b"\x89PNG\r\n\x1a\n" + ihdr +
+          b"".join(png_chunk(b"IDAT", z[i:i + 7]) for i in range(0, len(z), 7)) +
+          png_chunk(b"IEND", b""))
+    write("img", "png-fast-ga-filters.png", png(7, 6, ctype=4, rows=filtered(7, 6, 2)))
     # PGM/PPM: comments everywhere, 16-bit, maxval 1, sample over maxval, huge header numbers.
     write("img", "pgm-comments.pgm", b"P5 #c\n3#c\n 2 #c\n255\n" + bytes(range(6)))
     write("img", "ppm-16bit-max.ppm", b"P6\n2 1\n65535\n" + b"\xff\xff" * 6)

@@ -567,6 +567,9 @@ static Suite *img_suite(void) {
     TCase *rgb = tcase_create("rgb");
     test_img_rgb_add(rgb, (int)SM_ARRAY_LEN(png_cases), (int)SM_ARRAY_LEN(jpeg_kinds));
     suite_add_tcase(s, rgb);
+    TCase *fast = tcase_create("png_fast");
+    test_img_fast_add(fast);
+    suite_add_tcase(s, fast);
     TCase *fix = tcase_create("fixtures");
     test_img_fixtures_add(fix);
     suite_add_tcase(s, fix);

@@ -97,6 +97,8 @@ void test_img_budget_add(TCase *tc);
 /* from test_img_rgb.c: 3-channel decoding and preparation (n_png, n_jpeg:
  * the sizes of png_cases and jpeg_kinds) */
 void test_img_rgb_add(TCase *tc, int n_png, int n_jpeg);
+/* from test_img_fast.c: the fast PNG path against libpng's */
+void test_img_fast_add(TCase *tc);
 /* The suite that `test_img --write-fixtures DIR` runs instead; dir is borrowed. */
 Suite *test_img_fixtures_writer_suite(const char *dir);
 
