@@ -93,7 +93,10 @@ START_TEST(dense_matches_reference) {
 END_TEST
 
 START_TEST(transposed_forward_matches_reference) {
-    static const int shapes[][3] = {{1, 784, 128}, {2, 784, 128}, {3, 128, 64}, {2, 5, 3}};
+    /* 784 and 1300 inputs span two and three chunks of non-zero lists; 100 and
+     * 200 outputs end in a partial block. */
+    static const int shapes[][3] = {{1, 784, 128}, {2, 784, 128},  {3, 128, 64},
+                                    {2, 5, 3},     {2, 1300, 200}, {1, 1100, 100}};
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         int n = shapes[s][0], c = shapes[s][1], oc = shapes[s][2];
         float *inp = malloc((size_t)n * c * 4), *w = malloc((size_t)oc * c * 4);
