@@ -276,6 +276,17 @@ START_TEST(test_json_f32_text) {
         ck_assert_msg(strtof(got, NULL) == v, "%a: '%s' does not read back", (double)v, got);
         ck_assert_msg(strcmp(got, want) == 0, "%a: '%s', want '%s'", (double)v, got, want);
     }
+    /* And 20k more where the numbers of answers and embeddings live (2^-40 to
+     * 2^40), every tie and interval end of the exact integer path among them. */
+    for (int i = 0; i < 20000; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        uint32_t bits = (uint32_t)(x & 0x807fffffu) | (uint32_t)(87 + (x >> 32) % 81) << 23;
+        float v;
+        memcpy(&v, &bits, sizeof v);
+        json_f32_text(v, got);
+        f32_text_ref(v, want);
+        ck_assert_msg(strcmp(got, want) == 0, "%a: '%s', want '%s'", (double)v, got, want);
+    }
     json_f32_text(NAN, got);
     ck_assert_str_eq(got, "null");
     json_f32_text(-INFINITY, got);
