@@ -14,6 +14,9 @@ void log_set_level(LogLevel level);
 /* Parses "debug", "info", "warn" or "error"; returns -EINVAL otherwise. */
 int log_parse_level(const char *s, LogLevel *out);
 void log_msg(LogLevel level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Whether log_msg(level, ...) would print: for callers that must prepare
+ * the arguments of a line (the access log) before they can log it. */
+int log_enabled(LogLevel level);
 
 /* A write-only stream whose every line becomes one log_msg(level, line):
  * progress written by modules that take a FILE * (the trainer) then shares

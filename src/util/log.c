@@ -33,6 +33,10 @@ int log_parse_level(const char *s, LogLevel *out) {
     return -EINVAL;
 }
 
+int log_enabled(LogLevel level) {
+    return level >= min_level;
+}
+
 void log_msg(LogLevel level, const char *fmt, ...) {
     if (level < min_level)
         return;

@@ -82,6 +82,8 @@ END_TEST
 
 START_TEST(stream_honours_the_level) {
     log_set_level(LOG_WARN);
+    ck_assert(!log_enabled(LOG_DEBUG) && !log_enabled(LOG_INFO));
+    ck_assert(log_enabled(LOG_WARN) && log_enabled(LOG_ERROR));
     char *out = capture_stderr(write_progress);
     assert_line(strtok(out, "\n"), "warn", "few images");
     assert_line(strtok(NULL, "\n"), "warn", "a warning");
