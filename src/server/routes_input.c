@@ -30,8 +30,9 @@ int form_parse(Server *srv, const HttpReq *req, const char *const *allowed, ReqF
                      .max_text = STORE_METADATA_MAX,
                      .image_fields = image_fields,
                      .fields = allowed};
-    field_list(allowed, list, sizeof list);
     int rc = req_parse(req->content_type, req->body, req->len, &lim, form, err);
+    if (rc == -ENOENT)
+        field_list(allowed, list, sizeof list);
     if (rc == -EPROTONOSUPPORT && !req->content_type)
         reply_error(rep, 415, "unsupported_media_type",
                     "no Content-Type: send multipart/form-data (curl -F image=@x.png) or JSON "

@@ -538,6 +538,19 @@ START_TEST(prepare_properties) {
 }
 END_TEST
 
+/* The identity is every byte / 255.0f exactly, as the resizing path scales. */
+START_TEST(prepare_identity_exact) {
+    uint8_t px[256];
+    float out[256];
+    for (int i = 0; i < 256; i++)
+        px[i] = (uint8_t)(255 - i);
+    ImgGray g = {256, 1, 1, px};
+    img_prepare(&g, 1, 256, out);
+    for (int i = 0; i < 256; i++)
+        ck_assert_msg(out[i] == (float)px[i] / 255.0f, "byte %u: %a", px[i], (double)out[i]);
+}
+END_TEST
+
 /* The hostile tests come after each case's own, in the order they always ran. */
 static Suite *img_suite(void) {
     Suite *s = suite_create("img");
@@ -558,6 +571,7 @@ static Suite *img_suite(void) {
     suite_add_tcase(s, other);
     TCase *prep = tcase_create("prepare");
     tcase_add_test(prep, prepare_known);
+    tcase_add_test(prep, prepare_identity_exact);
     tcase_add_test(prep, prepare_56_to_28);
     tcase_add_test(prep, prepare_properties);
     suite_add_tcase(s, prep);
