@@ -20,7 +20,7 @@ set -eu
 cd "$(dirname "$0")/.."
 build=${FUZZ_BUILD:-build-fuzz}
 work=${FUZZ_WORK:-/tmp/siamese-fuzz}
-targets="img request safetensors idx config route"
+targets="img png request safetensors idx config route"
 
 usage() {
     sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//' >&2

@@ -451,10 +451,33 @@ def gen_config():
         write("config", name, text)
 
 
+def gen_png():
+    # fuzz_png's own format: w-1, h-1, depth, colour type, interlace, flags;
+    # then chunks as type, 2-byte length, data ("ZZZZ" data is zlib'ed into an IDAT).
+    def rec(kind, data):
+        return kind + struct.pack(">H", len(data)) + data
+
+    def rows(w, h, bpp):
+        return b"".join(bytes([y % 5]) + bytes((x * 11 + y * 3) & 255 for x in range(w * bpp))
+                        for y in range(h))
+    write("png", "gray-28.fz", bytes([27, 27, 8, 0, 0, 0]) + rec(b"ZZZZ", rows(28, 28, 1)) +
+          rec(b"IEND", b""))
+    z = zlib.compress(rows(9, 7, 3), 9)
+    write("png", "rgb-split-idat.fz", bytes([8, 6, 8, 2, 0, 0]) + rec(b"tEXt", b"k\0v") +
+          rec(b"IDAT", z[:9]) + rec(b"IDAT", z[9:]) + rec(b"IEND", b""))
+    write("png", "rgba-bad-crc.fz", bytes([4, 4, 8, 6, 0, 1]) +
+          rec(b"ZZZZ", rows(5, 5, 4)) + rec(b"IEND", b"\x80"))
+    write("png", "ga-trns.fz", bytes([5, 3, 8, 4, 0, 0]) + rec(b"tRNS", b"\0\1") +
+          rec(b"ZZZZ", rows(6, 4, 2)) + rec(b"IEND", b""))
+    write("png", "gray-interlaced.fz", bytes([7, 7, 8, 0, 1, 0]) + rec(b"ZZZZ", rows(8, 15, 1)) +
+          rec(b"IEND", b""))
+
+
 if __name__ == "__main__":
-    for target in ("img", "request", "safetensors", "idx", "config"):
+    for target in ("img", "png", "request", "safetensors", "idx", "config"):
         os.makedirs(os.path.join(CORPUS, target), exist_ok=True)
     gen_img()
+    gen_png()
     gen_request()
     gen_safetensors()
     gen_idx()
