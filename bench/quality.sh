@@ -38,7 +38,8 @@ for arch in sys.argv[2:]:
     n, = struct.unpack('<Q', raw[:8])
     tr = json.loads(json.loads(raw[8:8 + n])['__metadata__']['training'])
     aug = ('shift%d' % tr.get('augment_shift', 0) if tr.get('augment_shift') else '') + \
-          (',flip' if tr.get('augment_flip') else '')
+          (',flip' if tr.get('augment_flip') else '') + \
+          (',cutout%d' % tr['augment_cutout'] if tr.get('augment_cutout') else '')
     sched = tr.get('lr_schedule', 'constant')
     t = r['test']
     print(f"{arch:6s}{tr['epochs']:7d}{aug.strip(',') or '-':>12s}{tr['lr']:8.0e}{sched:>9s}{t['accuracy']:9.4f}"

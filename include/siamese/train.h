@@ -47,6 +47,8 @@ typedef struct {
     PairsMode pairs;       /* pairing of every split (pairs.h); AUTO resolves per split */
     int augment_shift;     /* training images shifted by up to this many pixels (0: off) */
     int augment_flip;      /* training images flipped left-right at random (0: off) */
+    int augment_cutout;    /* an N×N square of each training image zeroed, centred
+                            * anywhere on it (0: off) */
     int patience;          /* stop after this many epochs without a better validation AUC,
                             * keeping the best epoch's weights; 0: run every epoch */
     int force;             /* a collapsed run still returns its model (with a warning) */
@@ -72,8 +74,9 @@ typedef struct {
     float loss, val_accuracy;
 } TrainEpoch;
 
-/* Parses an augmentation spec: "" (none), "shiftN" (N 0..8), "flip", or both
- * comma-separated ("shift2,flip"), into tc. -EINVAL with one line otherwise. */
+/* Parses an augmentation spec: "" (none), "shiftN" (N 0..8), "flip",
+ * "cutoutN" (N 0..64), or several comma-separated ("shift2,flip,cutout8"),
+ * into tc. -EINVAL with one line otherwise. */
 int train_parse_augment(const char *spec, TrainConfig *tc, char *err);
 
 /* What a preset ("mlp", "cnn", "custom") trains with unless the user says

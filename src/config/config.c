@@ -152,7 +152,8 @@ static const ConfigEntry table[] = {
              "28x28x1 for an image directory"},
     {"augment", CT_STRING, O(augment), 0, "", 0, 32,
      .help = "training augmentation: shiftN (random shifts up to N pixels), flip (random "
-             "horizontal flips), or both (shift2,flip); empty = none"},
+             "horizontal flips), cutoutN (an NxN square zeroed, centred anywhere), or several "
+             "(shift2,flip); empty = none"},
     {"import", CT_PATH, O(import), 0, "", 0, PATH_MAXLEN,
      .help = "import this PyTorch state_dict (safetensors) as a model of `arch` and write it "
              "to `out`"},

@@ -73,6 +73,7 @@ char *report_training_json(const TrainConfig *tc, const Dataset *train, const Da
     cJSON_AddStringToObject(o, "arch", spec);
     add_num(o, "augment_shift", tc->augment_shift);
     cJSON_AddBoolToObject(o, "augment_flip", tc->augment_flip);
+    add_num(o, "augment_cutout", tc->augment_cutout);
     add_num(o, "final_loss", rep->final_loss);
     add_num(o, "pairs_per_s", rep->pairs_per_s);
     add_num(o, "seconds", rep->seconds);

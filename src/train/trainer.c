@@ -108,33 +108,61 @@ static void augment_image(float *img, float *row, int H, int W, int C, int dy, i
         }
 }
 
-/* Random shifts and flips of the R gathered images, drawn from their own stream. */
+/* Cutout (DeVries & Taylor): zeroes the N×N square of img (H,W,C) whose
+ * top-left corner is (y0, x0), clipped to the image (the corner may lie
+ * outside it, so the square is centred anywhere on the image). */
+static void cutout_image(float *img, int H, int W, int C, int y0, int x0, int N) {
+    int y1 = y0 + N < H ? y0 + N : H, x1 = x0 + N < W ? x0 + N : W;
+    y0 = y0 > 0 ? y0 : 0, x0 = x0 > 0 ? x0 : 0;
+    for (int y = y0; y < y1 && x0 < x1; y++)
+        memset(img + ((size_t)y * W + x0) * C, 0, (size_t)(x1 - x0) * C * sizeof *img);
+}
+
+/* Random shifts, flips and cutouts of the R gathered images, drawn from their
+ * own stream (a cutout's draws come after the shift's and flip's, so specs
+ * without one draw as before). */
 static void augment_batch(Trainer *s, float *x, int R) {
     const ModelArch *a = model_arch(s->model);
-    const int n = s->tc->augment_shift;
+    const int n = s->tc->augment_shift, cut = s->tc->augment_cutout;
     for (int i = 0; i < R; i++) {
+        float *img = x + (size_t)i * s->D;
         int dy = n ? (int)rng_below(&s->augment_rng, (uint32_t)(2 * n + 1)) - n : 0;
         int dx = n ? (int)rng_below(&s->augment_rng, (uint32_t)(2 * n + 1)) - n : 0;
         int flip = s->tc->augment_flip ? (int)rng_below(&s->augment_rng, 2) : 0;
         if (dy || dx || flip)
-            augment_image(x + (size_t)i * s->D, s->row, a->in_h, a->in_w, a->in_c, dy, dx, flip);
+            augment_image(img, s->row, a->in_h, a->in_w, a->in_c, dy, dx, flip);
+        if (cut) { /* centre uniform over the image */
+            int cy = (int)rng_below(&s->augment_rng, (uint32_t)a->in_h);
+            int cx = (int)rng_below(&s->augment_rng, (uint32_t)a->in_w);
+            cutout_image(img, a->in_h, a->in_w, a->in_c, cy - cut / 2, cx - cut / 2, cut);
+        }
     }
 }
 
+/* "WORDn" of length n at p with N in 0..max into *out; 0 if p is not that. */
+static int parse_word_num(const char *p, size_t n, const char *word, int max, int *out) {
+    size_t w = strlen(word);
+    char *end;
+    if (n <= w || strncmp(p, word, w) != 0 || p[w] < '0' || p[w] > '9')
+        return 0;
+    long v = strtol(p + w, &end, 10);
+    if (end != p + n || v > max)
+        return 0;
+    *out = (int)v;
+    return 1;
+}
+
 int train_parse_augment(const char *spec, TrainConfig *tc, char *err) {
-    tc->augment_shift = tc->augment_flip = 0;
+    tc->augment_shift = tc->augment_flip = tc->augment_cutout = 0;
     for (const char *p = spec; *p;) {
         size_t n = strcspn(p, ",");
-        char *end;
         if (n == 4 && strncmp(p, "flip", 4) == 0)
             tc->augment_flip = 1;
-        else if (n > 5 && strncmp(p, "shift", 5) == 0 && p[5] >= '0' && p[5] <= '9' &&
-                 (tc->augment_shift = (int)strtol(p + 5, &end, 10), end == p + n) &&
-                 tc->augment_shift <= 8)
-            ;
-        else
-            return sm_err(err, -EINVAL, "augment: '%.*s' is not shiftN (N 0..8) or flip", (int)n,
-                          p);
+        else if (!parse_word_num(p, n, "shift", 8, &tc->augment_shift) &&
+                 !parse_word_num(p, n, "cutout", 64, &tc->augment_cutout))
+            return sm_err(err, -EINVAL,
+                          "augment: '%.*s' is not shiftN (N 0..8), flip or cutoutN (N 0..64)",
+                          (int)n, p);
         if (p[n] == ',' && !p[n + 1])
             return sm_err(err, -EINVAL, "augment: '%s' ends with a comma", spec);
         p += n + (p[n] == ',');
@@ -157,7 +185,7 @@ static float train_step(Trainer *s, const Pair *pairs, const int32_t *order, int
         memcpy(x + (size_t)(B + i) * s->D, d->x + (size_t)p->b * s->D, row);
         s->y[i] = p->y;
     }
-    if (s->tc->augment_shift || s->tc->augment_flip)
+    if (s->tc->augment_shift || s->tc->augment_flip || s->tc->augment_cutout)
         augment_batch(s, x, 2 * B);
     const float *params = model_params_const(s->model);
     const float *emb = net_train_forward(s->net, params, 2 * B, &s->dropout_rng);

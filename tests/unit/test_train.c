@@ -193,15 +193,47 @@ START_TEST(cnn_augmentation_is_seeded) {
     train_config_default(&tc);
     ck_assert_int_eq(train_parse_augment("flip,shift3", &tc, err), 0);
     ck_assert(tc.augment_flip == 1 && tc.augment_shift == 3);
+    ck_assert_int_eq(train_parse_augment("cutout12,shift1", &tc, err), 0);
+    ck_assert(tc.augment_cutout == 12 && tc.augment_shift == 1 && tc.augment_flip == 0);
     ck_assert_int_eq(train_parse_augment("", &tc, err), 0);
-    ck_assert(tc.augment_flip == 0 && tc.augment_shift == 0);
-    static const char *const bad[] = {"shift", "shift9", "shift2x", "flop",
-                                      "flip,", ",flip",  "shift-1"};
+    ck_assert(tc.augment_flip == 0 && tc.augment_shift == 0 && tc.augment_cutout == 0);
+    static const char *const bad[] = {"shift", "shift9",   "shift2x", "flop",      "flip,",
+                                      ",flip", "shift-1",  "cutout",  "cutout65",  "cutout-2",
+                                      "cut8",  "cutout8x", "shift1,", "cutout1,,", "cutout1e1"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         err[0] = 0;
         ck_assert_msg(train_parse_augment(bad[i], &tc, err) == -EINVAL && strstr(err, "augment"),
                       "'%s' accepted", bad[i]);
     }
+}
+END_TEST
+
+/* Cutout: seeded; a square of 64 covers every 28x28 image wherever its
+ * centre falls, so both images of every pair are blank, the distances 0
+ * and the gradients 0: the weights stay as initialised at any rate. */
+START_TEST(cutout_is_seeded_and_cuts) {
+    Model *a = train_cnn("cutout8", 3), *b = train_cnn("cutout8", 3), *plain = train_cnn("", 3);
+    Model *both = train_cnn("shift1,cutout8", 3), *shift = train_cnn("shift1", 3);
+    ck_assert_msg(same_weights(a, b), "cutout runs with one seed differ");
+    ck_assert(!same_weights(a, plain) && !same_weights(both, shift) && !same_weights(a, both));
+    model_free(a), model_free(b), model_free(plain), model_free(both), model_free(shift);
+    Dataset *train = slice(DATASET_TRAIN, 600);
+    TrainConfig tc = quick_config(1, 3, 1);
+    char err[512];
+    ck_assert_int_eq(train_parse_augment("cutout64", &tc, err), 0);
+    tc.force = 1; /* the validation AUC is at chance */
+    Model *m1 = NULL, *m2 = NULL;
+    TrainReport rep;
+    ck_assert_msg(train_run(&tc, train, NULL, &m1, &rep, err) == 0, "%s", err);
+    /* every distance ~0: (margin - 0)^2 on the negatives, half of the pairs */
+    ck_assert_float_eq_tol(rep.final_loss, 0.5f, 1e-3f);
+    dataset_free(train);
+    train = slice(DATASET_TRAIN, 600);
+    tc.lr = 5e-3f;
+    ck_assert_msg(train_run(&tc, train, NULL, &m2, &rep, err) == 0, "%s", err);
+    ck_assert_msg(same_weights(m1, m2), "a blank image moved the weights");
+    model_free(m1), model_free(m2);
+    dataset_free(train);
 }
 END_TEST
 
@@ -369,6 +401,7 @@ int main(int argc, char **argv) {
     tcase_add_test(tc, weight_decay_shrinks_the_weights);
     tcase_add_test(tc, ema_gives_the_model_the_average);
     tcase_add_test(tc, cnn_augmentation_is_seeded);
+    tcase_add_test(tc, cutout_is_seeded_and_cuts);
     tcase_add_test(tc, collapse_is_refused_unless_forced);
     tcase_add_test(tc, patience_keeps_the_best_epoch);
     tcase_add_test(tc, imbalanced_uses_every_image);
