@@ -84,8 +84,11 @@ int main(int argc, char **argv) {
     PgCluster *pg = NULL;
     const char *uri = argc > 1 && argv[1][0] ? argv[1] : NULL;
     int probes = argc > 2 ? atoi(argv[2]) : 500, nload = argc > 3 ? atoi(argv[3]) : 16;
-    if (probes < 1 || probes > 100000 || nload < 0 || nload > 256)
-        return fprintf(stderr, "usage: bench_pg_feed [URI] [PROBES] [LOAD]\n"), 2;
+    /* Only a PostgreSQL URI: anything else (--help, a path) would open a
+     * SQLite file of that name in the current directory. */
+    int is_uri = !uri || !strncmp(uri, "postgresql://", 13) || !strncmp(uri, "postgres://", 11);
+    if (!is_uri || argc > 4 || probes < 1 || probes > 100000 || nload < 0 || nload > 256)
+        return fprintf(stderr, "usage: bench_pg_feed [postgresql://URI] [PROBES] [LOAD]\n"), 2;
     if (!uri) {
         if (pg_cluster_start(&pg, 0, perr) != 0)
             return fprintf(stderr, "pg_cluster_start: %s\n", perr), 1;
