@@ -46,10 +46,10 @@ typedef struct {
     int counter;        /* nonzero: rendered as TYPE counter (a running total) */
 } PromGauge;
 
-/* A PromStats for n_routes routes named routes[0..n_routes-1] (label values;
+/* A PromStats for n_routes routes named names[0..n_routes-1] (label values;
  * copied). NULL when out of memory or when the arguments are invalid
  * (n_routes < 1, a NULL name). Free with promstats_free(). */
-PromStats *promstats_new(const char *const *routes, int n_routes);
+PromStats *promstats_new(const char *const *names, int n_routes);
 
 /* Frees p. NULL is fine. */
 void promstats_free(PromStats *p);

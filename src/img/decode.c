@@ -73,8 +73,9 @@ static int decode_sized(const void *buf, size_t len, const ImgLimits *lim, int m
         return rc;
     if (oc != 1 && oc != 3)
         return sm_err(err, -EINVAL, "%d channels wanted, not 1 or 3", oc);
-    if (fmt == IMG_PNG)
-        return img_decode_png(buf, len, lim, oc, out, err);
+    if (fmt == IMG_PNG) /* small plain files without libpng (img.h) */
+        return img_png_fast(buf, len, lim, oc, out) ? 0
+                                                    : img_decode_png(buf, len, lim, oc, out, err);
     if (fmt == IMG_JPEG)
         return img_decode_jpeg(buf, len, lim, min_w, min_h, oc, out, err);
     return img_decode_pnm(buf, len, lim, oc, out, err);

@@ -18,7 +18,8 @@
  * min_w/min_h > 0 let the JPEG decoder scale down (img_jpeg_denom); 0 means
  * full size. oc is the output's channels: 1 (gray, as img.h defines it) or 3
  * (8-bit R, G, B interleaved: gray replicated, alpha over black per channel,
- * CMYK as for gray but before the luma). */
+ * CMYK as for gray but before the luma). img_decode_png is libpng's decoder,
+ * for every PNG; img_decode() offers a file to img_png_fast() first. */
 int img_decode_png(const uint8_t *buf, size_t len, const ImgLimits *lim, int oc, ImgGray *out,
                    char *err);
 int img_decode_jpeg(const uint8_t *buf, size_t len, const ImgLimits *lim, int min_w, int min_h,

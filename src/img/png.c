@@ -132,8 +132,8 @@ void img_png_row_out(const uint8_t *row, size_t w, int channels, int depth, int 
         png_row_to_gray(row, w, channels, depth, dst);
 }
 
-static int png_decode_libpng(const uint8_t *buf, size_t len, const ImgLimits *lim, int oc,
-                             ImgGray *out, char *err) {
+int img_decode_png(const uint8_t *buf, size_t len, const ImgLimits *lim, int oc, ImgGray *out,
+                   char *err) {
     int rc = png_check_ihdr(buf, len, lim, err);
     if (rc < 0)
         return rc;
@@ -203,17 +203,11 @@ out:
     return rc;
 }
 
-int img_decode_png(const uint8_t *buf, size_t len, const ImgLimits *lim, int oc, ImgGray *out,
-                   char *err) {
-    return img_png_fast(buf, len, lim, oc, out) ? 0
-                                                : png_decode_libpng(buf, len, lim, oc, out, err);
-}
-
 int img_png_libpng(const void *buf, size_t len, const ImgLimits *lim, int oc, ImgGray *out,
                    char *err) {
     ImgLimits def = IMG_LIMITS_DEFAULT;
     memset(out, 0, sizeof *out);
     if (oc != 1 && oc != 3)
         return sm_err(err, -EINVAL, "%d channels wanted, not 1 or 3", oc);
-    return png_decode_libpng(buf, len, lim ? lim : &def, oc, out, err);
+    return img_decode_png(buf, len, lim ? lim : &def, oc, out, err);
 }

@@ -45,11 +45,11 @@ struct PromStats {
     RouteStats *r;
 };
 
-PromStats *promstats_new(const char *const *routes, int n_routes) {
-    if (!routes || n_routes < 1)
+PromStats *promstats_new(const char *const *names, int n_routes) {
+    if (!names || n_routes < 1)
         return NULL;
     for (int i = 0; i < n_routes; i++)
-        if (!routes[i])
+        if (!names[i])
             return NULL;
     PromStats *p = calloc(1, sizeof *p);
     size_t size = ((size_t)n_routes + 1) * sizeof(RouteStats);
@@ -64,7 +64,7 @@ PromStats *promstats_new(const char *const *routes, int n_routes) {
         }
     p->n = n_routes;
     for (int i = 0; i < n_routes; i++)
-        if (!(p->names[i] = strdup(routes[i])))
+        if (!(p->names[i] = strdup(names[i])))
             goto fail;
     return p;
 fail:
@@ -177,7 +177,7 @@ static void family(Buf *b, const char *name, const char *help, const char *type)
     buf_printf(b, "\n# TYPE " PREFIX "%s %s\n", name, type);
 }
 
-static const char *route_name(const PromStats *p, int i) {
+static const char *label_of(const PromStats *p, int i) {
     return i < p->n ? p->names[i] : "unknown";
 }
 
@@ -196,7 +196,7 @@ static uint64_t code_count(const PromStats *p, int i, int c) {
 /* route="...",code="..." (the label pairs every series of one cell carries). */
 static void cell_labels(Buf *b, const PromStats *p, int i, int c) {
     buf_printf(b, "route=\"");
-    buf_escaped(b, route_name(p, i), true);
+    buf_escaped(b, label_of(p, i), true);
     if (c < N_CODES)
         buf_printf(b, "\",code=\"%d\"", codes[c]);
     else
