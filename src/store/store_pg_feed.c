@@ -74,69 +74,114 @@ struct PgFeed {
 
 /* ---- Applying ---- */
 
-/* One change row: id, kind, subject_id, sample_id, d_subjects, d_samples,
- * and for add / reembed the sample's fingerprint and embedding (NULL when
- * the sample has gone since). */
-static int apply_row(PgFeed *f, const PGresult *r, int i, int64_t *id, char *err) {
-    Store *s = f->s;
+/* One change row as read: id, kind, subject_id, sample_id (0 if NULL),
+ * d_subjects, d_samples; columns 6 and 7 (the sample's fingerprint and
+ * embedding, for add / reembed) are read by apply_add. */
+typedef struct {
+    int64_t id, sample, dsub, dsam;
+    int has_sample;
+    const char *kind; /* borrowed from the result */
     char subject[STORE_SUBJECT_MAX + 1];
-    size_t klen = 0, slen = 0, fplen = 0, elen = 0;
-    int64_t sample = 0, dsub = 0, dsam = 0;
-    const char *kind = pg_val_text(r, i, 1, &klen);
+} Change;
+
+/* Reads and checks row i's change columns into c; *id is its id once read. */
+static int change_read(PgFeed *f, const PGresult *r, int i, Change *c, int64_t *id, char *err) {
+    size_t klen = 0, slen = 0;
+    if (pg_val_int(r, i, 0, 1, &c->id) < 0)
+        return sm_err(err, -EINVAL, "change after %lld: invalid id", (long long)f->last);
+    *id = c->id;
+    long long cid = (long long)c->id;
+    if (!(c->kind = pg_val_text(r, i, 1, &klen)))
+        return sm_err(err, -EINVAL, "change %lld: invalid kind", cid);
     const char *subj = pg_val_text(r, i, 2, &slen);
-    int has_sample = !PQgetisnull(r, i, 3);
-    if (pg_val_int(r, i, 0, 1, id) < 0 || !kind || store_val_id(subj, slen, subject) < 0 ||
-        (has_sample && pg_val_int(r, i, 3, 1, &sample) < 0) || pg_val_int(r, i, 4, -1, &dsub) < 0 ||
-        dsub > 1 || pg_val_int(r, i, 5, -STORE_FEED_DSAM_MAX, &dsam) < 0)
-        return sm_err(err, -EINVAL, "change after %lld: invalid row", (long long)f->last);
+    if (store_val_id(subj, slen, c->subject) < 0)
+        return sm_err(err, -EINVAL, "change %lld: invalid subject id", cid);
+    c->has_sample = !PQgetisnull(r, i, 3);
+    c->sample = 0;
+    if (c->has_sample && pg_val_int(r, i, 3, 1, &c->sample) < 0)
+        return sm_err(err, -EINVAL, "change %lld: invalid sample id", cid);
+    if (pg_val_int(r, i, 4, -1, &c->dsub) < 0 || c->dsub > 1)
+        return sm_err(err, -EINVAL, "change %lld: d_subjects is not -1, 0 or 1", cid);
+    if (pg_val_int(r, i, 5, -STORE_FEED_DSAM_MAX, &c->dsam) < 0)
+        return sm_err(err, -EINVAL, "change %lld: invalid d_samples", cid);
+    return 0;
+}
+
+/* Warns once that another model's samples appeared, and refuses to serve. */
+static void foreign_sample(PgFeed *f, int64_t sample, const char *fp) {
+    Store *s = f->s;
+    index_remove_sample(s->ix, sample); /* it cannot be compared with ours */
+    atomic_store(&s->stale, 1);
+    if (!f->warned_foreign++)
+        log_warn("store: sample %lld was embedded by model %.12s..., not this daemon's %.12s...:"
+                 " identify and verify refused until restarted with that model",
+                 (long long)sample, fp, s->fingerprint);
+}
+
+/* An add or a reembed: the sample (its embedding as the row read it) into
+ * the index, unless it has gone since (fingerprint and embedding NULL: a
+ * later change says so) or the store is stale. */
+static int apply_add(PgFeed *f, const PGresult *r, int i, const Change *c, char *err) {
+    Store *s = f->s;
+    size_t fplen = 0, elen = 0;
+    if (!c->has_sample)
+        return sm_err(err, -EINVAL, "change %lld: no sample id", (long long)c->id);
     const char *fp = pg_val_text(r, i, 6, &fplen);
     const void *e = pg_val_bytea(r, i, 7, &elen);
-    /* NULL in both: the sample has gone since. A value of another type is not that. */
-    int gone = PQgetisnull(r, i, 6) && PQgetisnull(r, i, 7);
-    if (!gone && (!fp || !e))
+    if (PQgetisnull(r, i, 6) && PQgetisnull(r, i, 7))
+        fp = NULL;      /* gone */
+    else if (!fp || !e) /* a value of another type is not "gone" */
         return sm_err(err, -EINVAL,
-                      "change %lld: the sample's fingerprint or embedding column "
-                      "has another type",
-                      (long long)*id);
+                      "change %lld: the sample's fingerprint or embedding column has another type",
+                      (long long)c->id);
     int stale = atomic_load(&s->stale);
-    if (!strcmp(kind, "add") || !strcmp(kind, "reembed")) {
-        if (!has_sample)
-            return sm_err(err, -EINVAL, "change %lld: no sample id", (long long)*id);
-        if (!strcmp(kind, "reembed") && !stale)
-            index_remove_sample(s->ix, sample);
-        if (fp && e && !stale) { /* else the sample has gone since: a later change says so */
-            if (fplen != STORE_FINGERPRINT_LEN || !store_fingerprint_valid(fp))
-                return sm_err(err, -EINVAL, "sample %lld: invalid fingerprint", (long long)sample);
-            if (strcmp(fp, s->fingerprint) != 0) {
-                /* Another model's sample cannot be compared with ours. */
-                index_remove_sample(s->ix, sample);
-                atomic_store(&s->stale, 1);
-                if (!f->warned_foreign++)
-                    log_warn("store: sample %lld was embedded by model %.12s..., not this "
-                             "daemon's %.12s...: identify and verify refused until restarted "
-                             "with that model",
-                             (long long)sample, fp, s->fingerprint);
-            } else if (elen != (size_t)s->dim * sizeof(float)) {
-                return sm_err(err, -EINVAL, "sample %lld: embedding of %zu bytes, expected %zu",
-                              (long long)sample, elen, (size_t)s->dim * sizeof(float));
-            } else {
-                memcpy(f->emb, e, elen);
-                int rc = index_add(s->ix, sample, subject, f->emb, err);
-                if (rc < 0 && rc != -EEXIST)
-                    return rc;
-            }
-        }
-    } else if (!strcmp(kind, "remove_sample")) {
-        if (!has_sample)
-            return sm_err(err, -EINVAL, "change %lld: no sample id", (long long)*id);
-        index_remove_sample(s->ix, sample);
-    } else if (!strcmp(kind, "remove_subject")) {
-        index_remove_subject(s->ix, subject, NULL);
-    } else if (strcmp(kind, "subject") != 0) {
-        return sm_err(err, -EINVAL, "change %lld: unknown kind", (long long)*id);
+    if (!strcmp(c->kind, "reembed") && !stale)
+        index_remove_sample(s->ix, c->sample);
+    if (!fp || stale)
+        return 0;
+    if (fplen != STORE_FINGERPRINT_LEN || !store_fingerprint_valid(fp))
+        return sm_err(err, -EINVAL, "sample %lld: invalid fingerprint", (long long)c->sample);
+    if (strcmp(fp, s->fingerprint) != 0) {
+        foreign_sample(f, c->sample, fp);
+        return 0;
     }
-    atomic_fetch_add(&s->n_subjects, dsub);
-    atomic_fetch_add(&s->n_samples, dsam);
+    if (elen != (size_t)s->dim * sizeof(float))
+        return sm_err(err, -EINVAL, "sample %lld: embedding of %zu bytes, expected %zu",
+                      (long long)c->sample, elen, (size_t)s->dim * sizeof(float));
+    memcpy(f->emb, e, elen);
+    int rc = index_add(s->ix, c->sample, c->subject, f->emb, err);
+    return rc == -EEXIST ? 0 : rc;
+}
+
+/* A remove_sample or a remove_subject. */
+static int apply_remove(PgFeed *f, const Change *c, char *err) {
+    Store *s = f->s;
+    if (!strcmp(c->kind, "remove_subject")) {
+        index_remove_subject(s->ix, c->subject, NULL);
+        return 0;
+    }
+    if (!c->has_sample)
+        return sm_err(err, -EINVAL, "change %lld: no sample id", (long long)c->id);
+    index_remove_sample(s->ix, c->sample);
+    return 0;
+}
+
+/* One change row (see Change) applied to the index, then to the counts. */
+static int apply_row(PgFeed *f, const PGresult *r, int i, int64_t *id, char *err) {
+    Change c;
+    int rc = change_read(f, r, i, &c, id, err);
+    if (rc < 0)
+        return rc;
+    if (!strcmp(c.kind, "add") || !strcmp(c.kind, "reembed"))
+        rc = apply_add(f, r, i, &c, err);
+    else if (!strcmp(c.kind, "remove_sample") || !strcmp(c.kind, "remove_subject"))
+        rc = apply_remove(f, &c, err);
+    else if (strcmp(c.kind, "subject") != 0)
+        rc = sm_err(err, -EINVAL, "change %lld: unknown kind", (long long)c.id);
+    if (rc < 0)
+        return rc;
+    atomic_fetch_add(&f->s->n_subjects, c.dsub);
+    atomic_fetch_add(&f->s->n_samples, c.dsam);
     return 0;
 }
 
