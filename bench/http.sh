@@ -3,7 +3,7 @@
 #   1. wrk POST /verify with two 28x28 PNGs (../shared/peers/verify_post.lua) against siamesed,
 #   2. the same wrk load against the bare libmicrohttpd ceiling (../shared/peers/mhd_hello.c,
 #      same thread count), then req/s of each, the ratio, p50 and p99;
-#   3. the daemon's RSS with the default model and an empty store;
+#   3. the daemon's RSS with the default model and an empty store, and after a burst of /embed;
 #   4. /identify latency with N (100k) samples enrolled.
 # Env: CONNS (64), DURATION (10s), THREADS (2, daemon and ceiling), N (100000), BUILD (build),
 # MODEL (default: trains one epoch into a temp dir), ROUNDS (3), PEERS (../shared/peers). Needs wrk: scripts/install-deps.sh --bench.
@@ -79,6 +79,18 @@ print(f"verify / ceiling: {100 * med(v, 0) / med(c, 0):.0f}% (per round:"
       f" {' '.join(f'{100 * x:.0f}%' for x in ratios)}); p99 goal: <= {max(5.0, 2 * med(c, 2)):.1f} ms")
 PY
 echo "daemon RSS, default model, empty store: $((rss_kb / 1024)) MiB ($rss_kb kB)"
+# Five batch /embed of 100 images (the largest scratch the daemon takes), then RSS again.
+/usr/bin/python3 - "http://127.0.0.1:$p1/embed" "$IMG_A" <<'PY'
+import sys, urllib.request
+img, k = open(sys.argv[2], 'rb').read(), 'rssbench'
+part = (b'--' + k.encode() + b'\r\nContent-Disposition: form-data; name="image"; filename="a.png"'
+        b'\r\nContent-Type: image/png\r\n\r\n' + img + b'\r\n')
+body = part * 100 + b'--' + k.encode() + b'--\r\n'
+for _ in range(5):
+    urllib.request.urlopen(urllib.request.Request(sys.argv[1], data=body, headers={
+        'Content-Type': 'multipart/form-data; boundary=' + k})).read()
+PY
+echo "daemon RSS after the rounds and 5 /embed of 100 images: $(awk '/VmRSS/ {print $2}' "/proc/$dpid/status") kB"
 
 if [ "$n" -gt 0 ]; then
     echo "enrolling $n samples ..."
