@@ -95,7 +95,9 @@ int pg_query_fresh(PGconn *conn, const char *sql, int n, const char *const *vals
 void pg_rollback(PGconn *conn);
 
 /* Result values, validated: a bigint (int8 or int4) >= min; text (NULL if
- * the value is NULL or not text; *len its bytes); bytea (likewise). */
+ * the value is NULL or not text; *len its bytes, NUL after them); bytea
+ * (likewise). The text and bytea pointers are borrowed from r: valid until
+ * PQclear(r), never freed by the caller. */
 int pg_val_int(const PGresult *r, int row, int col, int64_t min, int64_t *out);
 const char *pg_val_text(const PGresult *r, int row, int col, size_t *len);
 const void *pg_val_bytea(const PGresult *r, int row, int col, size_t *len);

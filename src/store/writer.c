@@ -10,11 +10,14 @@
  * synchronous=FULL, the fsync), so N concurrent enrolls cost about one fsync
  * instead of N. The SQL itself is the backend's (StoreBackend in store_int.h).
  *
- * Memory for the index is reserved inside the transaction (a failure there
- * fails that op), so applying the committed change cannot fail. If the commit
- * fails — a full disk gives -ENOSPC — the whole batch is rolled back, every op
- * in it reports the error and nothing already stored is touched; the next
- * batch starts afresh, so writes work again once space returns.
+ * On SQLite, memory for the index is reserved inside the transaction (a
+ * failure there fails that op), so applying the committed change cannot
+ * fail. On PostgreSQL the backend applies instead (be->committed: the change
+ * feed, which applies other daemons' changes too and can fail on a row, on
+ * memory or on a lost connection; store.h says what reads then see). If the
+ * commit fails — a full disk gives -ENOSPC — the whole batch is rolled back,
+ * every op in it reports the error and nothing already stored is touched;
+ * the next batch starts afresh, so writes work again once space returns.
  */
 #include "store_int.h"
 
@@ -30,8 +33,10 @@ typedef struct {
     size_t rows, subjects;
 } Pending;
 
-/* Runs one op's SQL (the backend's) and, for an enroll, reserves the
- * index memory that applying it after the commit will need. */
+/* Runs one op's SQL (the backend's) and, for an enroll, reserves the index
+ * memory that applying it after the commit will need. On PostgreSQL that is
+ * only a head start: the feed applies other daemons' rows too, which may
+ * use the reservation up, so its index_add can still fail. */
 static int op_run(Store *s, WriteOp *op, Pending *pend) {
     if (op->kind == OP_RELOAD)
         return sm_err(op->err, -EINVAL, "unknown write");
@@ -109,17 +114,18 @@ static void run_batch(Store *s, WriteOp **ops, int n) {
         fail_all(ops, n, rc, err);
         return;
     }
-    if (ok > 0) {
-        pthread_mutex_lock(&s->qlock);
-        s->stats.commits++;
-        pthread_mutex_unlock(&s->qlock);
+    if (ok == 0)
+        return; /* nothing committed, nothing to apply */
+    pthread_mutex_lock(&s->qlock);
+    s->stats.commits++;
+    pthread_mutex_unlock(&s->qlock);
+    if (be->committed) {
+        be->committed(s); /* the backend applies (PostgreSQL: its feed) */
+        return;
     }
-    if (ok > 0 && be->committed)
-        be->committed(s);
-    else
-        for (int i = 0; i < n; i++)
-            if (ops[i]->rc == 0)
-                op_apply(s, ops[i]);
+    for (int i = 0; i < n; i++)
+        if (ops[i]->rc == 0)
+            op_apply(s, ops[i]);
 }
 
 /* Runs an index reload (after re-embedding) alone: no other write may land
