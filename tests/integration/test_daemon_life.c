@@ -466,9 +466,15 @@ START_TEST(finishes_requests_in_flight) {
     ck_assert(send(fd, body.p, half, MSG_NOSIGNAL) == (ssize_t)half);
     usleep(100000);
     kill(o.d.pid, SIGTERM);
-    usleep(300000);
-    int late = raw_connect(o.d.port);
-    ck_assert_msg(late < 0, "a new connection was accepted after SIGTERM");
+    /* The listening socket closes soon after the signal; on a loaded
+     * machine "soon" has been more than 300 ms, so wait up to 10 s for it. */
+    int late = -1;
+    for (double t = now_s(); now_s() - t < 10; usleep(50000)) {
+        if ((late = raw_connect(o.d.port)) < 0)
+            break;
+        close(late);
+    }
+    ck_assert_msg(late < 0, "new connections are still accepted 10 s after SIGTERM");
     ck_assert(send(fd, body.p + half, body.len - half, MSG_NOSIGNAL) == (ssize_t)(body.len - half));
     Buf got = {0};
     char chunk[4096];
@@ -482,7 +488,8 @@ START_TEST(finishes_requests_in_flight) {
     double t0 = now_s();
     int st = daemon_wait(&o.d, 30); /* no second signal: see the next test */
     ck_assert_msg(exited_ok(st), "wait status 0x%x", st);
-    ck_assert_msg(now_s() - t0 < 5, "the stop took %.1f s after the last request", now_s() - t0);
+    /* Short of the 10 s grace period (STOP_GRACE_S) it would otherwise wait out. */
+    ck_assert_msg(now_s() - t0 < 8, "the stop took %.1f s after the last request", now_s() - t0);
     ck_assert(!log_has_sanitizer_report(o.d.log));
     buf_free(&got), buf_free(&body), buf_free(&fm0);
 }
