@@ -25,7 +25,8 @@
  * answers so: a read-only server (a standby), a statement or lock timeout, a
  * cancel, a deadlock or serialization failure, too many connections; and
  * from identify and verify, an index behind the database it cannot catch up
- * with yet (its feed pruned: reloading).
+ * with yet (its feed pruned: reloading; a change it cannot apply; or this
+ * store's own write it could not apply, below).
  *
  * Threads. Every function taking a Store may be called from any thread at
  * once, except store_open() and store_close(). Writes are queued to a single
@@ -34,7 +35,18 @@
  * commits once: concurrent writers share an fsync. Reads use a small pool of
  * read connections; identify and verify read the index under a shared lock.
  * The index changes only after a commit succeeded, so it never holds a sample
- * the database lost, and a write that returned is visible to every later read.
+ * the database lost.
+ *
+ * Read-your-writes. A write that returned success is seen by every later
+ * read of the same store: get and list read the database; identify and
+ * verify read the index. On SQLite the writer applies its commit to the
+ * index before returning, which cannot fail. On PostgreSQL the writer
+ * applies it through the change feed before returning, once more on a fresh
+ * connection if the connection was cut after the COMMIT; if that fails too,
+ * identify and verify answer -ENOTCONN (StoreStats.behind) until the feed
+ * has caught up (the listener retries every second): they may refuse, never
+ * silently miss the write. Other daemons sharing the database see it when
+ * their feed applies it, normally within milliseconds (docs/scaling.md).
  *
  * Embeddings from different models are never compared: the store is opened
  * with the serving model's fingerprint and refuses to serve (STORE_STALE) while
@@ -226,7 +238,8 @@ typedef struct {
     uint64_t commits;   /* transactions committed: fewer than writes means group commit */
     uint64_t batch_max; /* most writes seen in one transaction */
     int behind;         /* the index misses changes it cannot apply yet (a pruned feed
-                           reloading, or a change row that cannot be applied): identify
+                           reloading, a change row that cannot be applied, or this
+                           store's own commit it could not apply): identify
                            and verify answer -ENOTCONN; /healthz 503 */
     int64_t feed_lag;   /* PostgreSQL: changes notified but not yet applied (0 on SQLite) */
 } StoreStats;

@@ -281,12 +281,28 @@ static int pgb_subject_exists(Store *s, void *conn, const char *subject, char *e
     return exists(conn, "SELECT 1 FROM subjects WHERE id = $1", subject, "reading a subject", err);
 }
 
-/* After a commit: this daemon's own changes (and any others' before them)
- * reach its index and counts through the feed, like everyone else's. */
+void (*pg_test_after_commit)(Store *s);
+
+/* After a commit, before its callers are told: this daemon's own changes
+ * (and any others' before them) reach its index and counts through the
+ * feed, like everyone else's. A connection cut since the COMMIT gets one
+ * more try on a fresh one; if that fails too, the index lacks writes that
+ * return success, so the store is marked behind (identify and verify
+ * -ENOTCONN) until a catch-up succeeds: read-your-writes, store.h. */
 static void pgb_committed(Store *s) {
     char err[SM_ERRMAX];
-    if (pg_feed_catch_up(s, pg_state(s)->wdb, err) < 0)
-        log_warn("store: applying a committed write: %s (the change feed retries)", err);
+    PGconn *c = pg_state(s)->wdb;
+    if (pg_test_after_commit)
+        pg_test_after_commit(s);
+    int rc = pg_feed_catch_up(s, c, err);
+    if (rc == -ENOTCONN && (rc = pg_ensure(c, err)) == 0)
+        rc = pg_feed_catch_up(s, c, err);
+    if (rc == -ENOTCONN)
+        pg_feed_behind(s);
+    if (rc < 0)
+        log_warn("store: applying a committed write: %s (identify and verify answer 503 until "
+                 "the change feed applies it)",
+                 err);
     pg_prune(s);
 }
 

@@ -105,6 +105,13 @@ const void *pg_val_bytea(const PGresult *r, int row, int col, size_t *len);
 /* 1 if uri carries a password (user:password@, or a password parameter). */
 int pg_uri_has_password(const char *uri);
 
+/* ---- store_pg.c ---- */
+
+/* Tests only (NULL in the daemon): called by the writer right after each
+ * COMMIT, before the commit is applied to the index, to cut connections at
+ * that moment. Set it before the store writes. */
+extern void (*pg_test_after_commit)(Store *s);
+
 /* ---- store_pg_feed.c ---- */
 
 /* Creates the feed (not yet listening) into pg_state(s)->feed. */
@@ -116,6 +123,9 @@ void pg_feed_free(Store *s);
 /* Applies every change after the last one applied, through c. -ERANGE if
  * the changes after it were pruned (feed_floor): the index must be reloaded. */
 int pg_feed_catch_up(Store *s, PGconn *c, char *err);
+/* Marks the index behind the database (identify and verify -ENOTCONN)
+ * until a catch-up succeeds: the writer's own commit could not be applied. */
+void pg_feed_behind(Store *s);
 /* The newest change id notified minus the last one applied (>= 0). */
 int64_t pg_feed_lag(Store *s);
 /* Holds off applying while the index is (re)loaded: lock, then unlock with

@@ -18,8 +18,9 @@
  * subjects removed, and each row's effect on the counts. Applying is
  * idempotent for the index (keyed by sample id), and the counts move only
  * through here, once per change. Two callers do it, one at a time (lock):
- * the writer right after each commit (so a write that returned is in this
- * daemon's index), and the listener thread, for the other daemons' writes.
+ * the writer right after each commit, before it returns (so a write that
+ * returned is in this daemon's index, or the store is marked behind:
+ * store_pg.c), and the listener thread, for the other daemons' writes.
  *
  * The listener has its own connection, LISTENs, and catches up on a
  * notification naming a change it has not applied (the payload is the last
@@ -254,6 +255,15 @@ int pg_feed_catch_up(Store *s, PGconn *c, char *err) {
         atomic_store(&s->behind, 0);
     pthread_mutex_unlock(&f->lock);
     return rc;
+}
+
+/* Under the lock, so that it cannot undo a catch-up that started after it
+ * (one that ended before it clears it at the next, within FEED_POLL_MS). */
+void pg_feed_behind(Store *s) {
+    PgFeed *f = pg_state(s)->feed;
+    pthread_mutex_lock(&f->lock);
+    atomic_store(&s->behind, 1);
+    pthread_mutex_unlock(&f->lock);
 }
 
 void pg_feed_lock(Store *s, int64_t *last) {

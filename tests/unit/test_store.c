@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "siamese/common.h"
@@ -185,6 +186,32 @@ void raw_exec(const char *sql) {
     ck_assert_msg(rc == SQLITE_OK, "%s: %s", sql, msg ? msg : "");
     sqlite3_free(msg);
     sqlite3_close(db);
+}
+
+double now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/* Milliseconds until identify on s finds subject nearest to emb(seed), or -1
+ * after timeout_ms. */
+double until_found(Store *s, uint64_t seed, const char *subject, double timeout_ms) {
+    float q[DIM];
+    char err[SM_ERRMAX];
+    emb(seed, q);
+    double t0 = now_ms();
+    for (;;) {
+        IndexHit h;
+        int n = 0;
+        int rc = store_identify_with(s, q, 1, INDEX_EXACT, &h, &n, err);
+        ck_assert_msg(rc == 0 || rc == -ENOTCONN, "identify: %d %s", rc, err); /* reloading */
+        if (rc == 0 && n == 1 && strcmp(h.subject, subject) == 0)
+            return now_ms() - t0;
+        if (now_ms() - t0 > timeout_ms)
+            return -1;
+        usleep(200);
+    }
 }
 
 /* n zero bytes as an SQL blob literal of this backend. */
@@ -727,6 +754,7 @@ int main(void) {
         snprintf(pg_admin, sizeof pg_admin, "%s", pg_server);
         add_common(tc);
         test_store_pg_add(tc);
+        test_store_pg_rw_add(tc);
         suite_add_tcase(s, tc);
         int failed = check_run(s);
         pg_cluster_stop(pg);

@@ -37,6 +37,11 @@ int64_t enroll_n(Store *s, const char *subject, const char *meta, int n, uint64_
  * PostgreSQL: the SQL must suit both, or check test_store_pg()). */
 int64_t raw_int(const char *sql);
 void raw_exec(const char *sql);
+/* Monotonic milliseconds. */
+double now_ms(void);
+/* Milliseconds until identify on s finds subject nearest to emb(seed), or -1
+ * after timeout_ms (-ENOTCONN, a store behind, counts as not yet). */
+double until_found(Store *s, uint64_t seed, const char *subject, double timeout_ms);
 /* The PostgreSQL variant's cluster (NULL when SM_TEST_PG_URI named a server). */
 extern PgCluster *test_store_pg_cluster;
 /* 1 in the PostgreSQL variant (SM_STORE_BACKEND=pg). */
@@ -50,5 +55,7 @@ void test_store_writes_add(TCase *tc);
 /* From test_store_pg.c: the PostgreSQL-only tests (migrations, the change
  * feed between two stores, the server going away, two models). */
 void test_store_pg_add(TCase *tc);
+/* From test_store_pg_rw.c: read-your-writes on PostgreSQL. */
+void test_store_pg_rw_add(TCase *tc);
 
 #endif

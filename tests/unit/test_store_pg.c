@@ -191,32 +191,6 @@ END_TEST
 
 /* ---- The change feed ---- */
 
-static double now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
-/* Milliseconds until identify on s finds subject nearest to emb(seed), or -1
- * after timeout_ms. */
-static double until_found(Store *s, uint64_t seed, const char *subject, double timeout_ms) {
-    float q[DIM];
-    char err[SM_ERRMAX];
-    emb(seed, q);
-    double t0 = now_ms();
-    for (;;) {
-        IndexHit h;
-        int n = 0;
-        int rc = store_identify_with(s, q, 1, INDEX_EXACT, &h, &n, err);
-        ck_assert_msg(rc == 0 || rc == -ENOTCONN, "identify: %d %s", rc, err); /* reloading */
-        if (rc == 0 && n == 1 && strcmp(h.subject, subject) == 0)
-            return now_ms() - t0;
-        if (now_ms() - t0 > timeout_ms)
-            return -1;
-        usleep(200);
-    }
-}
-
 /* Waits until s's counts are (subjects, samples); 0 if they got there. */
 static int until_counts(Store *s, int64_t subjects, int64_t samples, double timeout_ms) {
     double t0 = now_ms();
