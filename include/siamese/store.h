@@ -28,6 +28,13 @@
  * with yet (its feed pruned: reloading; a change it cannot apply; or this
  * store's own write it could not apply, below).
  *
+ * A write whose COMMIT went out but whose answer was lost with the
+ * connection is asked after on a fresh one (txid_status()): committed, it
+ * succeeds; rolled back, -ENOTCONN; if that cannot be told (no connection,
+ * or the old session still running after PG_OUTCOME_WAIT_MS, 5 s),
+ * -EINPROGRESS: the write may be stored or not (if stored, every store's
+ * feed applies it); look (store_get) before writing it again.
+ *
  * Threads. Every function taking a Store may be called from any thread at
  * once, except store_open() and store_close(). Writes are queued to a single
  * writer thread that runs up to batch_max of them in one transaction (each in
@@ -172,7 +179,9 @@ typedef struct {
  * res (may be NULL) the outcome. Durable when it returns 0. Errors: -EINVAL
  * (bad id, metadata, embedding or image), -ESTALE (stale store), -ENOSPC (disk
  * full or max_bytes reached: nothing stored is lost, and writes work again
- * once there is room), -EIO, -ENOMEM. */
+ * once there is room), -EIO, -ENOMEM; PostgreSQL: -ENOTCONN (not stored),
+ * -EINPROGRESS (stored or not: the connection was lost during the COMMIT,
+ * see the top). */
 int store_enroll(Store *s, const char *subject, const char *metadata, const StoreSampleIn *samples,
                  int n, int64_t *ids, StoreEnrolled *res, char *err);
 

@@ -58,8 +58,10 @@ void reply_bad_subject(Reply *rep);
 void reply_json(Reply *rep, int status, cJSON *obj);
 /* Maps a module's negative errno to a status: -ENOSPC 507, -ESTALE 503,
  * -ENOTCONN and -ESHUTDOWN 503 store_unavailable (the database cannot be
- * reached or answers "retry later", or the store is closing), -ENOMEM
- * 503, others 500 (logged): input is validated before modules see it. */
+ * reached or answers "retry later", or the store is closing),
+ * -EINPROGRESS 503 store_outcome_unknown (a write that may or may not be
+ * stored), -ENOMEM 503, others 500 (logged): input is validated before
+ * modules see it. */
 void reply_internal(Reply *rep, int rc, const char *what, const char *err);
 
 /* Parses the body; any field not in allowed (NULL-terminated) is a 400.

@@ -124,6 +124,9 @@ void reply_internal(Reply *rep, int rc, const char *what, const char *err) {
     case -ESHUTDOWN: /* the store is closing */
         reply_error(rep, 503, "store_unavailable", "%s: %s", what, err);
         return;
+    case -EINPROGRESS: /* the connection lost during COMMIT, its outcome unknown */
+        reply_error(rep, 503, "store_outcome_unknown", "%s: %s", what, err);
+        return;
     case -ENOMEM:
         reply_error(rep, 503, "out_of_memory", "%s: out of memory", what);
         return;

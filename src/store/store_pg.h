@@ -33,7 +33,12 @@ typedef struct {
     int sp_kept;      /* the last op's savepoint is kept but not yet released (writer thread) */
     int64_t retain;   /* change rows kept behind the newest (StoreConfig.feed_retain) */
     unsigned commits; /* this store's commits, for pruning every PG_PRUNE_EVERY */
+    int64_t txid;     /* the write transaction's id, txid_current() at begin (writer thread) */
 } PgState;
+
+/* How long a writer whose COMMIT's answer was lost waits for the old
+ * session to finish before calling the outcome unknown. */
+#define PG_OUTCOME_WAIT_MS 5000
 
 #define PG_PRUNE_EVERY 64
 #define PG_PRUNE_CHUNK 10000 /* change ids a pruning round moves the floor by, at most */

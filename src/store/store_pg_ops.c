@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define PG_FIELD_MAX ((size_t)1 << 30)
 
@@ -26,23 +27,32 @@ static PGconn *wdb(Store *s) {
 }
 
 static int begin_once(Store *s, PgState *st, char *err) {
-    char sql[192];
+    char sql[256];
     /* The wait for the write lock is bounded (busy_timeout_ms): a writer
      * elsewhere that holds it that long answers 503 here, not a hang. */
+    /* The transaction's id too: how a COMMIT whose answer was lost ended. */
     snprintf(sql, sizeof sql,
              "BEGIN; SET LOCAL lock_timeout = %d; SELECT pg_advisory_xact_lock(" PG_LOCK_WRITE
-             "); SELECT fingerprint FROM serving_model",
+             "); SELECT txid_current(), m.fingerprint FROM (SELECT 1) AS one"
+             " LEFT JOIN serving_model AS m ON true",
              s->busy_ms);
     PGresult *r = PQexec(st->wdb, sql);
     if (!r || PQresultStatus(r) != PGRES_TUPLES_OK)
         return pg_fail(st->wdb, r, "starting a write", err);
-    /* A text result (the simple protocol): at most one row, 64 hex digits. */
+    /* A text result (the simple protocol): one row (serving_model has at
+     * most one), a positive id and NULL or 64 hex digits. */
     int rc = 0, rows = PQntuples(r);
-    const char *fp = rows == 1 && !PQgetisnull(r, 0, 0) ? PQgetvalue(r, 0, 0) : "";
-    if (rows > 1 || (rows == 1 && !store_fingerprint_valid(fp)))
+    const char *id = rows == 1 ? PQgetvalue(r, 0, 0) : "";
+    const char *fp = rows == 1 && !PQgetisnull(r, 0, 1) ? PQgetvalue(r, 0, 1) : "";
+    char *end = NULL;
+    long long txid = strtoll(id, &end, 10);
+    if (rows != 1 || (fp[0] && !store_fingerprint_valid(fp)))
         rc = sm_err(err, -EINVAL, "serving_model holds an invalid row");
+    else if (end == id || *end || txid <= 0)
+        rc = sm_err(err, -EIO, "starting a write: txid_current() gave '%.40s'", id);
     else
         snprintf(st->serving, sizeof st->serving, "%s", fp);
+    st->txid = rc == 0 ? (int64_t)txid : 0;
     PQclear(r);
     return rc;
 }
@@ -54,6 +64,7 @@ int pgb_begin(Store *s, char *err) {
     PgState *st = pg_state(s);
     st->sp_kept = 0;
     st->serving[0] = '\0';
+    st->txid = 0;
     int looked_ok = PQstatus(st->wdb) == CONNECTION_OK;
     int rc = pg_ensure(st->wdb, err);
     if (rc == 0)
@@ -140,11 +151,65 @@ void pg_prune(Store *s) {
         log_warn("store: %s (retried after %d more commits)", err, PG_PRUNE_EVERY);
 }
 
+/* How the transaction st->txid ended, asked on a fresh connection after
+ * the one that sent its COMMIT was lost before the answer (txid_status(),
+ * PostgreSQL >= 10): 0 committed, 1 aborted, 2 still in progress, -1 not
+ * known (no connection, or too old to tell). */
+static int txn_status(PgState *st) {
+    char id[24], err[SM_ERRMAX];
+    snprintf(id, sizeof id, "%lld", (long long)st->txid);
+    const char *vals[] = {id};
+    PGresult *r = NULL;
+    size_t len = 0;
+    int rc = pg_ensure(st->wdb, err);
+    if (rc == 0)
+        rc = pg_query(st->wdb, "SELECT txid_status($1::bigint)", 1, vals, NULL, NULL, &r,
+                      "asking how a commit ended", err);
+    const char *v = rc == 0 ? pg_val_text(r, 0, 0, &len) : NULL;
+    int status = !v                          ? -1
+                 : !strcmp(v, "committed")   ? 0
+                 : !strcmp(v, "aborted")     ? 1
+                 : !strcmp(v, "in progress") ? 2
+                                             : -1;
+    PQclear(r);
+    return status;
+}
+
+/* A COMMIT sent, and the connection lost before its answer: the write may
+ * be stored (and reach every index through the feed) or not. Asked, and
+ * waited for up to PG_OUTCOME_WAIT_MS while the old session finishes:
+ * committed is success; aborted -ENOTCONN (nothing stored, retry);
+ * otherwise -EINPROGRESS (store.h: the outcome is unknown). */
+static int commit_outcome(PgState *st, char *err) {
+    char lost[SM_ERRMAX];
+    snprintf(lost, sizeof lost, "%s", err);
+    int status = txn_status(st);
+    for (int waited = 0; status == 2 && waited < PG_OUTCOME_WAIT_MS; waited += 50) {
+        usleep(50 * 1000);
+        status = txn_status(st);
+    }
+    if (status == 0) {
+        log_warn("store: the connection was lost during COMMIT, which succeeded (%s)", lost);
+        return 0;
+    }
+    if (status == 1)
+        return sm_err(err, -ENOTCONN, "%s (the write was rolled back)", lost);
+    return sm_err(err, -EINPROGRESS,
+                  "%s: whether the write was stored is unknown (look before writing it again)",
+                  lost);
+}
+
 int pgb_commit(Store *s, char *err) {
-    return pg_exec(wdb(s),
-                   "SELECT pg_notify('siamesed_changes', coalesce(max(id), 0)::text)"
-                   " FROM changes; COMMIT",
-                   0, NULL, "committing", err);
+    PgState *st = pg_state(s);
+    int rc = pg_exec(st->wdb,
+                     "SELECT pg_notify('siamesed_changes', coalesce(max(id), 0)::text)"
+                     " FROM changes; COMMIT",
+                     0, NULL, "committing", err);
+    /* An error the server answered ended the transaction; a lost
+     * connection leaves it unknown. */
+    if (rc == -ENOTCONN && PQstatus(st->wdb) != CONNECTION_OK && st->txid > 0)
+        rc = commit_outcome(st, err);
+    return rc;
 }
 
 void pgb_rollback(Store *s) {

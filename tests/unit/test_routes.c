@@ -183,9 +183,13 @@ START_TEST(test_store_errors_mapped) {
     static const struct {
         int rc, status;
         const char *code;
-    } c[] = {{-ENOTCONN, 503, "store_unavailable"}, {-ESHUTDOWN, 503, "store_unavailable"},
-             {-ESTALE, 503, "store_stale"},         {-ENOSPC, 507, "insufficient_storage"},
-             {-ENOMEM, 503, "out_of_memory"},       {-EIO, 500, "internal"}};
+    } c[] = {{-ENOTCONN, 503, "store_unavailable"},
+             {-ESHUTDOWN, 503, "store_unavailable"},
+             {-EINPROGRESS, 503, "store_outcome_unknown"},
+             {-ESTALE, 503, "store_stale"},
+             {-ENOSPC, 507, "insufficient_storage"},
+             {-ENOMEM, 503, "out_of_memory"},
+             {-EIO, 500, "internal"}};
     for (size_t i = 0; i < sizeof c / sizeof *c; i++) {
         Reply rep = {0};
         reply_internal(&rep, c[i].rc, "enroll", "why");
