@@ -8,7 +8,7 @@
  * nearest, ties to even, as printf rounds), and it reads back as v when it
  * lies inside v's rounding interval, whose ends count when m is even (strtof
  * rounds ties to even). No printf, no strtof: 0.1 us a number, 0.87 before. Values
- * whose products do not fit (beyond about 1e-20..1e20, subnormals, zero) take
+ * whose products do not fit (beyond about 1e-20..1e20, subnormals) take
  * the older path below it, which rounds 17 printed digits and checks each
  * candidate with strtof. test_routes compares both with a printf reference.
  */
@@ -207,7 +207,11 @@ static int exact_digits(const F32Exact *x, int neg, int p, int check, char buf[3
 /* json_f32_text by the exact path: 1, or 0 when v is outside its range. */
 static int f32_text_exact(float v, char buf[32]) {
     float a = fabsf(v);
-    if (!(a > FLT_MIN)) /* zero, subnormals and the smallest normal's lopsided interval */
+    if (a == 0) { /* a ReLU embedding is mostly zeros */
+        strcpy(buf, signbit(v) ? "-0" : "0");
+        return 1;
+    }
+    if (!(a > FLT_MIN)) /* subnormals and the smallest normal's lopsided interval */
         return 0;
     int bexp;
     float f = frexpf(a, &bexp);
@@ -270,6 +274,24 @@ double json_f32(float v) {
     char buf[32];
     json_f32_text(v, buf);
     return isfinite(v) ? strtod(buf, NULL) : (double)v;
+}
+
+cJSON *json_f32_array(const float *v, int n) {
+    /* The longest text is 15 bytes ("-1.17549435e-38"), a comma each. */
+    char *t = malloc((size_t)n * 16 + 3), *o = t;
+    if (!t)
+        return NULL;
+    *o++ = '[';
+    for (int i = 0; i < n; i++) {
+        if (i)
+            *o++ = ',';
+        json_f32_text(v[i], o);
+        o += strlen(o);
+    }
+    *o++ = ']', *o = 0;
+    cJSON *a = cJSON_CreateRaw(t);
+    free(t);
+    return a;
 }
 
 cJSON *json_add_f32(cJSON *obj, const char *name, float v) {

@@ -97,6 +97,10 @@ double json_f32(float v);
 /* Adds v to obj as that decimal (a raw number: cJSON does not print it again
  * as a double); the new item (owned by obj), or NULL when out of memory. */
 cJSON *json_add_f32(cJSON *obj, const char *name, float v);
+/* The n floats of v as one raw JSON array of those decimals: one item for
+ * an embedding rather than one per number (the caller owns it, or NULL when
+ * out of memory). */
+cJSON *json_f32_array(const float *v, int n);
 /* Unix milliseconds as "2026-01-02T03:04:05.678Z". */
 void iso_time(int64_t ms, char out[32]);
 

@@ -114,13 +114,13 @@ void handle_embed(Server *srv, const HttpReq *req, const RouteArgs *args, Reply 
         goto out;
     cJSON *o = cJSON_CreateObject(), *list = cJSON_AddArrayToObject(o, "embeddings");
     for (int i = 0; i < n; i++) {
-        cJSON *v = cJSON_CreateArray();
-        for (int e = 0; e < E; e++) {
-            char num[32];
-            json_f32_text(emb[(size_t)i * E + e], num);
-            cJSON_AddItemToArray(v, cJSON_CreateRaw(num));
+        cJSON *v = json_f32_array(emb + (size_t)i * E, E);
+        if (!v || !cJSON_AddItemToArray(list, v)) {
+            cJSON_Delete(v);
+            cJSON_Delete(o);
+            reply_error(rep, 503, "out_of_memory", "the server is out of memory");
+            goto out;
         }
-        cJSON_AddItemToArray(list, v);
     }
     cJSON_AddNumberToObject(o, "embedding_size", E);
     cJSON_AddStringToObject(o, "fingerprint", model_fingerprint(srv->model));

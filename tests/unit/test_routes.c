@@ -299,6 +299,33 @@ START_TEST(test_json_f32_text) {
 }
 END_TEST
 
+/* An embedding as one raw array: the same texts, comma-separated, that a
+ * JSON reader turns back into the same floats. */
+START_TEST(test_json_f32_array) {
+    const float v[] = {0.5f, -1.17549435e-38f, 0.046324845f, NAN, 3.4028235e38f, -0.0f, 1e-5f};
+    const int n = (int)SM_ARRAY_LEN(v);
+    cJSON *a = json_f32_array(v, n);
+    ck_assert_ptr_nonnull(a);
+    char want[512] = "[", t[32];
+    for (int i = 0; i < n; i++) {
+        json_f32_text(v[i], t);
+        strcat(want, i ? "," : ""), strcat(want, t);
+    }
+    strcat(want, "]");
+    ck_assert_str_eq(a->valuestring, want);
+    cJSON *back = cJSON_Parse(a->valuestring);
+    ck_assert_int_eq(cJSON_GetArraySize(back), n);
+    for (int i = 0; i < n; i++)
+        if (!isnan(v[i]))
+            ck_assert((float)cJSON_GetArrayItem(back, i)->valuedouble == v[i]);
+    cJSON_Delete(back);
+    cJSON_Delete(a);
+    cJSON *empty = json_f32_array(v, 0);
+    ck_assert_str_eq(empty->valuestring, "[]");
+    cJSON_Delete(empty);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("routes");
     TCase *tc = tcase_create("table");
@@ -312,6 +339,7 @@ int main(void) {
     tcase_add_test(tc, test_unescape);
     tcase_add_test(tc, test_admit_host_origin);
     tcase_add_test(tc, test_json_f32_text);
+    tcase_add_test(tc, test_json_f32_array);
     suite_add_tcase(s, tc);
     return check_run(s);
 }
