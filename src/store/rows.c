@@ -5,7 +5,8 @@
  * The backends hand it values (text with its length, blobs), never their
  * statements, so that one set of checks serves SQLite and PostgreSQL.
  * store.c (open) and writer.c (the reload after a re-embed) both call it,
- * and it calls neither.
+ * and it calls neither. The rows' clock (store_now_ms) lives here too, so
+ * that the backends' files need nothing from store.c.
  */
 #include "store_int.h"
 
@@ -17,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 int store_fingerprint_valid(const char *s) {
     if (!s)
@@ -180,4 +182,10 @@ int store_load_index(Store *s, int64_t *stale, char *err) {
     index_free(l.ix); /* the old index, or the new one that failed to load */
     free(l.emb);
     return rc;
+}
+
+int64_t store_now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }

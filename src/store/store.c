@@ -24,12 +24,6 @@
 #define STALE_MSG "the store holds samples from another model: run `siamesed --reembed`"
 #define BEHIND_MSG "the index is behind the database (reloading or a change cannot be applied)"
 
-int64_t store_now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 int store_reader_get(Store *s, void **db, char *err) {
     struct timespec until;
     clock_gettime(CLOCK_REALTIME, &until);

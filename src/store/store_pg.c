@@ -9,7 +9,7 @@
  * (pg_ensure()), so a daemon recovers on its own when PostgreSQL comes back;
  * until then the calls that need the database fail with -ENOTCONN.
  */
-#include "store_pg.h"
+#include "store_pg_int.h"
 
 #include "siamese/log.h"
 

@@ -8,7 +8,7 @@
  * bytea raw), so a value's type is its column's type oid and its length,
  * both checked here, rather than whatever a text conversion would accept.
  */
-#include "store_pg.h"
+#include "store_pg_int.h"
 
 #include <ctype.h>
 #include <endian.h>

@@ -36,7 +36,7 @@
  * (disconnected for that long) cannot catch up and reloads its index
  * instead, through its writer (an OP_RELOAD, like after a re-embed).
  */
-#include "store_pg.h"
+#include "store_pg_int.h"
 
 #include "siamese/log.h"
 

@@ -9,7 +9,7 @@
  * one; a database newer than the binary is refused with -ENOTSUP, one whose
  * history is not a prefix of the list with -EINVAL.
  */
-#include "store_pg.h"
+#include "store_pg_int.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -10,7 +10,7 @@
  * which with synchronous_commit on returns once the commit is flushed: only
  * then does any caller get its answer.
  */
-#include "store_pg.h"
+#include "store_pg_int.h"
 
 #include "siamese/log.h"
 

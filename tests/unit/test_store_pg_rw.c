@@ -25,7 +25,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "src/store/store_pg.h"
+#include "src/store/store_pg_int.h"
 
 /* The hook's orders and what it saw (the writer's thread writes, the test
  * reads after store_enroll() returned, which orders them). */

@@ -1,12 +1,12 @@
 /*
- * store_pg.h — what the PostgreSQL backend's files share (store_pg.c: open,
+ * store_pg_int.h — what the PostgreSQL backend's files share (store_pg.c: open,
  * close, reads, loading; store_pg_ops.c: the write transaction and its ops;
  * store_pg_conn.c: connections, queries, errors and result values;
  * store_pg_migrate.c: the migration runner; store_pg_feed.c: the change feed
  * and its listener thread). Not for other modules.
  */
-#ifndef SIAMESE_STORE_PG_H
-#define SIAMESE_STORE_PG_H
+#ifndef SIAMESE_STORE_PG_INT_H
+#define SIAMESE_STORE_PG_INT_H
 
 #include "store_int.h"
 
