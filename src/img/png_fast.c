@@ -13,8 +13,9 @@
  *
  * It never rejects a file. Anything else (palette, tRNS, other depths,
  * interlace, more than IMG_PNG_FAST_MAX filtered bytes, an unknown critical
- * chunk, a bad CRC, a stream that ends early, late or with data after it, a
- * budget that cannot spare the bytes) is declined, and libpng decodes it or
+ * chunk, a bad CRC, a stream that ends early, late or with data after it or
+ * declares a window smaller than the image, a budget that cannot spare the
+ * bytes) is declined, and libpng decodes it or
  * reports the error exactly as it did before this path existed. What it
  * accepts is a subset of what libpng accepts: test_img_fast and fuzz_img
  * decode the same files both ways and compare.
@@ -88,8 +89,8 @@ typedef struct {
 static int fast_plan(const uint8_t *buf, size_t len, const ImgLimits *lim, Plan *pl) {
     size_t pos = 8;
     Chunk c;
-    if (len < 8 || chunk_next(buf, len, &pos, &c) < 0 || strcmp(c.type, "IHDR") || c.len != 13 ||
-        !chunk_crc_ok(&c))
+    if (len < 8 || memcmp(buf, "\x89PNG\r\n\x1a\n", 8) || chunk_next(buf, len, &pos, &c) < 0 ||
+        strcmp(c.type, "IHDR") || c.len != 13 || !chunk_crc_ok(&c))
         return 0;
     const uint8_t *d = c.data;
     char err[SM_ERRMAX];
@@ -137,16 +138,28 @@ static int fast_inflate(const uint8_t *buf, const Plan *pl, uint8_t *out, size_t
         return 0;
     z.next_out = out;
     z.avail_out = (uInt)n;
-    int ret = Z_OK;
+    int ret = Z_OK, header = 0;
     size_t pos = pl->idat0;
     while (pos < pl->idat1 && ret == Z_OK) {
         Chunk c;
         chunk_next(buf, pl->idat1, &pos, &c); /* fast_plan walked these */
+        /* libpng inflates a row at a time, so a match reaching further back
+         * than the window the stream declares fails there; in one call
+         * zlib checks matches against all the output instead. Agree with
+         * libpng by taking only streams whose window covers the image. */
+        if (!header && c.len) {
+            int cinfo = c.data[0] >> 4; /* the window is 256 << cinfo bytes */
+            header = 1;
+            if (cinfo < 7 && ((size_t)256 << cinfo) < n)
+                break;
+        }
         z.next_in = (Bytef *)(uintptr_t)c.data;
         z.avail_in = c.len;
         ret = inflate(&z, pos == pl->idat1 ? Z_FINISH : Z_NO_FLUSH);
         if (ret == Z_BUF_ERROR && c.len == 0)
             ret = Z_OK; /* an empty IDAT gives zlib nothing to do */
+        if (ret == Z_OK && z.avail_in)
+            break; /* output full before the input: not an exact fit */
     }
     int ok = ret == Z_STREAM_END && z.avail_out == 0 && z.avail_in == 0 && pos == pl->idat1;
     inflateEnd(&z);

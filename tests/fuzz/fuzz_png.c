@@ -10,7 +10,9 @@
  * chunk CRC to be broken), then chunks until the input ends, each as a
  * 4-byte type, a 2-byte big-endian length and that many bytes of data (cut
  * at the end of the input). A type of "ZZZZ" instead compresses its data with
- * zlib into an IDAT, so that valid streams are one mutation away.
+ * zlib into an IDAT, so that valid streams are one mutation away, and "ZZZa"
+ * to "ZZZh" do the same with the zlib header declaring a window of 256 << 0..7
+ * bytes (libpng refuses matches beyond it).
  *
  * Checked: whatever img_png_fast() takes, libpng decodes to the same pixels
  * (gray and colour), and img_decode() gives libpng's answer, error or not.
@@ -90,10 +92,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         pos += 6;
         n = n < size - pos ? n : size - pos;
         int bad = break_one && !broken && (data[pos - 1] & 0x80) ? (broken = 1) : 0;
-        if (!strcmp(type, "ZZZZ")) {
+        if (!memcmp(type, "ZZZ", 3) && (type[3] == 'Z' || (type[3] >= 'a' && type[3] <= 'h'))) {
             uLongf zn = compressBound((uLong)n);
             uint8_t *z = malloc(zn + 1);
             FUZZ_CHECK(z && compress2(z, &zn, data + pos, (uLong)n, 6) == Z_OK);
+            if (type[3] != 'Z') { /* another window; FLG keeps the header a multiple of 31 */
+                z[0] = (uint8_t)((type[3] - 'a') << 4 | 8);
+                z[1] = (uint8_t)((31 - (z[0] * 256u) % 31) % 31);
+            }
             chunk(&o, "IDAT", z, zn, bad);
             free(z);
         } else {

@@ -469,6 +469,14 @@ def gen_png():
           rec(b"ZZZZ", rows(5, 5, 4)) + rec(b"IEND", b"\x80"))
     write("png", "ga-trns.fz", bytes([5, 3, 8, 4, 0, 0]) + rec(b"tRNS", b"\0\1") +
           rec(b"ZZZZ", rows(6, 4, 2)) + rec(b"IEND", b""))
+    # A 256-byte window: over the whole of a 14x14 image (taken), and short of
+    # a 28x28 one whose lower half repeats the upper (libpng refuses it).
+    half = rows(14, 7, 1)
+    write("png", "gray-small-window.fz", bytes([13, 13, 8, 0, 0, 0]) +
+          rec(b"ZZZa", half + half) + rec(b"IEND", b""))
+    half = bytes(b for r in range(14) for b in [0] + [(x * 11 + r * 3) & 255 for x in range(28)])
+    write("png", "gray-window-too-small.fz", bytes([27, 27, 8, 0, 0, 0]) +
+          rec(b"ZZZa", half + half) + rec(b"IEND", b""))
     write("png", "gray-interlaced.fz", bytes([7, 7, 8, 0, 1, 0]) + rec(b"ZZZZ", rows(8, 15, 1)) +
           rec(b"IEND", b""))
 

@@ -9,6 +9,7 @@
  * written) or declines it, and then img_decode() answers what libpng answers.
  */
 #include <check.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
@@ -26,6 +27,9 @@ typedef struct {
     const char *before, *after; /* a chunk type (empty data) before / after the IDATs */
     int split_by;               /* the `after` chunk sits between the IDAT parts instead */
     int bad_idat_crc, junk_after_stream, no_iend, short_stream;
+    int repeat_rows;  /* rows of the lower half repeat the upper half's */
+    int window_cinfo; /* > 0: the zlib header declares a 256 << (this - 1) byte window */
+    int bad_signature;
 } Spec;
 
 static const int all_filters[] = {0, 1, 2, 3, 4};
@@ -70,8 +74,12 @@ static Buf build(const Spec *sp, uint8_t *samples) {
     size_t stride = (size_t)sp->w * (size_t)ch, raw = (stride + 1) * (size_t)sp->h;
     uint8_t *filtered = malloc(raw), *zero = calloc(stride + 1, 1);
     ck_assert(filtered && zero);
-    for (size_t i = 0; i < stride * (size_t)sp->h; i++)
-        samples[i] = (uint8_t)sample((int)(i % stride), (int)(i / stride), 0, 255);
+    for (size_t i = 0; i < stride * (size_t)sp->h; i++) {
+        size_t y = i / stride, half = (size_t)sp->h / 2;
+        if (sp->repeat_rows && y >= half)
+            y -= half;
+        samples[i] = (uint8_t)sample((int)(i % stride), (int)y, 0, 255);
+    }
     for (int y = 0; y < sp->h; y++) {
         int t = sp->filters ? sp->filters[y % sp->nfilters] : 0;
         const uint8_t *row = samples + (size_t)y * stride, *prev = y ? row - stride : zero;
@@ -84,8 +92,12 @@ static Buf build(const Spec *sp, uint8_t *samples) {
               compress2(z, &zn, filtered, (uLong)(sp->short_stream ? raw - 1 : raw), 9) == Z_OK);
     if (sp->junk_after_stream)
         memcpy(z + zn, "junk", 4), zn += 4;
+    if (sp->window_cinfo) { /* CM 8 and a smaller window; FLG keeps the header a multiple of 31 */
+        z[0] = (uint8_t)((sp->window_cinfo - 1) << 4 | 8);
+        z[1] = (uint8_t)((31 - (z[0] * 256u) % 31) % 31);
+    }
     Buf b = {0};
-    buf_put(&b, "\x89PNG\r\n\x1a\n", 8);
+    buf_put(&b, sp->bad_signature ? "\x89PNH\r\n\x1a\n" : "\x89PNG\r\n\x1a\n", 8);
     uint8_t ihdr[13] = {0, 0, 0, 0, 0, 0, 0, 0, 8, (uint8_t)sp->type, 0, 0, (uint8_t)sp->interlace};
     for (int i = 0; i < 4; i++)
         ihdr[i] = (uint8_t)(sp->w >> (24 - 8 * i)), ihdr[4 + i] = (uint8_t)(sp->h >> (24 - 8 * i));
@@ -153,9 +165,11 @@ static void check_declined(const Spec *sp, const char *what) {
     uint8_t *s = malloc((size_t)sp->w * sp->h * 4);
     ck_assert_ptr_nonnull(s);
     Buf b = build(sp, s);
-    ImgGray f = {0};
-    ck_assert_msg(img_png_fast(b.p, b.len, NULL, 1, &f) == 0, "%s: taken", what);
-    ck_assert(f.px == NULL);
+    for (int oc = 1; oc <= 3; oc += 2) {
+        ImgGray f = {0};
+        ck_assert_msg(img_png_fast(b.p, b.len, NULL, oc, &f) == 0, "%s (%d ch): taken", what, oc);
+        ck_assert(f.px == NULL);
+    }
     check_same_as_libpng(&b, 1, what);
     check_same_as_libpng(&b, 3, what);
     free(s), free(b.p);
@@ -216,6 +230,39 @@ START_TEST(fast_declines_what_is_not_plain) {
 }
 END_TEST
 
+/* A stream may declare a window smaller than 32 KiB. libpng, a row per
+ * inflate call, then refuses matches reaching further back than it; the
+ * fast path takes such a stream only when the window covers the whole
+ * image, and then no match can reach beyond it. */
+START_TEST(fast_takes_a_small_window_only_when_it_covers_the_image) {
+    Spec far = {.w = 28, .h = 28, .type = 0, .repeat_rows = 1, .window_cinfo = 1};
+    uint8_t px[28 * 28];
+    Buf b = build(&far, px); /* rows 14..27 repeat 0..13: matches 406 bytes back, window 256 */
+    ImgGray f = {0}, g;
+    char err[SM_ERRMAX] = "";
+    ck_assert_int_eq(img_png_fast(b.p, b.len, NULL, 1, &f), 0);
+    ck_assert_msg(img_decode(b.p, b.len, NULL, &g, err) == -EINVAL, "libpng took it: %s", err);
+    ck_assert_msg(strstr(err, "too far back"), "%s", err);
+    free(b.p);
+    Spec near = {.w = 8, .h = 8, .type = 0, .repeat_rows = 1, .window_cinfo = 1};
+    check_taken(&near, "a 256-byte window over a 72-byte image");
+    Spec wide = far;
+    wide.window_cinfo = 3; /* 1 KiB: the whole 812 bytes */
+    check_taken(&wide, "a 1 KiB window over 812 bytes");
+}
+END_TEST
+
+START_TEST(fast_needs_the_signature) {
+    Spec sp = {.w = 5, .h = 5, .type = 0, .bad_signature = 1};
+    uint8_t px[25];
+    Buf b = build(&sp, px);
+    ImgGray f = {0};
+    ck_assert_int_eq(img_png_fast(b.p, b.len, NULL, 1, &f), 0);
+    ck_assert_ptr_null(f.px);
+    free(b.p);
+}
+END_TEST
+
 /* A budget the fast path's whole buffers do not fit but libpng's rows do. */
 START_TEST(fast_declines_when_the_budget_is_short) {
     Spec sp = {.w = 200, .h = 200, .type = 0, .filters = all_filters, .nfilters = 5};
@@ -243,4 +290,6 @@ void test_img_fast_add(TCase *tc) {
     tcase_add_test(tc, fast_takes_split_idat_and_ancillary_chunks);
     tcase_add_test(tc, fast_declines_what_is_not_plain);
     tcase_add_test(tc, fast_declines_when_the_budget_is_short);
+    tcase_add_test(tc, fast_takes_a_small_window_only_when_it_covers_the_image);
+    tcase_add_test(tc, fast_needs_the_signature);
 }
