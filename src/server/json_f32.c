@@ -12,6 +12,7 @@
  * the older path below it, which rounds 17 printed digits and checks each
  * candidate with strtof. test_routes compares both with a printf reference.
  */
+#include <assert.h>
 #include <cjson/cJSON.h>
 #include <float.h>
 #include <math.h>
@@ -227,8 +228,12 @@ static int f32_text_exact(float v, char buf[32]) {
         x.exp10++;
     if (c == 2)
         return 0;
-    /* Nine digits always read back, and when p do, p + 1 do: most floats
-     * need eight or nine, so go down from eight until a length fails. */
+    /* Nine digits always read back, and when p do, p + 1 do (the nearest
+     * (p+1)-digit decimal is no farther away) except perhaps in the lopsided
+     * interval below a power of two, where every power of two and its
+     * neighbours were checked against the printf reference: the same texts.
+     * Most floats need eight or nine, so go down from eight until a length
+     * fails. */
     int neg = signbit(v) != 0, ok = exact_digits(&x, neg, 8, 1, buf);
     if (ok <= 0)
         return ok == 0 && exact_digits(&x, neg, 9, 0, buf) == 1;
@@ -238,7 +243,7 @@ static int f32_text_exact(float v, char buf[32]) {
             return 0;
         if (!ok)
             break;
-        memcpy(buf, t, sizeof t);
+        memcpy(buf, t, strlen(t) + 1);
     }
     return 1;
 }
@@ -277,16 +282,19 @@ double json_f32(float v) {
 }
 
 cJSON *json_f32_array(const float *v, int n) {
+    assert(n >= 0);
     /* The longest text is 15 bytes ("-1.17549435e-38"), a comma each. */
     char *t = malloc((size_t)n * 16 + 3), *o = t;
     if (!t)
         return NULL;
     *o++ = '[';
     for (int i = 0; i < n; i++) {
+        char num[32]; /* json_f32_text's buffer, whatever is left of t */
+        json_f32_text(v[i], num);
+        size_t k = strlen(num);
         if (i)
             *o++ = ',';
-        json_f32_text(v[i], o);
-        o += strlen(o);
+        memcpy(o, num, k), o += k;
     }
     *o++ = ']', *o = 0;
     cJSON *a = cJSON_CreateRaw(t);

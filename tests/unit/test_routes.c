@@ -320,6 +320,14 @@ START_TEST(test_json_f32_array) {
             ck_assert((float)cJSON_GetArrayItem(back, i)->valuedouble == v[i]);
     cJSON_Delete(back);
     cJSON_Delete(a);
+    /* Short arrays of short texts: the last number has the least room left
+     * (an overflow here is what ASan would see). */
+    for (int k = 1; k <= 3; k++) {
+        const float shortv[] = {0.6f, 0.8f, 0.5f};
+        cJSON *s = json_f32_array(shortv, k);
+        ck_assert_str_eq(s->valuestring, k == 1 ? "[0.6]" : k == 2 ? "[0.6,0.8]" : "[0.6,0.8,0.5]");
+        cJSON_Delete(s);
+    }
     cJSON *empty = json_f32_array(v, 0);
     ck_assert_str_eq(empty->valuestring, "[]");
     cJSON_Delete(empty);
