@@ -31,7 +31,8 @@ void dense_forward_ref(float *out, const float *inp, const float *weight, const 
  * the weights stored transposed, for inference of a few rows (the daemon's
  * one or two images): every step is a contiguous multiply-add over all OC
  * outputs, with no horizontal sums, and zero inputs (ReLU's, and image
- * background) are skipped. Equals dense_forward_ref() up to rounding. */
+ * background) are skipped, and each step is one fused multiply-add on CPUs
+ * that have FMA. Equals dense_forward_ref() up to rounding. */
 void dense_forward_t(float *out, const float *inp, const float *weight_t, const float *bias, int N,
                      int C, int OC);
 

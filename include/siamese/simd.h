@@ -12,8 +12,12 @@
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) &&                             \
     !defined(__SANITIZE_ADDRESS__)
 #define SM_CLONES __attribute__((target_clones("default", "avx2", "avx512f")))
+/* For a loop allowed to fuse multiply and add: FMA in the middle clone (GCC's
+ * "avx2" has none), so every host with FMA computes the same bits. */
+#define SM_CLONES_FMA __attribute__((target_clones("default", "fma", "avx512f")))
 #else
 #define SM_CLONES
+#define SM_CLONES_FMA
 #endif
 
 #endif

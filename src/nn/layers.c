@@ -62,7 +62,9 @@ typedef float v16 __attribute__((vector_size(64)));
 /* C17 mode keeps a * b + c as two roundings; this loop is inference's only
  * use of it, so let it fuse: one FMA a step instead of a multiply and an add
  * on the chain (twice the speed with AVX-512; ~1 ulp from before, and closer
- * to the exact sum). Training's sums are OpenBLAS's and unaffected. */
+ * to the exact sum). Its clones all have FMA but the baseline one, so hosts
+ * agree bit for bit unless they predate FMA (2013). Training's sums are
+ * OpenBLAS's and unaffected. */
 #if defined(__GNUC__) && !defined(__clang__)
 #define SM_FP_CONTRACT __attribute__((optimize("fp-contract=fast")))
 #else
@@ -74,11 +76,10 @@ typedef float v16 __attribute__((vector_size(64)));
  * vector registers so that each weight row is read once for both. Each sum
  * adds its terms in input order, as a plain loop would: skipping the zero
  * terms changes no bit. */
-SM_CLONES SM_FP_CONTRACT static void dense_t_block64(float *o0, float *o1, const float *init0,
-                                                     const float *init1, const float *restrict x0,
-                                                     const float *restrict x1,
-                                                     const int *restrict idx, int n,
-                                                     const float *restrict wt, int OC) {
+SM_CLONES_FMA SM_FP_CONTRACT static void
+dense_t_block64(float *o0, float *o1, const float *init0, const float *init1,
+                const float *restrict x0, const float *restrict x1, const int *restrict idx, int n,
+                const float *restrict wt, int OC) {
     v16 a0[4], a1[4], w;
     memcpy(a0, init0, sizeof a0);
     memcpy(a1, init1, sizeof a1);
