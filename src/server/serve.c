@@ -151,11 +151,13 @@ int serve_run(const Config *cfg, char *err) {
      * threshold after the first free and keep such blocks in every worker's
      * arena. With the cnn model, five /embed of 100 images left RSS at 53 MB
      * instead of 29 (an mmap and its page faults cost ~1 ms per 8 MB). An
-     * operator's own setting (GLIBC_TUNABLES, MALLOC_MMAP_THRESHOLD_) stays. */
+     * operator's own setting (GLIBC_TUNABLES, MALLOC_MMAP_THRESHOLD_) stays.
+     * A failure is only a memory cost (and the rule under a sanitizer's
+     * allocator, which has no such knob), so it is logged at debug. */
     const char *tun = getenv("GLIBC_TUNABLES");
     if (!getenv("MALLOC_MMAP_THRESHOLD_") && !(tun && strstr(tun, "mmap_threshold")) &&
         !mallopt(M_MMAP_THRESHOLD, 1 << 20))
-        log_warn("mallopt(M_MMAP_THRESHOLD) failed: large buffers may stay in the heap");
+        log_debug("mallopt(M_MMAP_THRESHOLD) refused: large buffers may stay in the heap");
     int rc = catch_signals(err);
     if (rc < 0 || (rc = serve_open_parts(cfg, &m, &store, 0, err)) < 0)
         goto out;
