@@ -21,8 +21,6 @@
 /* Larger files are refused by img_load_file() before being read. */
 #define IMG_MAX_FILE_BYTES ((size_t)64 << 20)
 
-static const uint8_t png_magic[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
-
 static int pnm_is_space(uint8_t c) {
     return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
 }
@@ -31,7 +29,7 @@ ImgFormat img_sniff(const void *buf, size_t len) {
     const uint8_t *p = buf;
     if (!p)
         return IMG_UNKNOWN;
-    if (len >= sizeof png_magic && memcmp(p, png_magic, sizeof png_magic) == 0)
+    if (len >= 8 && memcmp(p, IMG_PNG_MAGIC, 8) == 0)
         return IMG_PNG;
     if (len >= 3 && p[0] == 0xff && p[1] == 0xd8 && p[2] == 0xff)
         return IMG_JPEG;

@@ -57,6 +57,12 @@ void img_release(const ImgLimits *lim, uint64_t bytes);
  * the format in the message ("png: 100000x100000 exceeds the 4096x4096 limit"). */
 int img_check_dims(const char *what, uint64_t w, uint64_t h, const ImgLimits *lim, char *err);
 
+/* The 8 bytes every PNG file starts with. */
+#define IMG_PNG_MAGIC "\x89PNG\r\n\x1a\n"
+/* The big-endian 32-bit number at p (PNG's lengths, sizes and CRCs). */
+static inline uint32_t img_be32(const uint8_t *p) {
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
 /* Rec.601 luma of 8-bit R, G, B, rounded to nearest. */
 static inline uint8_t img_luma(unsigned r, unsigned g, unsigned b) {
     return (uint8_t)((299u * r + 587u * g + 114u * b + 500u) / 1000u);

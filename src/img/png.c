@@ -57,25 +57,21 @@ static void png_on_warning(png_structp png, png_const_charp msg) {
     (void)msg;
 }
 
-static uint32_t png_be32(const uint8_t *p) {
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
 /* The PNG spec requires IHDR (13 bytes) right after the signature, so its
  * dimensions can be judged before libpng allocates anything. */
 static int png_check_ihdr(const uint8_t *buf, size_t len, const ImgLimits *lim, char *err) {
     if (len < 8 + 8 + 13 + 4)
         return sm_err(err, -EINVAL, "png: truncated before the end of IHDR");
-    if (png_be32(buf + 8) != 13 || memcmp(buf + 12, "IHDR", 4) != 0)
+    if (img_be32(buf + 8) != 13 || memcmp(buf + 12, "IHDR", 4) != 0)
         return sm_err(err, -EINVAL, "png: first chunk is not a 13-byte IHDR");
-    return img_check_dims("png", png_be32(buf + 16), png_be32(buf + 20), lim, err);
+    return img_check_dims("png", img_be32(buf + 16), img_be32(buf + 20), lim, err);
 }
 
 int img_probe_png(const uint8_t *buf, size_t len, const ImgLimits *lim, uint64_t *w, uint64_t *h,
                   char *err) {
     int rc = png_check_ihdr(buf, len, lim, err);
     if (rc == 0)
-        *w = png_be32(buf + 16), *h = png_be32(buf + 20);
+        *w = img_be32(buf + 16), *h = img_be32(buf + 20);
     return rc;
 }
 

@@ -33,17 +33,13 @@ typedef struct {
     char type[5];
 } Chunk;
 
-static uint32_t be32(const uint8_t *p) {
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
 /* The chunk at *pos (advanced past it); 0, or -1 if it does not fit in the
  * file or its type is not four letters (libpng errors on both). */
 static int chunk_next(const uint8_t *buf, size_t len, size_t *pos, Chunk *c) {
     if (len - *pos < 12)
         return -1;
     const uint8_t *p = buf + *pos;
-    c->len = be32(p);
+    c->len = img_be32(p);
     if (c->len > len - *pos - 12)
         return -1;
     for (int i = 0; i < 4; i++) {
@@ -60,7 +56,7 @@ static int chunk_next(const uint8_t *buf, size_t len, size_t *pos, Chunk *c) {
 
 static int chunk_crc_ok(const Chunk *c) {
     uLong crc = crc32(crc32(0L, Z_NULL, 0), (const Bytef *)c->data - 4, c->len + 4);
-    return (uint32_t)crc == be32(c->data + c->len);
+    return (uint32_t)crc == img_be32(c->data + c->len);
 }
 
 /* Channels of an 8-bit colour type this path takes; 0 for any other. */
@@ -89,12 +85,12 @@ typedef struct {
 static int fast_plan(const uint8_t *buf, size_t len, const ImgLimits *lim, Plan *pl) {
     size_t pos = 8;
     Chunk c;
-    if (len < 8 || memcmp(buf, "\x89PNG\r\n\x1a\n", 8) || chunk_next(buf, len, &pos, &c) < 0 ||
+    if (len < 8 || memcmp(buf, IMG_PNG_MAGIC, 8) || chunk_next(buf, len, &pos, &c) < 0 ||
         strcmp(c.type, "IHDR") || c.len != 13 || !chunk_crc_ok(&c))
         return 0;
     const uint8_t *d = c.data;
     char err[SM_ERRMAX];
-    pl->w = be32(d), pl->h = be32(d + 4);
+    pl->w = img_be32(d), pl->h = img_be32(d + 4);
     pl->channels = fast_channels(d[9]);
     if (d[8] != 8 || !pl->channels || d[10] || d[11] || d[12] ||
         img_check_dims("png", pl->w, pl->h, lim, err) < 0)
