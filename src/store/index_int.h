@@ -7,6 +7,7 @@
 #define SIAMESE_INDEX_INT_H
 
 #include "siamese/index.h"
+#include "siamese/pool.h"
 
 #include <pthread.h>
 #include <stddef.h>
@@ -22,8 +23,6 @@ typedef struct {
     int32_t *t; /* row or slot numbers, -1 for empty */
     size_t mask;
 } Table;
-
-typedef struct Pool Pool;
 
 struct Index {
     pthread_rwlock_t lock;
@@ -69,20 +68,6 @@ int32_t index_find_slot(const Index *ix, const char *id);
 static inline const char *index_slot_id(const Index *ix, int32_t slot) {
     return ix->names + ix->subjects[slot].off + 4;
 }
-
-/* ---- index_pool.c ---- */
-
-/* Runs fn(ctx, p) for p in [0, parts): part 0 on the calling thread, the
- * others on the pool's helpers when the pool is idle, all on the caller when
- * another run holds it. Returns when every part is done. */
-typedef void (*PoolFn)(void *ctx, int part);
-void pool_run(Pool *p, PoolFn fn, void *ctx, int parts);
-
-/* A pool of `helpers` threads (a run's parts beyond helpers + 1 run on the
- * caller). NULL when threads cannot be started (searches then run on one
- * thread). pool_free() accepts NULL. */
-Pool *pool_create(int helpers);
-void pool_free(Pool *p);
 
 /* ---- index_kernel.c ---- */
 

@@ -1,11 +1,10 @@
 /*
- * index_pool.c — the index's scan threads: a few persistent helpers that
- * take the parts of one run at a time. A run that finds the pool held by
- * another does all its parts on its own thread instead of waiting, so
- * concurrent searches share the cores rather than queueing for the pool.
+ * pool.c — persistent helper threads for the parts of one run (pool.h).
  */
-#include "index_int.h"
+#include "siamese/pool.h"
 
+#include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 
 struct Pool {
