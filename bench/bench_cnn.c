@@ -2,7 +2,9 @@
  * bench_cnn.c — where a training step of a base network spends its time, and
  * what the machine could do: the large-sgemm peak (2048^3, the best OpenBLAS
  * does here), one training step of ARCH at B pairs (forward + backward over
- * 2B images, no optimiser) with its FLOPs, the model time of one /verify (two
+ * 2B images, no optimiser; data-parallel as the trainer runs it: with T
+ * threads, T shares of the pairs, each on one thread) with its FLOPs, the
+ * model time of one /verify (two
  * images through a served model's inference path), and batch embedding.
  *
  * usage: bench_cnn [arch=cnn] [batch_pairs=128] [threads=1] [steps=5] [backends=auto]
@@ -19,6 +21,7 @@
 #include "siamese/common.h"
 #include "siamese/layers.h"
 #include "siamese/network.h"
+#include "siamese/pool.h"
 #include "siamese/rng.h"
 
 static float *randv(size_t n, Rng *r, float lo, float hi) {
@@ -56,6 +59,29 @@ static double sgemm_peak(Rng *rng) {
     return best;
 }
 
+/* The trainer's data-parallel step (trainer.c): share k of T takes pairs
+ * [B*k/T, B*(k+1)/T), its own workspace and gradient, single-threaded kernels. */
+typedef struct {
+    NetTrain *t[64];
+    float *grad[64];
+    Rng rng[64];
+    const float *params, *demb;
+    int T, B, backward;
+} Shares;
+
+static void share_run(void *ctx, int k) {
+    Shares *s = ctx;
+    int n = (int)((long)s->B * (k + 1) / s->T) - (int)((long)s->B * k / s->T);
+    if (s->T > 1)
+        blas_solo(1);
+    if (s->backward)
+        net_train_backward(s->t[k], s->params, s->grad[k], s->demb, 2 * n);
+    else
+        net_train_forward(s->t[k], s->params, 2 * n, &s->rng[k]);
+    if (s->T > 1)
+        blas_solo(0);
+}
+
 /* FLOPs of forward + backward for one image (multiply-adds of conv and fc
  * counted twice; the first layer's input gradient is not computed). */
 static double step_flops(const ModelArch *a, const NetPlan *p) {
@@ -87,22 +113,36 @@ int main(int argc, char **argv) {
     int steps = argc > 4 ? atoi(argv[4]) : 5;
     ModelArch a;
     NetPlan p;
-    NetTrain *t = NULL;
-    if (net_parse(spec, 28, 28, 1, &a, err) < 0 || net_plan(&a, &p, err) < 0 ||
-        net_train_new(&a, &p, 2 * B, &t, err) < 0) {
+    Shares sh = {.B = B, .T = threads < 1 ? 1 : threads > 64 ? 64 : threads};
+    if (!blas_solo_available())
+        sh.T = 1;
+    sh.T = sh.T < B ? sh.T : B;
+    int share = (B + sh.T - 1) / sh.T;
+    if (net_parse(spec, 28, 28, 1, &a, err) < 0 || net_plan(&a, &p, err) < 0) {
         fprintf(stderr, "bench_cnn: %s\n", err);
         return 1;
     }
+    for (int k = 0; k < sh.T; k++)
+        if (net_train_new(&a, &p, 2 * share, &sh.t[k], err) < 0) {
+            fprintf(stderr, "bench_cnn: %s\n", err);
+            return 1;
+        }
+    Pool *pool = sh.T > 1 ? pool_create(sh.T - 1) : NULL;
     blas_set_threads(threads);
     Rng rng;
     rng_seed(&rng, 1);
     double peak = sgemm_peak(&rng);
-    float *params = malloc(p.n_params * sizeof *params), *grad = calloc(p.n_params, sizeof *grad);
-    float *demb = randv((size_t)2 * B * p.embed_dim, &rng, -1e-3f, 1e-3f);
+    float *params = malloc(p.n_params * sizeof *params);
+    float *demb = randv((size_t)2 * share * p.embed_dim, &rng, -1e-3f, 1e-3f);
     net_init(&p, &a, params, &rng);
-    float *x = net_train_input(t);
-    for (size_t i = 0; i < (size_t)2 * B * p.in_dim; i++)
-        x[i] = rng_uniform(&rng);
+    sh.params = params, sh.demb = demb;
+    for (int k = 0; k < sh.T; k++) {
+        float *x = net_train_input(sh.t[k]);
+        for (size_t i = 0; i < (size_t)2 * share * p.in_dim; i++)
+            x[i] = rng_uniform(&rng);
+        sh.grad[k] = calloc(p.n_params, sizeof *sh.grad[k]);
+        rng_seed(&sh.rng[k], 2 + (uint64_t)k);
+    }
     char *list = strdup(argc > 5 ? argv[5] : "auto"), *save = NULL;
     const char *bname[4];
     ConvBackend bk[4];
@@ -124,9 +164,11 @@ int main(int argc, char **argv) {
         for (int k = 0; k < nb; k++) {
             conv2d_set_backend(bk[k]);
             double t0 = sm_now();
-            net_train_forward(t, params, 2 * B, &rng);
+            sh.backward = 0;
+            pool_run(pool, share_run, &sh, sh.T);
             double t1 = sm_now();
-            net_train_backward(t, params, grad, demb, 2 * B);
+            sh.backward = 1;
+            pool_run(pool, share_run, &sh, sh.T);
             double t2 = sm_now();
             if (s > 0)
                 run_f[k][s - 1] = t1 - t0, run_b[k][s - 1] = t2 - t1;
@@ -171,7 +213,9 @@ int main(int argc, char **argv) {
     printf("},\"conv_backend\":\"%s\",\"onednn_calls\":%zu}\n", conv2d_backend_name(),
            conv2d_onednn_calls());
     free(list);
-    net_train_free(t);
-    free(params), free(grad), free(demb), free(fast), free(emb), free(imgs);
+    pool_free(pool);
+    for (int k = 0; k < sh.T; k++)
+        net_train_free(sh.t[k]), free(sh.grad[k]);
+    free(params), free(demb), free(fast), free(emb), free(imgs);
     return 0;
 }

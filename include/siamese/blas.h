@@ -33,8 +33,17 @@ const char *blas_kernel(void);
 /* Sets the number of threads (>= 1) of the numeric kernels: OpenBLAS's, or,
  * built with oneDNN, the OpenMP pool that runs oneDNN and splits sgemm. */
 void blas_set_threads(int n);
-/* The last blas_set_threads() (1 before any). */
+/* The last blas_set_threads() (1 before any), or 1 on a solo thread. */
 int blas_threads(void);
+
+/* Data parallelism: blas_solo(1) makes the calling thread's kernels run on
+ * that thread alone (its OpenMP pool of 1, blas_sgemm unsplit) until
+ * blas_solo(0), so that several threads can each compute their own share.
+ * blas_solo_available() is 0 when that cannot be (built without oneDNN,
+ * OpenBLAS's thread count is the whole process's); blas_solo() then does
+ * nothing useful and callers should not split their work. */
+int blas_solo_available(void);
+void blas_solo(int on);
 
 /* Compares OpenBLAS sgemm with the naive reference at the trainer's shapes.
  * Returns 0 if every element agrees within a relative 1e-4, -EDOM otherwise

@@ -60,10 +60,12 @@ void distance_forward(float *dist, const float *emb, int B, int E);
 /* dist (B), y (B; 1 same, 0 different) -> mean of y*D^2 + (1-y)*max(margin-D,0)^2 */
 float contrastive_forward(const float *dist, const float *y, int B, float margin);
 
-/* dist (B), y (B), emb (2B,E) -> demb (2B,E) = d(mean loss)/d(emb). Where the
- * eps clamp is active the gradient is 0, as for the clamped function. */
+/* dist (B), y (B), emb (2B,E) -> demb (2B,E) = d(loss)/d(emb), the loss being
+ * these B pairs' sum over n_mean (>= B): B for a whole batch, the batch's
+ * size for a data-parallel share of it. Where the eps clamp is active the
+ * gradient is 0, as for the clamped function. */
 void contrastive_backward(float *demb, const float *emb, const float *dist, const float *y, int B,
-                          int E, float margin);
+                          int E, float margin, int n_mean);
 
 /* ---- convolution, pooling, flatten: images channels-last (NHWC) ---------
  * Shapes: inp (N,H,W,C); kernel K, stride S, zero padding P;

@@ -148,8 +148,26 @@ void blas_set_threads(int n) {
 #endif
 }
 
+/* Set on a thread that runs its own share of a data-parallel step. */
+static _Thread_local int solo;
+
 int blas_threads(void) {
-    return n_threads;
+    return solo ? 1 : n_threads;
+}
+
+int blas_solo_available(void) {
+#ifdef SM_HAVE_DNNL
+    return 1;
+#else
+    return 0; /* OpenBLAS's thread count is the process's */
+#endif
+}
+
+void blas_solo(int on) {
+    solo = on;
+#ifdef SM_HAVE_DNNL
+    omp_set_num_threads(on ? 1 : n_threads); /* this thread's own pool size */
+#endif
 }
 
 static void sgemm1(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
@@ -161,7 +179,7 @@ static void sgemm1(int ta, int tb, int M, int N, int K, float alpha, const float
 void blas_sgemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
                 const float *B, int ldb, float beta, float *C, int ldc) {
 #ifdef SM_HAVE_DNNL
-    const int T = n_threads;
+    const int T = blas_threads();
     if (T > 1 && M >= 32 && (double)M * N * K >= (double)(1 << 21) && !omp_in_parallel()) {
         /* Row blocks of C (multiples of 16) on the pool, one OpenBLAS call each. */
         const int per = ((M + T - 1) / T + 15) & ~15;

@@ -12,9 +12,11 @@
  * A plan (primitives, reorders, memories) per shape and precision is built on
  * first use and kept in a small table (a training run has a handful of
  * shapes; the least recently used plan makes room). A plan serves one caller
- * at a time: a caller that finds it busy, no slot free, or oneDNN failing
- * gets -ENOTSUP and takes the im2col path, so concurrent inference is safe
- * and never waits.
+ * at a time and is made for one thread count (a data-parallel worker's
+ * kernels run on its own thread): a caller that finds each plan of its shape
+ * busy gets a new one; with no slot free, or oneDNN failing, it gets
+ * -ENOTSUP and takes the im2col path, so concurrent inference is safe and
+ * never waits.
  */
 #include "conv_int.h"
 
@@ -29,7 +31,9 @@
 
 #include "siamese/blas.h"
 
-#define MAX_PLANS 8 /* ~0.26 MB each (cnn); training needs 2 per batch size */
+/* ~0.26 MB each (cnn); training needs 2 per batch size and data-parallel
+ * worker, and validation 2 more */
+#define MAX_PLANS 16
 
 /* src (a caller's buffer, or a library one) -> dst; prim NULL when the
  * layouts match, and then dst is src. */
@@ -41,6 +45,7 @@ typedef struct {
 typedef struct {
     ConvShape s;
     int used, bf16, ok, has_bwd, has_data;
+    int nthr;           /* the OpenMP pool size its primitives were made for (blas_threads()) */
     unsigned long last; /* plan_get()'s clock at the last use */
     pthread_mutex_t busy;
     dnnl_stream_t strm;
@@ -267,13 +272,13 @@ static Plan *plan_get(const ConvShape *s, int bf16) {
         return NULL;
     pthread_mutex_lock(&table);
     Plan *p = NULL;
+    const int nthr = blas_threads();
     for (int i = 0; i < MAX_PLANS && !p; i++)
-        if (plans[i].used && plans[i].bf16 == bf16 && memcmp(&plans[i].s, s, sizeof *s) == 0)
+        if (plans[i].used && plans[i].bf16 == bf16 && plans[i].nthr == nthr &&
+            memcmp(&plans[i].s, s, sizeof *s) == 0 && pthread_mutex_trylock(&plans[i].busy) == 0)
             p = &plans[i];
-    if (p && pthread_mutex_trylock(&p->busy) != 0)
-        p = NULL;
-    else if (!p && (p = plan_slot()) != NULL) {
-        p->s = *s, p->bf16 = bf16, p->used = 1;
+    if (!p && (p = plan_slot()) != NULL) { /* none yet, or each one busy */
+        p->s = *s, p->bf16 = bf16, p->nthr = nthr, p->used = 1;
         p->ok = plan_init(p) == 0; /* a failed plan stays until evicted: not retried */
     }
     if (p)

@@ -9,6 +9,7 @@
  */
 #include "siamese/layers.h"
 
+#include <assert.h>
 #include <math.h>
 #include <string.h>
 
@@ -251,13 +252,14 @@ float contrastive_forward(const float *dist, const float *y, int B, float margin
 }
 
 void contrastive_backward(float *demb, const float *emb, const float *dist, const float *y, int B,
-                          int E, float margin) {
+                          int E, float margin, int n_mean) {
+    assert(n_mean >= B && n_mean > 0);
     const float *a = emb, *b = emb + (size_t)B * E;
     float *da = demb, *db = demb + (size_t)B * E;
     for (int i = 0; i < B; i++) {
         float d = dist[i], hinge = margin - d > 0.0f ? margin - d : 0.0f;
         /* dL/dD, then dD/da = (a-b)/D; zero where the eps clamp holds D constant. */
-        float g = (2.0f * y[i] * d - 2.0f * (1.0f - y[i]) * hinge) / (float)B;
+        float g = (2.0f * y[i] * d - 2.0f * (1.0f - y[i]) * hinge) / (float)n_mean;
         float scale = d > sqrtf(SM_DIST_EPS) ? g / d : 0.0f;
         for (int e = 0; e < E; e++) {
             size_t k = (size_t)i * E + e;

@@ -6,6 +6,15 @@
  * computes distances and the contrastive loss, backpropagates into one
  * gradient buffer and applies the optimiser to the one parameter buffer.
  * The network module (network.h) owns the layers and their activations.
+ *
+ * With more than one thread the step is data-parallel: each worker takes a
+ * contiguous share of the B pairs, runs the network over its own rows with
+ * single-threaded kernels (blas_solo()) and writes its own gradient, and the
+ * gradients are summed in worker order. Small layers split over threads
+ * spend much of their time waiting at each layer's barrier; whole shares do
+ * not. Augmentation is drawn for the whole batch in row order first, so it
+ * does not depend on the thread count; dropout draws from one stream per
+ * worker (worker 0's is the single-threaded run's).
  */
 #include "siamese/train.h"
 
@@ -24,6 +33,7 @@
 #include "siamese/network.h"
 #include "siamese/optim.h"
 #include "siamese/pairs.h"
+#include "siamese/pool.h"
 #include "siamese/report.h"
 
 /* Independent RNG streams, all derived from the user's seed. */
@@ -41,56 +51,112 @@ static uint64_t stream_seed(uint64_t seed, int stream) {
     return seed * 0x9e3779b97f4a7c15ull + (uint64_t)stream * 0xd1b54a32d192ed03ull;
 }
 
+#define MAX_WORKERS 64
+
+/* One share of each step's pairs: its own network workspace, gradient and
+ * dropout stream. Worker 0's gradient is the trainer's. */
+typedef struct {
+    NetTrain *net;
+    float *grad; /* n_params */
+    float *demb; /* (2 * share, E) */
+    float *row;  /* one image: augmentation scratch */
+    Rng dropout_rng;
+} Worker;
+
+/* One image's augmentation, drawn before the step's shares are handed out. */
+typedef struct {
+    int8_t dy, dx, flip;
+    int16_t cy, cx; /* cutout centre */
+} AugDraw;
+
 typedef struct {
     const TrainConfig *tc;
     Model *model;
     const Dataset *data;
-    NetTrain *net;
     int D, E;    /* input and embedding widths */
-    float *grad; /* n_params: gradients, same layout as the parameters */
+    float *grad; /* n_params: gradients, same layout as the parameters (worker 0's) */
     float *opt;  /* optimiser state: v (RMSprop) or m then v (Adam) */
     float *ema;  /* n_params: the weights' moving average (tc->ema > 0), else NULL */
     size_t wspan[NET_MAX_LAYERS][2]; /* the weights weight decay applies to */
     int n_wspan;
-    float *demb;     /* (2B, E) */
     float *dist, *y; /* (B) */
-    Rng dropout_rng, augment_rng;
-    float *row;       /* one image: augmentation scratch */
+    AugDraw *aug;    /* (2B) */
+    Rng augment_rng;
+    Worker w[MAX_WORKERS];
+    int n_workers;
+    Pool *pool;             /* n_workers - 1 helpers; NULL: one worker, or no threads */
+    const Pair *step_pairs; /* the step in progress, for the workers */
+    const int32_t *step_order;
+    int step_B, step_parts;
     int t;            /* optimiser step count */
     long total_steps; /* of the whole run, for the lr schedule */
 } Trainer;
+
+static int worker_init(Worker *w, const Trainer *s, int k, int share, char *err) {
+    size_t np = model_n_params(s->model);
+    int rc = net_train_new(model_arch(s->model), model_plan(s->model), 2 * share, &w->net, err);
+    if (rc < 0)
+        return rc;
+    w->grad = aligned_alloc(64, (np * sizeof(float) + 63) & ~(size_t)63);
+    w->demb = malloc(2 * (size_t)share * s->E * sizeof(float));
+    w->row = malloc((size_t)s->D * sizeof(float));
+    if (!w->grad || !w->demb || !w->row)
+        return sm_err(err, -ENOMEM, "train: out of memory");
+    rng_seed(&w->dropout_rng,
+             stream_seed(s->tc->seed, STREAM_DROPOUT) + (uint64_t)k * 0x9e3779b97f4a7c15ull);
+    return 0;
+}
+
+/* Workers: one per thread when each thread can run its own kernels, so
+ * that no share is smaller than 8 pairs. */
+static int workers_of(const TrainConfig *tc) {
+    int n = tc->threads > 1 && blas_solo_available() ? tc->threads : 1;
+    n = n < MAX_WORKERS ? n : MAX_WORKERS;
+    while (n > 1 && tc->batch / n < 8)
+        n--;
+    return n;
+}
 
 static int trainer_init(Trainer *s, const TrainConfig *tc, Model *m, const Dataset *d, char *err) {
     memset(s, 0, sizeof *s);
     s->tc = tc, s->model = m, s->data = d;
     s->D = model_in_dim(m), s->E = model_embed_dim(m);
     size_t np = model_n_params(m), nopt = tc->optimizer == OPT_ADAM ? 2 * np : np;
-    int rc = net_train_new(model_arch(m), model_plan(m), 2 * tc->batch, &s->net, err);
-    if (rc < 0)
-        return rc;
-    s->grad = aligned_alloc(64, (np * sizeof(float) + 63) & ~(size_t)63);
+    s->n_workers = workers_of(tc);
+    int share = (tc->batch + s->n_workers - 1) / s->n_workers;
+    for (int k = 0; k < s->n_workers; k++) {
+        int rc = worker_init(&s->w[k], s, k, share, err);
+        if (rc < 0)
+            return rc;
+    }
+    if (s->n_workers > 1 && !(s->pool = pool_create(s->n_workers - 1)))
+        log_warn("train: no helper threads; the %d shares of each step run on one", s->n_workers);
+    s->grad = s->w[0].grad;
     s->opt = calloc(nopt, sizeof(float));
-    s->demb = malloc((2 * (size_t)tc->batch * s->E + 2 * (size_t)tc->batch) * sizeof(float));
-    s->row = malloc((size_t)s->D * sizeof(float));
+    s->dist = malloc(2 * (size_t)tc->batch * sizeof(float));
+    s->aug = malloc(2 * (size_t)tc->batch * sizeof *s->aug);
     if (tc->ema > 0 && (s->ema = malloc(np * sizeof(float))))
         memcpy(s->ema, model_params_const(m), np * sizeof(float));
-    if (!s->grad || !s->opt || !s->demb || !s->row || (tc->ema > 0 && !s->ema))
+    if (!s->opt || !s->dist || !s->aug || (tc->ema > 0 && !s->ema))
         return sm_err(err, -ENOMEM, "train: out of memory");
     s->n_wspan = net_weight_spans(model_arch(m), model_plan(m), s->wspan);
-    s->dist = s->demb + 2 * (size_t)tc->batch * s->E;
     s->y = s->dist + tc->batch;
-    rng_seed(&s->dropout_rng, stream_seed(tc->seed, STREAM_DROPOUT));
     rng_seed(&s->augment_rng, stream_seed(tc->seed, STREAM_AUGMENT));
     return 0;
 }
 
 static void trainer_free(Trainer *s) {
-    net_train_free(s->net);
-    free(s->grad);
+    pool_free(s->pool);
+    for (int k = 0; k < MAX_WORKERS; k++) {
+        net_train_free(s->w[k].net);
+        free(s->w[k].grad);
+        free(s->w[k].demb);
+        free(s->w[k].row);
+    }
     free(s->opt);
     free(s->ema);
-    free(s->demb);
-    free(s->row);
+    free(s->dist);
+    free(s->aug);
 }
 
 /* img (H,W,C) shifted by (dy, dx) pixels, zero where it moves in from the
@@ -118,25 +184,35 @@ static void cutout_image(float *img, int H, int W, int C, int y0, int x0, int N)
         memset(img + ((size_t)y * W + x0) * C, 0, (size_t)(x1 - x0) * C * sizeof *img);
 }
 
-/* Random shifts, flips and cutouts of the R gathered images, drawn from their
- * own stream (a cutout's draws come after the shift's and flip's, so specs
- * without one draw as before). */
-static void augment_batch(Trainer *s, float *x, int R) {
+/* Random shifts, flips and cutouts of the step's R images in row order,
+ * drawn from their own stream (a cutout's draws come after the shift's and
+ * flip's, so specs without one draw as before). */
+static void augment_draw(Trainer *s, int R) {
     const ModelArch *a = model_arch(s->model);
     const int n = s->tc->augment_shift, cut = s->tc->augment_cutout;
     for (int i = 0; i < R; i++) {
-        float *img = x + (size_t)i * s->D;
-        int dy = n ? (int)rng_below(&s->augment_rng, (uint32_t)(2 * n + 1)) - n : 0;
-        int dx = n ? (int)rng_below(&s->augment_rng, (uint32_t)(2 * n + 1)) - n : 0;
-        int flip = s->tc->augment_flip ? (int)rng_below(&s->augment_rng, 2) : 0;
-        if (dy || dx || flip)
-            augment_image(img, s->row, a->in_h, a->in_w, a->in_c, dy, dx, flip);
+        AugDraw *d = &s->aug[i];
+        d->dy = (int8_t)(n ? (int)rng_below(&s->augment_rng, (uint32_t)(2 * n + 1)) - n : 0);
+        d->dx = (int8_t)(n ? (int)rng_below(&s->augment_rng, (uint32_t)(2 * n + 1)) - n : 0);
+        d->flip = (int8_t)(s->tc->augment_flip ? rng_below(&s->augment_rng, 2) : 0);
         if (cut) { /* centre uniform over the image */
-            int cy = (int)rng_below(&s->augment_rng, (uint32_t)a->in_h);
-            int cx = (int)rng_below(&s->augment_rng, (uint32_t)a->in_w);
-            cutout_image(img, a->in_h, a->in_w, a->in_c, cy - cut / 2, cx - cut / 2, cut);
+            d->cy = (int16_t)rng_below(&s->augment_rng, (uint32_t)a->in_h);
+            d->cx = (int16_t)rng_below(&s->augment_rng, (uint32_t)a->in_w);
         }
     }
+}
+
+static void augment_apply(const Trainer *s, const AugDraw *d, float *img, float *row) {
+    const ModelArch *a = model_arch(s->model);
+    const int cut = s->tc->augment_cutout;
+    if (d->dy || d->dx || d->flip)
+        augment_image(img, row, a->in_h, a->in_w, a->in_c, d->dy, d->dx, d->flip);
+    if (cut)
+        cutout_image(img, a->in_h, a->in_w, a->in_c, d->cy - cut / 2, d->cx - cut / 2, cut);
+}
+
+static int augmenting(const TrainConfig *tc) {
+    return tc->augment_shift || tc->augment_flip || tc->augment_cutout;
 }
 
 /* "WORDn" of length n at p with N in 0..max into *out; 0 if p is not that. */
@@ -170,31 +246,64 @@ int train_parse_augment(const char *spec, TrainConfig *tc, char *err) {
     return 0;
 }
 
-static float train_step(Trainer *s, const Pair *pairs, const int32_t *order, int B) {
+/* Copies pairs lo..lo+n of the step into x: their left images, then their
+ * right ones, each augmented as drawn for its row of the whole batch. */
+static void gather_share(const Trainer *s, float *x, float *row, int lo, int n) {
     const Dataset *d = s->data;
-    size_t row = (size_t)s->D * sizeof(float);
-    float *x = net_train_input(s->net);
-    for (int i = 0; i < B; i++) {
-        const Pair *p = &pairs[order[i]];
-        if (i + 4 < B) { /* rows are scattered: start the next ones' first lines early */
-            const Pair *n = &pairs[order[i + 4]];
-            __builtin_prefetch(d->x + (size_t)n->a * s->D);
-            __builtin_prefetch(d->x + (size_t)n->b * s->D);
+    const int B = s->step_B;
+    size_t bytes = (size_t)s->D * sizeof(float);
+    for (int i = 0; i < n; i++) {
+        const Pair *p = &s->step_pairs[s->step_order[lo + i]];
+        if (i + 4 < n) { /* rows are scattered: start the next ones' first lines early */
+            const Pair *q = &s->step_pairs[s->step_order[lo + i + 4]];
+            __builtin_prefetch(d->x + (size_t)q->a * s->D);
+            __builtin_prefetch(d->x + (size_t)q->b * s->D);
         }
-        memcpy(x + (size_t)i * s->D, d->x + (size_t)p->a * s->D, row);
-        memcpy(x + (size_t)(B + i) * s->D, d->x + (size_t)p->b * s->D, row);
-        s->y[i] = p->y;
+        float *xa = x + (size_t)i * s->D, *xb = x + (size_t)(n + i) * s->D;
+        memcpy(xa, d->x + (size_t)p->a * s->D, bytes);
+        memcpy(xb, d->x + (size_t)p->b * s->D, bytes);
+        if (augmenting(s->tc)) {
+            augment_apply(s, &s->aug[lo + i], xa, row);
+            augment_apply(s, &s->aug[B + lo + i], xb, row);
+        }
     }
-    if (s->tc->augment_shift || s->tc->augment_flip || s->tc->augment_cutout)
-        augment_batch(s, x, 2 * B);
+}
+
+/* Worker k's share of the step: forward, distances, loss gradient (over the
+ * whole batch's size) and backward into its own gradient. */
+static void step_share(void *ctx, int k) {
+    Trainer *s = ctx;
+    Worker *w = &s->w[k];
+    const int B = s->step_B, T = s->step_parts;
+    const int lo = (int)((long)B * k / T), n = (int)((long)B * (k + 1) / T) - lo;
+    assert(n >= 1 && 2 * n <= 2 * ((s->tc->batch + s->n_workers - 1) / s->n_workers));
+    if (T > 1)
+        blas_solo(1);
+    float *x = net_train_input(w->net);
+    gather_share(s, x, w->row, lo, n);
     const float *params = model_params_const(s->model);
-    const float *emb = net_train_forward(s->net, params, 2 * B, &s->dropout_rng);
-    distance_forward(s->dist, emb, B, s->E);
-    float loss = contrastive_forward(s->dist, s->y, B, s->tc->margin);
-    contrastive_backward(s->demb, emb, s->dist, s->y, B, s->E, s->tc->margin);
+    const float *emb = net_train_forward(w->net, params, 2 * n, &w->dropout_rng);
+    distance_forward(s->dist + lo, emb, n, s->E);
+    contrastive_backward(w->demb, emb, s->dist + lo, s->y + lo, n, s->E, s->tc->margin, B);
+    memset(w->grad, 0, model_n_params(s->model) * sizeof(float));
+    net_train_backward(w->net, params, w->grad, w->demb, 2 * n);
+    if (T > 1)
+        blas_solo(0);
+}
+
+static float train_step(Trainer *s, const Pair *pairs, const int32_t *order, int B) {
+    for (int i = 0; i < B; i++)
+        s->y[i] = pairs[order[i]].y;
+    if (augmenting(s->tc))
+        augment_draw(s, 2 * B);
+    s->step_pairs = pairs, s->step_order = order, s->step_B = B;
+    s->step_parts = B < s->n_workers ? B : s->n_workers;
+    pool_run(s->pool, step_share, s, s->step_parts);
     size_t np = model_n_params(s->model);
-    memset(s->grad, 0, np * sizeof(float));
-    net_train_backward(s->net, params, s->grad, s->demb, 2 * B);
+    for (int k = 1; k < s->step_parts; k++) /* in worker order: the same sums every run */
+        for (size_t i = 0; i < np; i++)
+            s->grad[i] += s->w[k].grad[i];
+    float loss = contrastive_forward(s->dist, s->y, B, s->tc->margin);
     float *p = model_params(s->model);
     float lr =
         s->tc->lr_schedule == LR_COSINE ? lr_cosine(s->tc->lr, s->t, s->total_steps) : s->tc->lr;

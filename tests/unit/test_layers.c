@@ -164,7 +164,7 @@ static double pair_loss(const float *emb, const float *y, int B, int E, float ma
 static void loss_gradient(float *demb, const float *emb, const float *y, int B, int E, float m) {
     float dist[8];
     distance_forward(dist, emb, B, E);
-    contrastive_backward(demb, emb, dist, y, B, E, m);
+    contrastive_backward(demb, emb, dist, y, B, E, m, B);
 }
 
 static void fd_loss_check(float *emb, const float *y, int B, int E, float margin, float h) {
@@ -189,6 +189,19 @@ START_TEST(contrastive_gradients_generic) {
     fill(emb, 2 * B * E, -0.3f, 0.3f);
     fd_loss_check(emb, y, B, E, 1.0f, 1e-3f);
     fd_loss_check(emb, y, B, E, 0.2f, 1e-3f); /* some negatives beyond the margin */
+    /* Shares of a batch: pairs 0-1 and 2-3 apart, each over the batch's size,
+     * give the whole batch's gradient. */
+    float whole[2 * B * E], part[2 * B * E], dist[B], a[2 * 2 * E], b[2 * 2 * E];
+    distance_forward(dist, emb, B, E);
+    contrastive_backward(whole, emb, dist, y, B, E, 1.0f, B);
+    for (int s = 0; s < 2; s++) { /* share s: its left rows, then its right rows */
+        memcpy(a, emb + s * 2 * E, 2 * E * sizeof *a);
+        memcpy(a + 2 * E, emb + (B + s * 2) * E, 2 * E * sizeof *a);
+        contrastive_backward(b, a, dist + 2 * s, y + 2 * s, 2, E, 1.0f, B);
+        memcpy(part + s * 2 * E, b, 2 * E * sizeof *b);
+        memcpy(part + (B + s * 2) * E, b + 2 * E, 2 * E * sizeof *b);
+    }
+    check_close(part, whole, 2 * B * E, 1e-7f, "shares over the batch's size");
 }
 END_TEST
 
@@ -201,7 +214,7 @@ START_TEST(contrastive_values_and_edges) {
     ck_assert_float_eq_tol(dist[0], 0.5f, 1e-6f);
     ck_assert_float_eq_tol(dist[2], 2.0f, 1e-6f);
     ck_assert_float_eq_tol(contrastive_forward(dist, y, 3, 1.0f), (0.25f + 0.25f) / 3, 1e-6f);
-    contrastive_backward(demb, emb, dist, y, 3, 2, 1.0f);
+    contrastive_backward(demb, emb, dist, y, 3, 2, 1.0f, 3);
     ck_assert(demb[4] == 0.0f && demb[5] == 0.0f && demb[10] == 0.0f && demb[11] == 0.0f);
     /* Same pair, a: dL/da = (2 D / B) (a-b)/D = 2 (a-b) / B. */
     ck_assert_float_eq_tol(demb[0], 2.0f * (0 - 0.3f) / 3, 1e-6f);
@@ -211,7 +224,7 @@ START_TEST(contrastive_values_and_edges) {
     float same[] = {0.5f, 0.5f, 0.5f, 0.5f}, y1[] = {1}, d1, g1[4];
     distance_forward(&d1, same, 1, 2);
     ck_assert_float_eq_tol(d1, sqrtf(1e-7f), 1e-9f);
-    contrastive_backward(g1, same, &d1, y1, 1, 2, 1.0f);
+    contrastive_backward(g1, same, &d1, y1, 1, 2, 1.0f, 1);
     for (int i = 0; i < 4; i++)
         ck_assert(g1[i] == 0.0f);
     /* Just above the clamp the gradient is finite and matches finite differences. */
@@ -222,7 +235,7 @@ START_TEST(contrastive_values_and_edges) {
     /* Just inside the margin the negative gradient is nonzero and pushes apart. */
     float near[] = {0, 0, 0.99f, 0}, g2[4];
     distance_forward(&d1, near, 1, 2);
-    contrastive_backward(g2, near, &d1, y0, 1, 2, 1.0f);
+    contrastive_backward(g2, near, &d1, y0, 1, 2, 1.0f, 1);
     ck_assert(g2[0] > 0.0f && g2[2] < 0.0f);
     fd_loss_check(near, y0, 1, 2, 1.0f, 1e-3f);
 }

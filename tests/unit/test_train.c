@@ -111,10 +111,11 @@ static int same_weights(const Model *a, const Model *b) {
            memcmp(model_params_const(a), model_params_const(b), model_n_params(a) * 4) == 0;
 }
 
-/* A small CNN for one epoch on 600 images, with augmentation spec aug. */
-static Model *train_cnn(const char *aug, uint64_t seed) {
+/* A small CNN (no dropout) for one epoch on 600 images, with augmentation
+ * spec aug, on threads threads. */
+static Model *train_cnn_on(const char *aug, uint64_t seed, int threads) {
     Dataset *train = slice(DATASET_TRAIN, 600);
-    TrainConfig tc = quick_config(1, seed, 1);
+    TrainConfig tc = quick_config(1, seed, threads);
     char err[256];
     ck_assert_msg(net_parse("conv4k5,relu,pool2,conv6k3s2p1,relu,fc16", 28, 28, 1, &tc.arch, err) ==
                       0,
@@ -128,7 +129,43 @@ static Model *train_cnn(const char *aug, uint64_t seed) {
     return m;
 }
 
+static Model *train_cnn(const char *aug, uint64_t seed) {
+    return train_cnn_on(aug, seed, 1);
+}
+
 static int same_weights(const Model *a, const Model *b);
+
+/* Mean |a - b| over the mean |a| of two models' parameters. */
+static double relative_gap(const Model *a, const Model *b) {
+    const float *x = model_params_const(a), *y = model_params_const(b);
+    double diff = 0, size = 0;
+    for (size_t i = 0; i < model_n_params(a); i++)
+        diff += fabs((double)x[i] - y[i]), size += fabs((double)x[i]);
+    return diff / size;
+}
+
+/* 2 or 3 threads split each step's pairs into shares (3: unequal ones) whose
+ * gradients add up to the one thread's: the same training up to rounding.
+ * Augmentation is drawn for the whole batch, so it must not move either; a
+ * share's gradient lost, counted twice or computed on the wrong pairs moves
+ * the weights by about as much as another seed does. */
+START_TEST(data_parallel_steps_match_one_thread) {
+    Model *one = train_cnn_on("shift1,flip", 3, 1), *other = train_cnn_on("shift1,flip", 4, 1);
+    double seeds = relative_gap(one, other);
+    for (int threads = 2; threads <= 3; threads++) {
+        Model *m = train_cnn_on("shift1,flip", 3, threads),
+              *again = train_cnn_on("shift1,flip", 3, threads);
+        double gap = relative_gap(one, m);
+        fprintf(stderr, "%d threads vs 1: relative gap %.2e (another seed: %.2e)\n", threads, gap,
+                seeds);
+        ck_assert_msg(same_weights(m, again), "%d threads: runs differ", threads);
+        ck_assert_double_lt(gap, 1e-3);
+        model_free(m), model_free(again);
+    }
+    ck_assert_double_gt(seeds, 0.05);
+    model_free(one), model_free(other);
+}
+END_TEST
 
 /* Labels that say nothing about the images: the validation AUC cannot leave
  * chance, the collapse the trainer must name (unless --force). */
@@ -401,6 +438,7 @@ int main(int argc, char **argv) {
     tcase_add_test(tc, weight_decay_shrinks_the_weights);
     tcase_add_test(tc, ema_gives_the_model_the_average);
     tcase_add_test(tc, cnn_augmentation_is_seeded);
+    tcase_add_test(tc, data_parallel_steps_match_one_thread);
     tcase_add_test(tc, cutout_is_seeded_and_cuts);
     tcase_add_test(tc, collapse_is_refused_unless_forced);
     tcase_add_test(tc, patience_keeps_the_best_epoch);
