@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # CNN training and embedding throughput, side by side in one run on this machine:
 #   - bench_cnn: the large-sgemm peak (2048^3) with THREADS threads, and one
-#     training step of the cnn preset timed alone (FLOPs per pair, GFLOP/s,
-#     fraction of the peak), the model time of one /verify (two 28x28 images
+#     training step of the cnn preset timed alone, data-parallel over THREADS
+#     as --train runs it (FLOPs per pair, GFLOP/s, fraction of the peak), the model time of one /verify (two 28x28 images
 #     through a served model's path) and batch embedding;
 #   - siamesed --train --arch cnn for EPOCHS epochs;
 #   - the PyTorch peer (../shared/peers/torch_siamese.py --arch cnn) with the

@@ -140,6 +140,10 @@ static int train_config_from(const Config *cfg, const Dataset *train, TrainConfi
         tc->lr = pre.lr;
     if (pre.lr_schedule != LR_CONSTANT && origin_of(cfg, "lr_schedule") == CONFIG_SRC_DEFAULT)
         tc->lr_schedule = pre.lr_schedule;
+    if (pre.weight_decay > 0 && origin_of(cfg, "weight_decay") == CONFIG_SRC_DEFAULT)
+        tc->weight_decay = pre.weight_decay;
+    if (pre.train_pairs != PAIRS_AUTO && origin_of(cfg, "pairs") == CONFIG_SRC_DEFAULT)
+        tc->train_pairs = pre.train_pairs;
     if (pre.augment && origin_of(cfg, "augment") == CONFIG_SRC_DEFAULT)
         return train_parse_augment(pre.augment, tc, err);
     return train_parse_augment(cfg->augment, tc, err);

@@ -45,6 +45,7 @@ typedef struct {
     int threads;           /* OpenBLAS threads */
     double val_fraction;   /* of each class's training samples, for calibration */
     PairsMode pairs;       /* pairing of every split (pairs.h); AUTO resolves per split */
+    PairsMode train_pairs; /* the training split's instead, unless PAIRS_AUTO (a preset's) */
     int augment_shift;     /* training images shifted by up to this many pixels (0: off) */
     int augment_flip;      /* training images flipped left-right at random (0: off) */
     int augment_cutout;    /* an N×N square of each training image zeroed, centred
@@ -87,6 +88,9 @@ typedef struct {
     const char *augment;    /* NULL: none given */
     float lr;               /* 0: the recipe's */
     LrSchedule lr_schedule; /* LR_CONSTANT: the option's default */
+    PairsMode train_pairs;  /* PAIRS_AUTO: as the pairs option says; validation and
+                             * test pairs always are */
+    float weight_decay;     /* 0: the option's default (off) */
 } TrainPreset;
 TrainPreset train_preset_defaults(const char *preset);
 

@@ -167,9 +167,10 @@ static const ConfigEntry table[] = {
     {"val_fraction", CT_FLOAT, O(val_fraction), 0, "0.1", 0, 0.5, .flags = CF_MIN_OPEN,
      .help = "fraction of the training data held out to calibrate the threshold"},
     {"pairs", CT_ENUM, O(pairs), 0, "auto", .words = pairs_words,
-     .help = "training pairs: keras (the recipe's: every class cut to the smallest), all (every "
-             "image anchors a positive and a negative pair, redrawn each epoch), or auto (keras "
-             "unless it would leave more than 10% of the images out)"},
+     .help = "pairs of every split: keras (the recipe's: every class cut to the smallest), all "
+             "(every image anchors a positive and a negative pair, redrawn each epoch), or auto "
+             "(keras unless it would leave more than 10% of the images out); unless it is given, "
+             "the cnn preset trains on all and validates and tests on auto's"},
     {"skip_bad_images", CT_BOOL, O(skip_bad_images), 0, "no",
      .help = "image directories: skip (and count) images that do not decode instead of stopping"},
     {"out", CT_PATH, O(out), 0, "", 0, PATH_MAXLEN,

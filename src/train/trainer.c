@@ -320,18 +320,26 @@ static float train_step(Trainer *s, const Pair *pairs, const int32_t *order, int
 }
 
 TrainPreset train_preset_defaults(const char *preset) {
-    /* cnn: 12 epochs, cosine decay from 1e-3, random shifts of 1 pixel.
-     * Fashion-MNIST, the recipe's pairs, seed 1, 1 thread: test pair accuracy
-     * 0.9342 at 0.5, 0.9366 at the calibrated threshold, AUC 0.983 with the
-     * oneDNN conv; 0.9354 / 0.9358 with im2col + sgemm only. Before: 10 epochs
-     * at a constant 1e-3, no augmentation, 0.926; with shift2,flip 0.915; the
-     * PyTorch peer's CNN 0.923. bench/quality.sh prints it. The mlp is the
-     * recipe as it is. */
+    /* cnn: 24 epochs, cosine decay from 1e-3, random shifts of 1 pixel,
+     * decoupled weight decay 0.05, and training pairs redrawn over every
+     * image each epoch (validation and test keep the recipe's pairs).
+     * Fashion-MNIST, seed 1, 1 thread: test pair accuracy 0.9391 at 0.5,
+     * 0.9412 at the calibrated threshold, AUC 0.9863. Without the weight
+     * decay 0.9382 / 0.9396 / 0.9856; the recipe's fixed pairs for 12 epochs
+     * (the defaults before) 0.9342 / 0.9366 / 0.9834; 10 epochs at a constant
+     * 1e-3, no augmentation, 0.926; the PyTorch peer's CNN 0.923. Seed noise
+     * is about 0.003. bench/quality.sh prints it. The mlp is the recipe as it
+     * is. */
     static const struct {
         const char *name;
         TrainPreset preset;
     } table[] = {
-        {"cnn", {.epochs = 12, .augment = "shift1", .lr_schedule = LR_COSINE}},
+        {"cnn",
+         {.epochs = 24,
+          .augment = "shift1",
+          .lr_schedule = LR_COSINE,
+          .train_pairs = PAIRS_ALL,
+          .weight_decay = 0.05f}},
     };
     for (size_t i = 0; i < SM_ARRAY_LEN(table); i++)
         if (strcmp(preset, table[i].name) == 0)
@@ -483,7 +491,8 @@ static void pairsets_free(PairSets *ps) {
 
 static int build_pairsets(const TrainConfig *tc, const Dataset *train, const Dataset *val,
                           const Dataset *test, PairSets *ps, char *err) {
-    int rc = make_pairs(train, tc->pairs, 0, tc->seed, STREAM_PAIRS_TRAIN, &ps->train, &ps->n_train,
+    PairsMode mode = tc->train_pairs != PAIRS_AUTO ? tc->train_pairs : tc->pairs;
+    int rc = make_pairs(train, mode, 0, tc->seed, STREAM_PAIRS_TRAIN, &ps->train, &ps->n_train,
                         &ps->i_train, err);
     if (rc == 0)
         rc = make_pairs(val, tc->pairs, 0, tc->seed, STREAM_PAIRS_VAL, &ps->val, &ps->n_val,

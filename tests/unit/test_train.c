@@ -347,11 +347,14 @@ END_TEST
 START_TEST(preset_defaults_leave_the_recipe_alone) {
     TrainPreset mlp = train_preset_defaults("mlp"), custom = train_preset_defaults("custom");
     ck_assert(mlp.epochs == 0 && mlp.augment == NULL && mlp.lr == 0 &&
-              mlp.lr_schedule == LR_CONSTANT);
+              mlp.lr_schedule == LR_CONSTANT && mlp.train_pairs == PAIRS_AUTO);
     ck_assert(custom.epochs == 0 && custom.augment == NULL && custom.lr == 0 &&
-              custom.lr_schedule == LR_CONSTANT);
+              custom.lr_schedule == LR_CONSTANT && custom.train_pairs == PAIRS_AUTO);
     TrainPreset cnn = train_preset_defaults("cnn");
-    ck_assert_int_eq(cnn.epochs, 12);
+    ck_assert_int_eq(cnn.epochs, 24);
+    ck_assert_int_eq(cnn.train_pairs, PAIRS_ALL);
+    ck_assert_float_eq(cnn.weight_decay, 0.05f);
+    ck_assert(mlp.weight_decay == 0 && custom.weight_decay == 0);
     ck_assert_str_eq(cnn.augment, "shift1");
     ck_assert_int_eq(cnn.lr_schedule, LR_COSINE);
     ck_assert(cnn.lr == 0); /* the recipe's 1e-3 */
@@ -422,6 +425,33 @@ START_TEST(imbalanced_uses_every_image) {
 }
 END_TEST
 
+/* A preset's training pairs (the cnn's: every image, redrawn each epoch)
+ * leave validation and test on the pairs option's (here the recipe's), so
+ * its figures compare with the recipe's. */
+START_TEST(train_pairs_leave_validation_and_test_alone) {
+    Dataset *train = slice(DATASET_TRAIN, 1000), *test = slice(DATASET_TEST, 400);
+    TrainConfig tc = quick_config(2, 1, 1);
+    tc.pairs = PAIRS_KERAS, tc.train_pairs = PAIRS_ALL;
+    Model *m = NULL;
+    TrainReport rep;
+    char err[256];
+    ck_assert_msg(train_run(&tc, train, test, &m, &rep, err) == 0, "%s", err);
+    ck_assert_int_eq(rep.train_pairs.mode, PAIRS_ALL);
+    ck_assert_int_eq(rep.train_pairs.epoch, 1); /* redrawn for the second epoch */
+    ck_assert_uint_eq(rep.train.pairs, 2 * (size_t)train->n);
+    ck_assert_int_eq(rep.val_pairs.mode, PAIRS_KERAS);
+    ck_assert_int_eq(rep.test_pairs.mode, PAIRS_KERAS);
+    Pair *p = NULL;
+    PairsInfo info;
+    ck_assert_int_eq(train_eval_pairs(test, PAIRS_KERAS, 1, &p, &info, err), 0);
+    ck_assert_uint_eq(info.n, rep.test.pairs); /* what --eval would pair */
+    free(p);
+    model_free(m);
+    dataset_free(train);
+    dataset_free(test);
+}
+END_TEST
+
 int main(int argc, char **argv) {
     (void)argc;
     char err[256];
@@ -443,6 +473,7 @@ int main(int argc, char **argv) {
     tcase_add_test(tc, collapse_is_refused_unless_forced);
     tcase_add_test(tc, patience_keeps_the_best_epoch);
     tcase_add_test(tc, imbalanced_uses_every_image);
+    tcase_add_test(tc, train_pairs_leave_validation_and_test_alone);
     suite_add_tcase(s, tc);
     int failed = check_run(s);
     return failed ? 1 : 0;
