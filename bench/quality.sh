@@ -30,7 +30,7 @@ done
 /usr/bin/python3 - "$tmp" ${ARCHS:-mlp cnn} <<'PY'
 import json, os, sys
 d = sys.argv[1]
-print(f"{'arch':6s}{'epochs':>7s}{'augment':>12s}{'lr':>8s}{'sched':>9s}{'pairs':>7s}{'acc@0.5':>9s}{'acc@cal':>9s}{'thr':>7s}{'auc':>8s}{'train s':>9s}")
+print(f"{'arch':6s}{'epochs':>7s}{'augment':>12s}{'lr':>8s}{'sched':>9s}{'pairs':>7s}{'wd':>6s}{'acc@0.5':>9s}{'acc@cal':>9s}{'thr':>7s}{'auc':>8s}{'train s':>9s}")
 for arch in sys.argv[2:]:
     r = json.load(open(os.path.join(d, arch + '.json')))
     m = os.path.join(d, arch + '.safetensors')
@@ -43,6 +43,6 @@ for arch in sys.argv[2:]:
           (',cutout%d' % tr['augment_cutout'] if tr.get('augment_cutout') else '')
     sched = tr.get('lr_schedule', 'constant')
     t = r['test']
-    print(f"{arch:6s}{tr['epochs']:7d}{aug.strip(',') or '-':>12s}{tr['lr']:8.0e}{sched:>9s}{r['pairs']:>7s}{t['accuracy']:9.4f}"
+    print(f"{arch:6s}{tr['epochs']:7d}{aug.strip(',') or '-':>12s}{tr['lr']:8.0e}{sched:>9s}{r['pairs']:>7s}{tr.get('weight_decay', 0):6.2g}{t['accuracy']:9.4f}"
           f"{t['accuracy_calibrated']:9.4f}{r['threshold']:7.3f}{t['roc_auc']:8.4f}{tr['seconds']:9.0f}")
 PY

@@ -2,8 +2,9 @@
 # CNN training and embedding throughput, side by side in one run on this machine:
 #   - bench_cnn: the large-sgemm peak (2048^3) with THREADS threads, and one
 #     training step of the cnn preset timed alone, data-parallel over THREADS
-#     as --train runs it (FLOPs per pair, GFLOP/s, fraction of the peak), the model time of one /verify (two 28x28 images
-#     through a served model's path) and batch embedding;
+#     as --train runs it (FLOPs per pair, GFLOP/s, fraction of the peak), the
+#     model time of one /verify (two 28x28 images through a served model's
+#     path) and batch embedding;
 #   - siamesed --train --arch cnn for EPOCHS epochs;
 #   - the PyTorch peer (../shared/peers/torch_siamese.py --arch cnn) with the
 #     same data, epochs, threads and OPENBLAS_CORETYPE as siamesed's kernel.
@@ -68,4 +69,8 @@ if peer:
           f"{med([r['embed_per_s'] for r in peer]):10.0f}")
     print(f"siamesed / peer: {o / p:.2f}x (goal 2.5x)")
 print(f"/verify model time (2 images, 1 thread): {s['verify_model_ms']:.3f} ms (goal 1 ms)")
+each = lambda rs, k: ' '.join(f"{r[k]:.0f}" for r in rs)
+print(f"every round: siamesed --train [{each(ours, 'pairs_per_s')}], step alone "
+      f"[{each(step, 'pairs_per_s_step')}], peer [{each(peer, 'pairs_per_s')}], "
+      f"sgemm peak [{each(step, 'sgemm_peak_gflops')}] GFLOP/s")
 PY
