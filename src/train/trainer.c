@@ -73,17 +73,16 @@ typedef struct {
     const TrainConfig *tc;
     Model *model;
     const Dataset *data;
-    int D, E;    /* input and embedding widths */
-    float *grad; /* n_params: gradients, same layout as the parameters (worker 0's) */
-    float *opt;  /* optimiser state: v (RMSprop) or m then v (Adam) */
-    float *ema;  /* n_params: the weights' moving average (tc->ema > 0), else NULL */
+    int D, E;   /* input and embedding widths */
+    float *opt; /* optimiser state: v (RMSprop) or m then v (Adam) */
+    float *ema; /* n_params: the weights' moving average (tc->ema > 0), else NULL */
     size_t wspan[NET_MAX_LAYERS][2]; /* the weights weight decay applies to */
     int n_wspan;
     float *dist, *y; /* (B) */
     AugDraw *aug;    /* (2B) */
     Rng augment_rng;
     Worker w[MAX_WORKERS];
-    int n_workers;
+    int n_workers, share;   /* share: the most pairs one worker takes in a step */
     Pool *pool;             /* n_workers - 1 helpers; NULL: one worker, or no threads */
     const Pair *step_pairs; /* the step in progress, for the workers */
     const int32_t *step_order;
@@ -123,15 +122,14 @@ static int trainer_init(Trainer *s, const TrainConfig *tc, Model *m, const Datas
     s->D = model_in_dim(m), s->E = model_embed_dim(m);
     size_t np = model_n_params(m), nopt = tc->optimizer == OPT_ADAM ? 2 * np : np;
     s->n_workers = workers_of(tc);
-    int share = (tc->batch + s->n_workers - 1) / s->n_workers;
+    s->share = (tc->batch + s->n_workers - 1) / s->n_workers;
     for (int k = 0; k < s->n_workers; k++) {
-        int rc = worker_init(&s->w[k], s, k, share, err);
+        int rc = worker_init(&s->w[k], s, k, s->share, err);
         if (rc < 0)
             return rc;
     }
     if (s->n_workers > 1 && !(s->pool = pool_create(s->n_workers - 1)))
         log_warn("train: no helper threads; the %d shares of each step run on one", s->n_workers);
-    s->grad = s->w[0].grad;
     s->opt = calloc(nopt, sizeof(float));
     s->dist = malloc(2 * (size_t)tc->batch * sizeof(float));
     s->aug = malloc(2 * (size_t)tc->batch * sizeof *s->aug);
@@ -276,7 +274,7 @@ static void step_share(void *ctx, int k) {
     Worker *w = &s->w[k];
     const int B = s->step_B, T = s->step_parts;
     const int lo = (int)((long)B * k / T), n = (int)((long)B * (k + 1) / T) - lo;
-    assert(n >= 1 && 2 * n <= 2 * ((s->tc->batch + s->n_workers - 1) / s->n_workers));
+    assert(n >= 1 && n <= s->share);
     if (T > 1)
         blas_solo(1);
     float *x = net_train_input(w->net);
@@ -300,9 +298,10 @@ static float train_step(Trainer *s, const Pair *pairs, const int32_t *order, int
     s->step_parts = B < s->n_workers ? B : s->n_workers;
     pool_run(s->pool, step_share, s, s->step_parts);
     size_t np = model_n_params(s->model);
-    for (int k = 1; k < s->step_parts; k++) /* in worker order: the same sums every run */
+    float *grad = s->w[0].grad; /* the step's: the other workers' added in worker order */
+    for (int k = 1; k < s->step_parts; k++)
         for (size_t i = 0; i < np; i++)
-            s->grad[i] += s->w[k].grad[i];
+            grad[i] += s->w[k].grad[i];
     float loss = contrastive_forward(s->dist, s->y, B, s->tc->margin);
     float *p = model_params(s->model);
     float lr =
@@ -311,9 +310,9 @@ static float train_step(Trainer *s, const Pair *pairs, const int32_t *order, int
     for (int i = 0; s->tc->weight_decay > 0 && i < s->n_wspan; i++)
         decay_update(p + s->wspan[i][0], s->wspan[i][1] - s->wspan[i][0], lr * s->tc->weight_decay);
     if (s->tc->optimizer == OPT_ADAM)
-        adam_update(p, s->grad, s->opt, s->opt + np, np, lr, 0.9f, 0.999f, 1e-7f, s->t);
+        adam_update(p, grad, s->opt, s->opt + np, np, lr, 0.9f, 0.999f, 1e-7f, s->t);
     else
-        rmsprop_update(p, s->grad, s->opt, np, lr, 0.9f, 1e-7f);
+        rmsprop_update(p, grad, s->opt, np, lr, 0.9f, 1e-7f);
     if (s->ema)
         ema_update(s->ema, p, np, ema_decay_at(s->tc->ema, s->t));
     return loss;
