@@ -104,11 +104,13 @@ typedef struct {
     char *test_data;       /* test split; "" = the test split of `data` */
     bool train_if_missing; /* serve: train a default model if `model` is absent */
     int threads;           /* 0 = number of cores */
+    int worker_slice;      /* us of CPU the HTTP workers ask for at a time; 0 = the kernel's */
     size_t max_body;       /* bytes */
     int max_image_width, max_image_height, max_image_pixels;
     int max_connections;
-    int max_per_ip;         /* 0 = unlimited */
-    int connection_timeout; /* seconds */
+    int max_per_ip;           /* 0 = unlimited */
+    int connection_timeout;   /* seconds */
+    size_t connection_memory; /* bytes per connection for its request head and reply head */
     int max_json_depth;
     bool keep_images;
     size_t max_db_size;     /* bytes; 0 = no limit */

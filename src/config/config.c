@@ -62,6 +62,9 @@ static const ConfigEntry table[] = {
      .help = "serve: train a default model from `data` first if `model` does not exist"},
     {"threads", CT_INT, O(threads), 0, "0", 0, 256,
      .help = "HTTP worker threads (0 = 4 per core) and training BLAS threads (0 = one per core)"},
+    {"worker_slice", CT_INT, O(worker_slice), 0, "100", 0, 100000,
+     .help = "scheduler slice the HTTP workers ask for, in microseconds (Linux 6.12 and later; "
+             "0 = the kernel's default)"},
     {"max_body", CT_SIZE, O(max_body), 0, "16M", 1024, 1073741824,
      .help = "largest request body accepted"},
     {"max_image_width", CT_INT, O(max_image_width), 0, "4096", 1, 65535,
@@ -74,6 +77,8 @@ static const ConfigEntry table[] = {
      .help = "concurrent connections"},
     {"max_per_ip", CT_INT, O(max_per_ip), 0, "64", 0, 100000,
      .help = "concurrent connections from one IP address; 0 = unlimited"},
+    {"connection_memory", CT_SIZE, O(connection_memory), 0, "16K", 4096, 1048576,
+     .help = "memory per connection for the request line, the headers and the reply's headers"},
     {"connection_timeout", CT_INT, O(connection_timeout), 0, "30", 1, 3600,
      .help = "seconds an idle connection is kept open"},
     {"max_json_depth", CT_INT, O(max_json_depth), 0, "32", 1, 1000,

@@ -18,6 +18,7 @@
 #include <microhttpd.h>
 #include <netdb.h>
 #include <poll.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +26,8 @@
 #include <strings.h>
 #include <sys/random.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "http_frame.h"
 #include "http_guard.h"
@@ -527,6 +530,32 @@ static const char tls_priorities[] =
     "+CHACHA20-POLY1305:-MAC-ALL:+AEAD:-KX-ALL:+ECDHE-ECDSA:+ECDHE-RSA:-SIGN-RSA-SHA1:"
     "-SIGN-ECDSA-SHA1:%SAFE_RENEGOTIATION";
 
+/* struct sched_attr as sched_setattr(2) documents it (SCHED_ATTR_SIZE_VER0);
+ * glibc 2.36 wraps neither call. */
+typedef struct {
+    uint32_t size, policy;
+    uint64_t flags;
+    int32_t nice;
+    uint32_t priority;
+    uint64_t runtime, deadline, period;
+} SchedAttr;
+
+/* Asks for a scheduler slice of us microseconds (0: the kernel's default)
+ * for this thread and the threads it creates from now on: 1 when the
+ * kernel took the request, 0 when it cannot (a real-time policy, an old
+ * kernel's refusal). Linux 6.12 and later read sched_runtime of a
+ * SCHED_OTHER or SCHED_BATCH thread as its slice; earlier ones ignore it. */
+static int slice_request(int us) {
+    SchedAttr a = {0};
+    if (syscall(SYS_sched_getattr, 0, &a, sizeof a, 0) != 0 ||
+        (a.policy != SCHED_OTHER && a.policy != SCHED_BATCH))
+        return 0;
+    a.size = sizeof a;
+    a.flags &= 1; /* SCHED_FLAG_RESET_ON_FORK; the rest need a larger struct */
+    a.runtime = (uint64_t)us * 1000;
+    return syscall(SYS_sched_setattr, 0, &a, 0) == 0;
+}
+
 int http_start(Server *srv, Http **out, char *err) {
     const Config *cfg = srv->cfg;
     struct sockaddr_storage ss;
@@ -560,7 +589,7 @@ int http_start(Server *srv, Http **out, char *err) {
     h->srv = srv;
     if (getrandom(&h->id_seed, sizeof h->id_seed, 0) != (ssize_t)sizeof h->id_seed)
         h->id_seed = (uint64_t)(sm_now() * 1e9) ^ (uint64_t)getpid() << 32;
-    struct MHD_OptionItem opts[16] = {
+    struct MHD_OptionItem opts[20] = {
         /* First, or libmicrohttpd prints some messages with its own logger. */
         {MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_log, h},
         {MHD_OPTION_SOCK_ADDR, 0, &ss},
@@ -568,6 +597,7 @@ int http_start(Server *srv, Http **out, char *err) {
         {MHD_OPTION_CONNECTION_LIMIT, cfg->max_connections, NULL},
         {MHD_OPTION_PER_IP_CONNECTION_LIMIT, cfg->max_per_ip, NULL},
         {MHD_OPTION_CONNECTION_TIMEOUT, cfg->connection_timeout, NULL},
+        {MHD_OPTION_CONNECTION_MEMORY_LIMIT, (intptr_t)cfg->connection_memory, NULL},
         {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, h},
         {MHD_OPTION_URI_LOG_CALLBACK, (intptr_t)on_uri, h},
         {MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)on_connection, h},
@@ -587,8 +617,17 @@ int http_start(Server *srv, Http **out, char *err) {
         opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)tls_priorities};
     }
     opts[n] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
+    /* The workers inherit the slice; this thread goes back to the default.
+     * More workers than cores: with the default slice (1.4 ms on 2 cores) a
+     * worker runs its whole queue of requests while the other workers'
+     * clients wait, and that wait set /verify's p99 (docs/scaling.md). */
+    int sliced = cfg->worker_slice > 0 && slice_request(cfg->worker_slice);
     h->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, h, MHD_OPTION_ARRAY, opts,
                             MHD_OPTION_END);
+    if (sliced)
+        slice_request(0);
+    log_debug("http: %u workers, scheduler slice %s", threads,
+              sliced ? "requested" : "the kernel's default");
     if (!h->d) {
         /* serve_prepare() already bound the address and read both PEM files. */
         if (cert)
