@@ -225,16 +225,17 @@ const char *fingerprint(int port);
 /* 1 for "2026-01-02T03:04:05.678Z". */
 int is_iso_time(const char *s);
 
-TCase *tcase_routes(void);    /* test_daemon.c */
-TCase *tcase_listing(void);   /* test_daemon_list.c */
-TCase *tcase_input(void);     /* test_daemon_input.c */
-TCase *tcase_access(void);    /* test_daemon_access.c */
-TCase *tcase_openapi(void);   /* test_daemon_access.c */
-TCase *tcase_lifecycle(void); /* test_daemon_life.c */
-TCase *tcase_safety(void);    /* test_daemon_safe.c */
-TCase *tcase_security(void);  /* test_daemon_sec.c */
-TCase *tcase_api(void);       /* test_daemon_api.c */
-TCase *tcase_models(void);    /* test_daemon_models.c */
-TCase *tcase_bulk(void);      /* test_daemon_bulk.c */
+TCase *tcase_routes(void);     /* test_daemon.c */
+TCase *tcase_listing(void);    /* test_daemon_list.c */
+TCase *tcase_input(void);      /* test_daemon_input.c */
+TCase *tcase_access(void);     /* test_daemon_access.c */
+TCase *tcase_openapi(void);    /* test_daemon_access.c */
+TCase *tcase_lifecycle(void);  /* test_daemon_life.c */
+TCase *tcase_safety(void);     /* test_daemon_safe.c */
+TCase *tcase_security(void);   /* test_daemon_sec.c */
+TCase *tcase_api(void);        /* test_daemon_api.c */
+TCase *tcase_models(void);     /* test_daemon_models.c */
+TCase *tcase_bulk(void);       /* test_daemon_bulk.c */
+TCase *tcase_scheduling(void); /* test_daemon_sched.c */
 
 #endif

@@ -666,6 +666,7 @@ int main(int argc, char **argv) {
     suite_add_tcase(s, tcase_api());
     suite_add_tcase(s, tcase_models());
     suite_add_tcase(s, tcase_bulk());
+    suite_add_tcase(s, tcase_scheduling());
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
