@@ -77,7 +77,7 @@ static const ConfigEntry table[] = {
      .help = "concurrent connections"},
     {"max_per_ip", CT_INT, O(max_per_ip), 0, "64", 0, 100000,
      .help = "concurrent connections from one IP address; 0 = unlimited"},
-    {"connection_memory", CT_SIZE, O(connection_memory), 0, "16K", 4096, 1048576,
+    {"connection_memory", CT_SIZE, O(connection_memory), 0, "8K", 4096, 1048576,
      .help = "memory per connection for the request line, the headers and the reply's headers"},
     {"connection_timeout", CT_INT, O(connection_timeout), 0, "30", 1, 3600,
      .help = "seconds an idle connection is kept open"},
