@@ -41,6 +41,7 @@ struct Http {
     Guard *guard;          /* buffered-body budget, request deadlines */
     ImgBudget *img_budget; /* decoder memory, shared through srv->img_limits */
     int port;
+    FrameCap cap;     /* what a request target may hold (connection_memory) */
     uint64_t id_seed; /* request ids: splitmix64(id_seed + n) */
     atomic_uint_fast64_t id_next;
 };
@@ -53,6 +54,7 @@ typedef struct {
     const Route *route; /* NULL until the first handler call */
     int started;        /* the first handler call has happened */
     int query_params;   /* counted at the request line (frame_cap_query) */
+    size_t target;      /* length of the request target */
     int close;          /* answer with Connection: close */
     const char *error;  /* error code of the reply queued (static), or NULL */
     size_t out;         /* body bytes of the reply queued */
@@ -235,10 +237,12 @@ static ReqState *state_new(Http *h, const char *uri) {
  * headers itself, so that every request gets its log line and metric. */
 static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c) {
     (void)c;
-    ReqState *st = state_new(cls, uri);
-    int n = frame_cap_query(uri);
+    Http *h = cls;
+    ReqState *st = state_new(h, uri);
+    size_t len = strlen(uri);
+    int n = frame_cap_query(uri, &h->cap);
     if (st)
-        st->query_params = n;
+        st->query_params = n, st->target = len;
     pending_uri = st;
     mhd_status = 0;
     return st;
@@ -289,9 +293,18 @@ static int refuse_early(Http *h, struct MHD_Connection *c, const char *method, c
     st->route = route_match(method, url);
     if (frame_refuse(c, method, version, rep, &st->close))
         return 1;
-    if (st->query_params > FRAME_MAX_QUERY_PARAMS) {
-        reply_error(rep, 414, "uri_too_long", "%d query parameters; at most %d are accepted",
-                    st->query_params, FRAME_MAX_QUERY_PARAMS);
+    if (st->target > h->cap.target) {
+        reply_error(rep, 414, "uri_too_long",
+                    "a request target of %zu bytes; at most %zu are accepted (a quarter of "
+                    "connection_memory)",
+                    st->target, h->cap.target);
+        return st->close = 1;
+    }
+    if (st->query_params > h->cap.params) {
+        reply_error(rep, 414, "uri_too_long",
+                    "%d query parameters; at most %d are accepted (one per 256 bytes of "
+                    "connection_memory, at most 64)",
+                    st->query_params, h->cap.params);
         return st->close = 1;
     }
     char ip[INET6_ADDRSTRLEN];
@@ -587,6 +600,7 @@ int http_start(Server *srv, Http **out, char *err) {
      * other connections moving and let more enrolls share each fsync. */
     unsigned threads = (unsigned)(cfg->threads > 0 ? cfg->threads : cores > 0 ? 4 * cores : 4);
     h->srv = srv;
+    h->cap = frame_cap(cfg->connection_memory);
     if (getrandom(&h->id_seed, sizeof h->id_seed, 0) != (ssize_t)sizeof h->id_seed)
         h->id_seed = (uint64_t)(sm_now() * 1e9) ^ (uint64_t)getpid() << 32;
     struct MHD_OptionItem opts[20] = {

@@ -134,14 +134,19 @@ int frame_refuse(struct MHD_Connection *c, const char *method, const char *versi
     return 0;
 }
 
-int frame_cap_query(const char *uri) {
+FrameCap frame_cap(size_t memory) {
+    size_t params = memory / 4 / 64;
+    return (FrameCap){.params = params < 64 ? (int)params : 64, .target = memory / 4};
+}
+
+int frame_cap_query(const char *uri, const FrameCap *cap) {
     char *q = strchr(uri, '?');
     if (!q)
         return 0;
     int n = q[1] != 0;
     for (const char *p = q + 1; *p; p++)
         n += *p == '&';
-    if (n > FRAME_MAX_QUERY_PARAMS)
+    if (n > cap->params || strlen(uri) > cap->target)
         q[1] = 0; /* the read buffer is writable; libmicrohttpd parses from q + 1 */
     return n;
 }

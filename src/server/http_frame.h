@@ -21,10 +21,21 @@
 
 #include "server.h"
 
-/* More query parameters than this are refused (414): libmicrohttpd keeps one
- * record per parameter in the connection's 32 KiB memory pool and, once it
- * runs out (~400 parameters), drops the connection without an answer. */
-#define FRAME_MAX_QUERY_PARAMS 64
+/* What a request target may hold on a connection with `memory` bytes of
+ * pool (connection_memory). libmicrohttpd 0.9.75 keeps the request head in
+ * a read buffer from that pool (half of it to begin with) and one 64-byte
+ * record per query parameter and per header at its other end; a connection
+ * whose pool runs out while the request line is parsed is dropped without
+ * an answer. More parameters (at most 64, a quarter of the pool in
+ * records) or a longer target (a quarter of the pool) are refused with 414
+ * before libmicrohttpd parses the parameters, which leaves the headers half
+ * of the pool. */
+typedef struct {
+    int params;
+    size_t target;
+} FrameCap;
+
+FrameCap frame_cap(size_t memory);
 
 /* Checks the head of the request on c; 1 with rep filled (and *close set
  * when the connection must not be reused), 0 when it is acceptable. */
@@ -32,8 +43,8 @@ int frame_refuse(struct MHD_Connection *c, const char *method, const char *versi
                  int *close);
 
 /* For the URI-log callback: the number of query parameters in uri. Past
- * FRAME_MAX_QUERY_PARAMS, the query is cut off in place (libmicrohttpd then
- * parses none) and the count returned tells the caller to refuse. */
-int frame_cap_query(const char *uri);
+ * cap->params, or when uri is longer than cap->target, the query is cut off
+ * in place (libmicrohttpd then parses none) and the caller refuses. */
+int frame_cap_query(const char *uri, const FrameCap *cap);
 
 #endif

@@ -12,6 +12,9 @@
  *     HTTP/2.0, a bare CR in the request line): a status, and a log line and
  *     a metric all the same;
  *   - a request head trickled in byte by byte: cut off at --request-timeout;
+ *   - the query caps follow connection_memory: at 4K and 8K, the most
+ *     parameters and the longest target are answered, one more is 414 JSON,
+ *     never a dropped connection (libmicrohttpd's pool running out);
  *   - the access log line: method, path, status, error code, bytes in and
  *     out, duration and a request id, the id echoed as X-Request-Id.
  *
@@ -266,6 +269,61 @@ START_TEST(head_trickle_cut_off) {
 }
 END_TEST
 
+/* GET /subjects?... with params parameters, the target padded to target
+ * bytes when longer, and the headers curl sends: the status and the JSON
+ * error code the daemon on port answers with (0 and "": no answer). */
+static int query_status(int port, int params, size_t target, char code[64]) {
+    Buf req = {0};
+    buf_str(&req, "GET /subjects?");
+    for (int i = 0; i < params; i++)
+        buf_printf(&req, "%sp%d=1", i ? "&" : "", i);
+    while (req.len - 4 < target) /* the last value grows; "GET " is no part of the target */
+        buf_add(&req, "x", 1);
+    buf_str(&req, " HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: curl/7.88.1\r\nAccept: "
+                  "*/*\r\nConnection: close\r\n\r\n");
+    int open;
+    Buf b = raw_all(port, (const char *)req.p, &open);
+    int st = status_of(&b);
+    snprintf(code, 64, "%s", json_code(&b));
+    buf_free(&req), buf_free(&b);
+    return st;
+}
+
+START_TEST(query_caps_follow_connection_memory) {
+    static const struct {
+        const char *memory;
+        int params;
+        size_t target;
+    } pools[] = {{"4K", 16, 1024}, {"8K", 32, 2048}};
+    for (size_t i = 0; i < sizeof pools / sizeof *pools; i++) {
+        Own o;
+        char code[64];
+        own_init_ok(&o, "querycap");
+        const char *const extra[] = {"--connection-memory", pools[i].memory, NULL};
+        own_start_ok(&o, H.model_a, extra);
+        int n = pools[i].params, port = o.d.port;
+        size_t t = pools[i].target;
+        /* At the caps: /subjects refuses the parameters it does not take (400). */
+        ck_assert_int_eq(query_status(port, n, 0, code), 400);
+        ck_assert_str_eq(code, "unknown_parameter");
+        ck_assert_int_eq(query_status(port, 2, t, code), 400);
+        ck_assert_str_eq(code, "unknown_parameter");
+        /* One past them, and both at once with the target at the pool's half. */
+        ck_assert_int_eq(query_status(port, n + 1, 0, code), 414);
+        ck_assert_str_eq(code, "uri_too_long");
+        ck_assert_int_eq(query_status(port, 2, t + 1, code), 414);
+        ck_assert_str_eq(code, "uri_too_long");
+        ck_assert_int_eq(query_status(port, 64, 2 * t, code), 414);
+        ck_assert_str_eq(code, "uri_too_long");
+        fprintf(stderr,
+                "hostile_framing: connection_memory %s: %d parameters and %zu bytes "
+                "answered, one more 414\n",
+                pools[i].memory, n, t);
+        own_stop_ok(&o);
+    }
+}
+END_TEST
+
 int main(int argc, char **argv) {
     Suite *s = suite_create("hostile_framing");
     TCase *tc = tcase_create("framing");
@@ -273,6 +331,7 @@ int main(int argc, char **argv) {
     tcase_add_test(tc, framing_refused);
     tcase_add_test(tc, access_log_line);
     tcase_add_test(tc, head_trickle_cut_off);
+    tcase_add_test(tc, query_caps_follow_connection_memory);
     suite_add_tcase(s, tc);
     return prove_main(argc, argv, "hostile_framing", s);
 }
