@@ -64,7 +64,7 @@ static const ConfigEntry table[] = {
      .help = "HTTP worker threads (0 = 4 per core) and training BLAS threads (0 = one per core)"},
     {"worker_slice", CT_INT, O(worker_slice), 0, "100", 0, 100000,
      .help = "scheduler slice the HTTP workers ask for, in microseconds (Linux 6.12 and later; "
-             "0 = the kernel's default)"},
+             "0 = leave them as started)"},
     {"max_body", CT_SIZE, O(max_body), 0, "16M", 1024, 1073741824,
      .help = "largest request body accepted"},
     {"max_image_width", CT_INT, O(max_image_width), 0, "4096", 1, 65535,

@@ -18,7 +18,6 @@
 #include <microhttpd.h>
 #include <netdb.h>
 #include <poll.h>
-#include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,14 +25,13 @@
 #include <strings.h>
 #include <sys/random.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
-#include <unistd.h>
 
 #include "http_frame.h"
 #include "http_guard.h"
 #include "server.h"
 #include "siamese/common.h"
 #include "siamese/log.h"
+#include "siamese/sched.h"
 
 struct Http {
     struct MHD_Daemon *d;
@@ -543,30 +541,23 @@ static const char tls_priorities[] =
     "+CHACHA20-POLY1305:-MAC-ALL:+AEAD:-KX-ALL:+ECDHE-ECDSA:+ECDHE-RSA:-SIGN-RSA-SHA1:"
     "-SIGN-ECDSA-SHA1:%SAFE_RENEGOTIATION";
 
-/* struct sched_attr as sched_setattr(2) documents it (SCHED_ATTR_SIZE_VER0);
- * glibc 2.36 wraps neither call. */
-typedef struct {
-    uint32_t size, policy;
-    uint64_t flags;
-    int32_t nice;
-    uint32_t priority;
-    uint64_t runtime, deadline, period;
-} SchedAttr;
-
-/* Asks for a scheduler slice of us microseconds (0: the kernel's default)
- * for this thread and the threads it creates from now on: 1 when the
- * kernel took the request, 0 when it cannot (a real-time policy, an old
- * kernel's refusal). Linux 6.12 and later read sched_runtime of a
- * SCHED_OTHER or SCHED_BATCH thread as its slice; earlier ones ignore it. */
-static int slice_request(int us) {
-    SchedAttr a = {0};
-    if (syscall(SYS_sched_getattr, 0, &a, sizeof a, 0) != 0 ||
-        (a.policy != SCHED_OTHER && a.policy != SCHED_BATCH))
-        return 0;
-    a.size = sizeof a;
-    a.flags &= 1; /* SCHED_FLAG_RESET_ON_FORK; the rest need a larger struct */
-    a.runtime = (uint64_t)us * 1000;
-    return syscall(SYS_sched_setattr, 0, &a, 0) == 0;
+/* Gives the threads that MHD_start_daemon() made (those not in before[n])
+ * slices of us microseconds, reset for any thread they create (the index's
+ * scan helpers keep the default): with more workers than cores, a worker
+ * given the default slice (1.4 ms on 2 cores) runs its whole queue of
+ * requests while the other workers' clients wait, and that wait set
+ * /verify's p99 (docs/scaling.md). Returns how many took it. */
+static int slice_workers(const pid_t *before, int n, int us) {
+    pid_t *now;
+    int m = sched_threads(&now), took = 0;
+    for (int i = 0; i < m; i++) {
+        int old = 0;
+        for (int k = 0; k < n && !old; k++)
+            old = before[k] == now[i];
+        took += !old && sched_slice_request(now[i], us, 1);
+    }
+    free(now);
+    return took;
 }
 
 int http_start(Server *srv, Http **out, char *err) {
@@ -631,17 +622,14 @@ int http_start(Server *srv, Http **out, char *err) {
         opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)tls_priorities};
     }
     opts[n] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
-    /* The workers inherit the slice; this thread goes back to the default.
-     * More workers than cores: with the default slice (1.4 ms on 2 cores) a
-     * worker runs its whole queue of requests while the other workers'
-     * clients wait, and that wait set /verify's p99 (docs/scaling.md). */
-    int sliced = cfg->worker_slice > 0 && slice_request(cfg->worker_slice);
+    pid_t *before = NULL;
+    int nbefore = cfg->worker_slice > 0 ? sched_threads(&before) : -1;
     h->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, h, MHD_OPTION_ARRAY, opts,
                             MHD_OPTION_END);
-    if (sliced)
-        slice_request(0);
-    log_debug("http: %u workers, scheduler slice %s", threads,
-              sliced ? "requested" : "the kernel's default");
+    if (h->d && nbefore >= 0)
+        log_debug("http: %u workers, %d of them on %d us scheduler slices", threads,
+                  slice_workers(before, nbefore, cfg->worker_slice), cfg->worker_slice);
+    free(before);
     if (!h->d) {
         /* serve_prepare() already bound the address and read both PEM files. */
         if (cert)

@@ -1,14 +1,12 @@
 /*
  * test_daemon_sched.c — how the daemon asks the kernel to schedule it:
- * worker_slice reaches every HTTP worker thread and only them (the main
- * thread goes back to the kernel's default slice), and 0 leaves the
- * workers at the default. Runs where the kernel keeps a per-thread slice
- * and /proc shows it (Linux 6.12+ with scheduler debug files); elsewhere
- * it says it skipped.
+ * worker_slice reaches every HTTP worker thread and only them (not the
+ * main thread, and the threads a worker starts later begin at the kernel's
+ * default), and 0 leaves the workers alone. Runs where the kernel keeps a
+ * slice per thread (Linux 6.12+); elsewhere it says it skipped.
  */
 #include <check.h>
 #include <dirent.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,65 +14,44 @@
 #include <unistd.h>
 
 #include "daemon_harness.h"
+#include "siamese/sched.h"
 
-/* se.slice of thread tid of pid in ns, as /proc shows it; -1 if it does not. */
-static long thread_slice(long pid, long tid) {
-    char path[64], line[256];
-    long ns = -1;
-    snprintf(path, sizeof path, "/proc/%ld/task/%ld/sched", pid, tid);
-    FILE *f = fopen(path, "r");
-    while (f && fgets(line, sizeof line, f))
-        if (!strncmp(line, "se.slice", 8))
-            ns = atol(strchr(line, ':') + 1);
-    if (f)
-        fclose(f);
-    return ns;
+/* Whether this kernel keeps a slice a thread asks for: tried on this
+ * thread, then undone. */
+static int custom_slices_kept(void) {
+    pid_t me = (pid_t)syscall(SYS_gettid);
+    int kept = sched_slice_request(me, 250, 0) && sched_slice_of(me, NULL) == 250000;
+    sched_slice_request(me, 0, 0);
+    return kept;
 }
 
-/* struct sched_attr (SCHED_ATTR_SIZE_VER0), as the daemon sets it. */
 typedef struct {
-    uint32_t size, policy;
-    uint64_t flags;
-    int32_t nice;
-    uint32_t priority;
-    uint64_t runtime, deadline, period;
-} SchedAttr;
+    long main_ns, worker_ns; /* worker_ns: -2 when the workers differ */
+    int workers, reset;      /* reset: every worker's children start at the default */
+} Slices;
 
-/* Whether this kernel keeps a slice a thread asks for and /proc shows it:
- * tried on this thread, then undone. */
-static int custom_slices_shown(void) {
-    SchedAttr a = {.size = sizeof a, .runtime = 250000};
-    long me = syscall(SYS_gettid);
-    if (syscall(SYS_sched_setattr, 0, &a, 0) != 0)
-        return 0;
-    int shown = thread_slice(getpid(), me) == 250000;
-    a.runtime = 0;
-    syscall(SYS_sched_setattr, 0, &a, 0);
-    return shown;
-}
-
-/* The slice of d's main thread, and of its MHD-worker threads (-2 when they
- * differ). Returns the number of workers. */
-static int daemon_slices(const Daemon *d, long *main_ns, long *worker_ns) {
+static Slices daemon_slices(const Daemon *d) {
     char path[64], name[32];
-    int workers = 0;
-    *main_ns = thread_slice(d->pid, d->pid), *worker_ns = -1;
+    Slices s = {.main_ns = sched_slice_of(d->pid, NULL), .worker_ns = -1, .reset = 1};
     snprintf(path, sizeof path, "/proc/%ld/task", (long)d->pid);
     DIR *dir = opendir(path);
     ck_assert_ptr_nonnull(dir);
     for (struct dirent *e; (e = readdir(dir));) {
-        long tid = atol(e->d_name);
-        snprintf(path, sizeof path, "/proc/%ld/task/%ld/comm", (long)d->pid, tid);
+        pid_t tid = (pid_t)atol(e->d_name);
+        snprintf(path, sizeof path, "/proc/%ld/task/%ld/comm", (long)d->pid, (long)tid);
         FILE *f = tid > 0 ? fopen(path, "r") : NULL;
-        if (f && fgets(name, sizeof name, f) && !strncmp(name, "MHD-worker", 10)) {
-            long ns = thread_slice(d->pid, tid);
-            *worker_ns = workers++ && *worker_ns != ns ? -2 : ns;
+        if (!f)
+            continue;
+        if (fgets(name, sizeof name, f) && !strncmp(name, "MHD-worker", 10)) {
+            int reset = 0;
+            long ns = sched_slice_of(tid, &reset);
+            s.worker_ns = s.workers++ && s.worker_ns != ns ? -2 : ns;
+            s.reset &= reset;
         }
-        if (f)
-            fclose(f);
+        fclose(f);
     }
     closedir(dir);
-    return workers;
+    return s;
 }
 
 /* Starts a daemon on model A with --threads 3 --worker-slice us. */
@@ -93,22 +70,24 @@ static void stop(Daemon *d) {
 }
 
 START_TEST(workers_get_the_configured_slice) {
-    if (!custom_slices_shown()) {
-        fprintf(stderr, "scheduling: skipped, this kernel keeps no per-thread slice\n");
+    if (!custom_slices_kept()) {
+        fprintf(stderr, "scheduling: skipped, this kernel keeps no slice per thread\n");
         return;
     }
     char dir[320];
     Daemon d = {0};
-    long main_ns, worker_ns;
     ck_assert_int_eq(scratch_dir("slice", dir, sizeof dir), 0);
     start(&d, dir, "250");
-    ck_assert_int_eq(daemon_slices(&d, &main_ns, &worker_ns), 3);
-    ck_assert_int_eq(worker_ns, 250000);
-    ck_assert_int_ne(main_ns, 250000); /* the main thread went back to the default */
+    Slices s = daemon_slices(&d);
+    ck_assert_int_eq(s.workers, 3);
+    ck_assert_int_eq(s.worker_ns, 250000);
+    ck_assert_msg(s.reset, "a worker's new threads would inherit its slice");
+    ck_assert_int_ne(s.main_ns, 250000);
     stop(&d);
     start(&d, dir, "0");
-    ck_assert_int_eq(daemon_slices(&d, &main_ns, &worker_ns), 3);
-    ck_assert_int_eq(worker_ns, main_ns);
+    s = daemon_slices(&d);
+    ck_assert_int_eq(s.workers, 3);
+    ck_assert_int_eq(s.worker_ns, s.main_ns);
     stop(&d);
 }
 END_TEST
