@@ -23,7 +23,6 @@
 #include "img_internal.h"
 #include "siamese/common.h"
 
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
@@ -126,52 +125,15 @@ static int fast_plan(const uint8_t *buf, size_t len, const ImgLimits *lim, Plan 
     }
 }
 
-/* One inflate state per thread, reset for each image rather than made anew:
- * inflateInit() zero-fills a fresh 7 KB state (and a 32 KB window once an
- * image spans IDATs) for every image, as much work as inflating a small one.
- * The thread's key destructor ends it. */
-static pthread_key_t inflater_key;
-static int inflater_key_ok;
-static pthread_once_t inflater_once = PTHREAD_ONCE_INIT;
-
-static void inflater_free(void *p) {
-    inflateEnd(p);
-    free(p);
-}
-
-static void inflater_key_make(void) {
-    inflater_key_ok = pthread_key_create(&inflater_key, inflater_free) == 0;
-}
-
-/* This thread's inflate state, reset; NULL when out of memory (the caller
- * declines, and libpng reports what it finds). Owned by the thread. */
-static z_stream *inflater(void) {
-    pthread_once(&inflater_once, inflater_key_make);
-    if (!inflater_key_ok)
-        return NULL;
-    z_stream *z = pthread_getspecific(inflater_key);
-    if (z)
-        return inflateReset(z) == Z_OK ? z : NULL;
-    z = calloc(1, sizeof *z);
-    if (!z || inflateInit(z) != Z_OK) {
-        free(z);
-        return NULL;
-    }
-    if (pthread_setspecific(inflater_key, z)) {
-        inflater_free(z);
-        return NULL;
-    }
-    return z;
-}
-
 /* Inflates every IDAT in [idat0, idat1) into out: 1 when the stream fills
  * out exactly and ends with the last byte of the last IDAT. */
 static int fast_inflate(const uint8_t *buf, const Plan *pl, uint8_t *out, size_t n) {
-    z_stream *z = inflater();
-    if (!z)
+    z_stream z;
+    memset(&z, 0, sizeof z);
+    if (inflateInit(&z) != Z_OK)
         return 0;
-    z->next_out = out;
-    z->avail_out = (uInt)n;
+    z.next_out = out;
+    z.avail_out = (uInt)n;
     int ret = Z_OK, header = 0;
     size_t pos = pl->idat0;
     while (pos < pl->idat1 && ret == Z_OK) {
@@ -187,15 +149,17 @@ static int fast_inflate(const uint8_t *buf, const Plan *pl, uint8_t *out, size_t
             if (cinfo < 7 && ((size_t)256 << cinfo) < n)
                 break;
         }
-        z->next_in = (Bytef *)(uintptr_t)c.data;
-        z->avail_in = c.len;
-        ret = inflate(z, pos == pl->idat1 ? Z_FINISH : Z_NO_FLUSH);
+        z.next_in = (Bytef *)(uintptr_t)c.data;
+        z.avail_in = c.len;
+        ret = inflate(&z, pos == pl->idat1 ? Z_FINISH : Z_NO_FLUSH);
         if (ret == Z_BUF_ERROR && c.len == 0)
             ret = Z_OK; /* an empty IDAT gives zlib nothing to do */
-        if (ret == Z_OK && z->avail_in)
+        if (ret == Z_OK && z.avail_in)
             break; /* output full before the input: not an exact fit */
     }
-    return ret == Z_STREAM_END && z->avail_out == 0 && z->avail_in == 0 && pos == pl->idat1;
+    int ok = ret == Z_STREAM_END && z.avail_out == 0 && z.avail_in == 0 && pos == pl->idat1;
+    inflateEnd(&z);
+    return ok;
 }
 
 static uint8_t paeth(int a, int b, int c) {

@@ -10,7 +10,6 @@
  */
 #include <check.h>
 #include <errno.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
@@ -286,32 +285,6 @@ START_TEST(fast_declines_when_the_budget_is_short) {
 }
 END_TEST
 
-/* Each thread keeps one inflate state and resets it for every image: a
- * stream left mid-way (declined), one that spanned IDATs (zlib's window in
- * use) and a fresh thread's first image must all leave the next image's
- * pixels as a lone decode gives them. */
-static void *decode_sequence(void *unused) {
-    (void)unused;
-    Spec split = {.w = 28, .h = 28, .type = 0, .filters = all_filters, .nfilters = 5};
-    split.idat_parts = 3;
-    Spec broken = {.w = 28, .h = 28, .type = 0, .short_stream = 1};
-    Spec other = {.w = 13, .h = 11, .type = 6, .filters = all_filters, .nfilters = 5};
-    for (int round = 0; round < 2; round++) {
-        check_taken(&split, "three IDATs, again");
-        check_declined(&broken, "a stream a byte short, between two");
-        check_taken(&other, "RGBA after a declined stream");
-    }
-    return NULL;
-}
-
-START_TEST(fast_inflate_state_carries_nothing_between_images) {
-    decode_sequence(NULL);
-    pthread_t t;
-    ck_assert_int_eq(pthread_create(&t, NULL, decode_sequence, NULL), 0);
-    ck_assert_int_eq(pthread_join(t, NULL), 0);
-}
-END_TEST
-
 void test_img_fast_add(TCase *tc) {
     tcase_add_test(tc, fast_takes_every_plain_type_and_filter);
     tcase_add_test(tc, fast_takes_split_idat_and_ancillary_chunks);
@@ -319,5 +292,4 @@ void test_img_fast_add(TCase *tc) {
     tcase_add_test(tc, fast_declines_when_the_budget_is_short);
     tcase_add_test(tc, fast_takes_a_small_window_only_when_it_covers_the_image);
     tcase_add_test(tc, fast_needs_the_signature);
-    tcase_add_test(tc, fast_inflate_state_carries_nothing_between_images);
 }
