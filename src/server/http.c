@@ -291,20 +291,8 @@ static int refuse_early(Http *h, struct MHD_Connection *c, const char *method, c
     st->route = route_match(method, url);
     if (frame_refuse(c, method, version, rep, &st->close))
         return 1;
-    if (st->target > h->cap.target) {
-        reply_error(rep, 414, "uri_too_long",
-                    "a request target of %zu bytes; at most %zu are accepted (a quarter of "
-                    "connection_memory)",
-                    st->target, h->cap.target);
+    if (frame_refuse_target(&h->cap, st->target, st->query_params, rep))
         return st->close = 1;
-    }
-    if (st->query_params > h->cap.params) {
-        reply_error(rep, 414, "uri_too_long",
-                    "%d query parameters; at most %d are accepted (one per 256 bytes of "
-                    "connection_memory, at most 64)",
-                    st->query_params, h->cap.params);
-        return st->close = 1;
-    }
     char ip[INET6_ADDRSTRLEN];
     client_ip(c, ip);
     HttpReq req = request_of(c, method, url, st, ip);

@@ -150,3 +150,19 @@ int frame_cap_query(const char *uri, const FrameCap *cap) {
         q[1] = 0; /* the read buffer is writable; libmicrohttpd parses from q + 1 */
     return n;
 }
+
+int frame_refuse_target(const FrameCap *cap, size_t target, int params, Reply *rep) {
+    if (target > cap->target)
+        reply_error(rep, 414, "uri_too_long",
+                    "a request target of %zu bytes; at most %zu are accepted (a quarter of "
+                    "connection_memory)",
+                    target, cap->target);
+    else if (params > cap->params)
+        reply_error(rep, 414, "uri_too_long",
+                    "%d query parameters; at most %d are accepted (one per 256 bytes of "
+                    "connection_memory, at most 64)",
+                    params, cap->params);
+    else
+        return 0;
+    return 1;
+}

@@ -47,4 +47,8 @@ int frame_refuse(struct MHD_Connection *c, const char *method, const char *versi
  * in place (libmicrohttpd then parses none) and the caller refuses. */
 int frame_cap_query(const char *uri, const FrameCap *cap);
 
+/* 1 with a 414 in rep when a target of `target` bytes holding `params`
+ * query parameters is past cap, else 0. */
+int frame_refuse_target(const FrameCap *cap, size_t target, int params, Reply *rep);
+
 #endif
