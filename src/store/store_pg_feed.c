@@ -40,10 +40,12 @@
 
 #include "siamese/log.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -101,10 +103,8 @@ static int change_read(PgFeed *f, const PGresult *r, int i, Change *c, int64_t *
     c->sample = 0;
     if (c->has_sample && pg_val_int(r, i, 3, 1, &c->sample) < 0)
         return sm_err(err, -EINVAL, "change %lld: invalid sample id", cid);
-    if (pg_val_int(r, i, 4, -1, &c->dsub) < 0 || c->dsub > 1)
-        return sm_err(err, -EINVAL, "change %lld: d_subjects is not -1, 0 or 1", cid);
-    if (pg_val_int(r, i, 5, -STORE_FEED_DSAM_MAX, &c->dsam) < 0)
-        return sm_err(err, -EINVAL, "change %lld: invalid d_samples", cid);
+    if (pg_val_int(r, i, 4, -1, &c->dsub) < 0 || pg_val_int(r, i, 5, INT64_MIN, &c->dsam) < 0)
+        return sm_err(err, -EINVAL, "change %lld: invalid d_subjects or d_samples", cid);
     return 0;
 }
 
@@ -125,8 +125,7 @@ static void foreign_sample(PgFeed *f, int64_t sample, const char *fp) {
 static int apply_add(PgFeed *f, const PGresult *r, int i, const Change *c, char *err) {
     Store *s = f->s;
     size_t fplen = 0, elen = 0;
-    if (!c->has_sample)
-        return sm_err(err, -EINVAL, "change %lld: no sample id", (long long)c->id);
+    assert(c->has_sample); /* change_kinds */
     const char *fp = pg_val_text(r, i, 6, &fplen);
     const void *e = pg_val_bytea(r, i, 7, &elen);
     if (PQgetisnull(r, i, 6) && PQgetisnull(r, i, 7))
@@ -154,32 +153,59 @@ static int apply_add(PgFeed *f, const PGresult *r, int i, const Change *c, char 
     return rc == -EEXIST ? 0 : rc;
 }
 
-/* A remove_sample or a remove_subject. */
-static int apply_remove(PgFeed *f, const Change *c, char *err) {
-    Store *s = f->s;
-    if (!strcmp(c->kind, "remove_subject")) {
-        index_remove_subject(s->ix, c->subject, NULL);
-        return 0;
-    }
-    if (!c->has_sample)
-        return sm_err(err, -EINVAL, "change %lld: no sample id", (long long)c->id);
-    index_remove_sample(s->ix, c->sample);
+static int apply_remove_sample(PgFeed *f, const PGresult *r, int i, const Change *c, char *err) {
+    (void)r;
+    (void)i;
+    (void)err;
+    index_remove_sample(f->s->ix, c->sample);
     return 0;
 }
 
-/* One change row (see Change) applied to the index, then to the counts. */
+static int apply_remove_subject(PgFeed *f, const PGresult *r, int i, const Change *c, char *err) {
+    (void)r;
+    (void)i;
+    (void)err;
+    index_remove_subject(f->s->ix, c->subject, NULL);
+    return 0;
+}
+
+/* The kinds of change the migrations allow (0001_init.sql), each with the
+ * counts its writer (store_pg_ops.c) records, whether it names a sample,
+ * and how it is applied to the index (NULL: counts only). A row outside
+ * them is refused, so a damaged one cannot move the counts. */
+typedef int (*ApplyFn)(PgFeed *f, const PGresult *r, int i, const Change *c, char *err);
+static const struct {
+    const char *kind;
+    int64_t dsub, dsam_min, dsam_max;
+    int sample;
+    ApplyFn apply;
+} change_kinds[] = {
+    {"subject", 1, 0, 0, 0, NULL},
+    {"add", 0, 1, 1, 1, apply_add},
+    {"remove_sample", 0, -1, -1, 1, apply_remove_sample},
+    {"remove_subject", -1, -STORE_FEED_DSAM_MAX, 0, 0, apply_remove_subject},
+    {"reembed", 0, 0, 0, 1, apply_add},
+};
+
+/* One change row (see Change) checked against its kind, applied to the
+ * index, then to the counts. */
 static int apply_row(PgFeed *f, const PGresult *r, int i, int64_t *id, char *err) {
     Change c;
     int rc = change_read(f, r, i, &c, id, err);
     if (rc < 0)
         return rc;
-    if (!strcmp(c.kind, "add") || !strcmp(c.kind, "reembed"))
-        rc = apply_add(f, r, i, &c, err);
-    else if (!strcmp(c.kind, "remove_sample") || !strcmp(c.kind, "remove_subject"))
-        rc = apply_remove(f, &c, err);
-    else if (strcmp(c.kind, "subject") != 0)
-        rc = sm_err(err, -EINVAL, "change %lld: unknown kind", (long long)c.id);
-    if (rc < 0)
+    size_t k = 0;
+    while (k < SM_ARRAY_LEN(change_kinds) && strcmp(change_kinds[k].kind, c.kind))
+        k++;
+    if (k == SM_ARRAY_LEN(change_kinds))
+        return sm_err(err, -EINVAL, "change %lld: unknown kind", (long long)c.id);
+    if (c.dsub != change_kinds[k].dsub || c.dsam < change_kinds[k].dsam_min ||
+        c.dsam > change_kinds[k].dsam_max || c.has_sample != change_kinds[k].sample)
+        return sm_err(err, -EINVAL,
+                      "change %lld: a '%s' with d_subjects %lld, d_samples %lld and %s sample id",
+                      (long long)c.id, c.kind, (long long)c.dsub, (long long)c.dsam,
+                      c.has_sample ? "a" : "no");
+    if (change_kinds[k].apply && (rc = change_kinds[k].apply(f, r, i, &c, err)) < 0)
         return rc;
     atomic_fetch_add(&f->s->n_subjects, c.dsub);
     atomic_fetch_add(&f->s->n_samples, c.dsam);
