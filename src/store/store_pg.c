@@ -74,6 +74,28 @@ static int open_readers(Store *s, PgState *st, int n, char *err) {
     return 0;
 }
 
+/* The feed's order rests on change ids taken one at a time, in commit order
+ * (under the write lock, store_pg_feed.c): a sequence that hands out
+ * blocks (CACHE > 1) lets a session take id 2 after another committed 21,
+ * and a node at 21 would never apply 2. Refused rather than trusted. */
+static int check_change_ids(PGconn *c, char *err) {
+    PGresult *r = NULL;
+    int64_t cache = 0;
+    int rc = pg_query(c,
+                      "SELECT seqcache FROM pg_sequence"
+                      " WHERE seqrelid = pg_get_serial_sequence('changes', 'id')::regclass",
+                      0, NULL, NULL, NULL, &r, "reading the change id sequence", err);
+    if (rc == 0 && (PQntuples(r) != 1 || pg_val_int(r, 0, 0, 1, &cache) < 0))
+        rc = sm_err(err, -EINVAL, "store: the changes table has no id sequence to check");
+    PQclear(r);
+    if (rc == 0 && cache != 1)
+        rc = sm_err(err, -EINVAL,
+                    "store: the changes id sequence caches %lld ids per session; the feed needs "
+                    "CACHE 1 (ALTER SEQUENCE changes_id_seq CACHE 1)",
+                    (long long)cache);
+    return rc;
+}
+
 static int pgb_open(Store *s, const StoreConfig *cfg, int *from, int *to, char *err) {
     PgState *st = calloc(1, sizeof *st);
     if (!st || !(st->uri = strdup(cfg->path))) {
@@ -94,6 +116,8 @@ static int pgb_open(Store *s, const StoreConfig *cfg, int *from, int *to, char *
     rc = pg_connect(st->uri, 0, &st->wdb, err);
     if (rc == 0)
         rc = pg_migrate(st->wdb, store_pg_migrations, store_pg_n_migrations, from, to, err);
+    if (rc == 0)
+        rc = check_change_ids(st->wdb, err);
     if (rc == 0)
         rc = open_readers(s, st, cfg->readers ? cfg->readers : 4, err);
     return rc;

@@ -12,6 +12,9 @@
  * shut (the server commits), or its session killed (it rolls back): the
  * writer asks how it ended and answers success, -ENOTCONN or, when it
  * cannot tell, -EINPROGRESS.
+ *
+ * And what the feed's order rests on (review F15): change ids taken one at
+ * a time; a database whose id sequence caches more is refused at open.
  */
 #include "test_store.h"
 
@@ -334,10 +337,25 @@ START_TEST(pg_lost_commit_unknown) {
 }
 END_TEST
 
+START_TEST(pg_change_id_cache_refused) {
+    char err[SM_ERRMAX] = "";
+    store_close(open_ok(FP_A, 0)); /* the schema */
+    raw_exec("ALTER SEQUENCE changes_id_seq CACHE 20");
+    StoreConfig cfg = config(FP_A, 0);
+    Store *s = NULL;
+    ck_assert_int_eq(store_open(&cfg, &s, err), -EINVAL);
+    ck_assert_ptr_null(s);
+    ck_assert_msg(strstr(err, "caches 20 ids") && strstr(err, "CACHE 1"), "%s", err);
+    raw_exec("ALTER SEQUENCE changes_id_seq CACHE 1");
+    store_close(open_ok(FP_A, 0));
+}
+END_TEST
+
 void test_store_pg_rw_add(TCase *tc) {
     tcase_add_test(tc, pg_own_write_seen_after_cut);
     tcase_add_test(tc, pg_own_write_unapplied_answers_unavailable);
     tcase_add_test(tc, pg_lost_commit_answer_committed);
     tcase_add_test(tc, pg_lost_commit_aborted_unavailable);
     tcase_add_test(tc, pg_lost_commit_unknown);
+    tcase_add_test(tc, pg_change_id_cache_refused);
 }
