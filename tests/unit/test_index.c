@@ -360,6 +360,67 @@ START_TEST(readers_during_writes) {
 }
 END_TEST
 
+typedef struct {
+    Index *ix;
+    _Atomic int stop;
+} Searcher;
+
+static void *search_until_stopped(void *p) {
+    Searcher *a = p;
+    Rng rng;
+    rng_seed(&rng, 11);
+    float q[DIM];
+    IndexHit h[4];
+    char err[SM_ERRMAX];
+    while (!a->stop) {
+        int n;
+        rand_vec(&rng, q, DIM);
+        index_search(a->ix, q, 4, INDEX_EXACT, h, &n, err);
+    }
+    return NULL;
+}
+
+/* Searches that always overlap (three threads, each holding the read lock
+ * most of the time) must not keep a write out: each add waits for the
+ * searches under way, not for a moment when none is (glibc's default
+ * rwlock lets new readers pass a waiting writer). */
+START_TEST(writes_are_not_starved_by_readers) {
+    enum { ROWS = 20000, ADDS = 100 };
+    Index *ix = make(DIM);
+    char err[SM_ERRMAX], name[32];
+    Rng rng;
+    rng_seed(&rng, 12);
+    float v[DIM];
+    for (int i = 0; i < ROWS; i++) {
+        rand_vec(&rng, v, DIM);
+        snprintf(name, sizeof name, "s%d", i % 500);
+        ck_assert_int_eq(index_add(ix, i + 1, name, v, err), 0);
+    }
+    set_opts(ix, 1, ROWS * 2, ROWS * 2, 4); /* one thread a search, exact f32 */
+    Searcher a = {ix, 0};
+    pthread_t th[3];
+    for (int t = 0; t < 3; t++)
+        ck_assert_int_eq(pthread_create(&th[t], NULL, search_until_stopped, &a), 0);
+    double t0 = sm_now(), slowest = 0;
+    int done = 0;
+    while (done < ADDS && sm_now() - t0 < 10) {
+        rand_vec(&rng, v, DIM);
+        double t = sm_now();
+        ck_assert_int_eq(index_add(ix, ROWS + done + 1, "new", v, err), 0);
+        slowest = fmax(slowest, sm_now() - t);
+        done++;
+    }
+    a.stop = 1;
+    for (int t = 0; t < 3; t++)
+        pthread_join(th[t], NULL);
+    fprintf(stderr, "index: %d adds beside 3 searching threads in %.3f s, slowest %.1f ms\n", done,
+            sm_now() - t0, slowest * 1e3);
+    ck_assert_int_eq(done, ADDS);
+    ck_assert_msg(slowest < 2.0, "an add waited %.2f s for the searches", slowest);
+    index_free(ix);
+}
+END_TEST
+
 /* Candidates far from the origin and very close to the query: the
  * |q|^2 + |x|^2 - 2 q.x expansion cannot rank these (its rounding error is
  * larger than their differences); the index must, exactly as brute force in
@@ -723,6 +784,7 @@ int main(void) {
     tcase_add_test(tc, reserve_then_add);
     tcase_add_test(tc, large_reserve_prefaulted);
     tcase_add_test(tc, readers_during_writes);
+    tcase_add_test(tc, writes_are_not_starved_by_readers);
     tcase_add_test(tc, close_candidates_rank_exactly);
     tcase_add_test(tc, overflowing_embeddings_refused);
     tcase_add_test(tc, kernels_match_ref);
