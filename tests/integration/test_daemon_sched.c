@@ -54,6 +54,16 @@ static Slices daemon_slices(const Daemon *d) {
     return s;
 }
 
+/* daemon_slices() once all `want` workers have named themselves (a worker
+ * names itself when it first runs, which on a busy machine can come after
+ * the daemon answered /healthz from another), or after 10 s. */
+static Slices daemon_slices_of(const Daemon *d, int want) {
+    Slices s = daemon_slices(d);
+    for (double t0 = now_s(); s.workers < want && now_s() - t0 < 10; s = daemon_slices(d))
+        usleep(10000);
+    return s;
+}
+
 /* Starts a daemon on model A with --threads 3 --worker-slice us. */
 static void start(Daemon *d, const char *dir, const char *us) {
     char db[400], log[400];
@@ -78,14 +88,14 @@ START_TEST(workers_get_the_configured_slice) {
     Daemon d = {0};
     ck_assert_int_eq(scratch_dir("slice", dir, sizeof dir), 0);
     start(&d, dir, "250");
-    Slices s = daemon_slices(&d);
+    Slices s = daemon_slices_of(&d, 3);
     ck_assert_int_eq(s.workers, 3);
     ck_assert_int_eq(s.worker_ns, 250000);
     ck_assert_msg(s.reset, "a worker's new threads would inherit its slice");
     ck_assert_int_ne(s.main_ns, 250000);
     stop(&d);
     start(&d, dir, "0");
-    s = daemon_slices(&d);
+    s = daemon_slices_of(&d, 3);
     ck_assert_int_eq(s.workers, 3);
     ck_assert_int_eq(s.worker_ns, s.main_ns);
     stop(&d);
