@@ -309,6 +309,8 @@ END_TEST
 typedef struct {
     Index *ix;
     int failures;
+    int rounds; /* searches to run; 0: until *stop */
+    const _Atomic int *stop;
 } ReaderArg;
 
 static void *reader(void *p) {
@@ -318,7 +320,7 @@ static void *reader(void *p) {
     float q[DIM];
     IndexHit h[8];
     char err[SM_ERRMAX];
-    for (int i = 0; i < 300; i++) {
+    for (int i = 0; a->rounds ? i < a->rounds : !*a->stop; i++) {
         int n = 0;
         rand_vec(&rng, q, DIM);
         if (index_topk(a->ix, q, 8, h, &n, err) < 0 || n > 8)
@@ -341,7 +343,7 @@ START_TEST(readers_during_writes) {
     /* Searches on two threads each: the readers contend for the pool. */
     set_opts(ix, 2, 1, 500, 4);
     for (int t = 0; t < 3; t++) {
-        args[t] = (ReaderArg){ix, 0};
+        args[t] = (ReaderArg){ix, 0, 300, NULL};
         ck_assert_int_eq(pthread_create(&th[t], NULL, reader, &args[t]), 0);
     }
     for (int i = 0; i < 3000; i++) {
@@ -360,26 +362,6 @@ START_TEST(readers_during_writes) {
 }
 END_TEST
 
-typedef struct {
-    Index *ix;
-    _Atomic int stop;
-} Searcher;
-
-static void *search_until_stopped(void *p) {
-    Searcher *a = p;
-    Rng rng;
-    rng_seed(&rng, 11);
-    float q[DIM];
-    IndexHit h[4];
-    char err[SM_ERRMAX];
-    while (!a->stop) {
-        int n;
-        rand_vec(&rng, q, DIM);
-        index_search(a->ix, q, 4, INDEX_EXACT, h, &n, err);
-    }
-    return NULL;
-}
-
 /* Searches that always overlap (three threads, each holding the read lock
  * most of the time) must not keep a write out: each add waits for the
  * searches under way, not for a moment when none is (glibc's default
@@ -396,11 +378,14 @@ START_TEST(writes_are_not_starved_by_readers) {
         snprintf(name, sizeof name, "s%d", i % 500);
         ck_assert_int_eq(index_add(ix, i + 1, name, v, err), 0);
     }
-    set_opts(ix, 1, ROWS * 2, ROWS * 2, 4); /* one thread a search, exact f32 */
-    Searcher a = {ix, 0};
+    set_opts(ix, 1, ROWS * 2, ROWS * 2, 4); /* one thread a search, no int8 copy */
+    _Atomic int stop = 0;
+    ReaderArg args[3];
     pthread_t th[3];
-    for (int t = 0; t < 3; t++)
-        ck_assert_int_eq(pthread_create(&th[t], NULL, search_until_stopped, &a), 0);
+    for (int t = 0; t < 3; t++) {
+        args[t] = (ReaderArg){ix, 0, 0, &stop};
+        ck_assert_int_eq(pthread_create(&th[t], NULL, reader, &args[t]), 0);
+    }
     double t0 = sm_now(), slowest = 0;
     int done = 0;
     while (done < ADDS && sm_now() - t0 < 10) {
@@ -410,9 +395,11 @@ START_TEST(writes_are_not_starved_by_readers) {
         slowest = fmax(slowest, sm_now() - t);
         done++;
     }
-    a.stop = 1;
-    for (int t = 0; t < 3; t++)
+    stop = 1;
+    for (int t = 0; t < 3; t++) {
         pthread_join(th[t], NULL);
+        ck_assert_int_eq(args[t].failures, 0);
+    }
     fprintf(stderr, "index: %d adds beside 3 searching threads in %.3f s, slowest %.1f ms\n", done,
             sm_now() - t0, slowest * 1e3);
     ck_assert_int_eq(done, ADDS);
