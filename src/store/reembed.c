@@ -110,7 +110,7 @@ int store_reembed(Store *s, StoreEmbedFn fn, void *ctx, int64_t *done, char *err
         after = ids[m - 1];
     }
     if (rc == 0 && atomic_load(&s->stale)) {
-        WriteOp op = {.kind = OP_RELOAD};
+        WriteOp op = {.kind = OP_RELOAD, .claim = 1};
         rc = store_submit(s, &op, err);
         /* Only another process writing old-model samples meanwhile gets here. */
         if (rc == 0 && op.count > 0)

@@ -170,12 +170,12 @@ void store_loader_publish(StoreLoader *l) {
     l->published = 1;
 }
 
-int store_load_index(Store *s, int64_t *stale, char *err) {
+int store_load_index(Store *s, int claim, int64_t *stale, char *err) {
     StoreLoader l = {.s = s, .emb = malloc((size_t)s->dim * sizeof(float))};
     *stale = 0;
     int rc = l.emb ? index_create(s->dim, &l.ix, err) : sm_err(err, -ENOMEM, "out of memory");
     if (rc == 0)
-        rc = s->be->load(s, &l, err);
+        rc = s->be->load(s, &l, claim, err);
     if (rc == 0 && !l.published)
         store_loader_publish(&l);
     *stale = l.stale;

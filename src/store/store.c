@@ -156,7 +156,7 @@ int store_open(const StoreConfig *cfg, Store **out, char *err) {
     if (rc == 0)
         rc = index_create(s->dim, &s->ix, why);
     if (rc == 0)
-        rc = store_load_index(s, &stale, why);
+        rc = store_load_index(s, 1, &stale, why);
     if (rc == 0 && s->be->start)
         rc = s->be->start(s, why);
     if (rc == 0)

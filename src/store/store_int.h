@@ -35,6 +35,7 @@ typedef struct WriteOp {
     int64_t *ids_out;             /* enroll: the new sample ids */
     int64_t count; /* enroll: total; deletes: removed / remaining; re-embed: updated */
     int created;   /* enroll: the subject is new */
+    int claim;     /* reload: store_load_index()'s claim */
     int rc;
     int done;
     char err[SM_ERRMAX];
@@ -93,8 +94,10 @@ typedef struct {
      * fills op->ids_out, op->count, op->created; SM_ABSENT as store.h says. */
     int (*op_run)(Store *s, WriteOp *op, char *err);
 
-    /* Every sample through the writer connection, in one read transaction. */
-    int (*load)(Store *s, StoreLoader *l, char *err);
+    /* Every sample through the writer connection, in one read transaction.
+     * claim: this load may make this store's model the database's serving
+     * one (at open, after a re-embed), 0 for a reload the feed asked for. */
+    int (*load)(Store *s, StoreLoader *l, int claim, char *err);
     /* Optional: called once the index is loaded, before the writer starts. */
     int (*start)(Store *s, char *err);
     /* Optional: called by the writer after each commit instead of applying
@@ -189,8 +192,8 @@ int store_val_metadata(const char *text, size_t len, char **out);
  * succeeds, publishes it with the counts, stale (set iff samples of another
  * model, counted into *stale and not loaded, remain: the index is then
  * empty) and behind = 0. On failure the old index and counts stay. Every row
- * is validated. */
-int store_load_index(Store *s, int64_t *stale, char *err);
+ * is validated. claim: as StoreBackend.load's. */
+int store_load_index(Store *s, int claim, int64_t *stale, char *err);
 
 /* Called by a backend's load(): the counts first (reserves the index) ... */
 int store_loader_counts(StoreLoader *l, int64_t subjects, int64_t samples, char *err);

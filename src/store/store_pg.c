@@ -36,7 +36,9 @@ int store_db_is_uri(const char *db) {
 
 /* Records this daemon's model as the serving one unless another model's
  * samples remain (then the load finds them and the store opens STORE_STALE).
- * Every load does this: at open, and after a finished re-embed. */
+ * Loads at open and after a finished re-embed do this; a reload the feed
+ * asks for does not: a node of an older model reloading while the database
+ * held no samples would take serving over from the new model's nodes. */
 static int serving_claim(Store *s, PGconn *c, char *err) {
     char dim[16], now[24];
     snprintf(dim, sizeof dim, "%d", s->dim);
@@ -163,13 +165,13 @@ static int load_page(PGconn *c, StoreLoader *l, int *rows, char *err) {
     return rc;
 }
 
-static int pgb_load(Store *s, StoreLoader *l, char *err) {
+static int pgb_load(Store *s, StoreLoader *l, int claim, char *err) {
     PGconn *c = pg_state(s)->wdb;
     PGresult *r = NULL;
     int64_t subjects = 0, samples = 0, last = 0, before = 0;
     pg_feed_lock(s, &before);
     int rc = pg_query_fresh(c, "SELECT 1", 0, NULL, NULL, "loading samples", err);
-    if (rc == 0)
+    if (rc == 0 && claim)
         rc = serving_claim(s, c, err);
     /* One snapshot for the counts and the rows. */
     if (rc == 0)

@@ -370,7 +370,7 @@ static void catch_up_logged(PgFeed *f, PGconn *c) {
     pthread_mutex_unlock(&f->lock);
     if (!reload)
         return;
-    WriteOp op = {.kind = OP_RELOAD};
+    WriteOp op = {.kind = OP_RELOAD}; /* no claim (store_pg.c: serving_claim) */
     rc = store_submit(f->s, &op, err);
     if (rc < 0)
         log_error("store: change feed: reloading the index: %s", err);

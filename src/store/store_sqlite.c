@@ -157,7 +157,8 @@ static int count_rows(sqlite3 *db, const char *sql, int64_t *out, char *err) {
     return rc;
 }
 
-static int sqlite_load(Store *s, StoreLoader *l, char *err) {
+static int sqlite_load(Store *s, StoreLoader *l, int claim, char *err) {
+    (void)claim; /* one writer process: nothing to claim from */
     sqlite3 *db = sqlite_wdb(s);
     sqlite3_stmt *st = NULL;
     int64_t subjects = 0, samples = 0;

@@ -132,7 +132,7 @@ static void run_batch(Store *s, WriteOp **ops, int n) {
  * between its read of the database and the index it builds. */
 static void run_reload(Store *s, WriteOp *op) {
     int64_t stale = 0;
-    op->rc = store_load_index(s, &stale, op->err);
+    op->rc = store_load_index(s, op->claim, &stale, op->err);
     op->count = stale;
 }
 

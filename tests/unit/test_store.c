@@ -755,6 +755,7 @@ int main(void) {
         add_common(tc);
         test_store_pg_add(tc);
         test_store_pg_rw_add(tc);
+        test_store_pg_feed_add(tc);
         suite_add_tcase(s, tc);
         int failed = check_run(s);
         pg_cluster_stop(pg);

@@ -57,5 +57,7 @@ void test_store_writes_add(TCase *tc);
 void test_store_pg_add(TCase *tc);
 /* From test_store_pg_rw.c: read-your-writes on PostgreSQL. */
 void test_store_pg_rw_add(TCase *tc);
+/* From test_store_pg_feed.c: what the change feed refuses. */
+void test_store_pg_feed_add(TCase *tc);
 
 #endif

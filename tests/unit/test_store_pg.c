@@ -540,66 +540,6 @@ START_TEST(pg_session_setup_survives_reconnect) {
 }
 END_TEST
 
-/* A change row that cannot be applied stops the feed there: a subject id
- * outside the alphabet (the table only checks its length), or counts and a
- * sample id its kind never carries (which would otherwise move the counts
- * or drop a subject from the index). The store says it is behind (stats,
- * feed lag) and identify/verify answer -ENOTCONN (503) instead of
- * answering from an index that misses every later change; once the row is
- * gone the feed goes on. */
-START_TEST(pg_feed_stuck_row_answers_unavailable) {
-    static const char *const bad[] = {
-        "('subject', 'bad id!', NULL, 1, 0)",     "('add', 'ok1', 1, 0, 5)",
-        "('remove_subject', 'ok1', NULL, -1, 3)", "('remove_sample', 'ok1', NULL, 0, -1)",
-        "('subject', 'ok9', NULL, 1, 1)",
-    };
-    char err[SM_ERRMAX] = "", sql[256];
-    Store *a = open_ok(FP_A, 0), *b = open_ok(FP_A, 0);
-    enroll_n(a, "ok1", NULL, 1, 1100, NULL);
-    ck_assert_double_ge(until_found(b, 1100, "ok1", 5000), 0);
-    for (size_t k = 0; k < sizeof bad / sizeof *bad; k++) {
-        snprintf(sql, sizeof sql,
-                 "INSERT INTO changes (kind, subject_id, sample_id, d_subjects, d_samples)"
-                 " VALUES %s",
-                 bad[k]);
-        raw_exec(sql);
-        int64_t id = raw_int("SELECT max(id) FROM changes");
-        raw_exec("SELECT pg_notify('siamesed_changes', (SELECT max(id)::text FROM changes))");
-        char later[16];
-        snprintf(later, sizeof later, "ok2-%zu", k);
-        enroll_n(a, later, NULL, 1, 1101 + k, NULL);
-        float q[DIM];
-        emb(1100, q);
-        IndexHit h;
-        int n = 0, rc = 0;
-        double t0 = now_ms();
-        while ((rc = store_identify_with(b, q, 1, INDEX_EXACT, &h, &n, err)) == 0 &&
-               now_ms() - t0 < 5000)
-            usleep(1000);
-        ck_assert_msg(rc == -ENOTCONN, "%s: identify with the feed stuck: rc %d, %d hits", bad[k],
-                      rc, n);
-        ck_assert_int_eq(store_verify(b, "ok1", q, &h, err), -ENOTCONN);
-        StoreStats st;
-        store_stats(b, &st);
-        ck_assert_int_eq(st.behind, 1);
-        ck_assert_int_ge(st.feed_lag, 1);
-        snprintf(sql, sizeof sql, "DELETE FROM changes WHERE id = %lld", (long long)id);
-        raw_exec(sql);
-        ck_assert_double_ge(until_found(b, 1101 + k, later, 5000), 0);
-        store_stats(b, &st);
-        ck_assert_int_eq(st.behind, 0);
-        ck_assert_int_eq(st.feed_lag, 0);
-        int64_t subjects = 0, samples = 0;
-        store_counts(b, &subjects, &samples);
-        ck_assert_int_eq(subjects, 2 + (int64_t)k); /* nothing of the bad row counted */
-        ck_assert_int_eq(samples, 2 + (int64_t)k);
-    }
-    ck_assert_double_ge(until_found(b, 1100, "ok1", 5000), 0); /* ok1 was never dropped */
-    store_close(a);
-    store_close(b);
-}
-END_TEST
-
 /* Pruning is housekeeping after the commit: when it cannot run (feed_floor
  * locked here, past busy_timeout_ms) every client write still succeeds, and
  * the next pruning catches up. */
@@ -635,30 +575,6 @@ START_TEST(pg_prune_failure_fails_no_write) {
     ck_assert_int_eq(raw_int("SELECT id FROM feed_floor"), 256 - 5);
     PQfinish(lk);
     store_close(a);
-}
-END_TEST
-
-/* A sample column of another type than the feed reads (a later migration
- * making the fingerprint varchar) is an error that stops the feed (503), not
- * "the sample has gone" (which would leave it out of the index silently). */
-START_TEST(pg_feed_wrong_column_type_refused) {
-    char err[SM_ERRMAX] = "";
-    Store *a = open_ok(FP_A, 0), *b = open_ok(FP_A, 0);
-    enroll_n(a, "t1", NULL, 1, 1300, NULL);
-    ck_assert_double_ge(until_found(b, 1300, "t1", 5000), 0);
-    raw_exec("ALTER TABLE samples ALTER COLUMN fingerprint TYPE varchar(64)");
-    enroll_n(a, "t2", NULL, 1, 1301, NULL);
-    float q[DIM];
-    emb(1300, q);
-    IndexHit h;
-    int n = 0, rc = 0;
-    double t0 = now_ms();
-    while ((rc = store_identify_with(b, q, 1, INDEX_EXACT, &h, &n, err)) == 0 &&
-           now_ms() - t0 < 3000)
-        usleep(1000);
-    ck_assert_msg(rc == -ENOTCONN, "identify: rc %d, %d hits", rc, n);
-    store_close(a);
-    store_close(b);
 }
 END_TEST
 
@@ -792,7 +708,5 @@ void test_store_pg_add(TCase *tc) {
     tcase_add_test(tc, pg_write_lock_wait_bounded);
     tcase_add_test(tc, pg_close_cancels_listener);
     tcase_add_test(tc, pg_session_setup_survives_reconnect);
-    tcase_add_test(tc, pg_feed_stuck_row_answers_unavailable);
     tcase_add_test(tc, pg_prune_failure_fails_no_write);
-    tcase_add_test(tc, pg_feed_wrong_column_type_refused);
 }
