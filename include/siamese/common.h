@@ -12,6 +12,7 @@
 #define SIAMESE_COMMON_H
 
 #include <errno.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -43,5 +44,10 @@ int sm_mkdirs(const char *path, char *err);
 
 /* Monotonic clock in seconds. */
 double sm_now(void);
+
+/* pthread_rwlock_init() of a lock that lets a waiting writer in before new
+ * readers (glibc's default lets overlapping readers keep it out for good).
+ * Nonrecursive: a reader must not take it twice. 0, or its error number. */
+int sm_rwlock_init_writers_first(pthread_rwlock_t *lock);
 
 #endif

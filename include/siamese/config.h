@@ -104,7 +104,7 @@ typedef struct {
     char *test_data;       /* test split; "" = the test split of `data` */
     bool train_if_missing; /* serve: train a default model if `model` is absent */
     int threads;           /* 0 = number of cores */
-    int worker_slice;      /* us of CPU the HTTP workers ask for at a time; 0 = the kernel's */
+    int worker_slice;      /* us of CPU the HTTP workers ask for at a time; 0 = as started */
     size_t max_body;       /* bytes */
     int max_image_width, max_image_height, max_image_pixels;
     int max_connections;

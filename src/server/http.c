@@ -238,7 +238,7 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c) {
     Http *h = cls;
     ReqState *st = state_new(h, uri);
     size_t len = strlen(uri);
-    int n = frame_cap_query(uri, &h->cap);
+    int n = frame_cap_query(uri, len, &h->cap);
     if (st)
         st->query_params = n, st->target = len;
     pending_uri = st;

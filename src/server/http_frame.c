@@ -139,14 +139,14 @@ FrameCap frame_cap(size_t memory) {
     return (FrameCap){.params = params < 64 ? (int)params : 64, .target = memory / 4};
 }
 
-int frame_cap_query(const char *uri, const FrameCap *cap) {
+int frame_cap_query(const char *uri, size_t len, const FrameCap *cap) {
     char *q = strchr(uri, '?');
     if (!q)
         return 0;
     int n = q[1] != 0;
     for (const char *p = q + 1; *p; p++)
         n += *p == '&';
-    if (n > cap->params || strlen(uri) > cap->target)
+    if (n > cap->params || len > cap->target)
         q[1] = 0; /* the read buffer is writable; libmicrohttpd parses from q + 1 */
     return n;
 }

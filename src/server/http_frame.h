@@ -42,10 +42,10 @@ FrameCap frame_cap(size_t memory);
 int frame_refuse(struct MHD_Connection *c, const char *method, const char *version, Reply *rep,
                  int *close);
 
-/* For the URI-log callback: the number of query parameters in uri. Past
- * cap->params, or when uri is longer than cap->target, the query is cut off
- * in place (libmicrohttpd then parses none) and the caller refuses. */
-int frame_cap_query(const char *uri, const FrameCap *cap);
+/* For the URI-log callback: the number of query parameters in uri (len
+ * bytes). Past cap->params, or when len is over cap->target, the query is
+ * cut off in place (libmicrohttpd then parses none) and the caller refuses. */
+int frame_cap_query(const char *uri, size_t len, const FrameCap *cap);
 
 /* 1 with a 414 in rep when a target of `target` bytes holding `params`
  * query parameters is past cap, else 0. */

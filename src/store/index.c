@@ -342,16 +342,10 @@ int index_create(int dim, Index **out, char *err) {
         free(ix);
         return sm_err(err, -ENOMEM, "index: out of memory");
     }
-    /* Writers first: glibc's default lets new searches pass a waiting
-     * writer, and searches that always overlap kept an add out for seconds
-     * (test writes_are_not_starved_by_readers). Nonrecursive: no reader
-     * here takes the lock twice. */
-    pthread_rwlockattr_t ra;
-    pthread_rwlockattr_init(&ra);
-    pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
-    int lock_rc = pthread_rwlock_init(&ix->lock, &ra);
-    pthread_rwlockattr_destroy(&ra);
-    if (lock_rc != 0) {
+    /* Writers first: searches that always overlap kept an add out for
+     * seconds (test writes_are_not_starved_by_readers). No reader here
+     * takes the lock twice. */
+    if (sm_rwlock_init_writers_first(&ix->lock) != 0) {
         free(ix->offset);
         free(ix);
         return sm_err(err, -ENOMEM, "index: cannot create its lock");

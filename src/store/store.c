@@ -90,11 +90,7 @@ static Store *store_new(const StoreConfig *cfg) {
     pthread_cond_init(&s->rcv, NULL);
     /* Readers hold ixlock for a whole scan: a swap must not wait behind
      * a stream of them. */
-    pthread_rwlockattr_t ra;
-    pthread_rwlockattr_init(&ra);
-    pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
-    pthread_rwlock_init(&s->ixlock, &ra);
-    pthread_rwlockattr_destroy(&ra);
+    sm_rwlock_init_writers_first(&s->ixlock);
     return s;
 }
 

@@ -150,3 +150,12 @@ double sm_now(void) {
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
+
+int sm_rwlock_init_writers_first(pthread_rwlock_t *lock) {
+    pthread_rwlockattr_t ra;
+    pthread_rwlockattr_init(&ra);
+    pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    int rc = pthread_rwlock_init(lock, &ra);
+    pthread_rwlockattr_destroy(&ra);
+    return rc;
+}

@@ -39,13 +39,20 @@ static TrainConfig quick_config(int epochs, uint64_t seed, int threads) {
     return tc;
 }
 
+/* train_run() that must succeed: the model (the caller frees it), rep filled. */
+static Model *train_ok(const TrainConfig *tc, Dataset *train, const Dataset *test,
+                       TrainReport *rep) {
+    Model *m = NULL;
+    char err[256];
+    ck_assert_msg(train_run(tc, train, test, &m, rep, err) == 0, "%s", err);
+    return m;
+}
+
 START_TEST(short_run_learns) {
     Dataset *train = slice(DATASET_TRAIN, 8000), *test = slice(DATASET_TEST, 2000);
     TrainConfig tc = quick_config(4, 1, 1);
-    Model *m = NULL;
     TrainReport rep;
-    char err[256];
-    ck_assert_msg(train_run(&tc, train, test, &m, &rep, err) == 0, "%s", err);
+    Model *m = train_ok(&tc, train, test, &rep);
     fprintf(stderr, "slice: test acc %.4f calibrated %.4f (thr %.3f) auc %.4f eer %.4f loss %.4f\n",
             rep.test.accuracy, rep.test.accuracy_calibrated, rep.threshold, rep.test.roc_auc,
             rep.test.eer, rep.final_loss);
@@ -64,6 +71,7 @@ START_TEST(short_run_learns) {
     /* Metrics the model reproduces from its own file state. */
     Metrics again;
     PairsInfo info;
+    char err[256];
     ck_assert_int_eq(train_evaluate(m, test, PAIRS_AUTO, 1, &again, &info, err), 0);
     ck_assert_double_eq_tol(again.accuracy, rep.test.accuracy, 1e-9);
     ck_assert_int_eq(info.mode, rep.test_pairs.mode);
@@ -78,10 +86,8 @@ static Model *train_small_with(uint64_t seed, int threads, const char *optimizer
     TrainConfig tc = quick_config(1, seed, threads);
     tc.optimizer = strcmp(optimizer, "adam") == 0 ? OPT_ADAM : OPT_RMSPROP;
     tc.lr_schedule = schedule;
-    Model *m = NULL;
     TrainReport rep;
-    char err[256];
-    ck_assert_msg(train_run(&tc, train, NULL, &m, &rep, err) == 0, "%s", err);
+    Model *m = train_ok(&tc, train, NULL, &rep);
     ck_assert(isfinite(rep.final_loss) && rep.test.pairs == 0);
     dataset_free(train);
     return m;
@@ -92,10 +98,8 @@ static Model *train_small_reg(float wd, float ema) {
     Dataset *train = slice(DATASET_TRAIN, 3000);
     TrainConfig tc = quick_config(1, 7, 1);
     tc.weight_decay = wd, tc.ema = ema;
-    Model *m = NULL;
     TrainReport rep;
-    char err[256];
-    ck_assert_msg(train_run(&tc, train, NULL, &m, &rep, err) == 0, "%s", err);
+    Model *m = train_ok(&tc, train, NULL, &rep);
     fprintf(stderr, "wd %g ema %g: validation auc %.4f\n", wd, ema, rep.val.roc_auc);
     ck_assert(isfinite(rep.final_loss) && rep.val.roc_auc > 0.8); /* untrained: ~0.5 */
     dataset_free(train);
@@ -203,10 +207,8 @@ START_TEST(patience_keeps_the_best_epoch) {
     Dataset *train = slice(DATASET_TRAIN, 1500);
     TrainConfig tc = quick_config(5, 2, 1);
     tc.patience = 1;
-    Model *m = NULL;
     TrainReport rep;
-    char err[256];
-    ck_assert_msg(train_run(&tc, train, NULL, &m, &rep, err) == 0, "%s", err);
+    Model *m = train_ok(&tc, train, NULL, &rep);
     ck_assert(rep.epochs_run >= 1 && rep.epochs_run <= 5);
     ck_assert(rep.best_epoch >= 1 && rep.best_epoch <= rep.epochs_run);
     ck_assert(rep.epochs_run == 5 || rep.epochs_run - rep.best_epoch == 1);
@@ -408,10 +410,8 @@ START_TEST(imbalanced_uses_every_image) {
     }
     train->n = k;
     TrainConfig tc = quick_config(3, 1, 1);
-    Model *m = NULL;
     TrainReport rep;
-    char err[256];
-    ck_assert_msg(train_run(&tc, train, test, &m, &rep, err) == 0, "%s", err);
+    Model *m = train_ok(&tc, train, test, &rep);
     ck_assert_int_eq(rep.train_pairs.mode, PAIRS_ALL);
     ck_assert_int_eq(rep.train_pairs.epoch, 2); /* redrawn for the third epoch */
     ck_assert_int_ge(rep.train_pairs.used, (int)(0.9 * train->n));
@@ -432,10 +432,8 @@ START_TEST(train_pairs_leave_validation_and_test_alone) {
     Dataset *train = slice(DATASET_TRAIN, 1000), *test = slice(DATASET_TEST, 400);
     TrainConfig tc = quick_config(2, 1, 1);
     tc.pairs = PAIRS_KERAS, tc.train_pairs = PAIRS_ALL;
-    Model *m = NULL;
     TrainReport rep;
-    char err[256];
-    ck_assert_msg(train_run(&tc, train, test, &m, &rep, err) == 0, "%s", err);
+    Model *m = train_ok(&tc, train, test, &rep);
     ck_assert_int_eq(rep.train_pairs.mode, PAIRS_ALL);
     ck_assert_int_eq(rep.train_pairs.epoch, 1); /* redrawn for the second epoch */
     ck_assert_uint_eq(rep.train.pairs, 2 * (size_t)train->n);
@@ -443,6 +441,7 @@ START_TEST(train_pairs_leave_validation_and_test_alone) {
     ck_assert_int_eq(rep.test_pairs.mode, PAIRS_KERAS);
     Pair *p = NULL;
     PairsInfo info;
+    char err[256];
     ck_assert_int_eq(train_eval_pairs(test, PAIRS_KERAS, 1, &p, &info, err), 0);
     ck_assert_uint_eq(info.n, rep.test.pairs); /* what --eval would pair */
     free(p);
