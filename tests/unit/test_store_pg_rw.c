@@ -103,11 +103,14 @@ static void settle(Store *s) {
     }
 }
 
+#define CUT_TRIES 40
+
 /* Enrolls one sample (emb(seed + attempt), hk.seed) with the hook armed,
  * until an attempt where the listener had not applied it before the cut
- * (at most 10). 1 if one had. */
+ * (at most CUT_TRIES: on a loaded machine the listener often wins). 1 if
+ * one had. */
 static int enroll_cut(Store *s, const char *subject, uint64_t seed, int64_t *id) {
-    for (int i = 0; i < 10; i++) {
+    for (int i = 0; i < CUT_TRIES; i++) {
         hk.subject = subject;
         hk.seed = seed + (uint64_t)i;
         hk.cut = hk.raced = 0;
@@ -158,7 +161,7 @@ START_TEST(pg_own_write_seen_after_cut) {
     enroll_n(s, "first", NULL, 1, 1500, NULL);
     hook_arm(0);
     int64_t id = 0;
-    ck_assert_msg(enroll_cut(s, "rw", 1501, &id), "the listener applied first 10 times");
+    ck_assert_msg(enroll_cut(s, "rw", 1501, &id), "the listener applied first %d times", CUT_TRIES);
     hook_disarm();
     int rc = 0;
     ck_assert_msg(seen(s, &rc), "identify right after the enroll: rc %d, sample not found", rc);
@@ -193,7 +196,7 @@ START_TEST(pg_own_write_unapplied_answers_unavailable) {
     store_stats(s, &st);
     allow_connections(1);
     ck_assert_msg(hk.failed[0] == '\0', "%s", hk.failed);
-    ck_assert_msg(clean, "the listener applied first 10 times");
+    ck_assert_msg(clean, "the listener applied first %d times", CUT_TRIES);
     ck_assert_msg(!found && rc == -ENOTCONN,
                   "identify with the store's own write unapplied: rc %d, found %d", rc, found);
     ck_assert_int_eq(vrc, -ENOTCONN);
