@@ -568,8 +568,13 @@ int http_start(Server *srv, Http **out, char *err) {
     /* Not MHD_USE_TURBO: with it, libmicrohttpd 0.9.75 never times out a TLS
      * connection stuck in its handshake, leaves the ones a client closes
      * mid-handshake in CLOSE-WAIT (still counted against the connection
-     * limits) and spins its workers in epoll_wait(0). */
-    unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_USE_ITC;
+     * limits) and spins its workers in epoll_wait(0). poll(), not epoll:
+     * 0.9.75's MHD_quiesce_daemon() and an epoll worker both take the listen
+     * socket out of the worker's epoll set, unguarded, and the loser aborts
+     * the process ("Failed to remove listen FD from epoll set": a SIGTERM
+     * killed a daemon so in test_durability); with poll() it only signals
+     * the workers. Each worker polls its own few connections. */
+    unsigned flags = MHD_USE_POLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_USE_ITC;
     if (ss.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     if (cert)
